@@ -1,0 +1,48 @@
+//! `omadmd`: the OMA DM 2.0 client daemon, and its offline diagnostic modes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use omadmd::cli::{Cli, Command};
+use omadmd::logging::{self, Target};
+use omadmd::{config, daemon, diag};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("omadmd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = config::load(&cli.sources())?;
+    let target = match cli.command {
+        None | Some(Command::Run) => Target::Auto,
+        Some(_) => Target::Stderr,
+    };
+    logging::init(target, logging::filter(cli.verbose, &settings.log.level));
+    match cli.command {
+        None | Some(Command::Run) => {
+            // One thread: the daemon's work is I/O-bound and SQLite calls are short; a
+            // current-thread runtime keeps the footprint small.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(daemon::run(settings, daemon::termination()))
+        }
+        Some(Command::CheckConfig) => {
+            print!("{}", settings.to_toml());
+            Ok(())
+        }
+        Some(Command::DumpTree { json }) => {
+            let out = diag::dump_tree(&settings, json)?;
+            print!("{out}");
+            Ok(())
+        }
+    }
+}

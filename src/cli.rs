@@ -1,0 +1,74 @@
+//! Command-line definitions of `omadmd` (kept in the library so man pages and completions
+//! can be generated from them).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Fragment, Sources};
+
+/// OMA DM 2.0 client daemon.
+#[derive(Debug, Parser)]
+#[command(name = "omadmd", version, about, long_about = None)]
+pub struct Cli {
+    /// Main configuration file [default: /etc/omadmd/omadmd.toml, if present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Prefix for every default system path (/etc, /run, /usr/lib, /var/lib); for tests and
+    /// demos that run unprivileged.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config_root: Option<PathBuf>,
+    /// State directory holding the database [default: $STATE_DIRECTORY or /var/lib/omadmd].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Directory of factory bootstrap files [default: /etc/omadmd/bootstrap.d].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub bootstrap_dir: Option<PathBuf>,
+    /// DDF directory; repeat for several (replaces the configured list).
+    #[arg(long = "ddf-dir", global = true, value_name = "DIR")]
+    pub ddf_dirs: Vec<PathBuf>,
+    /// More log output (-v debug, -vv trace); RUST_LOG also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do [default: run the daemon].
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (the default).
+    Run,
+    /// Print the merged configuration and exit.
+    CheckConfig,
+    /// Print the management tree from the database and exit (offline; never shows "No Get"
+    /// values or secrets).
+    DumpTree {
+        /// Print application/dmmo+json instead of a listing.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Cli {
+    /// The configuration sources these flags describe.
+    pub fn sources(&self) -> Sources {
+        let mut flags = Fragment::default();
+        flags.paths.state_dir = self.state_dir.clone();
+        flags.paths.bootstrap_dir = self.bootstrap_dir.clone();
+        if !self.ddf_dirs.is_empty() {
+            flags.paths.ddf_dirs = Some(self.ddf_dirs.clone());
+        }
+        Sources {
+            root: self.config_root.clone(),
+            main: self.config.clone(),
+            flags,
+            state_directory_env: std::env::var_os("STATE_DIRECTORY").and_then(|s| {
+                s.to_str()
+                    .and_then(|s| s.split(':').next())
+                    .map(PathBuf::from)
+            }),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The TOML shape of `omadmd.toml` and its drop-ins: every field optional, unknown keys
+//! refused. A fragment is what one file says; `Settings` is what they add up to.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mo::standard::DevInfoOverrides;
+
+/// One configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Fragment {
+    /// `[paths]`.
+    #[serde(default)]
+    pub paths: PathsFragment,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: LimitsFragment,
+    /// `[devinfo]`: overrides for what is read from the machine.
+    #[serde(default)]
+    pub devinfo: DevInfoOverrides,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogFragment,
+}
+
+/// `[paths]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PathsFragment {
+    /// Where the database lives.
+    pub state_dir: Option<PathBuf>,
+    /// Factory bootstrap files.
+    pub bootstrap_dir: Option<PathBuf>,
+    /// Extra DDF directories, searched after the shipped definitions; later ones win.
+    pub ddf_dirs: Option<Vec<PathBuf>>,
+}
+
+/// `[limits]`: bounds on untrusted input.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsFragment {
+    /// Largest leaf value stored, in bytes.
+    pub max_node_value_bytes: Option<u64>,
+    /// Largest package or MO document accepted, in bytes.
+    pub max_package_bytes: Option<u64>,
+    /// Most nodes in one MO document.
+    pub max_nodes_per_document: Option<u64>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogFragment {
+    /// Default level (`error`, `warn`, `info`, `debug`, `trace`) or a `RUST_LOG`-style filter.
+    pub level: Option<String>,
+}
+
+impl Fragment {
+    /// `self` overlaid by `later`: every key `later` sets wins.
+    pub fn merged(self, later: Fragment) -> Fragment {
+        Fragment {
+            paths: PathsFragment {
+                state_dir: later.paths.state_dir.or(self.paths.state_dir),
+                bootstrap_dir: later.paths.bootstrap_dir.or(self.paths.bootstrap_dir),
+                ddf_dirs: later.paths.ddf_dirs.or(self.paths.ddf_dirs),
+            },
+            limits: LimitsFragment {
+                max_node_value_bytes: later
+                    .limits
+                    .max_node_value_bytes
+                    .or(self.limits.max_node_value_bytes),
+                max_package_bytes: later
+                    .limits
+                    .max_package_bytes
+                    .or(self.limits.max_package_bytes),
+                max_nodes_per_document: later
+                    .limits
+                    .max_nodes_per_document
+                    .or(self.limits.max_nodes_per_document),
+            },
+            devinfo: self.devinfo.merged(later.devinfo),
+            log: LogFragment {
+                level: later.log.level.or(self.log.level),
+            },
+        }
+    }
+
+    /// Checks the values one file sets; errors name the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let limits = [
+            (
+                "limits.max-node-value-bytes",
+                self.limits.max_node_value_bytes,
+                1u64,
+                1u64 << 30,
+            ),
+            (
+                "limits.max-package-bytes",
+                self.limits.max_package_bytes,
+                1024,
+                1 << 30,
+            ),
+            (
+                "limits.max-nodes-per-document",
+                self.limits.max_nodes_per_document,
+                1,
+                10_000_000,
+            ),
+        ];
+        for (key, value, min, max) in limits {
+            if let Some(v) = value
+                && !(min..=max).contains(&v)
+            {
+                return Err((key.into(), format!("{v} is outside {min}..={max}")));
+            }
+        }
+        let paths = [
+            ("paths.state-dir", self.paths.state_dir.as_ref()),
+            ("paths.bootstrap-dir", self.paths.bootstrap_dir.as_ref()),
+        ];
+        for (key, p) in paths {
+            if let Some(p) = p
+                && !p.is_absolute()
+            {
+                return Err((
+                    key.into(),
+                    format!("{} is not an absolute path", p.display()),
+                ));
+            }
+        }
+        if let Some(dirs) = &self.paths.ddf_dirs
+            && let Some(d) = dirs.iter().find(|d| !d.is_absolute())
+        {
+            return Err((
+                "paths.ddf-dirs".into(),
+                format!("{} is not an absolute path", d.display()),
+            ));
+        }
+        if let Some(level) = &self.log.level
+            && tracing_subscriber::EnvFilter::try_new(level).is_err()
+        {
+            return Err((
+                "log.level".into(),
+                format!("{level:?} is not a log level or filter"),
+            ));
+        }
+        if let Some(id) = &self.devinfo.dev_id
+            && id.trim().is_empty()
+        {
+            return Err(("devinfo.dev-id".into(), "must not be empty".into()));
+        }
+        Ok(())
+    }
+}

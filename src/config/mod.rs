@@ -1,0 +1,289 @@
+//! Configuration: `omadmd.toml` plus drop-ins, merged and validated into the `Settings`
+//! that the rest of the daemon sees.
+//!
+//! Precedence, lowest first: built-in defaults; the main file (`/etc/omadmd/omadmd.toml`);
+//! drop-ins `*.toml` from `/usr/lib/omadmd/config.d`, `/run/omadmd/config.d` and
+//! `/etc/omadmd/config.d`, applied in file-name order, where a file in a later directory
+//! replaces a same-named one in an earlier directory and a link to `/dev/null` (or an empty
+//! file) masks it; last, command-line flags.
+
+pub mod fragments;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::mo::standard::DevInfoOverrides;
+pub use fragments::Fragment;
+
+/// Default state directory when neither `$STATE_DIRECTORY` nor the configuration sets one.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/omadmd";
+/// Name of the database inside the state directory.
+pub const DATABASE_NAME: &str = "tree.db";
+
+/// A configuration error: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid TOML or has unknown keys or wrongly typed values.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which names the key and its line.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{path}: {key}: {message}")]
+    Value {
+        /// The file (or `command line`).
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Where configuration comes from, and command-line overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Prefix for every default system path (`/usr/lib`, `/run`, `/etc`): tests and demos
+    /// point it at a scratch directory. Defaults to `/`.
+    pub root: Option<PathBuf>,
+    /// The main file; when unset, `<root>/etc/omadmd/omadmd.toml` if it exists. An explicit
+    /// file must exist.
+    pub main: Option<PathBuf>,
+    /// Overrides from flags, applied last.
+    pub flags: Fragment,
+    /// `$STATE_DIRECTORY` as systemd passes it (first entry).
+    pub state_directory_env: Option<PathBuf>,
+}
+
+/// Resource bounds on untrusted input.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Limits {
+    /// Largest leaf value stored, in bytes.
+    pub max_node_value_bytes: usize,
+    /// Largest package or MO document accepted, in bytes.
+    pub max_package_bytes: usize,
+    /// Most nodes in one MO document.
+    pub max_nodes_per_document: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_node_value_bytes: 1 << 20,
+            max_package_bytes: 4 << 20,
+            max_nodes_per_document: 100_000,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Settings {
+    /// Files read, in the order applied.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
+    /// `[paths]`.
+    pub paths: Paths,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[devinfo]`.
+    pub devinfo: DevInfoOverrides,
+    /// `[log]`.
+    pub log: Log,
+}
+
+/// Resolved paths.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Paths {
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Factory bootstrap directory.
+    pub bootstrap_dir: PathBuf,
+    /// DDF directories, in load order.
+    pub ddf_dirs: Vec<PathBuf>,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Log {
+    /// Default filter.
+    pub level: String,
+}
+
+impl Settings {
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.paths.state_dir.join(DATABASE_NAME)
+    }
+
+    /// The merged configuration as TOML, with the files it came from as comments.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from("# omadmd configuration, merged from:\n");
+        if self.files.is_empty() {
+            out.push_str("#   (no files; built-in defaults)\n");
+        }
+        for f in &self.files {
+            out.push_str(&format!("#   {}\n", f.display()));
+        }
+        out.push_str(
+            &toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n")),
+        );
+        out
+    }
+}
+
+fn rooted(root: &Path, p: &str) -> PathBuf {
+    root.join(p.trim_start_matches('/'))
+}
+
+/// The drop-in directories, lowest precedence first.
+pub fn dropin_dirs(root: &Path) -> [PathBuf; 3] {
+    [
+        rooted(root, "/usr/lib/omadmd/config.d"),
+        rooted(root, "/run/omadmd/config.d"),
+        rooted(root, "/etc/omadmd/config.d"),
+    ]
+}
+
+/// The drop-in files to apply, in order: by file name, each name from its highest-precedence
+/// directory; masked names (a link to `/dev/null` or an empty file) left out.
+pub fn dropin_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut chosen = std::collections::BTreeMap::new();
+    for dir in dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: dir.clone(),
+                    source,
+                });
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                chosen.insert(entry.file_name(), path);
+            }
+        }
+    }
+    Ok(chosen
+        .into_values()
+        .filter(|p| {
+            let masked = std::fs::read_link(p).is_ok_and(|t| t == Path::new("/dev/null"))
+                || std::fs::metadata(p).is_ok_and(|m| m.len() == 0);
+            if masked {
+                tracing::debug!(path = %p.display(), "config drop-in masked");
+            }
+            !masked
+        })
+        .collect())
+}
+
+/// Reads and checks one file.
+pub fn read_fragment(path: &Path) -> Result<Fragment, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let fragment: Fragment = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    fragment
+        .validate()
+        .map_err(|(key, message)| ConfigError::Value {
+            path: path.to_owned(),
+            key,
+            message,
+        })?;
+    Ok(fragment)
+}
+
+/// Loads, merges and validates the configuration.
+pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
+    let root = sources.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let mut files = Vec::new();
+    match &sources.main {
+        Some(main) => files.push(main.clone()),
+        None => {
+            let default = rooted(&root, "/etc/omadmd/omadmd.toml");
+            if default.exists() {
+                files.push(default);
+            }
+        }
+    }
+    files.extend(dropin_files(&dropin_dirs(&root))?);
+    let mut merged = Fragment::default();
+    for f in &files {
+        merged = merged.merged(read_fragment(f)?);
+    }
+    sources
+        .flags
+        .validate()
+        .map_err(|(key, message)| ConfigError::Value {
+            path: "command line".into(),
+            key,
+            message,
+        })?;
+    merged = merged.merged(sources.flags.clone());
+
+    let defaults = Limits::default();
+    let limit =
+        |v: Option<u64>, d: usize| v.map_or(d, |v| usize::try_from(v).unwrap_or(usize::MAX));
+    Ok(Settings {
+        files,
+        paths: Paths {
+            state_dir: merged
+                .paths
+                .state_dir
+                .or_else(|| sources.state_directory_env.clone())
+                .unwrap_or_else(|| rooted(&root, DEFAULT_STATE_DIR)),
+            bootstrap_dir: merged
+                .paths
+                .bootstrap_dir
+                .unwrap_or_else(|| rooted(&root, "/etc/omadmd/bootstrap.d")),
+            ddf_dirs: merged.paths.ddf_dirs.unwrap_or_else(|| {
+                vec![
+                    rooted(&root, "/usr/share/omadmd/ddf"),
+                    rooted(&root, "/etc/omadmd/ddf"),
+                ]
+            }),
+        },
+        limits: Limits {
+            max_node_value_bytes: limit(
+                merged.limits.max_node_value_bytes,
+                defaults.max_node_value_bytes,
+            ),
+            max_package_bytes: limit(merged.limits.max_package_bytes, defaults.max_package_bytes),
+            max_nodes_per_document: limit(
+                merged.limits.max_nodes_per_document,
+                defaults.max_nodes_per_document,
+            ),
+        },
+        devinfo: merged.devinfo,
+        log: Log {
+            level: merged.log.level.unwrap_or_else(|| "info".into()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! Offline diagnostic views of the database (`omadmd dump-tree`), like fwupdtool beside
+//! fwupdmgr: they read the database directly, change nothing, and never show a value that
+//! a local reader may not see ("No Get" nodes, secrets).
+
+use std::fmt::Write as _;
+
+use crate::config::Settings;
+use crate::host::Host;
+use crate::mo::{self, Visibility};
+use crate::protocol::dmmo::{self, MoItem};
+use crate::tree::{AccessType, InstanceKey, Node, OpenMode, SqliteStore, TreeStore};
+
+/// The whole tree, as a listing or as `application/dmmo+json`.
+pub fn dump_tree(settings: &Settings, json: bool) -> anyhow::Result<String> {
+    let store = SqliteStore::open(&settings.database(), OpenMode::ReadOnly)?;
+    let host = Host::default();
+    let mut items = Vec::new();
+    let mut text = String::new();
+    for inst in store.instances(None)? {
+        let key = InstanceKey::new(inst.moid.clone(), inst.miid.clone());
+        let mut nodes = store.subtree(&key, "", None)?;
+        mo::standard::overlay_live(&key, &mut nodes, &host);
+        let uri = format!("{}/{}/", inst.moid, inst.miid);
+        if json {
+            if let Some(data) = mo::nodes_to_data(&nodes, Visibility::Local) {
+                items.push(MoItem {
+                    ddf: inst.ddf_url.clone(),
+                    client_uri: uri,
+                    cv: Some(inst.cv.clone()),
+                    name: inst.miid.clone(),
+                    data,
+                });
+            }
+        } else {
+            let _ = writeln!(text, "{uri}  (creator {}, cv {})", inst.creator, inst.cv);
+            render(&mut text, &mut nodes);
+        }
+    }
+    if json {
+        let value: serde_json::Value = serde_json::from_slice(&dmmo::encode(&items))?;
+        return Ok(serde_json::to_string_pretty(&value)? + "\n");
+    }
+    if text.is_empty() {
+        text.push_str("(the tree is empty)\n");
+    }
+    Ok(text)
+}
+
+/// Appends an indented listing of one instance's nodes.
+fn render(out: &mut String, nodes: &mut [Node]) {
+    // Comparing paths segment by segment gives depth-first order.
+    nodes.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+    let mut hidden: Option<String> = None;
+    for node in nodes.iter().filter(|n| !n.path.is_empty()) {
+        if let Some(h) = &hidden {
+            if node.path.starts_with(&format!("{h}/")) {
+                continue;
+            }
+            hidden = None;
+        }
+        let depth = node.path.matches('/').count() + 1;
+        let name = node.path.rsplit('/').next().unwrap_or(&node.path);
+        let indent = "  ".repeat(depth);
+        let readable = node.props.access.contains(AccessType::GET);
+        let shown = match (&node.value, readable, node.props.secret) {
+            (None, true, _) => format!("{name}/"),
+            (None, false, _) => {
+                hidden = Some(node.path.clone());
+                format!("{name}/  (no Get)")
+            }
+            (Some(_), false, _) => format!("{name} = (no Get)"),
+            (Some(_), true, true) => format!("{name} = (secret)"),
+            (Some(v), true, false) => format!("{name} = {}", v.to_text()),
+        };
+        let _ = writeln!(out, "{indent}{shown}");
+    }
+}

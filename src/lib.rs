@@ -1,0 +1,16 @@
+//! omadmd: an OMA DM 2.0 client for Linux, as a library the thin binaries wire up.
+//!
+//! Dependency rule (see docs/ARCHITECTURE.md): `protocol` and `tree` depend on nothing
+//! else of ours; `host` reads the machine and depends on nothing of ours; `mo` uses
+//! `protocol`, `tree` and `host`; `config` uses `mo` for its types; `daemon` wires
+//! everything; the binaries use `cli`, `config`, `logging` and `daemon`.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod diag;
+pub mod host;
+pub mod logging;
+pub mod mo;
+pub mod protocol;
+pub mod tree;

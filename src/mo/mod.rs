@@ -1,0 +1,492 @@
+//! Management Objects: their definitions (DDF), the typed conversion between MO data
+//! (`application/dmmo+json`) and tree nodes, the standard MOs a DM 2.0 client hosts
+//! (TS §12), and factory bootstrap (TS §8).
+
+pub mod bootstrap;
+pub mod ddf;
+pub mod standard;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::protocol::dmmo::DataNode;
+use crate::tree::{
+    AccessType, Format, Node, NodeProps, Scope, Value, ValueError, child_path, is_node_name,
+};
+use ddf::{DefNode, MoDef};
+
+/// MOID of the DevInfo MO (TS §12.1; OMNA 0x0071).
+pub const DEVINFO: &str = "urn:oma:mo:oma-dm-devinfo:1.2";
+/// MOID of the DM Account MO (TS §12.2; OMNA 0x0070).
+pub const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
+/// MOID of the Delegation Access Control MO (TS §12.3; OMNA 0x0072).
+pub const DACMO: &str = "urn:oma:mo:oma-dm-dacmo:1.0";
+/// MOID of the Session Information MO (TS §12.4; OMNA 0x0073).
+pub const SESSIONINFO: &str = "urn:oma:mo:oma-sessioninfomo:1.0";
+
+/// The DDFs shipped inside the binary, with the OMNA URLs reported for them.
+const BUILTIN: [(&str, &str, &str); 4] = [
+    (
+        "oma-dm-devinfo-1.2.ddf.xml",
+        include_str!("../../data/ddf/oma-dm-devinfo-1.2.ddf.xml"),
+        "http://www.openmobilealliance.org/tech/omna/dm_mo/dm_devinfo-v1_2.ddf",
+    ),
+    (
+        "oma-dm-dmacc-1.2.ddf.xml",
+        include_str!("../../data/ddf/oma-dm-dmacc-1.2.ddf.xml"),
+        "http://www.openmobilealliance.org/tech/omna/dm_mo/dm_dmacc-v1_2.ddf",
+    ),
+    (
+        "oma-sessioninfomo-1.0.ddf.xml",
+        include_str!("../../data/ddf/oma-sessioninfomo-1.0.ddf.xml"),
+        "http://www.openmobilealliance.org/tech/omna/dm_mo/dm_sessioninfo-v1_0.ddf",
+    ),
+    (
+        "oma-dm-dacmo-1.0.ddf.xml",
+        include_str!("../../data/ddf/oma-dm-dacmo-1.0.ddf.xml"),
+        "http://www.openmobilealliance.org/tech/omna/dm_mo/dm_delegation-v1_0.ddf",
+    ),
+];
+
+/// Errors turning MO data into nodes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoError {
+    /// The data names a node its MO does not define.
+    #[error("{path}: {moid} defines no such node")]
+    UnknownNode {
+        /// MOID.
+        moid: String,
+        /// Path of the node.
+        path: String,
+    },
+    /// A leaf's value does not fit its format.
+    #[error("{path}: {source}")]
+    Value {
+        /// Path of the node.
+        path: String,
+        /// Why.
+        #[source]
+        source: ValueError,
+    },
+    /// A value is larger than the configured limit.
+    #[error("{path}: value of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Path of the node.
+        path: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A leaf where the definition has an interior node, or the reverse.
+    #[error("{path}: expected {expected}")]
+    Shape {
+        /// Path of the node.
+        path: String,
+        /// What the definition wants.
+        expected: &'static str,
+    },
+    /// A required node is missing and its definition gives no default.
+    #[error("{path}: required node {name} is missing")]
+    Missing {
+        /// Path of the parent.
+        path: String,
+        /// The missing child.
+        name: String,
+    },
+    /// More siblings of one definition than its occurrence allows.
+    #[error("{path}: at most {max} {name} nodes are allowed, got {got}")]
+    TooMany {
+        /// Path of the parent.
+        path: String,
+        /// The definition's display name.
+        name: String,
+        /// The bound.
+        max: u32,
+        /// How many came.
+        got: u32,
+    },
+    /// A name that cannot be a node name.
+    #[error("{path}: {name:?} is not a valid node name")]
+    BadName {
+        /// Path of the parent.
+        path: String,
+        /// The name.
+        name: String,
+    },
+}
+
+/// A definition together with where it came from.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The definition.
+    pub def: MoDef,
+    /// The DDF URL reported to servers (MOS, dmmo+json `DDF`).
+    pub ddf_url: Option<String>,
+    /// File the definition was read from (`builtin:NAME` for shipped ones).
+    pub source: String,
+}
+
+/// The MO definitions the daemon knows: the shipped standard ones plus DDFs from the
+/// configured directories (later directories override earlier ones per MOID).
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    defs: BTreeMap<String, Registered>,
+}
+
+/// A DDF file that could not be loaded.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub error: String,
+}
+
+impl Registry {
+    /// The shipped standard definitions.
+    pub fn builtin() -> Registry {
+        let mut reg = Registry::default();
+        for (name, xml, url) in BUILTIN {
+            // The shipped DDFs are tested to parse; a failure here is a build defect.
+            match ddf::parse(xml) {
+                Ok(def) => {
+                    reg.defs.insert(
+                        def.moid.clone(),
+                        Registered {
+                            def,
+                            ddf_url: Some(url.to_owned()),
+                            source: format!("builtin:{name}"),
+                        },
+                    );
+                }
+                Err(e) => tracing::error!(ddf = name, error = %e, "shipped DDF does not parse"),
+            }
+        }
+        reg
+    }
+
+    /// Loads every `*.xml` / `*.ddf` file of `dir` (a missing directory is empty). Files
+    /// that fail are reported and skipped; the others load.
+    pub fn load_dir(&mut self, dir: &Path) -> Vec<LoadFailure> {
+        let mut failures = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return failures;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "xml" || e == "ddf"))
+            .collect();
+        files.sort();
+        for path in files {
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|xml| ddf::parse(&xml).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(def) => {
+                    tracing::debug!(moid = %def.moid, path = %path.display(), "loaded DDF");
+                    self.defs.insert(
+                        def.moid.clone(),
+                        Registered {
+                            def,
+                            ddf_url: None,
+                            source: path.display().to_string(),
+                        },
+                    );
+                }
+                Err(error) => failures.push(LoadFailure { path, error }),
+            }
+        }
+        failures
+    }
+
+    /// The definition of a MOID.
+    pub fn get(&self, moid: &str) -> Option<&Registered> {
+        self.defs.get(canonical_moid(moid))
+    }
+
+    /// Every known definition, by MOID.
+    pub fn iter(&self) -> impl Iterator<Item = &Registered> {
+        self.defs.values()
+    }
+}
+
+/// The MOID we store an MOID under: the TS's examples use `...dmacc:2.0` for the account
+/// MO whose registered MOID is `...dmacc:1.2` (§14 #3); we accept the former as an alias.
+pub fn canonical_moid(moid: &str) -> &str {
+    match moid {
+        "urn:oma:mo:oma-dm-dmacc:2.0" => DMACC,
+        other => other,
+    }
+}
+
+/// Leaves that hold key material: never shown outside the daemon (D-Bus, diagnostics,
+/// logs), whatever their access type says. TS §12.2 gives `Auth/Noti/Secret` the Get
+/// access type, but it is the key that authenticates notifications.
+fn is_secret_leaf(moid: &str, path: &str, access: AccessType) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    !access.contains(AccessType::GET)
+        || (moid == DMACC && matches!(name, "Secret" | "ClientSecretKey"))
+}
+
+/// Rights given to nodes of MOs without a definition: everything but Exec, which needs a
+/// handler to mean anything.
+const GENERIC_ACCESS: AccessType = AccessType::from_bits(
+    AccessType::ADD.bits()
+        | AccessType::DELETE.bits()
+        | AccessType::GET.bits()
+        | AccessType::REPLACE.bits(),
+);
+
+/// Turns MO data into nodes to store at `path` in an instance of `moid`, typed and checked
+/// against `def` (the definition of the node at `path`; `None` for MOs without a DDF).
+/// Nodes come out parents first. `max_value` bounds each leaf's size.
+pub fn build_nodes(
+    moid: &str,
+    def: Option<&DefNode>,
+    path: &str,
+    data: &DataNode,
+    max_value: usize,
+) -> Result<Vec<Node>, MoError> {
+    let mut out = Vec::with_capacity(data.count());
+    build(moid, def, path, data, max_value, &mut out)?;
+    Ok(out)
+}
+
+fn shown(path: &str) -> String {
+    if path.is_empty() {
+        "/".into()
+    } else {
+        format!("/{path}")
+    }
+}
+
+fn build(
+    moid: &str,
+    def: Option<&DefNode>,
+    path: &str,
+    data: &DataNode,
+    max_value: usize,
+    out: &mut Vec<Node>,
+) -> Result<(), MoError> {
+    match (data, def) {
+        (DataNode::Interior(children), def) => {
+            if def.is_some_and(|d| d.format != Format::Node) {
+                return Err(MoError::Shape {
+                    path: shown(path),
+                    expected: "a leaf value",
+                });
+            }
+            let (access, scope) =
+                def.map_or((GENERIC_ACCESS, Scope::Dynamic), |d| (d.access, d.scope));
+            out.push(Node {
+                path: path.to_owned(),
+                props: NodeProps::interior(access, scope),
+                value: None,
+            });
+            let mut counts: HashMap<*const DefNode, u32> = HashMap::new();
+            for (name, child) in children {
+                if !is_node_name(name) {
+                    return Err(MoError::BadName {
+                        path: shown(path),
+                        name: name.clone(),
+                    });
+                }
+                let child_def = match def {
+                    Some(d) => {
+                        let c = d.child(name).ok_or_else(|| MoError::UnknownNode {
+                            moid: moid.to_owned(),
+                            path: shown(&child_path(path, name)),
+                        })?;
+                        *counts.entry(std::ptr::from_ref(c)).or_default() += 1;
+                        Some(c)
+                    }
+                    None => None,
+                };
+                build(
+                    moid,
+                    child_def,
+                    &child_path(path, name),
+                    child,
+                    max_value,
+                    out,
+                )?;
+            }
+            if let Some(d) = def {
+                check_children(moid, d, path, &counts, max_value, out)?;
+            }
+            Ok(())
+        }
+        (DataNode::Leaf(json), Some(d)) => {
+            if d.format == Format::Node {
+                return Err(MoError::Shape {
+                    path: shown(path),
+                    expected: "an interior node (a JSON object)",
+                });
+            }
+            let value = Value::from_json(d.format, json).map_err(|source| MoError::Value {
+                path: shown(path),
+                source,
+            })?;
+            out.push(leaf(moid, d, path, value, max_value)?);
+            Ok(())
+        }
+        (DataNode::Leaf(json), None) => {
+            let format = infer_format(json);
+            let value = Value::from_json(format, json).map_err(|source| MoError::Value {
+                path: shown(path),
+                source,
+            })?;
+            check_size(path, &value, max_value)?;
+            out.push(Node {
+                path: path.to_owned(),
+                props: NodeProps::leaf(format, GENERIC_ACCESS, Scope::Dynamic),
+                value: Some(value),
+            });
+            Ok(())
+        }
+    }
+}
+
+fn check_size(path: &str, value: &Value, max_value: usize) -> Result<(), MoError> {
+    if value.size() > max_value {
+        return Err(MoError::TooLarge {
+            path: shown(path),
+            size: value.size(),
+            limit: max_value,
+        });
+    }
+    Ok(())
+}
+
+fn leaf(
+    moid: &str,
+    d: &DefNode,
+    path: &str,
+    value: Value,
+    max_value: usize,
+) -> Result<Node, MoError> {
+    check_size(path, &value, max_value)?;
+    let mut props = NodeProps::leaf(d.format, d.access, d.scope);
+    props.mime = d.mime.first().cloned();
+    props.secret = is_secret_leaf(moid, path, d.access);
+    Ok(Node {
+        path: path.to_owned(),
+        props,
+        value: Some(value),
+    })
+}
+
+/// Checks occurrence bounds and fills required named leaves that have a default.
+fn check_children(
+    moid: &str,
+    def: &DefNode,
+    path: &str,
+    counts: &HashMap<*const DefNode, u32>,
+    max_value: usize,
+    out: &mut Vec<Node>,
+) -> Result<(), MoError> {
+    for c in &def.children {
+        let got = counts.get(&std::ptr::from_ref(c)).copied().unwrap_or(0);
+        if let Some(max) = c.occurrence.max()
+            && got > max
+        {
+            return Err(MoError::TooMany {
+                path: shown(path),
+                name: c.display_name(),
+                max,
+                got,
+            });
+        }
+        if got > 0 || !c.occurrence.required() {
+            continue;
+        }
+        let missing = || MoError::Missing {
+            path: shown(path),
+            name: c.display_name(),
+        };
+        match (&c.name, &c.default) {
+            (Some(name), Some(default)) if c.format != Format::Node => {
+                let child = child_path(path, name);
+                let value =
+                    Value::from_text(c.format, default).map_err(|source| MoError::Value {
+                        path: shown(&child),
+                        source,
+                    })?;
+                out.push(leaf(moid, c, &child, value, max_value)?);
+            }
+            _ => return Err(missing()),
+        }
+    }
+    Ok(())
+}
+
+/// The format of a leaf of an MO without a definition, from its JSON type.
+fn infer_format(json: &serde_json::Value) -> Format {
+    match json {
+        serde_json::Value::Null => Format::Null,
+        serde_json::Value::Bool(_) => Format::Bool,
+        serde_json::Value::Number(n) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => {
+            Format::Int
+        }
+        serde_json::Value::Number(_) => Format::Float,
+        _ => Format::Chr,
+    }
+}
+
+/// Which nodes a reader may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// What a server may read: nodes with the Get access type.
+    Server,
+    /// What local tools (diagnostics, D-Bus) may read: everything but secrets and nodes
+    /// without Get.
+    Local,
+}
+
+impl Visibility {
+    /// True when `node`'s value may be shown.
+    pub fn shows(self, node: &Node) -> bool {
+        node.props.access.contains(AccessType::GET)
+            && (self == Visibility::Server || !node.props.secret)
+    }
+}
+
+/// Turns stored nodes (a subtree, parents first, the first being its top) back into MO
+/// data, leaving out what `visibility` hides (an interior node without Get hides its whole
+/// subtree). `None` when the top itself is hidden.
+pub fn nodes_to_data(nodes: &[Node], visibility: Visibility) -> Option<DataNode> {
+    let top = nodes.first()?;
+    let mut kids: HashMap<&str, Vec<&Node>> = HashMap::new();
+    for n in &nodes[1..] {
+        if let Some(parent) = crate::tree::parent_path(&n.path) {
+            kids.entry(parent).or_default().push(n);
+        }
+    }
+    fn to_data<'a>(
+        n: &'a Node,
+        kids: &HashMap<&str, Vec<&'a Node>>,
+        visibility: Visibility,
+    ) -> Option<DataNode> {
+        if !visibility.shows(n) {
+            return None;
+        }
+        match &n.value {
+            Some(v) => Some(DataNode::Leaf(v.to_json())),
+            None => Some(DataNode::Interior(
+                kids.get(n.path.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| {
+                        let name = c.path.rsplit('/').next().unwrap_or(&c.path).to_owned();
+                        to_data(c, kids, visibility).map(|d| (name, d))
+                    })
+                    .collect(),
+            )),
+        }
+    }
+    to_data(top, &kids, visibility)
+}
+
+#[cfg(test)]
+mod tests;

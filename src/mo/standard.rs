@@ -1,0 +1,267 @@
+//! The standard MOs the client hosts itself (TS §12): DevInfo, filled from the real machine
+//! with configured overrides, and SessionInfo, whose bearer is read again whenever it is
+//! read. Both are single instances owned by the client (`creator = local`).
+
+use serde_json::json;
+
+use super::{DEVINFO, MoError, Registry, SESSIONINFO, build_nodes};
+use crate::host::{Bearer, Host};
+use crate::protocol::dmmo::DataNode;
+use crate::tree::{InstanceKey, Node, StoreError, TreeOp, TreeStore, Value};
+
+/// MIID of the DevInfo instance; the root's serialized name is its MIID, and `DevInfo` is
+/// the name the TS's examples use (§7.2.1.4).
+pub const DEVINFO_MIID: &str = "DevInfo";
+/// MIID of the SessionInfo instance (`SessionInfoMO` in TS App. F).
+pub const SESSIONINFO_MIID: &str = "SessionInfoMO";
+/// Creator recorded for instances the client makes itself.
+pub const LOCAL_CREATOR: &str = "local";
+
+/// Errors maintaining the standard MOs.
+#[derive(Debug, thiserror::Error)]
+pub enum StandardError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The values do not fit the definition (a bad override, say).
+    #[error("{moid}: {source}")]
+    Data {
+        /// Which MO.
+        moid: &'static str,
+        /// Why.
+        #[source]
+        source: MoError,
+    },
+    /// A required definition is missing from the registry.
+    #[error("no definition for {0}")]
+    NoDefinition(&'static str),
+}
+
+/// The DevInfo leaves (TS §12.1), every one required.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DevInfoValues {
+    /// `DevID`.
+    pub dev_id: String,
+    /// `Man`.
+    pub man: String,
+    /// `Mod`.
+    #[serde(rename = "mod")]
+    pub model: String,
+    /// `DmV`.
+    pub dmv: String,
+    /// `Lang`.
+    pub lang: String,
+    /// `DevType`.
+    pub dev_type: String,
+    /// `OEM`.
+    pub oem: String,
+    /// `FwV`.
+    pub fwv: String,
+    /// `SwV`.
+    pub swv: String,
+    /// `HwV`.
+    pub hwv: String,
+}
+
+/// Optional overrides for each DevInfo leaf (config section `[devinfo]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DevInfoOverrides {
+    /// `DevID`.
+    pub dev_id: Option<String>,
+    /// `Man`.
+    pub man: Option<String>,
+    /// `Mod`.
+    #[serde(rename = "mod")]
+    pub model: Option<String>,
+    /// `DmV`.
+    pub dmv: Option<String>,
+    /// `Lang`.
+    pub lang: Option<String>,
+    /// `DevType`.
+    pub dev_type: Option<String>,
+    /// `OEM`.
+    pub oem: Option<String>,
+    /// `FwV`.
+    pub fwv: Option<String>,
+    /// `SwV`.
+    pub swv: Option<String>,
+    /// `HwV`.
+    pub hwv: Option<String>,
+}
+
+impl DevInfoOverrides {
+    /// `self` with every field `later` sets replaced.
+    pub fn merged(self, later: DevInfoOverrides) -> DevInfoOverrides {
+        DevInfoOverrides {
+            dev_id: later.dev_id.or(self.dev_id),
+            man: later.man.or(self.man),
+            model: later.model.or(self.model),
+            dmv: later.dmv.or(self.dmv),
+            lang: later.lang.or(self.lang),
+            dev_type: later.dev_type.or(self.dev_type),
+            oem: later.oem.or(self.oem),
+            fwv: later.fwv.or(self.fwv),
+            swv: later.swv.or(self.swv),
+            hwv: later.hwv.or(self.hwv),
+        }
+    }
+}
+
+const UNKNOWN: &str = "unknown";
+
+impl DevInfoValues {
+    /// Reads the machine (see docs/decisions.md, "DevInfo from the machine"), then applies
+    /// the overrides. `None` when the machine has no usable ID and none is configured.
+    pub fn from_host(host: &Host, overrides: &DevInfoOverrides) -> Option<DevInfoValues> {
+        let os = host.os_release();
+        let pick = |o: &Option<String>, f: &dyn Fn() -> Option<String>| {
+            o.clone().or_else(f).unwrap_or_else(|| UNKNOWN.into())
+        };
+        let dev_id = overrides.dev_id.clone().or_else(|| host.dev_id())?;
+        let env = |k: &str| std::env::var(k).ok();
+        Some(DevInfoValues {
+            dev_id,
+            man: pick(&overrides.man, &|| {
+                host.dmi("sys_vendor").or_else(|| host.dmi("board_vendor"))
+            }),
+            model: pick(&overrides.model, &|| {
+                host.dmi("product_name").or_else(|| host.dmi("board_name"))
+            }),
+            dmv: overrides.dmv.clone().unwrap_or_else(|| "2.0".into()),
+            lang: overrides.lang.clone().unwrap_or_else(|| host.lang(&env)),
+            dev_type: overrides
+                .dev_type
+                .clone()
+                .unwrap_or_else(|| host.dev_type()),
+            oem: pick(&overrides.oem, &|| {
+                host.dmi("chassis_vendor")
+                    .or_else(|| host.dmi("board_vendor"))
+            }),
+            fwv: pick(&overrides.fwv, &|| {
+                host.kernel_release().map(|k| format!("Linux {k}"))
+            }),
+            swv: pick(&overrides.swv, &|| {
+                os.get("PRETTY_NAME")
+                    .or_else(|| os.get("NAME"))
+                    .cloned()
+                    .map(|name| match os.get("VERSION_ID") {
+                        Some(v) if !name.contains(v.as_str()) => format!("{name} {v}"),
+                        _ => name,
+                    })
+            }),
+            hwv: pick(&overrides.hwv, &|| {
+                host.dmi("product_version")
+                    .or_else(|| host.dmi("board_version"))
+            }),
+        })
+    }
+
+    fn data(&self) -> DataNode {
+        let leaf = |s: &str| DataNode::Leaf(json!(s));
+        DataNode::Interior(vec![
+            ("DevID".into(), leaf(&self.dev_id)),
+            ("Man".into(), leaf(&self.man)),
+            ("Mod".into(), leaf(&self.model)),
+            ("DmV".into(), leaf(&self.dmv)),
+            ("Lang".into(), leaf(&self.lang)),
+            ("DevType".into(), leaf(&self.dev_type)),
+            ("OEM".into(), leaf(&self.oem)),
+            ("FwV".into(), leaf(&self.fwv)),
+            ("SwV".into(), leaf(&self.swv)),
+            ("HwV".into(), leaf(&self.hwv)),
+        ])
+    }
+}
+
+/// Writes `nodes` as the whole instance `key` unless it already holds exactly them, so the
+/// cache validator moves only on real change. Returns whether it wrote.
+fn put_if_changed(
+    store: &dyn TreeStore,
+    key: &InstanceKey,
+    ddf_url: Option<String>,
+    nodes: Vec<Node>,
+) -> Result<bool, StoreError> {
+    if store.subtree(key, "", None)? == nodes {
+        return Ok(false);
+    }
+    store.apply(&[TreeOp::PutInstance {
+        key: key.clone(),
+        ddf_url,
+        creator: LOCAL_CREATOR.into(),
+        nodes,
+    }])?;
+    Ok(true)
+}
+
+fn nodes_for(
+    reg: &Registry,
+    moid: &'static str,
+    data: &DataNode,
+) -> Result<(Vec<Node>, Option<String>), StandardError> {
+    let entry = reg.get(moid).ok_or(StandardError::NoDefinition(moid))?;
+    let nodes = build_nodes(moid, Some(&entry.def.root), "", data, usize::MAX)
+        .map_err(|source| StandardError::Data { moid, source })?;
+    Ok((nodes, entry.ddf_url.clone()))
+}
+
+/// Makes the DevInfo instance hold `values`. Returns whether it changed.
+pub fn ensure_devinfo(
+    store: &dyn TreeStore,
+    reg: &Registry,
+    values: &DevInfoValues,
+) -> Result<bool, StandardError> {
+    let (nodes, url) = nodes_for(reg, DEVINFO, &values.data())?;
+    Ok(put_if_changed(
+        store,
+        &InstanceKey::new(DEVINFO, DEVINFO_MIID),
+        url,
+        nodes,
+    )?)
+}
+
+fn sessioninfo_data(bearer: Bearer) -> DataNode {
+    // ROAMING is meaningful only on a mobile bearer; we cannot ask the modem, so 2
+    // (unknown) there and 0 elsewhere.
+    let roaming = if bearer == Bearer::Mobile { 2 } else { 0 };
+    DataNode::Interior(vec![
+        ("CBT".into(), DataNode::Leaf(json!(bearer as i32))),
+        ("ROAMING".into(), DataNode::Leaf(json!(roaming))),
+    ])
+}
+
+/// Makes the SessionInfo instance describe the current bearer. Called at start and before
+/// anything reads the instance. Returns whether it changed.
+pub fn refresh_sessioninfo(
+    store: &dyn TreeStore,
+    reg: &Registry,
+    host: &Host,
+) -> Result<bool, StandardError> {
+    let (nodes, url) = nodes_for(reg, SESSIONINFO, &sessioninfo_data(host.current_bearer()))?;
+    Ok(put_if_changed(
+        store,
+        &InstanceKey::new(SESSIONINFO, SESSIONINFO_MIID),
+        url,
+        nodes,
+    )?)
+}
+
+/// Replaces live values in nodes read from `key` without writing them back: the read-only
+/// view diagnostic tools use.
+pub fn overlay_live(key: &InstanceKey, nodes: &mut [Node], host: &Host) {
+    if key.moid != SESSIONINFO {
+        return;
+    }
+    let bearer = host.current_bearer();
+    let DataNode::Interior(fresh) = sessioninfo_data(bearer) else {
+        return;
+    };
+    for node in nodes.iter_mut() {
+        if let Some((_, DataNode::Leaf(v))) = fresh.iter().find(|(n, _)| *n == node.path)
+            && let Some(i) = v.as_i64().and_then(|i| i32::try_from(i).ok())
+        {
+            node.value = Some(Value::Int(i));
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! `application/dmmo+json`, the JSON serialization of MO data (TS §7.2.1.4): an array of
+//! items, each with a ClientURI and `MOData` holding the addressed node by name.
+//!
+//! We emit the schema's form (an array) and also accept a single item object, as the TS's
+//! multipart example (App. F) sends one.
+
+use serde_json::{Map, Value as Json};
+
+use super::DecodeError;
+
+/// Media type of MO data.
+pub const MEDIA_TYPE: &str = "application/dmmo+json";
+
+/// One item of an MO data document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoItem {
+    /// DDF URL, when given.
+    pub ddf: Option<String>,
+    /// Where the data belongs (or came from).
+    pub client_uri: String,
+    /// Cache validator of the instance (TS §11), for instance roots.
+    pub cv: Option<String>,
+    /// Name of the top node (the one member of `MOData`).
+    pub name: String,
+    /// The top node's data.
+    pub data: DataNode,
+}
+
+/// A node of MO data as JSON carries it: interior nodes are objects, leaves any other
+/// JSON value (typed against the MO definition by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataNode {
+    /// Interior node with its children in document order.
+    Interior(Vec<(String, DataNode)>),
+    /// Leaf with its JSON value.
+    Leaf(Json),
+}
+
+impl DataNode {
+    /// Number of nodes in this subtree, itself included.
+    pub fn count(&self) -> usize {
+        match self {
+            DataNode::Leaf(_) => 1,
+            DataNode::Interior(children) => {
+                1 + children.iter().map(|(_, c)| c.count()).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest document accepted, in bytes.
+    pub max_bytes: usize,
+    /// Most nodes accepted across all items.
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1 << 20,
+            max_nodes: 100_000,
+        }
+    }
+}
+
+/// Decodes a document.
+pub fn decode(bytes: &[u8], limits: Limits) -> Result<Vec<MoItem>, DecodeError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(DecodeError::new(
+            format!(
+                "document of {} bytes exceeds the limit of {}",
+                bytes.len(),
+                limits.max_bytes
+            ),
+            "$",
+        ));
+    }
+    let json: Json = serde_json::from_slice(bytes).map_err(|e| {
+        DecodeError::new(
+            format!("not JSON: {e}"),
+            format!("line {} column {}", e.line(), e.column()),
+        )
+    })?;
+    let items = match json {
+        Json::Array(items) => items,
+        obj @ Json::Object(_) => vec![obj],
+        other => {
+            return Err(DecodeError::new(
+                format!("expected an array of MO items, got {}", kind(&other)),
+                "$",
+            ));
+        }
+    };
+    let mut budget = limits.max_nodes;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| decode_item(item, &format!("$[{i}]"), &mut budget))
+        .collect()
+}
+
+fn decode_item(item: Json, at: &str, budget: &mut usize) -> Result<MoItem, DecodeError> {
+    let Json::Object(mut obj) = item else {
+        return Err(DecodeError::new(
+            format!("expected an object, got {}", kind(&item)),
+            at,
+        ));
+    };
+    let string = |obj: &mut Map<String, Json>, key: &str| -> Result<Option<String>, DecodeError> {
+        match obj.remove(key) {
+            None => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s)),
+            Some(other) => Err(DecodeError::new(
+                format!("{key} must be a string, got {}", kind(&other)),
+                format!("{at}.{key}"),
+            )),
+        }
+    };
+    let ddf = string(&mut obj, "DDF")?;
+    let cv = string(&mut obj, "CV")?;
+    let client_uri = string(&mut obj, "ClientURI")?
+        .ok_or_else(|| DecodeError::new("ClientURI is required", at))?;
+    let mo_data = match obj.remove("MOData") {
+        Some(Json::Object(m)) => m,
+        Some(other) => {
+            return Err(DecodeError::new(
+                format!("MOData must be an object, got {}", kind(&other)),
+                format!("{at}.MOData"),
+            ));
+        }
+        None => return Err(DecodeError::new("MOData is required", at)),
+    };
+    // Unknown members are ignored: other specs may extend the item.
+    if mo_data.len() != 1 {
+        return Err(DecodeError::new(
+            format!("MOData must hold exactly one node, holds {}", mo_data.len()),
+            format!("{at}.MOData"),
+        ));
+    }
+    let Some((name, value)) = mo_data.into_iter().next() else {
+        return Err(DecodeError::new("MOData is empty", format!("{at}.MOData")));
+    };
+    let data = decode_node(value, &format!("{at}.MOData.{name}"), budget)?;
+    Ok(MoItem {
+        ddf,
+        client_uri,
+        cv,
+        name,
+        data,
+    })
+}
+
+fn decode_node(value: Json, at: &str, budget: &mut usize) -> Result<DataNode, DecodeError> {
+    if *budget == 0 {
+        return Err(DecodeError::new("too many nodes", at));
+    }
+    *budget -= 1;
+    match value {
+        Json::Object(members) => members
+            .into_iter()
+            .map(|(name, v)| {
+                let child = decode_node(v, &format!("{at}.{name}"), budget)?;
+                Ok((name, child))
+            })
+            .collect::<Result<_, _>>()
+            .map(DataNode::Interior),
+        Json::Array(_) => Err(DecodeError::new("arrays are not MO data", at)),
+        leaf => Ok(DataNode::Leaf(leaf)),
+    }
+}
+
+/// Encodes a document (always the schema's array form).
+pub fn encode(items: &[MoItem]) -> Vec<u8> {
+    let array: Vec<Json> = items.iter().map(item_json).collect();
+    // Serializing a `serde_json::Value` cannot fail.
+    serde_json::to_vec(&Json::Array(array)).unwrap_or_default()
+}
+
+fn item_json(item: &MoItem) -> Json {
+    let mut obj = Map::new();
+    if let Some(ddf) = &item.ddf {
+        obj.insert("DDF".into(), Json::String(ddf.clone()));
+    }
+    obj.insert("ClientURI".into(), Json::String(item.client_uri.clone()));
+    if let Some(cv) = &item.cv {
+        obj.insert("CV".into(), Json::String(cv.clone()));
+    }
+    let mut data = Map::new();
+    data.insert(item.name.clone(), node_json(&item.data));
+    obj.insert("MOData".into(), Json::Object(data));
+    Json::Object(obj)
+}
+
+fn node_json(node: &DataNode) -> Json {
+    match node {
+        DataNode::Leaf(v) => v.clone(),
+        DataNode::Interior(children) => Json::Object(
+            children
+                .iter()
+                .map(|(name, c)| (name.clone(), node_json(c)))
+                .collect(),
+        ),
+    }
+}
+
+fn kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// TS §7.2.1.4's example, verbatim (with its `oma:mo:` ClientURI, §14 #9).
+    const TS_DEVINFO: &str = r#"[
+      {
+        "DDF": "http://www.vendor.com/DDF/devinfo1.0.ddf",
+        "ClientURI": "oma:mo:oma-dm-devinfo:1.0//",
+        "CV": "686897696a7c876b7e",
+        "MOData": {
+          "DevInfo": {
+            "DevID": "IMEI:493005100592800", "Man": "Vendor", "Mod": "DM_Client",
+            "DmV": "2.0", "Lang": "en", "DevType": "smartphone", "OEM": "",
+            "FwV": "android4.0.4", "SwV": "Vendor1.2", "HwV": ""
+          }
+        }
+      }
+    ]"#;
+
+    /// TS App. I.2: the repository's answer creating a DCMO instance.
+    const TS_DCMO: &str = r#"[{"DDF":"http://www.vendor.com/DDF/dcmo1.0.ddf","ClientURI":"urn:oma:mo:oma-dcmo:1.0//","MOData":{"usb":{"Property":"USB","Group":"I/O","Description":"USB Control","Enabled":"true"}}}]"#;
+
+    /// TS App. F: a single item object (not an array) in a multipart part.
+    const TS_SESSIONINFO: &str = r#"{"DDF": "http://www.vendor.com/DDF/oma-sessioninfomo1.0.ddf",
+ "ClientURI": "urn:oma:mo:oma-sessioninfomo:1.0//",
+ "MOData": {"SessionInfoMO": {"CBT": 1, "ROAMING": 0}}}"#;
+
+    #[test]
+    fn ts_examples_decode_and_round_trip() {
+        for (doc, name, count, uri) in [
+            (TS_DEVINFO, "DevInfo", 11, "oma:mo:oma-dm-devinfo:1.0//"),
+            (TS_DCMO, "usb", 5, "urn:oma:mo:oma-dcmo:1.0//"),
+            (
+                TS_SESSIONINFO,
+                "SessionInfoMO",
+                3,
+                "urn:oma:mo:oma-sessioninfomo:1.0//",
+            ),
+        ] {
+            let items = decode(doc.as_bytes(), Limits::default()).unwrap();
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].name, name);
+            assert_eq!(items[0].client_uri, uri);
+            assert_eq!(items[0].data.count(), count);
+            // Our encoding is the array form; decoding it again gives the same items, and
+            // it equals the TS document as JSON (members keep their order).
+            let again = decode(&encode(&items), Limits::default()).unwrap();
+            assert_eq!(again, items);
+            let ours: Json = serde_json::from_slice(&encode(&items)).unwrap();
+            let theirs: Json = serde_json::from_str(doc).unwrap();
+            let theirs = if theirs.is_array() {
+                theirs
+            } else {
+                json!([theirs])
+            };
+            assert_eq!(ours, theirs);
+        }
+        let items = decode(TS_DEVINFO.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(items[0].cv.as_deref(), Some("686897696a7c876b7e"));
+        let DataNode::Interior(children) = &items[0].data else {
+            panic!("root is interior")
+        };
+        assert_eq!(
+            children[0],
+            (
+                "DevID".into(),
+                DataNode::Leaf(json!("IMEI:493005100592800"))
+            )
+        );
+    }
+
+    #[test]
+    fn malformed_documents_say_what_and_where() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("", "not JSON", "line 1"),
+            ("{", "not JSON", "line 1"),
+            ("42", "expected an array", "$"),
+            ("[1]", "expected an object", "$[0]"),
+            (r#"[{"MOData":{"a":1}}]"#, "ClientURI is required", "$[0]"),
+            (
+                r#"[{"ClientURI":5,"MOData":{"a":1}}]"#,
+                "ClientURI must be a string",
+                "$[0].ClientURI",
+            ),
+            (r#"[{"ClientURI":"x"}]"#, "MOData is required", "$[0]"),
+            (
+                r#"[{"ClientURI":"x","MOData":[]}]"#,
+                "MOData must be an object",
+                "$[0].MOData",
+            ),
+            (
+                r#"[{"ClientURI":"x","MOData":{}}]"#,
+                "exactly one node",
+                "$[0].MOData",
+            ),
+            (
+                r#"[{"ClientURI":"x","MOData":{"a":1,"b":2}}]"#,
+                "exactly one node",
+                "$[0].MOData",
+            ),
+            (
+                r#"[{"ClientURI":"x","MOData":{"a":{"b":[1]}}}]"#,
+                "arrays are not MO data",
+                "$[0].MOData.a.b",
+            ),
+        ];
+        for (doc, what, at) in cases {
+            let err = decode(doc.as_bytes(), Limits::default()).unwrap_err();
+            assert!(err.what.contains(what), "{doc}: {err}");
+            assert!(err.at.starts_with(at), "{doc}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_hold() {
+        let small = Limits {
+            max_bytes: 10,
+            max_nodes: 100,
+        };
+        assert!(
+            decode(TS_DCMO.as_bytes(), small)
+                .unwrap_err()
+                .what
+                .contains("exceeds")
+        );
+        let few = Limits {
+            max_bytes: 1 << 20,
+            max_nodes: 4,
+        };
+        assert!(
+            decode(TS_DCMO.as_bytes(), few)
+                .unwrap_err()
+                .what
+                .contains("too many nodes")
+        );
+        let enough = Limits {
+            max_bytes: 1 << 20,
+            max_nodes: 5,
+        };
+        assert!(decode(TS_DCMO.as_bytes(), enough).is_ok());
+    }
+}

@@ -1,0 +1,23 @@
+//! The DM 2.0 wire formats as pure codecs: bytes in, typed data out, and back. No I/O, no
+//! async, no tree access; limits come in as arguments.
+
+pub mod dmmo;
+
+/// A decode error: what was wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at {at}")]
+pub struct DecodeError {
+    /// What was wrong.
+    pub what: String,
+    /// Where: a JSON path or byte offset.
+    pub at: String,
+}
+
+impl DecodeError {
+    pub(crate) fn new(what: impl Into<String>, at: impl Into<String>) -> Self {
+        DecodeError {
+            what: what.into(),
+            at: at.into(),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The database schema and its migrations: an append-only list, progress kept in
+//! `PRAGMA user_version`, each step run in the same transaction as the version bump.
+//!
+//! Schema changelog (one line per version; never edit a released step, add one):
+//! - v1: `instance` (MO instances keyed by MOID+MIID, creator, cache-validator serial),
+//!   `node` (one row per node, keyed by instance and path from the root, value typed by
+//!   format), `meta` (change serial and the database's cache-validator salt).
+//! - v2: `bootstrap_applied` (which factory bootstrap files were applied, by digest) and
+//!   `owed_session` (sessions owed to servers, e.g. after a bootstrap).
+
+use rusqlite::Transaction;
+
+/// `PRAGMA application_id` of an omadmd database: "OMDM".
+pub const APPLICATION_ID: i32 = 0x4F4D_444D;
+
+/// The migration steps; step `i` takes the schema from version `i` to `i + 1`.
+const STEPS: &[&str] = &[
+    // v1
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value ANY
+     ) STRICT;
+     INSERT INTO meta (key, value) VALUES ('change_seq', 0);
+     INSERT INTO meta (key, value) VALUES ('cv_salt', lower(hex(randomblob(4))));
+     CREATE TABLE instance (
+        id      INTEGER PRIMARY KEY,
+        moid    TEXT NOT NULL,
+        miid    TEXT NOT NULL,
+        ddf_url TEXT,
+        creator TEXT NOT NULL,
+        cv      INTEGER NOT NULL,
+        UNIQUE (moid, miid)
+     ) STRICT;
+     CREATE TABLE node (
+        instance_id INTEGER NOT NULL REFERENCES instance (id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        parent      TEXT,
+        format      TEXT NOT NULL,
+        mime        TEXT,
+        permanent   INTEGER NOT NULL,
+        access      INTEGER NOT NULL,
+        secret      INTEGER NOT NULL,
+        value       ANY,
+        PRIMARY KEY (instance_id, path)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX node_children ON node (instance_id, parent);",
+    // v2
+    "CREATE TABLE bootstrap_applied (
+        source     TEXT PRIMARY KEY,
+        sha256     TEXT NOT NULL,
+        applied_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE owed_session (
+        server_id  TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (server_id, reason)
+     ) STRICT;",
+];
+
+/// The schema version this build writes.
+pub const LATEST: i32 = STEPS.len() as i32;
+
+/// Brings the schema from `from` to `to` (`to <= LATEST`) inside `tx`.
+pub fn migrate(tx: &Transaction<'_>, from: i32, to: i32) -> rusqlite::Result<()> {
+    for (version, step) in STEPS
+        .iter()
+        .enumerate()
+        .take(to as usize)
+        .skip(from as usize)
+    {
+        tx.execute_batch(step)?;
+        tracing::debug!(version = version + 1, "database schema step applied");
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", to)?;
+    Ok(())
+}

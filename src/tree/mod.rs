@@ -1,0 +1,430 @@
+//! The management tree: MO instances and their nodes (TS §6.3), and the `TreeStore` trait
+//! that keeps the rest of the daemon free of SQL.
+//!
+//! An MO instance is keyed by (MOID, MIID). Its nodes are addressed by their path from the
+//! instance root: `""` is the root itself, `"Auth/Noti/Secret"` a leaf three levels down.
+//! Node names never contain `/` (see [`is_node_name`]), so paths can be compared and
+//! range-scanned as plain strings.
+
+mod migrations;
+mod sqlite;
+mod value;
+
+pub use sqlite::{OpenMode, SqliteStore};
+pub use value::{Format, Value, ValueError};
+
+use std::fmt;
+
+/// Errors of the tree store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or used.
+    #[error("database {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file exists but is not an omadmd database (or is damaged); it was left untouched.
+    #[error("database {path} is not usable: {reason}; the file was left untouched")]
+    Foreign {
+        /// The file.
+        path: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An I/O error around the database file (creating it, setting its mode).
+    #[error("database {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The addressed instance does not exist.
+    #[error("no MO instance {moid}/{miid}")]
+    NoInstance {
+        /// MOID.
+        moid: String,
+        /// MIID.
+        miid: String,
+    },
+    /// The addressed node does not exist.
+    #[error("no node {path:?} in {moid}/{miid}")]
+    NoNode {
+        /// MOID.
+        moid: String,
+        /// MIID.
+        miid: String,
+        /// Path from the instance root.
+        path: String,
+    },
+    /// A write would have broken the tree's shape (a node without its parent, a leaf with
+    /// children, a bad name).
+    #[error("invalid tree write: {0}")]
+    Invalid(String),
+    /// A value stored in the database does not match its recorded format.
+    #[error("corrupt value at {path:?}: {reason}")]
+    Corrupt {
+        /// Path of the node.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Access types of a node (TS §6.3.1.1, DDF `AccessType`), as a bitmask.
+///
+/// DM 2.0 maps commands onto them: GET/HPUT/HPOST need `Get`, HGET needs `Add` to create and
+/// `Replace` to overwrite, DELETE needs `Delete`, EXEC needs `Exec`. DM 1.x's `Copy` is read
+/// from DDFs and ignored, since DM 2.0 has no copy command.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct AccessType(u8);
+
+impl AccessType {
+    /// `Add`.
+    pub const ADD: AccessType = AccessType(1);
+    /// `Delete`.
+    pub const DELETE: AccessType = AccessType(2);
+    /// `Exec`.
+    pub const EXEC: AccessType = AccessType(4);
+    /// `Get`.
+    pub const GET: AccessType = AccessType(8);
+    /// `Replace`.
+    pub const REPLACE: AccessType = AccessType(16);
+    /// No access: a node never exposed to servers.
+    pub const NONE: AccessType = AccessType(0);
+    /// Every access type.
+    pub const ALL: AccessType = AccessType(31);
+
+    const NAMES: [(AccessType, &'static str); 5] = [
+        (Self::ADD, "Add"),
+        (Self::DELETE, "Delete"),
+        (Self::EXEC, "Exec"),
+        (Self::GET, "Get"),
+        (Self::REPLACE, "Replace"),
+    ];
+
+    /// The raw bitmask, as stored.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// From a stored bitmask; unknown bits are dropped.
+    pub const fn from_bits(bits: u8) -> Self {
+        AccessType(bits & Self::ALL.0)
+    }
+
+    /// True when every right in `other` is also in `self`.
+    pub fn contains(self, other: AccessType) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The DDF element name of one right, if `name` is one we know.
+    pub fn from_name(name: &str) -> Option<AccessType> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(a, _)| *a)
+    }
+}
+
+impl std::ops::BitOr for AccessType {
+    type Output = AccessType;
+    fn bitor(self, rhs: AccessType) -> AccessType {
+        AccessType(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Debug for AccessType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for AccessType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Self::NAMES
+            .iter()
+            .filter(|(a, _)| self.contains(*a))
+            .map(|(_, n)| *n)
+            .collect();
+        if names.is_empty() {
+            f.write_str("-")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}
+
+/// Scope of a node (TS §6.3.1.2): permanent nodes cannot be created or deleted by servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scope {
+    /// Created by HGET, removed by DELETE.
+    #[default]
+    Dynamic,
+    /// Part of the device; DELETE gives 405.
+    Permanent,
+}
+
+/// One node as stored: its place, its properties and (for leaves) its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Path from the instance root (`""` for the root).
+    pub path: String,
+    /// Properties from the MO definition (or defaults for MOs without one).
+    pub props: NodeProps,
+    /// The value of a leaf; `None` for interior nodes.
+    pub value: Option<Value>,
+}
+
+impl Node {
+    /// The node's own name (last path segment); the root's name is its MIID.
+    pub fn name<'a>(&'a self, miid: &'a str) -> &'a str {
+        match self.path.rsplit_once('/') {
+            Some((_, name)) => name,
+            None if self.path.is_empty() => miid,
+            None => &self.path,
+        }
+    }
+
+    /// True for interior nodes.
+    pub fn is_interior(&self) -> bool {
+        self.props.format == Format::Node
+    }
+}
+
+/// The properties a node carries in the tree (TS §6.3.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeProps {
+    /// Format (`node` for interior nodes).
+    pub format: Format,
+    /// MIME type of a leaf's value, when the definition names one.
+    pub mime: Option<String>,
+    /// Permanent or dynamic.
+    pub scope: Scope,
+    /// Access types the definition allows.
+    pub access: AccessType,
+    /// A secret never leaves the daemon, whatever the access type says (DMAcc keys).
+    pub secret: bool,
+}
+
+impl NodeProps {
+    /// Interior node properties with the given access and scope.
+    pub fn interior(access: AccessType, scope: Scope) -> Self {
+        NodeProps {
+            format: Format::Node,
+            mime: None,
+            scope,
+            access,
+            secret: false,
+        }
+    }
+
+    /// Leaf properties for a format with the given access and scope.
+    pub fn leaf(format: Format, access: AccessType, scope: Scope) -> Self {
+        NodeProps {
+            format,
+            mime: None,
+            scope,
+            access,
+            secret: false,
+        }
+    }
+}
+
+/// An MO instance's identity and bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// MO identifier, e.g. `urn:oma:mo:oma-dm-devinfo:1.2`.
+    pub moid: String,
+    /// Instance identifier, unique per MOID.
+    pub miid: String,
+    /// DDF URL to report in MOS and dmmo+json, when known.
+    pub ddf_url: Option<String>,
+    /// Who created the instance (`serverid:<SrvID>`, `appid:<id>`, or `local`); the creator
+    /// holds full rights by default (TS §10).
+    pub creator: String,
+    /// Cache validator (TS §11): changes on every change in the instance and never repeats,
+    /// even across delete and re-create.
+    pub cv: String,
+}
+
+/// Identifies an instance in write operations.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InstanceKey {
+    /// MOID.
+    pub moid: String,
+    /// MIID.
+    pub miid: String,
+}
+
+impl InstanceKey {
+    /// Builds a key.
+    pub fn new(moid: impl Into<String>, miid: impl Into<String>) -> Self {
+        InstanceKey {
+            moid: moid.into(),
+            miid: miid.into(),
+        }
+    }
+}
+
+impl fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.moid, self.miid)
+    }
+}
+
+/// One step of an atomic write. A batch of these is applied in one transaction: all of it
+/// lands, or none of it.
+#[derive(Debug, Clone)]
+pub enum TreeOp {
+    /// Creates an instance, or replaces an existing one whole (HGET to an instance root,
+    /// factory bootstrap). `nodes` must start with the root (`path == ""`) and list parents
+    /// before children.
+    PutInstance {
+        /// Which instance.
+        key: InstanceKey,
+        /// DDF URL to record.
+        ddf_url: Option<String>,
+        /// Creator to record when the instance is new; an existing instance keeps its creator.
+        creator: String,
+        /// The whole tree of the instance.
+        nodes: Vec<Node>,
+    },
+    /// Replaces the subtree at `nodes[0].path` (which must exist or whose parent must exist)
+    /// with `nodes`, parents before children.
+    PutSubtree {
+        /// Which instance.
+        key: InstanceKey,
+        /// The new subtree, its top first.
+        nodes: Vec<Node>,
+    },
+    /// Sets one leaf's value.
+    SetValue {
+        /// Which instance.
+        key: InstanceKey,
+        /// Path of the leaf.
+        path: String,
+        /// The new value.
+        value: Value,
+    },
+    /// Deletes a node and everything below it (deleting `""` deletes the instance).
+    DeleteSubtree {
+        /// Which instance.
+        key: InstanceKey,
+        /// Path of the top node.
+        path: String,
+    },
+    /// Bookkeeping that lands with the tree change: a bootstrap source (a file name) was
+    /// applied with this content digest.
+    RecordBootstrap {
+        /// Where the bootstrap came from (file name).
+        source: String,
+        /// SHA-256 of its content, hex.
+        sha256: String,
+    },
+    /// Bookkeeping that lands with the tree change: a session is owed to a server.
+    OweSession {
+        /// The server's SrvID.
+        server_id: String,
+        /// Why the session is owed.
+        reason: OwedReason,
+    },
+}
+
+/// Why a session is owed to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OwedReason {
+    /// A bootstrap for the server applied: TS §8 requires a session with the
+    /// `urn:oma:at:dm:2.0:BootstrapComplete` alert.
+    BootstrapComplete,
+}
+
+impl OwedReason {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwedReason::BootstrapComplete => "BootstrapComplete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        (s == "BootstrapComplete").then_some(OwedReason::BootstrapComplete)
+    }
+}
+
+/// A session the daemon owes a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedSession {
+    /// SrvID of the server.
+    pub server_id: String,
+    /// Why.
+    pub reason: OwedReason,
+    /// When it became owed (seconds since the epoch).
+    pub since: i64,
+}
+
+/// Persistent storage of the management tree. Each method is atomic; `apply` runs a batch
+/// in one transaction. Reads and writes scale with the subtree touched, not the tree.
+pub trait TreeStore {
+    /// Every instance, optionally only those of one MOID, ordered by MOID then MIID.
+    fn instances(&self, moid: Option<&str>) -> Result<Vec<InstanceInfo>, StoreError>;
+    /// One instance.
+    fn instance(&self, moid: &str, miid: &str) -> Result<Option<InstanceInfo>, StoreError>;
+    /// One node.
+    fn node(&self, key: &InstanceKey, path: &str) -> Result<Option<Node>, StoreError>;
+    /// The direct children of a node, ordered by name.
+    fn children(&self, key: &InstanceKey, path: &str) -> Result<Vec<Node>, StoreError>;
+    /// A node and everything below it, parents before children (`max_depth` levels below
+    /// the node at most, `None` for all).
+    fn subtree(
+        &self,
+        key: &InstanceKey,
+        path: &str,
+        max_depth: Option<u32>,
+    ) -> Result<Vec<Node>, StoreError>;
+    /// Applies a batch of writes in one transaction.
+    fn apply(&self, ops: &[TreeOp]) -> Result<(), StoreError>;
+    /// The digest recorded for a bootstrap source, if it was applied.
+    fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError>;
+    /// Sessions owed to servers, oldest first.
+    fn owed_sessions(&self) -> Result<Vec<OwedSession>, StoreError>;
+}
+
+/// True when `name` can be stored as a node name.
+///
+/// TS §6.3.1 limits names to `1*unreserved`, but the DACMO (TS §12.3) names nodes after
+/// MOIDs, which contain `:`. The store therefore only requires what its path scheme needs:
+/// not empty, no `/`, no control characters, not `.` or `..`. The ClientURI parser applies
+/// the TS's stricter rule to what servers address.
+pub fn is_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c.is_control())
+}
+
+/// The parent path of a node path (`None` for the root).
+pub fn parent_path(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        None
+    } else {
+        Some(path.rsplit_once('/').map_or("", |(p, _)| p))
+    }
+}
+
+/// Joins a parent path and a child name.
+pub fn child_path(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
