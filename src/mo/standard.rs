@@ -181,8 +181,11 @@ fn put_if_changed(
     store: &dyn TreeStore,
     key: &InstanceKey,
     ddf_url: Option<String>,
-    nodes: Vec<Node>,
+    mut nodes: Vec<Node>,
 ) -> Result<bool, StoreError> {
+    // The store returns nodes sorted by path; compare in that order (which still lists
+    // parents before children, as a write needs).
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
     if store.subtree(key, "", None)? == nodes {
         return Ok(false);
     }
@@ -263,5 +266,125 @@ pub fn overlay_live(key: &InstanceKey, nodes: &mut [Node], host: &Host) {
         {
             node.value = Some(Value::Int(i));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{OpenMode, SqliteStore};
+
+    fn fake_host(dir: &std::path::Path) -> Host {
+        let w = |p: &str, t: &str| {
+            let path = dir.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, t).unwrap();
+        };
+        w("etc/machine-id", "3d1219c7c4c5404aaa1f6d2a48adfda4\n");
+        w("sys/class/dmi/id/sys_vendor", "ACME\n");
+        w("sys/class/dmi/id/product_name", "Box 9000\n");
+        w("sys/class/dmi/id/product_version", "rev B\n");
+        w("sys/class/dmi/id/chassis_type", "17\n");
+        w(
+            "etc/os-release",
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n",
+        );
+        w("proc/sys/kernel/osrelease", "6.1.0-26-amd64\n");
+        Host::new(dir)
+    }
+
+    #[test]
+    fn devinfo_from_the_machine_with_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = fake_host(dir.path());
+        let v = DevInfoValues::from_host(&host, &DevInfoOverrides::default()).unwrap();
+        assert_eq!(v.dev_id, "UUID:3d1219c7-c4c5-404a-aa1f-6d2a48adfda4");
+        assert_eq!(
+            (v.man.as_str(), v.model.as_str(), v.hwv.as_str()),
+            ("ACME", "Box 9000", "rev B")
+        );
+        assert_eq!(v.dev_type, "server");
+        assert_eq!(v.swv, "Debian GNU/Linux 12 (bookworm)");
+        assert_eq!(v.fwv, "Linux 6.1.0-26-amd64");
+        assert_eq!(v.oem, "unknown");
+        assert_eq!(v.dmv, "2.0");
+        let o = DevInfoOverrides {
+            dev_id: Some("IMEI:493005100592800".into()),
+            model: Some("Custom".into()),
+            ..Default::default()
+        };
+        let v = DevInfoValues::from_host(&host, &o).unwrap();
+        assert_eq!(
+            (v.dev_id.as_str(), v.model.as_str()),
+            ("IMEI:493005100592800", "Custom")
+        );
+        // No machine ID and no override: no DevInfo.
+        std::fs::remove_file(dir.path().join("etc/machine-id")).unwrap();
+        assert_eq!(
+            DevInfoValues::from_host(&host, &DevInfoOverrides::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn standard_instances_are_written_only_on_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = fake_host(dir.path());
+        let store = SqliteStore::open(&dir.path().join("t.db"), OpenMode::ReadWrite).unwrap();
+        let reg = Registry::builtin();
+        let v = DevInfoValues::from_host(&host, &DevInfoOverrides::default()).unwrap();
+        assert!(ensure_devinfo(&store, &reg, &v).unwrap());
+        let cv = store.instance(DEVINFO, DEVINFO_MIID).unwrap().unwrap().cv;
+        assert!(!ensure_devinfo(&store, &reg, &v).unwrap());
+        assert_eq!(
+            store.instance(DEVINFO, DEVINFO_MIID).unwrap().unwrap().cv,
+            cv
+        );
+        let mut v2 = v.clone();
+        v2.swv = "Debian 13".into();
+        assert!(ensure_devinfo(&store, &reg, &v2).unwrap());
+        let key = InstanceKey::new(DEVINFO, DEVINFO_MIID);
+        assert_eq!(
+            store.node(&key, "SwV").unwrap().unwrap().value,
+            Some(Value::Chr("Debian 13".into()))
+        );
+        assert_eq!(store.subtree(&key, "", None).unwrap().len(), 11);
+
+        // SessionInfo follows the default route: none → 0, then wired → 3.
+        assert!(refresh_sessioninfo(&store, &reg, &host).unwrap());
+        let si = InstanceKey::new(SESSIONINFO, SESSIONINFO_MIID);
+        assert_eq!(
+            store.node(&si, "CBT").unwrap().unwrap().value,
+            Some(Value::Int(0))
+        );
+        assert!(!refresh_sessioninfo(&store, &reg, &host).unwrap());
+        let w = |p: &str, t: &str| {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, t).unwrap();
+        };
+        w(
+            "proc/net/route",
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\neth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\n",
+        );
+        w("sys/class/net/eth0/type", "1\n");
+        std::fs::create_dir_all(dir.path().join("sys/class/net/eth0/device")).unwrap();
+        let mut stored = store.subtree(&si, "", None).unwrap();
+        overlay_live(&si, &mut stored, &host);
+        assert_eq!(
+            stored.iter().find(|n| n.path == "CBT").unwrap().value,
+            Some(Value::Int(3)),
+            "overlay sees the new bearer"
+        );
+        assert_eq!(
+            store.node(&si, "CBT").unwrap().unwrap().value,
+            Some(Value::Int(0)),
+            "overlay does not write"
+        );
+        assert!(refresh_sessioninfo(&store, &reg, &host).unwrap());
+        assert_eq!(
+            store.node(&si, "CBT").unwrap().unwrap().value,
+            Some(Value::Int(3))
+        );
     }
 }

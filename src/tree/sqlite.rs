@@ -399,9 +399,12 @@ impl Writer<'_> {
                 creator,
                 nodes,
             } => {
-                if nodes.first().is_none_or(|n| !n.path.is_empty()) {
+                if nodes
+                    .first()
+                    .is_none_or(|n| !n.path.is_empty() || !n.is_interior())
+                {
                     return Err(StoreError::Invalid(format!(
-                        "{key}: the root must come first"
+                        "{key}: an interior root must come first"
                     )));
                 }
                 if key.moid.is_empty() || !is_node_name(&key.miid) {
