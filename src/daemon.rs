@@ -124,21 +124,17 @@ fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn termination() {
+/// Installs SIGTERM and SIGINT handlers now (so a signal arriving at any later moment is
+/// caught) and returns a future that completes on the first of them. Must be called from
+/// within the runtime.
+pub fn termination() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot watch for signals; stopping");
-        }
-    }
+    })
 }

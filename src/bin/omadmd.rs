@@ -33,7 +33,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(daemon::run(settings, daemon::termination()))
+            runtime.block_on(async {
+                let shutdown = daemon::termination()?;
+                daemon::run(settings, shutdown).await
+            })
         }
         Some(Command::CheckConfig) => {
             print!("{}", settings.to_toml());

@@ -429,7 +429,8 @@ fn digest(path: &Path) -> Vec<u8> {
 #[test]
 fn foreign_corrupt_and_newer_files_are_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Maker = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Maker)> = vec![
         (
             "text file",
             Box::new(|p: &Path| {

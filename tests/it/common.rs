@@ -1,0 +1,166 @@
+//! Helpers: a scratch system root for a daemon, and a running daemon whose log lines the
+//! test can wait for.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Path of the daemon binary cargo built for these tests.
+pub const OMADMD: &str = env!("CARGO_BIN_EXE_omadmd");
+
+/// A scratch root: `--config-root` points every default path below it.
+pub struct Root {
+    pub dir: tempfile::TempDir,
+}
+
+impl Root {
+    pub fn new() -> Root {
+        Root {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path("var/lib/omadmd/tree.db")
+    }
+
+    /// The repository's demo bootstrap, installed where the daemon looks by default.
+    pub fn with_demo_bootstrap(self) -> Root {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/demo/bootstrap.d/10-demo-server.json");
+        self.write(
+            "etc/omadmd/bootstrap.d/10-demo-server.json",
+            &std::fs::read_to_string(demo).unwrap(),
+        );
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(OMADMD);
+        c.arg("--config-root").arg(self.dir.path()).args(args);
+        c.env_remove("RUST_LOG")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("NOTIFY_SOCKET");
+        c
+    }
+
+    /// Runs a one-shot command to completion.
+    pub fn run(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        let out = self.command(args).output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn start(&self, args: &[&str]) -> Daemon {
+        let mut child = self
+            .command(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+}
+
+/// A daemon process; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every line seen so far.
+    pub log: Vec<String>,
+}
+
+impl Daemon {
+    /// Waits until a log line contains `needle`; panics with the log after `secs`.
+    pub fn wait_for(&mut self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no {needle:?} within {secs}s; log:\n{}",
+                    self.log.join("\n")
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "daemon exited before {needle:?}; log:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and the rest of the log.
+    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = self.wait_exit(10);
+        (status, std::mem::take(&mut self.log))
+    }
+
+    /// Waits for the process to exit by itself, collecting its remaining log.
+    pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                self.log.push(line);
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Drain what the reader thread still holds.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit; log:\n{}",
+                self.log.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

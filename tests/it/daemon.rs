@@ -1,0 +1,172 @@
+//! The daemon binary end to end: start-up on a scratch root with the demo bootstrap,
+//! restarts, the offline modes, and refusal of bad databases, configs and bootstrap files.
+
+use crate::common::Root;
+
+#[test]
+fn starts_builds_the_tree_and_stops_on_sigterm() {
+    let root = Root::new().with_demo_bootstrap();
+    let mut d = root.start(&[]);
+    d.wait_for("bootstrap applied", 30);
+    d.wait_for("session owed to server", 10);
+    d.wait_for("ready", 10);
+    let (status, log) = d.terminate();
+    assert!(status.success(), "{status:?}\n{}", log.join("\n"));
+    assert!(log.iter().any(|l| l.contains("stopping")), "{log:?}");
+
+    let (status, tree, err) = root.run(&["dump-tree"]);
+    assert!(status.success(), "{err}");
+    for want in [
+        "urn:oma:mo:oma-dm-devinfo:1.2/DevInfo/  (creator local",
+        "  DevID = UUID:",
+        "  DmV = 2.0",
+        "urn:oma:mo:oma-dm-dmacc:1.2/demo/  (creator serverid:demo-server",
+        "  SrvURI = https://127.0.0.1:8443/dm",
+        "  Perm/  (no Get)",
+        "      Secret = (secret)",
+        "urn:oma:mo:oma-sessioninfomo:1.0/SessionInfoMO/",
+        "  CBT = ",
+    ] {
+        assert!(tree.contains(want), "missing {want:?} in\n{tree}");
+    }
+    // Neither the notification secret nor the permission MOIDs ever show.
+    assert!(!tree.contains("ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0"), "{tree}");
+    assert!(!tree.contains("MOID"), "{tree}");
+
+    let (status, json, err) = root.run(&["dump-tree", "--json"]);
+    assert!(status.success(), "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let items = doc.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[1]["ClientURI"], "urn:oma:mo:oma-dm-dmacc:1.2/demo/");
+    assert_eq!(items[1]["MOData"]["demo"]["SrvID"], "demo-server");
+    assert!(items[1]["MOData"]["demo"].get("Perm").is_none());
+    assert!(
+        items[1]["MOData"]["demo"]["Auth"]["Noti"]
+            .get("Secret")
+            .is_none()
+    );
+    assert!(items[0]["CV"].is_string());
+}
+
+#[test]
+fn a_restart_changes_nothing_that_did_not_change() {
+    let root = Root::new().with_demo_bootstrap();
+    let mut d = root.start(&["-v"]);
+    d.wait_for("ready", 30);
+    d.terminate();
+    let (_, first, _) = root.run(&["dump-tree"]);
+
+    let mut d = root.start(&["-v"]);
+    d.wait_for("bootstrap already applied", 30);
+    d.wait_for("ready", 10);
+    let (status, log) = d.terminate();
+    assert!(status.success());
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("DevInfo updated") || l.contains("bootstrap applied")),
+        "{log:#?}"
+    );
+    let (_, second, _) = root.run(&["dump-tree"]);
+    // Same tree, same cache validators (SessionInfo may follow the network, so compare the rest).
+    let stable = |t: &str| {
+        t.lines()
+            .take_while(|l| !l.contains("sessioninfo"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(stable(&first), stable(&second));
+}
+
+#[test]
+fn a_corrupt_database_stops_start_up_and_stays_untouched() {
+    let root = Root::new();
+    let garbage = "this is not an SQLite database\n".repeat(100);
+    let db = root.write("var/lib/omadmd/tree.db", &garbage);
+    let mut d = root.start(&[]);
+    let status = d.wait_exit(30);
+    assert!(!status.success());
+    let log = d.log.join("\n");
+    assert!(
+        log.contains("is not usable") && log.contains("left untouched"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), garbage);
+    assert!(!root.path("var/lib/omadmd/tree.db-wal").exists());
+}
+
+#[test]
+fn a_bad_config_names_file_and_key() {
+    let root = Root::new();
+    let file = root.write(
+        "etc/omadmd/config.d/50-site.toml",
+        "[limits]\nmax-node-value-bytes = \"lots\"\n",
+    );
+    let (status, _, err) = root.run(&["check-config"]);
+    assert!(!status.success());
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("max-node-value-bytes"),
+        "{err}"
+    );
+    let mut d = root.start(&[]);
+    assert!(
+        !d.wait_exit(30).success(),
+        "the daemon started with a bad config"
+    );
+}
+
+#[test]
+fn check_config_prints_the_merged_result() {
+    let root = Root::new();
+    root.write(
+        "etc/omadmd/omadmd.toml",
+        "[limits]\nmax-node-value-bytes = 4096\n",
+    );
+    root.write(
+        "usr/lib/omadmd/config.d/10-vendor.toml",
+        "[devinfo]\nman = \"ACME\"\n",
+    );
+    let (status, out, err) = root.run(&["check-config"]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("max-node-value-bytes = 4096"), "{out}");
+    assert!(out.contains("man = \"ACME\""), "{out}");
+    assert!(out.contains("10-vendor.toml"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "state-dir = \"{}\"",
+            root.path("var/lib/omadmd").display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_bootstrap_file_is_named_and_the_daemon_still_serves() {
+    let root = Root::new().with_demo_bootstrap();
+    root.write(
+        "etc/omadmd/bootstrap.d/20-broken.json",
+        "[{\"ClientURI\": 42}]",
+    );
+    let mut d = root.start(&[]);
+    let line = d.wait_for("bootstrap file refused", 30);
+    assert!(
+        line.contains("20-broken.json") && line.contains("ClientURI must be a string"),
+        "{line}"
+    );
+    d.wait_for("ready", 10);
+    d.terminate();
+    let (_, tree, _) = root.run(&["dump-tree"]);
+    assert!(tree.contains("dmacc:1.2/demo/"), "{tree}");
+}
+
+#[test]
+fn dump_tree_without_a_database_says_so() {
+    let root = Root::new();
+    let (status, _, err) = root.run(&["dump-tree"]);
+    assert!(!status.success());
+    assert!(
+        err.contains("no database") && err.contains("tree.db"),
+        "{err}"
+    );
+    assert!(!root.database().exists());
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real binaries, run as a user would run them, on scratch
+//! directories. One test crate with modules, so the binaries and dependencies link once.
+
+// Test helpers panic on failure by design: a panic is a failed test.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+mod crash;
+mod daemon;
