@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing omadmd needs on a Debian machine, and nothing when it
+# is all there already. Called by scripts/demo.sh, scripts/test.sh and .ci/run.
+set -euo pipefail
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+
+if ((${#need_apt[@]})); then
+    echo "setup: installing ${need_apt[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: no Rust toolchain found; install one with rustup (https://rustup.rs) and run again" >&2
+    exit 1
+fi

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test of omadmd: unit tests beside the code and the integration tests under
+# tests/ that run the real binaries on scratch directories.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --locked --all-targets "$@"
