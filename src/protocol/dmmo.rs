@@ -332,6 +332,40 @@ mod tests {
         }
     }
 
+    fn data_node() -> impl proptest::strategy::Strategy<Value = DataNode> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(Json::from),
+            "[ -~é]{0,12}".prop_map(Json::String),
+        ]
+        .prop_map(DataNode::Leaf);
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            proptest::collection::btree_map("[A-Za-z0-9._~-]{1,8}", inner, 0..6)
+                .prop_map(|m| DataNode::Interior(m.into_iter().collect()))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encode_then_decode_is_identity(
+            name in "[A-Za-z0-9._~-]{1,8}",
+            data in data_node(),
+            cv in proptest::option::of("[0-9a-f]{1,16}"),
+            ddf in proptest::option::of("https://[a-z]{1,8}/ddf"),
+        ) {
+            let item = MoItem { ddf, client_uri: format!("urn:x:y:1.0/{name}/"), cv, name, data };
+            let back = decode(&encode(std::slice::from_ref(&item)), Limits::default()).unwrap();
+            proptest::prop_assert_eq!(back, vec![item]);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = decode(&bytes, Limits::default());
+        }
+    }
+
     #[test]
     fn limits_hold() {
         let small = Limits {

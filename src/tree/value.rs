@@ -486,6 +486,36 @@ mod tests {
         assert_eq!(shown, "Value(chr, 7 bytes)");
     }
 
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            ".{0,16}".prop_map(Value::Chr),
+            any::<i32>().prop_map(Value::Int),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f32>()
+                .prop_filter("finite", |x| x.is_finite())
+                .prop_map(Value::Float),
+            proptest::collection::vec(any::<u8>(), 0..32).prop_map(Value::Bin),
+            proptest::collection::vec(any::<u8>(), 0..32).prop_map(|b| Value::B64(B64.encode(b))),
+            ".{0,16}".prop_map(Value::Xml),
+            (1000u32..9999, 1u32..=12, 1u32..=31)
+                .prop_map(|(y, m, d)| Value::Date(format!("{y:04}-{m:02}-{d:02}"))),
+            (0u32..24, 0u32..60, 0u32..60)
+                .prop_map(|(h, m, s)| Value::Time(format!("{h:02}:{m:02}:{s:02}Z"))),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_and_text_forms_round_trip(v in any_value()) {
+            proptest::prop_assert_eq!(Value::from_json(v.format(), &v.to_json()), Ok(v.clone()));
+            // Text forms round-trip too, but for chr/xml with surrounding blanks only where
+            // the format keeps text verbatim (numbers are trimmed).
+            proptest::prop_assert_eq!(Value::from_text(v.format(), &v.to_text()), Ok(v.clone()));
+        }
+    }
+
     #[test]
     fn format_names_round_trip() {
         for f in Format::ALL {
