@@ -214,17 +214,16 @@ fn account(extra: serde_json::Value) -> DataNode {
         .data
 }
 
+/// An account with notification credentials, as nodes.
+fn account_with_noti_nodes(root: &DefNode) -> Vec<Node> {
+    let noti = json!({"Auth": {"Noti": {"Type": 0, "Data": "AAE=", "Secret": "c2VjcmV0"}}});
+    build_nodes(DMACC, Some(root), "", &account(noti), 1024).unwrap()
+}
+
 #[test]
 fn build_nodes_types_and_checks_against_the_definition() {
     let root = dmacc_root();
-    let nodes = build_nodes(
-        DMACC,
-        Some(&root),
-        "",
-        &account(json!({"Auth": {"Noti": {"Type": 0, "Data": "AAE=", "Secret": "c2VjcmV0"}}})),
-        1024,
-    )
-    .unwrap();
+    let nodes = account_with_noti_nodes(&root);
     let get = |p: &str| nodes.iter().find(|n| n.path == p).unwrap();
     assert_eq!(nodes[0].path, "");
     assert_eq!(get("Auth/Noti/Type").value, Some(Value::Int(0)));
@@ -382,14 +381,7 @@ fn sort(d: DataNode) -> DataNode {
 #[test]
 fn visibility_hides_no_get_and_secrets() {
     let root = dmacc_root();
-    let nodes = build_nodes(
-        DMACC,
-        Some(&root),
-        "",
-        &account(json!({"Auth": {"Noti": {"Type": 0, "Data": "AAE=", "Secret": "c2VjcmV0"}}})),
-        1024,
-    )
-    .unwrap();
+    let nodes = account_with_noti_nodes(&root);
     let mut sorted = nodes.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     let server = serde_json::to_string(&dmmo_json(
