@@ -1,0 +1,437 @@
+//! ClientURI (TS §6.1.1) and ServerURI (TS §6.2): parsing and `[Name]` substitution. Pure:
+//! resolving a ClientURI against the tree is the engine's job.
+//!
+//! ```text
+//! ClientURI        = MOID "/" mo-inst path-from-moroot [ "?" query ]
+//! mo-inst          = MIID / x-name / "" / "*"
+//! path-from-moroot = "/" / 1*("/" node-name)
+//! node-name        = real-name / x-name / "*"
+//! real-name        = 1*unreserved
+//! x-name           = "(" ALPHA ")"
+//! ```
+
+use std::fmt;
+
+/// Why a ClientURI was refused; the engine answers 400 (TS App. C).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ClientURI {uri:?}: {why}")]
+pub struct UriError {
+    /// The ClientURI (shortened).
+    pub uri: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// How the instance is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceSel {
+    /// By MIID.
+    Miid(String),
+    /// By an x-name resolved with `nv` fields.
+    XName(char),
+    /// The only instance of the MOID.
+    Only,
+    /// Every instance.
+    All,
+}
+
+/// One segment of the path from the instance root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// A real name.
+    Name(String),
+    /// An x-name resolved with `nv` fields.
+    XName(char),
+    /// Every node at this level.
+    All,
+}
+
+/// One `nv` field: the leaf at `path` below the node the x-name stands for must hold
+/// `value` (TS §6.1.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeValue {
+    /// The x-name.
+    pub xname: char,
+    /// Real names from the x-name's node down to the leaf.
+    pub path: Vec<String>,
+    /// The value to match (percent-decoded).
+    pub value: String,
+}
+
+/// A parsed ClientURI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUri {
+    /// MOID.
+    pub moid: String,
+    /// Instance selector.
+    pub instance: InstanceSel,
+    /// Path below the instance root (empty for the root).
+    pub path: Vec<Segment>,
+    /// `lv`: levels of children to include.
+    pub level: Option<u32>,
+    /// `cv`: the server's cache validator.
+    pub cv: Option<String>,
+    /// `nv` fields.
+    pub nv: Vec<NodeValue>,
+}
+
+/// The most bytes a ClientURI may have.
+pub const MAX_CLIENT_URI: usize = 4096;
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// True for a `real-name`: `1*unreserved`, and not `.` or `..`, which RFC 3986 would
+/// read as dot-segments.
+pub fn is_real_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && s.bytes().all(is_unreserved)
+}
+
+fn xname(s: &str) -> Option<char> {
+    let b = s.as_bytes();
+    (b.len() == 3 && b[0] == b'(' && b[2] == b')' && b[1].is_ascii_alphabetic()).then(|| b[1] as char)
+}
+
+/// Percent-decodes a query value; `None` on a bad escape or non-UTF-8 result.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl ClientUri {
+    /// Parses a ClientURI. MOIDs written `oma:mo:…` without `urn:` (TS §14 #9) are read as
+    /// `urn:oma:mo:…`.
+    pub fn parse(uri: &str) -> Result<ClientUri, UriError> {
+        let err = |why: &str| UriError {
+            uri: uri.chars().take(120).collect(),
+            why: why.to_owned(),
+        };
+        if uri.len() > MAX_CLIENT_URI {
+            return Err(err("longer than 4096 bytes"));
+        }
+        let (base, query) = match uri.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (uri, None),
+        };
+        let (moid, rest) = base.split_once('/').ok_or_else(|| err("no instance part"))?;
+        if moid.is_empty() || !moid.bytes().all(|b| b.is_ascii_graphic() && b != b'#') {
+            return Err(err("bad MOID"));
+        }
+        let moid = if moid.starts_with("oma:") { format!("urn:{moid}") } else { moid.to_owned() };
+        let (inst, path) = rest.split_once('/').ok_or_else(|| err("no path after the instance (the root is \"/\")"))?;
+        let mut xnames = Vec::new();
+        let mut note_x = |c: char| -> Result<(), UriError> {
+            if xnames.contains(&c) {
+                return Err(err("an x-name is used twice"));
+            }
+            xnames.push(c);
+            Ok(())
+        };
+        let instance = match inst {
+            "" => InstanceSel::Only,
+            "*" => InstanceSel::All,
+            s => match xname(s) {
+                Some(c) => {
+                    note_x(c)?;
+                    InstanceSel::XName(c)
+                }
+                None if is_real_name(s) => InstanceSel::Miid(s.to_owned()),
+                None => return Err(err("bad instance name")),
+            },
+        };
+        // A single trailing "/" after a node name is tolerated; anything else empty is not.
+        let path = match path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            Some(_) => return Err(err("empty path segment")),
+            None => path,
+        };
+        let mut segments = Vec::new();
+        if !path.is_empty() {
+            for seg in path.split('/') {
+                segments.push(match seg {
+                    "" => return Err(err("empty path segment")),
+                    "*" => Segment::All,
+                    s => match xname(s) {
+                        Some(c) => {
+                            note_x(c)?;
+                            Segment::XName(c)
+                        }
+                        None if is_real_name(s) => Segment::Name(s.to_owned()),
+                        None => return Err(err("bad node name (names are 1*unreserved; no escapes, no dot-segments)")),
+                    },
+                });
+            }
+        }
+        let (mut level, mut cv, mut nv) = (None, None, Vec::new());
+        for field in query.into_iter().flat_map(|q| q.split('&')).filter(|f| !f.is_empty()) {
+            let (name, value) = field.split_once('=').unwrap_or((field, ""));
+            match name {
+                "lv" => {
+                    let n: u32 = value.parse().map_err(|_| err("lv must be a positive integer"))?;
+                    if n == 0 || level.is_some() {
+                        return Err(err("lv must be a positive integer, given once"));
+                    }
+                    level = Some(n);
+                }
+                "cv" => {
+                    if cv.is_some() {
+                        return Err(err("cv given twice"));
+                    }
+                    cv = Some(percent_decode(value).ok_or_else(|| err("bad escape in cv"))?);
+                }
+                "nv" => {
+                    let value = percent_decode(value).ok_or_else(|| err("bad escape in nv"))?;
+                    // Node names cannot hold ':', so the first one ends the path.
+                    let (p, v) = value.split_once(':').ok_or_else(|| err("nv needs <path>:<value>"))?;
+                    let mut parts = p.split('/');
+                    let x = parts.next().and_then(xname).ok_or_else(|| err("nv path must start with an x-name"))?;
+                    let names: Vec<String> = parts.map(str::to_owned).collect();
+                    if names.is_empty() || !names.iter().all(|n| is_real_name(n)) {
+                        return Err(err("nv path must name a leaf below its x-name"));
+                    }
+                    nv.push(NodeValue { xname: x, path: names, value: v.to_owned() });
+                }
+                // Unknown fields MUST be ignored (TS §6.1.1.3).
+                _ => {}
+            }
+        }
+        if let Some(stray) = nv.iter().find(|f| !xnames.contains(&f.xname)) {
+            return Err(err(&format!("nv refers to ({}), which the path does not use", stray.xname)));
+        }
+        Ok(ClientUri { moid, instance, path: segments, level, cv, nv })
+    }
+
+    /// True when the URI may address more than one node (a wildcard).
+    pub fn has_wildcard(&self) -> bool {
+        self.instance == InstanceSel::All || self.path.contains(&Segment::All)
+    }
+
+    /// The `nv` fields of one x-name.
+    pub fn nv_for(&self, x: char) -> impl Iterator<Item = &NodeValue> {
+        self.nv.iter().filter(move |f| f.xname == x)
+    }
+}
+
+impl fmt::Display for ClientUri {
+    /// The address without its query (the form used in `URI` lists and alerts).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/", self.moid)?;
+        match &self.instance {
+            InstanceSel::Miid(m) => f.write_str(m)?,
+            InstanceSel::XName(c) => write!(f, "({c})")?,
+            InstanceSel::Only => {}
+            InstanceSel::All => f.write_str("*")?,
+        }
+        if self.path.is_empty() {
+            return f.write_str("/");
+        }
+        for s in &self.path {
+            match s {
+                Segment::Name(n) => write!(f, "/{n}")?,
+                Segment::XName(c) => write!(f, "/({c})")?,
+                Segment::All => f.write_str("/*")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The concrete ClientURI of a node: `MOID/MIID/` for a root, `MOID/MIID/a/b` below it.
+pub fn concrete(moid: &str, miid: &str, path: &str) -> String {
+    if path.is_empty() {
+        format!("{moid}/{miid}/")
+    } else {
+        format!("{moid}/{miid}/{path}")
+    }
+}
+
+/// Values for ServerURI substitution (TS §6.2); `None` becomes `-1`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerUriValues {
+    /// DevInfo DevID.
+    pub dev_id: Option<String>,
+    /// Home MNC.
+    pub mnc: Option<String>,
+    /// Home MCC.
+    pub mcc: Option<String>,
+    /// Current MNC.
+    pub cmnc: Option<String>,
+    /// Current MCC.
+    pub cmcc: Option<String>,
+    /// Service provider name.
+    pub sp_name: Option<String>,
+}
+
+/// Percent-encodes everything but `unreserved`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Substitutes `[DevID]`, `[MNC]`, `[MCC]`, `[CMNC]`, `[CMCC]` and `[SPName]` in a
+/// ServerURI, URI-encoding each value; a value the device lacks becomes `-1` (TS §6.2).
+/// Other bracketed text (an IPv6 literal host, say) is left alone.
+pub fn substitute(server_uri: &str, v: &ServerUriValues) -> String {
+    let names: [(&str, &Option<String>); 6] = [
+        ("[DevID]", &v.dev_id),
+        ("[MNC]", &v.mnc),
+        ("[MCC]", &v.mcc),
+        ("[CMNC]", &v.cmnc),
+        ("[CMCC]", &v.cmcc),
+        ("[SPName]", &v.sp_name),
+    ];
+    let mut out = String::with_capacity(server_uri.len());
+    let mut rest = server_uri;
+    'scan: while let Some(i) = rest.find('[') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        for (name, value) in names {
+            if let Some(after) = rest.strip_prefix(name) {
+                out.push_str(&value.as_deref().map_or_else(|| "-1".to_owned(), percent_encode));
+                rest = after;
+                continue 'scan;
+            }
+        }
+        out.push('[');
+        rest = &rest[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> ClientUri {
+        ClientUri::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn forms_of_the_ts() {
+        let u = parse("urn:oma:mo:oma-dm-devinfo:1.2//DevID");
+        assert_eq!((u.instance.clone(), u.path.clone()), (InstanceSel::Only, vec![Segment::Name("DevID".into())]));
+        let u = parse("urn:oma:mo:oma-mo:1.0/miid1/");
+        assert_eq!((u.instance.clone(), u.path.len()), (InstanceSel::Miid("miid1".into()), 0));
+        let u = parse("urn:oma:mo:oma-scomo:1.0//Inventory/Deployed/*/ID");
+        assert!(u.has_wildcard());
+        let u = parse("urn:oma:mo:oma-dcmo:1.0/(x)/Enabled?nv=(x)/Property:Camera");
+        assert_eq!(u.instance, InstanceSel::XName('x'));
+        assert_eq!(u.nv, [NodeValue { xname: 'x', path: vec!["Property".into()], value: "Camera".into() }]);
+        let u = parse("urn:oma:mo:moid:1.0/(x)/Data/(y)/Value?nv=(x)/ID:GPS&nv=(y)/Date:12.2&lv=2&cv=abc&vendor=1");
+        assert_eq!(u.nv.len(), 2);
+        assert_eq!((u.level, u.cv.as_deref()), (Some(2), Some("abc")));
+        assert_eq!(u.nv_for('y').next().unwrap().value, "12.2");
+        // §14 #9: no "urn:".
+        assert_eq!(parse("oma:mo:oma-dm-devinfo:1.0//").moid, "urn:oma:mo:oma-dm-devinfo:1.0");
+        // nv values are percent-decoded and may hold ':' and '/'.
+        let u = parse("urn:x:1.0/(a)/?nv=(a)/Url:https%3A//x/y:z");
+        assert_eq!(u.nv[0].value, "https://x/y:z");
+        // A trailing slash after a name is tolerated.
+        assert_eq!(parse("urn:x:1.0/i/a/b/").path.len(), 2);
+    }
+
+    #[test]
+    fn display_gives_the_address_without_query() {
+        for s in ["urn:x:1.0/i/", "urn:x:1.0//", "urn:x:1.0/*/a/*/b", "urn:x:1.0/(x)/a/(y)"] {
+            assert_eq!(parse(&format!("{s}?lv=1&cv=z")).to_string(), s);
+        }
+        assert_eq!(concrete("urn:x:1.0", "i", ""), "urn:x:1.0/i/");
+        assert_eq!(concrete("urn:x:1.0", "i", "a/b"), "urn:x:1.0/i/a/b");
+    }
+
+    #[test]
+    fn escapes_and_tricks_are_refused() {
+        let bad = [
+            "",
+            "urn:x:1.0",
+            "/miid/",
+            "urn:x:1.0/miid",
+            "urn:x:1.0/miid/a//b",
+            "urn:x:1.0/miid//",
+            "urn:x:1.0/miid/..",
+            "urn:x:1.0/../",
+            "urn:x:1.0/miid/./a",
+            "urn:x:1.0/miid/a%2Fb",
+            "urn:x:1.0/mi%69d/",
+            "urn:x:1.0/miid/a b",
+            "urn:x:1.0/miid/(xy)",
+            "urn:x:1.0/(1)/",
+            "urn:x:1.0/(x)/(x)",
+            "urn:x:1.0/(x)/?nv=(y)/a:b",
+            "urn:x:1.0/(x)/?nv=(x):b",
+            "urn:x:1.0/(x)/?nv=(x)/a",
+            "urn:x:1.0/(x)/?nv=x/a:b",
+            "urn:x:1.0/(x)/?nv=(x)/../a:b",
+            "urn:x:1.0/(x)/?nv=(x)/a:%ZZ",
+            "urn:x:1.0/i/?lv=0",
+            "urn:x:1.0/i/?lv=-1",
+            "urn:x:1.0/i/?lv=two",
+            "urn:x:1.0/i/?lv=1&lv=2",
+            "urn:x:1.0/i/?cv=a&cv=b",
+            "urn x/i/",
+            "urn:x:1.0#frag/i/",
+        ];
+        for s in bad {
+            assert!(ClientUri::parse(s).is_err(), "accepted {s:?}");
+        }
+        assert!(ClientUri::parse(&format!("urn:x:1.0/i/{}", "a".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn server_uri_substitution() {
+        let v = ServerUriValues { dev_id: Some("IMEI:493005100592800".into()), ..Default::default() };
+        assert_eq!(
+            substitute("https://DMcontent.DMserver.operator.com/[DevID]", &v),
+            "https://DMcontent.DMserver.operator.com/IMEI%3A493005100592800"
+        );
+        assert_eq!(
+            substitute("https://prov.dmserver.com/Settings/[MCC]/[MNC]/MMS?sp=[SPName]&c=[CMCC][CMNC]", &v),
+            "https://prov.dmserver.com/Settings/-1/-1/MMS?sp=-1&c=-1-1"
+        );
+        let v = ServerUriValues { sp_name: Some("Télé Com/1".into()), mcc: Some("262".into()), ..Default::default() };
+        assert_eq!(substitute("https://x/[SPName]/[MCC]/[DevID]", &v), "https://x/T%C3%A9l%C3%A9%20Com%2F1/262/-1");
+        // IPv6 literals and unknown names stay.
+        assert_eq!(substitute("https://[::1]:8443/[Other]/[DevID", &v), "https://[::1]:8443/[Other]/[DevID");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,80}") {
+            let _ = ClientUri::parse(&s);
+        }
+
+        #[test]
+        fn display_parses_back(
+            moid in "urn:[a-z]{1,6}:[0-9]\\.[0-9]",
+            inst in "[A-Za-z0-9_~-]{1,6}|\\*|\\(x\\)|",
+            segs in proptest::collection::vec("[A-Za-z0-9_~-]{1,6}|\\*|\\(y\\)", 0..4),
+        ) {
+            let mut s = format!("{moid}/{inst}/{}", segs.join("/"));
+            if segs.iter().filter(|x| *x == "(y)").count() > 1 { return Ok(()); }
+            if segs.is_empty() { s = format!("{moid}/{inst}/"); }
+            let u = ClientUri::parse(&s).unwrap();
+            proptest::prop_assert_eq!(ClientUri::parse(&u.to_string()).unwrap(), u);
+        }
+    }
+}
