@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod diag;
+pub mod engine;
 pub mod host;
 pub mod logging;
 pub mod mo;

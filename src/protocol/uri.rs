@@ -90,7 +90,8 @@ pub fn is_real_name(s: &str) -> bool {
 
 fn xname(s: &str) -> Option<char> {
     let b = s.as_bytes();
-    (b.len() == 3 && b[0] == b'(' && b[2] == b')' && b[1].is_ascii_alphabetic()).then(|| b[1] as char)
+    (b.len() == 3 && b[0] == b'(' && b[2] == b')' && b[1].is_ascii_alphabetic())
+        .then(|| b[1] as char)
 }
 
 /// Percent-decodes a query value; `None` on a bad escape or non-UTF-8 result.
@@ -126,12 +127,20 @@ impl ClientUri {
             Some((b, q)) => (b, Some(q)),
             None => (uri, None),
         };
-        let (moid, rest) = base.split_once('/').ok_or_else(|| err("no instance part"))?;
+        let (moid, rest) = base
+            .split_once('/')
+            .ok_or_else(|| err("no instance part"))?;
         if moid.is_empty() || !moid.bytes().all(|b| b.is_ascii_graphic() && b != b'#') {
             return Err(err("bad MOID"));
         }
-        let moid = if moid.starts_with("oma:") { format!("urn:{moid}") } else { moid.to_owned() };
-        let (inst, path) = rest.split_once('/').ok_or_else(|| err("no path after the instance (the root is \"/\")"))?;
+        let moid = if moid.starts_with("oma:") {
+            format!("urn:{moid}")
+        } else {
+            moid.to_owned()
+        };
+        let (inst, path) = rest
+            .split_once('/')
+            .ok_or_else(|| err("no path after the instance (the root is \"/\")"))?;
         let mut xnames = Vec::new();
         let mut note_x = |c: char| -> Result<(), UriError> {
             if xnames.contains(&c) {
@@ -176,11 +185,17 @@ impl ClientUri {
             }
         }
         let (mut level, mut cv, mut nv) = (None, None, Vec::new());
-        for field in query.into_iter().flat_map(|q| q.split('&')).filter(|f| !f.is_empty()) {
+        for field in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|f| !f.is_empty())
+        {
             let (name, value) = field.split_once('=').unwrap_or((field, ""));
             match name {
                 "lv" => {
-                    let n: u32 = value.parse().map_err(|_| err("lv must be a positive integer"))?;
+                    let n: u32 = value
+                        .parse()
+                        .map_err(|_| err("lv must be a positive integer"))?;
                     if n == 0 || level.is_some() {
                         return Err(err("lv must be a positive integer, given once"));
                     }
@@ -195,23 +210,42 @@ impl ClientUri {
                 "nv" => {
                     let value = percent_decode(value).ok_or_else(|| err("bad escape in nv"))?;
                     // Node names cannot hold ':', so the first one ends the path.
-                    let (p, v) = value.split_once(':').ok_or_else(|| err("nv needs <path>:<value>"))?;
+                    let (p, v) = value
+                        .split_once(':')
+                        .ok_or_else(|| err("nv needs <path>:<value>"))?;
                     let mut parts = p.split('/');
-                    let x = parts.next().and_then(xname).ok_or_else(|| err("nv path must start with an x-name"))?;
+                    let x = parts
+                        .next()
+                        .and_then(xname)
+                        .ok_or_else(|| err("nv path must start with an x-name"))?;
                     let names: Vec<String> = parts.map(str::to_owned).collect();
                     if names.is_empty() || !names.iter().all(|n| is_real_name(n)) {
                         return Err(err("nv path must name a leaf below its x-name"));
                     }
-                    nv.push(NodeValue { xname: x, path: names, value: v.to_owned() });
+                    nv.push(NodeValue {
+                        xname: x,
+                        path: names,
+                        value: v.to_owned(),
+                    });
                 }
                 // Unknown fields MUST be ignored (TS §6.1.1.3).
                 _ => {}
             }
         }
         if let Some(stray) = nv.iter().find(|f| !xnames.contains(&f.xname)) {
-            return Err(err(&format!("nv refers to ({}), which the path does not use", stray.xname)));
+            return Err(err(&format!(
+                "nv refers to ({}), which the path does not use",
+                stray.xname
+            )));
         }
-        Ok(ClientUri { moid, instance, path: segments, level, cv, nv })
+        Ok(ClientUri {
+            moid,
+            instance,
+            path: segments,
+            level,
+            cv,
+            nv,
+        })
     }
 
     /// True when the URI may address more than one node (a wildcard).
@@ -307,7 +341,11 @@ pub fn substitute(server_uri: &str, v: &ServerUriValues) -> String {
         rest = &rest[i..];
         for (name, value) in names {
             if let Some(after) = rest.strip_prefix(name) {
-                out.push_str(&value.as_deref().map_or_else(|| "-1".to_owned(), percent_encode));
+                out.push_str(
+                    &value
+                        .as_deref()
+                        .map_or_else(|| "-1".to_owned(), percent_encode),
+                );
                 rest = after;
                 continue 'scan;
             }
@@ -330,20 +368,38 @@ mod tests {
     #[test]
     fn forms_of_the_ts() {
         let u = parse("urn:oma:mo:oma-dm-devinfo:1.2//DevID");
-        assert_eq!((u.instance.clone(), u.path.clone()), (InstanceSel::Only, vec![Segment::Name("DevID".into())]));
+        assert_eq!(
+            (u.instance.clone(), u.path.clone()),
+            (InstanceSel::Only, vec![Segment::Name("DevID".into())])
+        );
         let u = parse("urn:oma:mo:oma-mo:1.0/miid1/");
-        assert_eq!((u.instance.clone(), u.path.len()), (InstanceSel::Miid("miid1".into()), 0));
+        assert_eq!(
+            (u.instance.clone(), u.path.len()),
+            (InstanceSel::Miid("miid1".into()), 0)
+        );
         let u = parse("urn:oma:mo:oma-scomo:1.0//Inventory/Deployed/*/ID");
         assert!(u.has_wildcard());
         let u = parse("urn:oma:mo:oma-dcmo:1.0/(x)/Enabled?nv=(x)/Property:Camera");
         assert_eq!(u.instance, InstanceSel::XName('x'));
-        assert_eq!(u.nv, [NodeValue { xname: 'x', path: vec!["Property".into()], value: "Camera".into() }]);
-        let u = parse("urn:oma:mo:moid:1.0/(x)/Data/(y)/Value?nv=(x)/ID:GPS&nv=(y)/Date:12.2&lv=2&cv=abc&vendor=1");
+        assert_eq!(
+            u.nv,
+            [NodeValue {
+                xname: 'x',
+                path: vec!["Property".into()],
+                value: "Camera".into()
+            }]
+        );
+        let u = parse(
+            "urn:oma:mo:moid:1.0/(x)/Data/(y)/Value?nv=(x)/ID:GPS&nv=(y)/Date:12.2&lv=2&cv=abc&vendor=1",
+        );
         assert_eq!(u.nv.len(), 2);
         assert_eq!((u.level, u.cv.as_deref()), (Some(2), Some("abc")));
         assert_eq!(u.nv_for('y').next().unwrap().value, "12.2");
         // §14 #9: no "urn:".
-        assert_eq!(parse("oma:mo:oma-dm-devinfo:1.0//").moid, "urn:oma:mo:oma-dm-devinfo:1.0");
+        assert_eq!(
+            parse("oma:mo:oma-dm-devinfo:1.0//").moid,
+            "urn:oma:mo:oma-dm-devinfo:1.0"
+        );
         // nv values are percent-decoded and may hold ':' and '/'.
         let u = parse("urn:x:1.0/(a)/?nv=(a)/Url:https%3A//x/y:z");
         assert_eq!(u.nv[0].value, "https://x/y:z");
@@ -353,7 +409,12 @@ mod tests {
 
     #[test]
     fn display_gives_the_address_without_query() {
-        for s in ["urn:x:1.0/i/", "urn:x:1.0//", "urn:x:1.0/*/a/*/b", "urn:x:1.0/(x)/a/(y)"] {
+        for s in [
+            "urn:x:1.0/i/",
+            "urn:x:1.0//",
+            "urn:x:1.0/*/a/*/b",
+            "urn:x:1.0/(x)/a/(y)",
+        ] {
             assert_eq!(parse(&format!("{s}?lv=1&cv=z")).to_string(), s);
         }
         assert_eq!(concrete("urn:x:1.0", "i", ""), "urn:x:1.0/i/");
@@ -400,19 +461,35 @@ mod tests {
 
     #[test]
     fn server_uri_substitution() {
-        let v = ServerUriValues { dev_id: Some("IMEI:493005100592800".into()), ..Default::default() };
+        let v = ServerUriValues {
+            dev_id: Some("IMEI:493005100592800".into()),
+            ..Default::default()
+        };
         assert_eq!(
             substitute("https://DMcontent.DMserver.operator.com/[DevID]", &v),
             "https://DMcontent.DMserver.operator.com/IMEI%3A493005100592800"
         );
         assert_eq!(
-            substitute("https://prov.dmserver.com/Settings/[MCC]/[MNC]/MMS?sp=[SPName]&c=[CMCC][CMNC]", &v),
+            substitute(
+                "https://prov.dmserver.com/Settings/[MCC]/[MNC]/MMS?sp=[SPName]&c=[CMCC][CMNC]",
+                &v
+            ),
             "https://prov.dmserver.com/Settings/-1/-1/MMS?sp=-1&c=-1-1"
         );
-        let v = ServerUriValues { sp_name: Some("Télé Com/1".into()), mcc: Some("262".into()), ..Default::default() };
-        assert_eq!(substitute("https://x/[SPName]/[MCC]/[DevID]", &v), "https://x/T%C3%A9l%C3%A9%20Com%2F1/262/-1");
+        let v = ServerUriValues {
+            sp_name: Some("Télé Com/1".into()),
+            mcc: Some("262".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            substitute("https://x/[SPName]/[MCC]/[DevID]", &v),
+            "https://x/T%C3%A9l%C3%A9%20Com%2F1/262/-1"
+        );
         // IPv6 literals and unknown names stay.
-        assert_eq!(substitute("https://[::1]:8443/[Other]/[DevID", &v), "https://[::1]:8443/[Other]/[DevID");
+        assert_eq!(
+            substitute("https://[::1]:8443/[Other]/[DevID", &v),
+            "https://[::1]:8443/[Other]/[DevID"
+        );
     }
 
     proptest::proptest! {

@@ -257,7 +257,7 @@ pub struct InstanceInfo {
 }
 
 /// Identifies an instance in write operations.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceKey {
     /// MOID.
     pub moid: String,
