@@ -2,6 +2,7 @@
 //! async, no tree access; limits come in as arguments.
 
 pub mod dmmo;
+pub mod package0;
 pub mod uri;
 
 /// A decode error: what was wrong and where.
