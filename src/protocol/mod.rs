@@ -3,6 +3,7 @@
 
 pub mod dmmo;
 pub mod package0;
+pub mod packages;
 pub mod uri;
 
 /// A decode error: what was wrong and where.

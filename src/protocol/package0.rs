@@ -102,26 +102,40 @@ pub fn decode(b: &[u8]) -> Result<Notification, DecodeError> {
     let mut n = Notification::default();
     let (mut at, mut number) = (2usize, 0u8);
     for i in 0..oc {
-        let head = b.get(at..at + 2).ok_or_else(|| err(format!("option {} of {oc} is missing", i + 1), at))?;
+        let head = b
+            .get(at..at + 2)
+            .ok_or_else(|| err(format!("option {} of {oc} is missing", i + 1), at))?;
         let delta = head[0] >> 4;
         let len = (usize::from(head[0] & 0x0F) << 8) | usize::from(head[1]);
         if i > 0 && delta == 0 {
             return Err(err("option repeated (delta 0)", at));
         }
-        number = number.checked_add(delta).ok_or_else(|| err("option number overflows", at))?;
+        number = number
+            .checked_add(delta)
+            .ok_or_else(|| err("option number overflows", at))?;
         let start = at + 2;
-        let value = b
-            .get(start..start + len)
-            .ok_or_else(|| err(format!("option {number} says {len} bytes, fewer remain"), at))?;
+        let value = b.get(start..start + len).ok_or_else(|| {
+            err(
+                format!("option {number} says {len} bytes, fewer remain"),
+                at,
+            )
+        })?;
         let fixed = |want: usize, name: &str| {
-            if len == want { Ok(()) } else { Err(err(format!("{name} must be {want} bytes, is {len}"), at)) }
+            if len == want {
+                Ok(())
+            } else {
+                Err(err(format!("{name} must be {want} bytes, is {len}"), at))
+            }
         };
         match number {
             option::SERVER_ID => {
-                let s = std::str::from_utf8(value).map_err(|_| err("SERVER-ID is not UTF-8", start))?;
+                let s =
+                    std::str::from_utf8(value).map_err(|_| err("SERVER-ID is not UTF-8", start))?;
                 n.server_id = Some(s.to_owned());
             }
-            option::PREFERRED_CON_TYPE => n.preferred_con_types = value.iter().map(|&b| ConType::from_byte(b)).collect(),
+            option::PREFERRED_CON_TYPE => {
+                n.preferred_con_types = value.iter().map(|&b| ConType::from_byte(b)).collect()
+            }
             option::NOTIFICATION_ID => {
                 fixed(2, "NOTIFICATION-ID")?;
                 n.notification_id = Some(u16::from_be_bytes([value[0], value[1]]));
@@ -151,7 +165,10 @@ pub fn decode(b: &[u8]) -> Result<Notification, DecodeError> {
         at = start + len;
     }
     if at != b.len() {
-        return Err(err(format!("{} bytes after the last option", b.len() - at), at));
+        return Err(err(
+            format!("{} bytes after the last option", b.len() - at),
+            at,
+        ));
     }
     Ok(n)
 }
@@ -163,7 +180,10 @@ pub fn encode(n: &Notification) -> Result<Vec<u8>, DecodeError> {
         opts.push((option::SERVER_ID, s.as_bytes().to_vec()));
     }
     if !n.preferred_con_types.is_empty() {
-        opts.push((option::PREFERRED_CON_TYPE, n.preferred_con_types.iter().map(|c| c.byte()).collect()));
+        opts.push((
+            option::PREFERRED_CON_TYPE,
+            n.preferred_con_types.iter().map(|c| c.byte()).collect(),
+        ));
     }
     if let Some(id) = n.notification_id {
         opts.push((option::NOTIFICATION_ID, id.to_be_bytes().to_vec()));
@@ -188,7 +208,10 @@ pub fn encode(n: &Notification) -> Result<Vec<u8>, DecodeError> {
     for (num, value) in opts {
         let delta = num - last;
         if delta > 15 || (delta == 0 && last != 0) || value.len() > 4095 {
-            return Err(DecodeError::new(format!("option {num} cannot be encoded"), "options"));
+            return Err(DecodeError::new(
+                format!("option {num} cannot be encoded"),
+                "options",
+            ));
         }
         out.push((delta << 4) | (value.len() >> 8) as u8);
         out.push((value.len() & 0xFF) as u8);
@@ -208,12 +231,18 @@ pub fn compute_digest(secret: &[u8], message: &[u8], auth_data: &[u8]) -> [u8; 3
 }
 
 /// Encodes `n` with its SHA256-DIGEST computed from the credentials, as a server does.
-pub fn encode_signed(n: &Notification, secret: &[u8], auth_data: &[u8]) -> Result<Vec<u8>, DecodeError> {
+pub fn encode_signed(
+    n: &Notification,
+    secret: &[u8],
+    auth_data: &[u8],
+) -> Result<Vec<u8>, DecodeError> {
     let mut zeroed = n.clone();
     zeroed.digest = Some([0; 32]);
     let mut bytes = encode(&zeroed)?;
     let digest = compute_digest(secret, &bytes, auth_data);
-    let at = decode(&bytes)?.digest_offset.ok_or_else(|| DecodeError::new("no digest", "options"))?;
+    let at = decode(&bytes)?
+        .digest_offset
+        .ok_or_else(|| DecodeError::new("no digest", "options"))?;
     bytes[at..at + 32].copy_from_slice(&digest);
     Ok(bytes)
 }
@@ -247,7 +276,12 @@ mod tests {
 
     #[test]
     fn header_and_option_layout_bit_by_bit() {
-        let n = Notification { server_id: Some("ab".into()), notification_id: Some(0x0102), req_mos: true, ..Default::default() };
+        let n = Notification {
+            server_id: Some("ab".into()),
+            notification_id: Some(0x0102),
+            req_mos: true,
+            ..Default::default()
+        };
         let b = encode(&n).unwrap();
         // VER=2, OC=3: 0010 0001 | 1000 0000.
         assert_eq!(&b[..2], &[0x21, 0x80]);
@@ -259,7 +293,10 @@ mod tests {
         assert_eq!(&b[10..], &[0x30, 0x00]);
         assert_eq!(decode(&b).unwrap(), n);
         // A 300-byte option uses the length's high nibble.
-        let long = Notification { server_id: Some("x".repeat(300)), ..Default::default() };
+        let long = Notification {
+            server_id: Some("x".repeat(300)),
+            ..Default::default()
+        };
         let b = encode(&long).unwrap();
         assert_eq!(&b[2..4], &[0x11, 0x2C]);
         assert_eq!(decode(&b).unwrap(), long);
@@ -293,7 +330,10 @@ mod tests {
             let mut bad = b.clone();
             bad[i / 8] ^= 1 << (i % 8);
             if let Ok(n2) = decode(&bad) {
-                assert!(!verify(&bad, &n2, secret, data), "bit {i} flipped and still verified");
+                assert!(
+                    !verify(&bad, &n2, secret, data),
+                    "bit {i} flipped and still verified"
+                );
             }
         }
         // No digest: nothing verifies.
@@ -321,12 +361,27 @@ mod tests {
             (vec![0x20, 0x00, 0x00], "after the last option"),
             (good[..good.len() - 1].to_vec(), "missing"),
             ([good.clone(), vec![0]].concat(), "after the last option"),
-            (vec![0x21, 0x00, 0x10, 0x01, b'a', 0x00, 0x01, b'b'], "repeated"),
+            (
+                vec![0x21, 0x00, 0x10, 0x01, b'a', 0x00, 0x01, b'b'],
+                "repeated",
+            ),
             (vec![0x20, 0x80, 0x00, 0x00], "option number 0"),
-            (vec![0x20, 0x80, 0x30, 0x01, 0x01], "NOTIFICATION-ID must be 2 bytes"),
-            (vec![0x20, 0x80, 0x40, 0x01, 0x01], "SHA256-DIGEST must be 32 bytes"),
-            (vec![0x20, 0x80, 0x50, 0x02, 0x01, 0x02], "TIMESTAMP must be 4 or 8"),
-            (vec![0x20, 0x80, 0x60, 0x01, 0x00], "REQ-MOS must be 0 bytes"),
+            (
+                vec![0x20, 0x80, 0x30, 0x01, 0x01],
+                "NOTIFICATION-ID must be 2 bytes",
+            ),
+            (
+                vec![0x20, 0x80, 0x40, 0x01, 0x01],
+                "SHA256-DIGEST must be 32 bytes",
+            ),
+            (
+                vec![0x20, 0x80, 0x50, 0x02, 0x01, 0x02],
+                "TIMESTAMP must be 4 or 8",
+            ),
+            (
+                vec![0x20, 0x80, 0x60, 0x01, 0x00],
+                "REQ-MOS must be 0 bytes",
+            ),
             (vec![0x20, 0x80, 0x10, 0x01, 0xFF], "not UTF-8"),
         ];
         for (bytes, want) in cases {
