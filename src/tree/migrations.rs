@@ -7,6 +7,8 @@
 //!   format), `meta` (change serial and the database's cache-validator salt).
 //! - v2: `bootstrap_applied` (which factory bootstrap files were applied, by digest) and
 //!   `owed_session` (sessions owed to servers, e.g. after a bootstrap).
+//! - v3: `outbox` (Generic Alerts and subscription deliveries waiting for a server),
+//!   `subscription` (SUB registrations), `default_source` (DEFAULT's MOID → ServerURI).
 
 use rusqlite::Transaction;
 
@@ -55,6 +57,28 @@ const STEPS: &[&str] = &[
         reason     TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         PRIMARY KEY (server_id, reason)
+     ) STRICT;",
+    // v3
+    "CREATE TABLE outbox (
+        id         INTEGER PRIMARY KEY,
+        server_id  TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        target     TEXT,
+        payload    BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX outbox_server ON outbox (server_id, id);
+     CREATE TABLE subscription (
+        server_id  TEXT NOT NULL,
+        client_uri TEXT NOT NULL,
+        server_uri TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (server_id, client_uri)
+     ) STRICT;
+     CREATE TABLE default_source (
+        moid       TEXT PRIMARY KEY,
+        server_id  TEXT NOT NULL,
+        server_uri TEXT NOT NULL
      ) STRICT;",
 ];
 

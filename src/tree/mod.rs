@@ -330,6 +330,28 @@ pub enum TreeOp {
         /// SHA-256 of its content, hex.
         sha256: String,
     },
+    /// Queues something for a server (a Generic Alert, a subscription delivery) until the
+    /// server has taken it.
+    Enqueue(Outgoing),
+    /// Registers (or replaces) a subscription.
+    Subscribe(Subscription),
+    /// Removes a server's subscription to a ClientURI.
+    Unsubscribe {
+        /// The server.
+        server_id: String,
+        /// The ClientURI of the SUB.
+        client_uri: String,
+    },
+    /// Records where configuration for a MOID comes from (DEFAULT, TS §5.3.10); a later
+    /// DEFAULT for the same MOID replaces it.
+    SetDefault {
+        /// The MOID.
+        moid: String,
+        /// The server that said so.
+        server_id: String,
+        /// The ServerURI (unsubstituted).
+        server_uri: String,
+    },
     /// Bookkeeping that lands with the tree change: a session is owed to a server.
     OweSession {
         /// The server's SrvID.
@@ -358,6 +380,59 @@ impl OwedReason {
     fn parse(s: &str) -> Option<Self> {
         (s == "BootstrapComplete").then_some(OwedReason::BootstrapComplete)
     }
+}
+
+/// What kind of thing waits in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutgoingKind {
+    /// A Generic Alert (JSON), sent in the next session's Package#1 or #3.
+    Alert,
+    /// A subscription delivery: MO data to PUT to `target` (TS §5.3.11).
+    Delivery,
+}
+
+impl OutgoingKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutgoingKind::Alert => "alert",
+            OutgoingKind::Delivery => "delivery",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "alert" => Some(OutgoingKind::Alert),
+            "delivery" => Some(OutgoingKind::Delivery),
+            _ => None,
+        }
+    }
+}
+
+/// Something waiting for a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Outbox row id (0 before it is stored).
+    pub id: i64,
+    /// The server it is for.
+    pub server_id: String,
+    /// What it is.
+    pub kind: OutgoingKind,
+    /// Where it goes: for an alert, the ServerURI of an EXEC that asked for one (else the
+    /// account's SrvURI); for a delivery, the subscription's ServerURI.
+    pub target: Option<String>,
+    /// The JSON alert, or the delivery's body.
+    pub payload: Vec<u8>,
+}
+
+/// A SUB registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The server.
+    pub server_id: String,
+    /// The ClientURI as the server gave it.
+    pub client_uri: String,
+    /// Where changes go.
+    pub server_uri: String,
 }
 
 /// A session the daemon owes a server.
@@ -396,6 +471,14 @@ pub trait TreeStore {
     fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError>;
     /// Sessions owed to servers, oldest first.
     fn owed_sessions(&self) -> Result<Vec<OwedSession>, StoreError>;
+    /// What waits for a server, oldest first.
+    fn outbox(&self, server_id: &str) -> Result<Vec<Outgoing>, StoreError>;
+    /// Removes outbox entries a server has taken.
+    fn remove_outgoing(&self, ids: &[i64]) -> Result<(), StoreError>;
+    /// Every subscription.
+    fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
+    /// Where configuration for a MOID comes from: (server id, ServerURI).
+    fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError>;
 }
 
 /// True when `name` can be stored as a node name.

@@ -14,8 +14,9 @@ use rusqlite::{
 
 use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
-    AccessType, Format, InstanceInfo, InstanceKey, Node, NodeProps, OwedReason, OwedSession, Scope,
-    StoreError, TreeOp, TreeStore, Value, is_node_name, parent_path,
+    AccessType, Format, InstanceInfo, InstanceKey, Node, NodeProps, Outgoing, OutgoingKind,
+    OwedReason, OwedSession, Scope, StoreError, Subscription, TreeOp, TreeStore, Value,
+    is_node_name, parent_path,
 };
 
 /// How to open the database.
@@ -500,6 +501,62 @@ impl Writer<'_> {
                     .execute(params![source, sha256, now()])?;
                 Ok(())
             }
+            TreeOp::Enqueue(o) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO outbox (server_id, kind, target, payload, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        o.server_id,
+                        o.kind.as_str(),
+                        o.target,
+                        o.payload,
+                        now()
+                    ])?;
+                Ok(())
+            }
+            TreeOp::Subscribe(sub) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO subscription (server_id, client_uri, server_uri, created_at)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (server_id, client_uri) DO UPDATE SET server_uri = excluded.server_uri",
+                    )?
+                    .execute(params![sub.server_id, sub.client_uri, sub.server_uri, now()])?;
+                Ok(())
+            }
+            TreeOp::Unsubscribe {
+                server_id,
+                client_uri,
+            } => {
+                let n = self
+                    .tx
+                    .prepare_cached(
+                        "DELETE FROM subscription WHERE server_id = ?1 AND client_uri = ?2",
+                    )?
+                    .execute(params![server_id, client_uri])?;
+                if n == 0 {
+                    return Err(StoreError::Invalid(format!(
+                        "no subscription to {client_uri}"
+                    )));
+                }
+                Ok(())
+            }
+            TreeOp::SetDefault {
+                moid,
+                server_id,
+                server_uri,
+            } => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO default_source (moid, server_id, server_uri) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (moid) DO UPDATE SET server_id = excluded.server_id,
+                                                          server_uri = excluded.server_uri",
+                    )?
+                    .execute(params![moid, server_id, server_uri])?;
+                Ok(())
+            }
             TreeOp::OweSession { server_id, reason } => {
                 self.tx
                     .prepare_cached(
@@ -657,6 +714,46 @@ impl TreeStore for SqliteStore {
             .optional()?)
     }
 
+    fn outbox(&self, server_id: &str) -> Result<Vec<Outgoing>, StoreError> {
+        self.read_outbox(server_id)
+    }
+
+    fn remove_outgoing(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+            for id in ids {
+                del.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT server_id, client_uri, server_uri FROM subscription ORDER BY server_id, client_uri",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Subscription {
+                server_id: r.get(0)?,
+                client_uri: r.get(1)?,
+                server_uri: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .lock()
+            .prepare_cached("SELECT server_id, server_uri FROM default_source WHERE moid = ?1")?
+            .query_row([moid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
     fn owed_sessions(&self) -> Result<Vec<OwedSession>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
@@ -674,6 +771,39 @@ impl TreeStore for SqliteStore {
                     server_id,
                     reason,
                     since,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SqliteStore {
+    /// Outbox rows for one server.
+    fn read_outbox(&self, server_id: &str) -> Result<Vec<Outgoing>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, target, payload FROM outbox WHERE server_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([server_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, target, payload) = row?;
+            // A kind this build does not know came from a newer one: skip, keep the row.
+            if let Some(kind) = OutgoingKind::parse(&kind) {
+                out.push(Outgoing {
+                    id,
+                    server_id: server_id.to_owned(),
+                    kind,
+                    target,
+                    payload,
                 });
             }
         }

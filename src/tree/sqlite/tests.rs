@@ -651,3 +651,82 @@ fn scale_100k_nodes_and_point_reads_use_the_index() {
     .unwrap();
     assert_eq!(s.subtree(&big, "", None).unwrap().len(), 100_001 - 100);
 }
+
+#[test]
+fn outbox_subscriptions_and_defaults_persist() {
+    use crate::tree::{Outgoing, OutgoingKind, Subscription};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tree.db");
+    {
+        let s = SqliteStore::open(&path, OpenMode::ReadWrite).unwrap();
+        let out = |server: &str, payload: &str| {
+            TreeOp::Enqueue(Outgoing {
+                id: 0,
+                server_id: server.into(),
+                kind: OutgoingKind::Alert,
+                target: Some("https://x/async".into()),
+                payload: payload.as_bytes().to_vec(),
+            })
+        };
+        s.apply(&[out("dms1", "a1"), out("dms2", "b1"), out("dms1", "a2")])
+            .unwrap();
+        let sub = |uri: &str, to: &str| Subscription {
+            server_id: "dms1".into(),
+            client_uri: uri.into(),
+            server_uri: to.into(),
+        };
+        s.apply(&[
+            TreeOp::Subscribe(sub("urn:x:1.0/i/", "https://a")),
+            TreeOp::Subscribe(sub("urn:x:1.0/i/", "https://b")),
+        ])
+        .unwrap();
+        s.apply(&[TreeOp::SetDefault {
+            moid: "urn:m:1.0".into(),
+            server_id: "dms1".into(),
+            server_uri: "https://one".into(),
+        }])
+        .unwrap();
+        s.apply(&[TreeOp::SetDefault {
+            moid: "urn:m:1.0".into(),
+            server_id: "dms2".into(),
+            server_uri: "https://two".into(),
+        }])
+        .unwrap();
+    }
+    // Everything survives a reopen (a restart).
+    let s = SqliteStore::open(&path, OpenMode::ReadWrite).unwrap();
+    let q = s.outbox("dms1").unwrap();
+    assert_eq!(
+        q.iter().map(|o| o.payload.as_slice()).collect::<Vec<_>>(),
+        [b"a1", b"a2"]
+    );
+    assert_eq!(q[0].target.as_deref(), Some("https://x/async"));
+    s.remove_outgoing(&[q[0].id]).unwrap();
+    assert_eq!(s.outbox("dms1").unwrap().len(), 1);
+    assert_eq!(s.outbox("dms2").unwrap().len(), 1);
+    let subs = s.subscriptions().unwrap();
+    assert_eq!(
+        subs.len(),
+        1,
+        "a second SUB of the same ClientURI replaces the first"
+    );
+    assert_eq!(subs[0].server_uri, "https://b");
+    assert_eq!(
+        s.default_source("urn:m:1.0").unwrap(),
+        Some(("dms2".into(), "https://two".into()))
+    );
+    assert_eq!(s.default_source("urn:other:1.0").unwrap(), None);
+    s.apply(&[TreeOp::Unsubscribe {
+        server_id: "dms1".into(),
+        client_uri: "urn:x:1.0/i/".into(),
+    }])
+    .unwrap();
+    assert!(s.subscriptions().unwrap().is_empty());
+    assert!(
+        s.apply(&[TreeOp::Unsubscribe {
+            server_id: "dms1".into(),
+            client_uri: "urn:x:1.0/i/".into()
+        }])
+        .is_err()
+    );
+}
