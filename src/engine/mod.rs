@@ -1,5 +1,370 @@
-//! The command engine: runs a Package#2's commands against the tree and builds the
-//! Package#3 (TS §5.3). It knows no HTTP and no D-Bus: the Data Repository, SHOW and EXEC
-//! reach the outside through traits the daemon implements.
+//! The command engine: runs a Package#2's commands in order against the tree and builds
+//! the Package#3 (TS §5.3). It knows no HTTP and no D-Bus: the Data Repository, SHOW and
+//! EXEC reach the outside through [`Ports`], which the daemon implements and tests
+//! implement with recorders.
+//!
+//! Every command's change to the tree is one store transaction, together with what it
+//! queues (alerts, subscription deliveries). A failed command changes nothing. Errors are
+//! statuses: a DM status code is data; only the caller's transport can end a session.
 
+pub mod acl;
+mod commands;
 pub mod resolve;
+
+use std::future::Future;
+
+use std::collections::BTreeSet;
+
+use crate::mo::Registry;
+use crate::protocol::packages::{
+    Alert, Command, MoSupported, Package1, Package3, Part, Status, alert_type,
+};
+use crate::protocol::uri::ServerUriValues;
+use crate::tree::{InstanceKey, OutgoingKind, StoreError, TreeStore};
+
+pub use acl::{Acl, Rights};
+
+/// Status codes the engine answers with (TS App. C; only these are valid).
+pub mod sc {
+    /// OK.
+    pub const OK: u16 = 200;
+    /// Accepted (EXEC, asynchronous result later).
+    pub const ACCEPTED: u16 = 202;
+    /// No Content (GET of an empty target).
+    pub const NO_CONTENT: u16 = 204;
+    /// Not Modified (cache validator matched).
+    pub const NOT_MODIFIED: u16 = 304;
+    /// Bad Request.
+    pub const BAD_REQUEST: u16 = 400;
+    /// Forbidden.
+    pub const FORBIDDEN: u16 = 403;
+    /// Not Found.
+    pub const NOT_FOUND: u16 = 404;
+    /// Command Not Allowed.
+    pub const NOT_ALLOWED: u16 = 405;
+    /// Not Acceptable.
+    pub const NOT_ACCEPTABLE: u16 = 406;
+    /// Unsupported Media Type.
+    pub const UNSUPPORTED_MEDIA_TYPE: u16 = 415;
+    /// ServerURI Error.
+    pub const SERVER_URI_ERROR: u16 = 419;
+    /// Internal Error.
+    pub const INTERNAL_ERROR: u16 = 500;
+    /// Not Implemented.
+    pub const NOT_IMPLEMENTED: u16 = 501;
+    /// Service Unavailable.
+    pub const SERVICE_UNAVAILABLE: u16 = 503;
+    /// Device Full.
+    pub const DEVICE_FULL: u16 = 506;
+    /// User Rejected.
+    pub const USER_REJECTED: u16 = 507;
+
+    /// True for a code the TS table allows (App. C), including 1000–1999.
+    pub fn is_valid(code: u16) -> bool {
+        matches!(
+            code,
+            200 | 202
+                | 204
+                | 304
+                | 400
+                | 403
+                | 404
+                | 405
+                | 406
+                | 415
+                | 419
+                | 500
+                | 501
+                | 503
+                | 506
+                | 507
+        ) || (1000..=1999).contains(&code)
+    }
+}
+
+/// Data fetched from the Data Repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Its media type (without parameters).
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// HPUT or HPOST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// HTTP PUT.
+    Put,
+    /// HTTP POST.
+    Post,
+}
+
+/// How the repository took data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// Accepted.
+    Ok,
+    /// 415 with `OMADM-Accept`: the formats it would take (TS §5.5).
+    Unsupported {
+        /// Media types it lists.
+        accept: Vec<String>,
+    },
+}
+
+/// A repository exchange that failed (connection, TLS, HTTP status): 419 for the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+/// What became of a SHOW.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    /// An agent launched the browser: 200.
+    Launched,
+    /// The user declined before anything was shown: 507.
+    Declined,
+    /// No agent is registered: 501 (no Web Browser Component).
+    NoAgent,
+    /// The agents failed or timed out: 500.
+    Failed(String),
+}
+
+/// An EXEC to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The server that asked.
+    pub server_id: String,
+    /// The executed node's concrete ClientURI (the alert's SourceURI).
+    pub client_uri: String,
+    /// The node.
+    pub location: resolve::Location,
+    /// Where an asynchronous result goes (the EXEC's substituted ServerURI), if given.
+    pub report_to: Option<String>,
+}
+
+/// What an EXEC handler answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Executed {
+    /// Finished now with this status (200 or an application code 1000–1999); an alert to
+    /// send when the result must be reported asynchronously.
+    Done {
+        /// The status.
+        status: u16,
+        /// The result as a Generic Alert, if the MO defines one.
+        alert: Option<Alert>,
+    },
+    /// Started; the handler reports the result later as a Generic Alert: 202.
+    Accepted,
+    /// No handler owns the node: 405 (not executable here).
+    NoHandler,
+    /// The handler failed or timed out: 500.
+    Failed(String),
+}
+
+/// The engine's ways out of the process. Implemented by the daemon (HTTP, D-Bus) and by
+/// tests (recorders and local servers).
+pub trait Ports {
+    /// HTTP GET of MO data for HGET (TS §5.3.1), with the media types we accept.
+    fn fetch(&self, url: &str, accept: &[&str])
+    -> impl Future<Output = Result<Fetched, PortError>>;
+    /// HTTP PUT or POST of MO data (HPUT, HPOST).
+    fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<Sent, PortError>>;
+    /// Hands a SHOW URL to the Web Browser Component (TS §5.3.7).
+    fn show(&self, url: &str, server_id: &str) -> impl Future<Output = Shown>;
+    /// Carries out an EXEC (TS §5.3.5).
+    fn exec(&self, request: &ExecRequest) -> impl Future<Output = Executed>;
+}
+
+/// Bounds on what the engine accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest leaf value stored.
+    pub max_value_bytes: usize,
+    /// Largest document fetched by HGET.
+    pub max_document_bytes: usize,
+    /// Most nodes in one document.
+    pub max_nodes: usize,
+}
+
+/// The state of one DM session that commands read and change.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The server (its SrvID).
+    pub server_id: String,
+    /// Values for ServerURI substitution.
+    pub uri_values: ServerUriValues,
+    /// Formats the server listed in `OMADM-Accept`, if any (TS §5.5).
+    pub server_accept: Vec<String>,
+    /// Where the next Package#3 goes (SrvURI, then the last CONT's).
+    pub target: String,
+    /// Whether SHOW may open plain `http` URLs (configuration; https only by default).
+    pub allow_http_show: bool,
+}
+
+/// What a Package#2 produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The Package#3: one status per command, in order.
+    pub package3: Package3,
+    /// GET results for the multipart Package#3.
+    pub parts: Vec<Part>,
+    /// The Package#2 held END: send no Package#3 (TS §5.3.9).
+    pub end: bool,
+}
+
+/// The command engine over a store, the MO definitions and the ports.
+#[derive(Debug)]
+pub struct Engine<'a, P> {
+    store: &'a dyn TreeStore,
+    registry: &'a Registry,
+    ports: &'a P,
+    limits: Limits,
+}
+
+impl<'a, P: Ports> Engine<'a, P> {
+    /// An engine.
+    pub fn new(
+        store: &'a dyn TreeStore,
+        registry: &'a Registry,
+        ports: &'a P,
+        limits: Limits,
+    ) -> Self {
+        Engine {
+            store,
+            registry,
+            ports,
+            limits,
+        }
+    }
+
+    /// Runs the commands of a Package#2 in order (TS §5.2.3) and returns the Package#3.
+    pub async fn run(&self, session: &mut Session, commands: &[Command]) -> Outcome {
+        let mut out = Outcome {
+            package3: Package3::default(),
+            parts: Vec::new(),
+            end: false,
+        };
+        for (index, cmd) in commands.iter().enumerate() {
+            // Rights and definitions are read fresh for every command: an HGET may have
+            // changed the DACMO or a DMAcc just before.
+            let acl = match Acl::for_server(self.store, &session.server_id) {
+                Ok(acl) => acl,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read access rights");
+                    out.package3.status.push(Status::code(sc::INTERNAL_ERROR));
+                    continue;
+                }
+            };
+            let ctx = commands::Ctx {
+                engine: self,
+                acl: &acl,
+                session,
+            };
+            let reply = ctx.execute(cmd, index).await;
+            debug_assert!(
+                sc::is_valid(reply.status.sc),
+                "{} is not a TS status",
+                reply.status.sc
+            );
+            tracing::debug!(command = cmd.name(), index, status = reply.status.sc, server = %session.server_id, "command done");
+            if let Some(t) = reply.cont {
+                session.target = t;
+            }
+            out.end |= reply.end;
+            out.parts.extend(reply.part);
+            out.package3.status.push(reply.status);
+        }
+        out
+    }
+}
+
+/// Why a session starts: the session-type alert of its Package#1 (TS §5.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The client's own reason (timer, an administrator, queued work).
+    ClientInitiated,
+    /// A DM Notification, with its NOTIFICATION-ID.
+    ServerInitiated {
+        /// The notification's ID, if it had one.
+        notification_id: Option<u16>,
+    },
+    /// A bootstrap for this server completed (TS §8).
+    BootstrapComplete,
+}
+
+impl<P: Ports> Engine<'_, P> {
+    /// Builds the Package#1 for a session with `server_id`: exactly one session-type alert,
+    /// then every alert queued for the server, and `MOS` when REQ-MOS asked for it, listing
+    /// only the MOIDs the server was provisioned with and the instances it may read
+    /// (TS §5.2.2). Returns the outbox ids of the queued alerts it carries, to remove once
+    /// the server has taken the package.
+    pub fn package1(
+        &self,
+        server_id: &str,
+        trigger: Trigger,
+        req_mos: bool,
+    ) -> Result<(Package1, Vec<i64>), StoreError> {
+        let session_alert = match trigger {
+            Trigger::ClientInitiated => Alert::of_type(alert_type::CLIENT_INITIATED),
+            Trigger::ServerInitiated { notification_id } => {
+                Alert::server_initiated(notification_id)
+            }
+            Trigger::BootstrapComplete => Alert::of_type(alert_type::BOOTSTRAP_COMPLETE),
+        };
+        let mut alerts = vec![session_alert];
+        let mut carried = Vec::new();
+        for o in self.store.outbox(server_id)? {
+            if o.kind != OutgoingKind::Alert {
+                continue;
+            }
+            match serde_json::from_slice::<Alert>(&o.payload) {
+                Ok(a) => {
+                    alerts.push(a);
+                    carried.push(o.id);
+                }
+                Err(e) => {
+                    tracing::error!(id = o.id, error = %e, "queued alert is unreadable; left in the queue")
+                }
+            }
+        }
+        let mos = if req_mos {
+            Some(self.mos(server_id)?)
+        } else {
+            None
+        };
+        Ok((Package1 { mos, alerts }, carried))
+    }
+
+    fn mos(&self, server_id: &str) -> Result<Vec<MoSupported>, StoreError> {
+        let acl = Acl::for_server(self.store, server_id)?;
+        let mut moids: BTreeSet<String> =
+            self.registry.iter().map(|r| r.def.moid.clone()).collect();
+        moids.extend(self.store.instances(None)?.into_iter().map(|i| i.moid));
+        let mut out = Vec::new();
+        for moid in moids.into_iter().filter(|m| acl.moid_permitted(m)) {
+            let mut miids = Vec::new();
+            for inst in self.store.instances(Some(&moid))? {
+                let key = InstanceKey::new(moid.clone(), inst.miid.clone());
+                if acl.rights(&key, "")?.has(Rights::READ) {
+                    miids.push(inst.miid);
+                }
+            }
+            out.push(MoSupported {
+                ddf: self.registry.get(&moid).and_then(|r| r.ddf_url.clone()),
+                moid: Some(moid),
+                miid: miids,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -359,6 +359,36 @@ fn check_size(path: &str, value: &Value, max_value: usize) -> Result<(), MoError
     Ok(())
 }
 
+/// A leaf node for `value` at `path`, with the properties of its definition (or generic
+/// ones for MOs without a DDF).
+pub fn leaf_node(
+    moid: &str,
+    def: Option<&DefNode>,
+    path: &str,
+    value: Value,
+    max_value: usize,
+) -> Result<Node, MoError> {
+    match def {
+        Some(d) => leaf(moid, d, path, value, max_value),
+        None => {
+            check_size(path, &value, max_value)?;
+            Ok(Node {
+                path: path.to_owned(),
+                props: NodeProps::leaf(value.format(), GENERIC_ACCESS, Scope::Dynamic),
+                value: Some(value),
+            })
+        }
+    }
+}
+
+/// The definition of the node at `path` (names from the instance root), if the MO has one.
+pub fn def_at<'d>(root: &'d DefNode, path: &str) -> Option<&'d DefNode> {
+    if path.is_empty() {
+        return Some(root);
+    }
+    path.split('/').try_fold(root, |d, name| d.child(name))
+}
+
 fn leaf(
     moid: &str,
     d: &DefNode,

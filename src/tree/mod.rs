@@ -448,7 +448,7 @@ pub struct OwedSession {
 
 /// Persistent storage of the management tree. Each method is atomic; `apply` runs a batch
 /// in one transaction. Reads and writes scale with the subtree touched, not the tree.
-pub trait TreeStore {
+pub trait TreeStore: fmt::Debug {
     /// Every instance, optionally only those of one MOID, ordered by MOID then MIID.
     fn instances(&self, moid: Option<&str>) -> Result<Vec<InstanceInfo>, StoreError>;
     /// One instance.
