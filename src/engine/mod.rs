@@ -285,6 +285,71 @@ impl<'a, P: Ports> Engine<'a, P> {
     }
 }
 
+/// What asking for an MO's configuration did (TS §5.3.10, the DEFAULT command's local
+/// side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Configured {
+    /// The tree already holds instances of the MOID: their ClientURIs.
+    Present(Vec<String>),
+    /// Fetched from the DEFAULT ServerURI and stored here.
+    Fetched(Vec<String>),
+    /// No server gave a DEFAULT for the MOID.
+    NoDefault,
+    /// The fetch or the store failed, with the status an HGET would have had.
+    Failed(u16),
+}
+
+impl<P: Ports> Engine<'_, P> {
+    /// Makes sure configuration for `moid` exists: when the tree has no instance of it and
+    /// a server gave a DEFAULT for it, runs that DEFAULT's HGET (after `[…]` substitution),
+    /// storing where the client chooses and reporting nothing to any server (TS §5.3.10).
+    pub async fn configure(
+        &self,
+        moid: &str,
+        uri_values: &ServerUriValues,
+    ) -> Result<Configured, StoreError> {
+        let moid = crate::mo::canonical_moid(moid);
+        let present = self.store.instances(Some(moid))?;
+        if !present.is_empty() {
+            return Ok(Configured::Present(
+                present
+                    .iter()
+                    .map(|i| crate::protocol::uri::concrete(&i.moid, &i.miid, ""))
+                    .collect(),
+            ));
+        }
+        let Some((server_id, server_uri)) = self.store.default_source(moid)? else {
+            return Ok(Configured::NoDefault);
+        };
+        let acl = Acl::for_server(self.store, &server_id)?;
+        let session = Session {
+            server_id: server_id.clone(),
+            uri_values: uri_values.clone(),
+            server_accept: Vec::new(),
+            target: String::new(),
+            allow_http_show: false,
+        };
+        let ctx = commands::Ctx {
+            engine: self,
+            acl: &acl,
+            session: &session,
+        };
+        let reply = ctx
+            .execute(
+                &Command::Hget {
+                    server_uri,
+                    client_uri: None,
+                },
+                0,
+            )
+            .await;
+        Ok(match reply.status.sc {
+            sc::OK => Configured::Fetched(reply.status.uri),
+            code => Configured::Failed(code),
+        })
+    }
+}
+
 /// Why a session starts: the session-type alert of its Package#1 (TS §5.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {

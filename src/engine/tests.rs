@@ -1265,3 +1265,61 @@ async fn mos_lists_only_what_the_server_may_see() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn default_configures_a_missing_mo_without_reporting() {
+    let w = World::new();
+    let mms = "urn:oma:mo:oma-mms:1.3";
+    let values = crate::protocol::uri::ServerUriValues {
+        mcc: Some("262".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        w.engine().configure(mms, &values).await.unwrap(),
+        Configured::NoDefault
+    );
+    assert_eq!(
+        w.codes(
+            "dms1",
+            json!([[
+                "DEFAULT",
+                "https://prov.dmserver.com/Settings/[MCC]/[MNC]/MMS",
+                mms
+            ]])
+        )
+        .await,
+        [200]
+    );
+    // The repository is down: the HGET's status, nothing stored.
+    assert_eq!(
+        w.engine().configure(mms, &values).await.unwrap(),
+        Configured::Failed(419)
+    );
+    assert_eq!(
+        w.ports.fetches.borrow().last().unwrap().0,
+        "https://prov.dmserver.com/Settings/262/-1/MMS"
+    );
+    w.serve(
+        "https://prov.dmserver.com/Settings/262/-1/MMS",
+        dmmo::MEDIA_TYPE,
+        br#"[{"ClientURI":"urn:oma:mo:oma-mms:1.3//","MOData":{"mms":{"MMSC":"http://mmsc"}}}]"#,
+    );
+    assert_eq!(
+        w.engine().configure(mms, &values).await.unwrap(),
+        Configured::Fetched(vec!["urn:oma:mo:oma-mms:1.3/mms/".into()])
+    );
+    assert_eq!(
+        w.engine().configure(mms, &values).await.unwrap(),
+        Configured::Present(vec!["urn:oma:mo:oma-mms:1.3/mms/".into()])
+    );
+    // The server reads it later with GET urn:oma:mo:oma-mms:1.3/*/ (TS App. I.3).
+    assert_eq!(
+        w.codes("dms1", json!([["GET", "urn:oma:mo:oma-mms:1.3/*/"]]))
+            .await,
+        [200]
+    );
+    assert!(
+        w.store.outbox("dms1").unwrap().is_empty(),
+        "nothing reported"
+    );
+}
