@@ -47,6 +47,8 @@ pub struct LimitsFragment {
     pub max_package_bytes: Option<u64>,
     /// Most nodes in one MO document.
     pub max_nodes_per_document: Option<u64>,
+    /// Most commands in one Package#2.
+    pub max_commands_per_package: Option<u64>,
 }
 
 /// `[log]`.
@@ -79,6 +81,10 @@ impl Fragment {
                     .limits
                     .max_nodes_per_document
                     .or(self.limits.max_nodes_per_document),
+                max_commands_per_package: later
+                    .limits
+                    .max_commands_per_package
+                    .or(self.limits.max_commands_per_package),
             },
             devinfo: self.devinfo.merged(later.devinfo),
             log: LogFragment {
@@ -107,6 +113,12 @@ impl Fragment {
                 self.limits.max_nodes_per_document,
                 1,
                 10_000_000,
+            ),
+            (
+                "limits.max-commands-per-package",
+                self.limits.max_commands_per_package,
+                1,
+                1_000_000,
             ),
         ];
         for (key, value, min, max) in limits {

@@ -78,6 +78,8 @@ pub struct Limits {
     pub max_package_bytes: usize,
     /// Most nodes in one MO document.
     pub max_nodes_per_document: usize,
+    /// Most commands in one Package#2.
+    pub max_commands_per_package: usize,
 }
 
 impl Default for Limits {
@@ -86,6 +88,7 @@ impl Default for Limits {
             max_node_value_bytes: 1 << 20,
             max_package_bytes: 4 << 20,
             max_nodes_per_document: 100_000,
+            max_commands_per_package: 1000,
         }
     }
 }
@@ -276,6 +279,10 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             max_nodes_per_document: limit(
                 merged.limits.max_nodes_per_document,
                 defaults.max_nodes_per_document,
+            ),
+            max_commands_per_package: limit(
+                merged.limits.max_commands_per_package,
+                defaults.max_commands_per_package,
             ),
         },
         devinfo: merged.devinfo,

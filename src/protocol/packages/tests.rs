@@ -377,7 +377,31 @@ IMEI:493005100592800\r\n--simple_boundary\r\nContent-Disposition: form-data; nam
     assert!(decode_package3_http("multipart/form-data", b"").is_err());
 }
 
+fn any_command() -> impl proptest::strategy::Strategy<Value = Command> {
+    use proptest::prelude::*;
+    let u = || "[ -~]{0,20}";
+    prop_oneof![
+        (u(), proptest::option::of(u())).prop_map(|(server_uri, client_uri)| Command::Hget { server_uri, client_uri }),
+        (u(), proptest::collection::vec(u(), 1..3)).prop_map(|(server_uri, client_uris)| Command::Hput { server_uri, client_uris }),
+        (u(), proptest::collection::vec(u(), 1..3)).prop_map(|(server_uri, client_uris)| Command::Hpost { server_uri, client_uris }),
+        u().prop_map(|client_uri| Command::Delete { client_uri }),
+        (u(), proptest::option::of(u())).prop_map(|(client_uri, server_uri)| Command::Exec { client_uri, server_uri }),
+        u().prop_map(|client_uri| Command::Get { client_uri }),
+        u().prop_map(|server_uri| Command::Show { server_uri }),
+        u().prop_map(|server_uri| Command::Cont { server_uri }),
+        Just(Command::End),
+        (u(), u()).prop_map(|(server_uri, moid)| Command::Default { server_uri, moid }),
+        (u(), u()).prop_map(|(server_uri, client_uri)| Command::Sub { server_uri, client_uri }),
+        u().prop_map(|client_uri| Command::Unsub { client_uri }),
+    ]
+}
+
 proptest::proptest! {
+    #[test]
+    fn package2_round_trips(cmds in proptest::collection::vec(any_command(), 0..8)) {
+        proptest::prop_assert_eq!(decode_package2(&encode_package2(&cmds), LIMITS).unwrap(), cmds);
+    }
+
     #[test]
     fn package2_decode_never_panics(s in "\\PC{0,200}") {
         let _ = decode_package2(s.as_bytes(), LIMITS);
