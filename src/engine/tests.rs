@@ -1323,3 +1323,50 @@ async fn default_configures_a_missing_mo_without_reporting() {
         "nothing reported"
     );
 }
+
+#[tokio::test]
+async fn ts_app_f_get_results_in_a_multipart_package3() {
+    // App. F's Package#2: GET DevID, GET DevID, GET the SessionInfo root, HPUT, GET of an
+    // unknown MOID, HGET. The GETs that found data ride as parts named by their position.
+    let w = World::new();
+    let reg = &w.reg;
+    crate::mo::standard::refresh_sessioninfo(&w.store, reg, &crate::host::Host::new(w._dir.path()))
+        .unwrap();
+    w.serve(
+        "https://r/new",
+        dmmo::MEDIA_TYPE,
+        br#"[{"ClientURI":"urn:test:mo:dev:1.0//","MOData":{"n":{"Name":"x"}}}]"#,
+    );
+    let out = w
+        .run(
+            "dms1",
+            json!([
+                ["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"],
+                ["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"],
+                ["GET", "urn:oma:mo:oma-sessioninfomo:1.0//"],
+                ["HPUT", "https://r/put", "urn:oma:mo:oma-dm-devinfo:1.2//"],
+                ["GET", "urn:oma:mo:unknown:1.0//"],
+                ["HGET", "https://r/new"]
+            ]),
+        )
+        .await;
+    let codes: Vec<u16> = out.package3.status.iter().map(|s| s.sc).collect();
+    assert_eq!(codes, [200, 200, 200, 200, 404, 200]);
+    let (ct, body) = crate::protocol::packages::encode_package3_http(&out.package3, &out.parts);
+    let (p3, parts) = crate::protocol::packages::decode_package3_http(&ct, &body).unwrap();
+    assert_eq!(p3, out.package3);
+    assert_eq!(parts.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(
+        (parts[0].content_type.as_str(), parts[0].body.as_slice()),
+        ("text/plain", DEV_ID.as_bytes())
+    );
+    let si: Json = serde_json::from_slice(&parts[2].body).unwrap();
+    assert_eq!(
+        si[0]["ClientURI"],
+        "urn:oma:mo:oma-sessioninfomo:1.0/SessionInfoMO/"
+    );
+    assert_eq!(
+        si[0]["MOData"]["SessionInfoMO"],
+        json!({"CBT": 0, "ROAMING": 0})
+    );
+}

@@ -381,17 +381,36 @@ fn any_command() -> impl proptest::strategy::Strategy<Value = Command> {
     use proptest::prelude::*;
     let u = || "[ -~]{0,20}";
     prop_oneof![
-        (u(), proptest::option::of(u())).prop_map(|(server_uri, client_uri)| Command::Hget { server_uri, client_uri }),
-        (u(), proptest::collection::vec(u(), 1..3)).prop_map(|(server_uri, client_uris)| Command::Hput { server_uri, client_uris }),
-        (u(), proptest::collection::vec(u(), 1..3)).prop_map(|(server_uri, client_uris)| Command::Hpost { server_uri, client_uris }),
+        (u(), proptest::option::of(u())).prop_map(|(server_uri, client_uri)| Command::Hget {
+            server_uri,
+            client_uri
+        }),
+        (u(), proptest::collection::vec(u(), 1..3)).prop_map(|(server_uri, client_uris)| {
+            Command::Hput {
+                server_uri,
+                client_uris,
+            }
+        }),
+        (u(), proptest::collection::vec(u(), 1..3)).prop_map(|(server_uri, client_uris)| {
+            Command::Hpost {
+                server_uri,
+                client_uris,
+            }
+        }),
         u().prop_map(|client_uri| Command::Delete { client_uri }),
-        (u(), proptest::option::of(u())).prop_map(|(client_uri, server_uri)| Command::Exec { client_uri, server_uri }),
+        (u(), proptest::option::of(u())).prop_map(|(client_uri, server_uri)| Command::Exec {
+            client_uri,
+            server_uri
+        }),
         u().prop_map(|client_uri| Command::Get { client_uri }),
         u().prop_map(|server_uri| Command::Show { server_uri }),
         u().prop_map(|server_uri| Command::Cont { server_uri }),
         Just(Command::End),
         (u(), u()).prop_map(|(server_uri, moid)| Command::Default { server_uri, moid }),
-        (u(), u()).prop_map(|(server_uri, client_uri)| Command::Sub { server_uri, client_uri }),
+        (u(), u()).prop_map(|(server_uri, client_uri)| Command::Sub {
+            server_uri,
+            client_uri
+        }),
         u().prop_map(|client_uri| Command::Unsub { client_uri }),
     ]
 }
