@@ -14,4 +14,5 @@ pub mod host;
 pub mod logging;
 pub mod mo;
 pub mod protocol;
+pub mod session;
 pub mod tree;

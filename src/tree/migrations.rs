@@ -9,6 +9,7 @@
 //!   `owed_session` (sessions owed to servers, e.g. after a bootstrap).
 //! - v3: `outbox` (Generic Alerts and subscription deliveries waiting for a server),
 //!   `subscription` (SUB registrations), `default_source` (DEFAULT's MOID → ServerURI).
+//! - v4: `session` (one row per DM session: trigger, server, start, end, outcome, counts).
 
 use rusqlite::Transaction;
 
@@ -80,6 +81,19 @@ const STEPS: &[&str] = &[
         server_id  TEXT NOT NULL,
         server_uri TEXT NOT NULL
      ) STRICT;",
+    // v4
+    "CREATE TABLE session (
+        id         INTEGER PRIMARY KEY,
+        server_id  TEXT NOT NULL,
+        trigger    TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at   INTEGER,
+        outcome    TEXT NOT NULL,
+        detail     TEXT,
+        packages   INTEGER NOT NULL DEFAULT 0,
+        commands   INTEGER NOT NULL DEFAULT 0
+     ) STRICT;
+     CREATE INDEX session_started ON session (started_at);",
 ];
 
 /// The schema version this build writes.

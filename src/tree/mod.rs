@@ -352,6 +352,13 @@ pub enum TreeOp {
         /// The ServerURI (unsubstituted).
         server_uri: String,
     },
+    /// Clears a session owed to a server (it took place).
+    ClearOwed {
+        /// The server's SrvID.
+        server_id: String,
+        /// Why it was owed.
+        reason: OwedReason,
+    },
     /// Bookkeeping that lands with the tree change: a session is owed to a server.
     OweSession {
         /// The server's SrvID.
@@ -435,6 +442,29 @@ pub struct Subscription {
     pub server_uri: String,
 }
 
+/// One DM session as recorded in the history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionRecord {
+    /// Row id.
+    pub id: i64,
+    /// The server.
+    pub server_id: String,
+    /// What started it (`client`, `notification:<id>`, `bootstrap`, …).
+    pub trigger: String,
+    /// Start, seconds since the epoch.
+    pub started_at: i64,
+    /// End, if it ended.
+    pub ended_at: Option<i64>,
+    /// `running`, `ended`, `aborted`, `interrupted`.
+    pub outcome: String,
+    /// Why it aborted, when it did.
+    pub detail: Option<String>,
+    /// Packages received from the server.
+    pub packages: i64,
+    /// Commands executed.
+    pub commands: i64,
+}
+
 /// A session the daemon owes a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwedSession {
@@ -477,6 +507,19 @@ pub trait TreeStore: fmt::Debug {
     fn remove_outgoing(&self, ids: &[i64]) -> Result<(), StoreError>;
     /// Every subscription.
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
+    /// Records the start of a session; returns its id.
+    fn session_started(&self, server_id: &str, trigger: &str) -> Result<i64, StoreError>;
+    /// Records how a session finished.
+    fn session_finished(
+        &self,
+        id: i64,
+        outcome: &str,
+        detail: Option<&str>,
+        packages: i64,
+        commands: i64,
+    ) -> Result<(), StoreError>;
+    /// The most recent sessions, newest first.
+    fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
     /// Where configuration for a MOID comes from: (server id, ServerURI).
     fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError>;
 }

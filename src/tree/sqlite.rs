@@ -15,8 +15,8 @@ use rusqlite::{
 use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
     AccessType, Format, InstanceInfo, InstanceKey, Node, NodeProps, Outgoing, OutgoingKind,
-    OwedReason, OwedSession, Scope, StoreError, Subscription, TreeOp, TreeStore, Value,
-    is_node_name, parent_path,
+    OwedReason, OwedSession, Scope, SessionRecord, StoreError, Subscription, TreeOp, TreeStore,
+    Value, is_node_name, parent_path,
 };
 
 /// How to open the database.
@@ -557,6 +557,14 @@ impl Writer<'_> {
                     .execute(params![moid, server_id, server_uri])?;
                 Ok(())
             }
+            TreeOp::ClearOwed { server_id, reason } => {
+                self.tx
+                    .prepare_cached(
+                        "DELETE FROM owed_session WHERE server_id = ?1 AND reason = ?2",
+                    )?
+                    .execute(params![server_id, reason.as_str()])?;
+                Ok(())
+            }
             TreeOp::OweSession { server_id, reason } => {
                 self.tx
                     .prepare_cached(
@@ -741,6 +749,54 @@ impl TreeStore for SqliteStore {
                 server_id: r.get(0)?,
                 client_uri: r.get(1)?,
                 server_uri: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn session_started(&self, server_id: &str, trigger: &str) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(
+            "INSERT INTO session (server_id, trigger, started_at, outcome) VALUES (?1, ?2, ?3, 'running')",
+        )?
+        .execute(params![server_id, trigger, now()])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn session_finished(
+        &self,
+        id: i64,
+        outcome: &str,
+        detail: Option<&str>,
+        packages: i64,
+        commands: i64,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .prepare_cached(
+                "UPDATE session SET ended_at = ?2, outcome = ?3, detail = ?4, packages = ?5, commands = ?6
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, now(), outcome, detail, packages, commands])?;
+        Ok(())
+    }
+
+    fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, server_id, trigger, started_at, ended_at, outcome, detail, packages, commands
+             FROM session ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(SessionRecord {
+                id: r.get(0)?,
+                server_id: r.get(1)?,
+                trigger: r.get(2)?,
+                started_at: r.get(3)?,
+                ended_at: r.get(4)?,
+                outcome: r.get(5)?,
+                detail: r.get(6)?,
+                packages: r.get(7)?,
+                commands: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
