@@ -1,41 +1,65 @@
 #!/usr/bin/env bash
-# Runs omadmd in the foreground on a scratch directory with the demo configuration and
-# factory bootstrap (examples/demo/), shows the management tree it built, and stops it.
+# The omadmd demo: starts omadm-testserver (a scripted DM 2.0 server and Data Repository)
+# and omadmd on scratch directories, lets them play one DM session (the server reads
+# DevInfo, creates an MO with HGET, reads it back, has the device HPOST a value, ends),
+# shows both sides, then the tree and the session history the device kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --locked --quiet --bins
 
 root=$(mktemp -d)
-pid=""
+pids=()
 cleanup() {
-    [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     rm -rf "$root"
 }
 trap cleanup EXIT
 
+wait_for() { # file pattern what
+    for _ in $(seq 300); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "$3 did not come up; its output:" >&2
+    cat "$1" >&2
+    exit 1
+}
+
+echo "== 1. omadm-testserver starts with examples/demo/script.json"
+target/debug/omadm-testserver --script examples/demo/script.json --record "$root/server-record.jsonl" -v \
+    > "$root/server.log" 2>&1 &
+pids+=($!)
+wait_for "$root/server.log" "listening on" "omadm-testserver"
+base=$(sed -n 's/^listening on //p' "$root/server.log" | head -n 1)
+echo "   listening on $base"
+
+echo "== 2. omadmd starts on $root, bootstrapped with an account for that server"
 mkdir -p "$root/etc/omadmd/bootstrap.d"
 cp examples/demo/omadmd.toml "$root/etc/omadmd/omadmd.toml"
+sed "s|{base}|$base|" examples/demo/bootstrap.d/10-demo-server.json > "$root/etc/omadmd/bootstrap.d/10-demo-server.json"
 # Bootstrap files hold credentials: owner-only, as on a real device.
-install -m 600 examples/demo/bootstrap.d/*.json "$root/etc/omadmd/bootstrap.d/"
+chmod 600 "$root/etc/omadmd/bootstrap.d/10-demo-server.json"
 omadmd=(target/debug/omadmd --config-root "$root")
-
-echo "== omadmd starts on $root (every system path below it)"
-"${omadmd[@]}" 2> >(tee "$root/daemon.log" >&2) &
-pid=$!
-for _ in $(seq 300); do
-    grep -q ' ready ' "$root/daemon.log" 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { echo "omadmd exited; see the log above" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q ' ready ' "$root/daemon.log" || { echo "omadmd did not get ready" >&2; exit 1; }
+"${omadmd[@]}" > "$root/daemon.log" 2>&1 &
+pids+=($!)
+wait_for "$root/daemon.log" "session ended\|session aborted" "the session"
+sed 's/^[0-9TZ:.-]* *//' "$root/daemon.log"
 
 echo
-echo "== The management tree it built: omadmd dump-tree"
+echo "== 3. What the server saw and sent"
+sed 's/^testserver: /   /' "$root/server.log" | grep -v '^listening'
+
+echo
+echo "== 4. The device's tree afterwards: omadmd dump-tree"
 "${omadmd[@]}" dump-tree
+
 echo
-echo "== Stopping it with SIGTERM"
-kill -TERM "$pid"
-wait "$pid"
-pid=""
-echo "== Done. Next: 'omadmd dump-tree --json' prints the same as application/dmmo+json."
+echo "== 5. The session as the device recorded it: omadmd history"
+"${omadmd[@]}" history
+
+echo
+echo "== 6. Stopping omadmd with SIGTERM"
+kill -TERM "${pids[1]}"
+wait "${pids[1]}" || true
+echo "== Done. The server's record of every package is JSON lines (omadm-testserver --record)."

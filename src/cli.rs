@@ -49,6 +49,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the recent DM sessions from the database and exit (offline).
+    History {
+        /// How many sessions, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Cli {

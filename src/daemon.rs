@@ -5,13 +5,20 @@ use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 
 use crate::config::Settings;
+use crate::engine::{Engine, Limits as EngineLimits, Trigger};
 use crate::host::Host;
 use crate::mo::Registry;
 use crate::mo::bootstrap::{self, BootstrapLimits, Outcome};
 use crate::mo::standard::{self, DevInfoValues};
+use crate::ports::DaemonPorts;
+use crate::protocol::uri::ServerUriValues;
+use crate::session::{self, SessionOptions};
+use crate::transport::{HttpClient, HttpSettings};
 use crate::tree::{OpenMode, SqliteStore, TreeStore};
 
 /// Everything start-up prepared: the daemon's long-lived state.
@@ -101,6 +108,13 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let prepared = prepare(&settings, Host::default())?;
+    let crashed = prepared.store.interrupt_running()?;
+    if crashed > 0 {
+        tracing::warn!(
+            sessions = crashed,
+            "sessions left running by an earlier stop marked interrupted"
+        );
+    }
     let instances = prepared.store.instances(None)?;
     tracing::info!(
         database = %prepared.store.path().display(),
@@ -111,10 +125,102 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
     ]);
-    shutdown.await;
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {}
+        result = startup_sessions(&prepared, &settings) => {
+            if let Err(e) = result {
+                tracing::error!(error = %format!("{e:#}"), "start-up sessions failed");
+            }
+            shutdown.await;
+        }
+    }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    let interrupted = prepared.store.interrupt_running()?;
+    if interrupted > 0 {
+        tracing::warn!(sessions = interrupted, "session interrupted by the stop");
+    }
     tracing::info!("stopping");
     Ok(())
+}
+
+/// The sessions due at start: every session owed after a bootstrap, then one with every
+/// server that has queued alerts (or with every server, when `sessions.at-start` is on).
+async fn startup_sessions(p: &Prepared, settings: &Settings) -> anyhow::Result<()> {
+    let mut done = std::collections::HashSet::new();
+    for owed in p.store.owed_sessions()? {
+        session_with(p, settings, &owed.server_id, Trigger::BootstrapComplete).await?;
+        done.insert(owed.server_id);
+    }
+    for account in session::accounts(&p.store)? {
+        let queued = p
+            .store
+            .outbox(&account.server_id)?
+            .iter()
+            .any(|o| o.kind == crate::tree::OutgoingKind::Alert);
+        if !done.contains(&account.server_id) && (settings.sessions.at_start || queued) {
+            session_with(p, settings, &account.server_id, Trigger::ClientInitiated).await?;
+            done.insert(account.server_id);
+        }
+    }
+    Ok(())
+}
+
+/// The DevID the daemon presents (DevInfo's, as stored).
+fn dev_id(store: &SqliteStore) -> anyhow::Result<String> {
+    let key = crate::tree::InstanceKey::new(crate::mo::DEVINFO, standard::DEVINFO_MIID);
+    store
+        .node(&key, "DevID")?
+        .and_then(|n| n.value)
+        .map(|v| v.to_text())
+        .context("DevInfo has no DevID")
+}
+
+/// Runs one session with a server, with a fresh HTTP client (cookies live for one session).
+pub async fn session_with(
+    p: &Prepared,
+    settings: &Settings,
+    server_id: &str,
+    trigger: Trigger,
+) -> anyhow::Result<session::Report> {
+    let account = session::account(&p.store, server_id)?
+        .with_context(|| format!("no DM account for server {server_id}"))?;
+    let dev_id = dev_id(&p.store)?;
+    let http_settings = HttpSettings {
+        connect_timeout: Duration::from_secs(settings.http.connect_timeout_secs),
+        read_timeout: Duration::from_secs(settings.http.read_timeout_secs),
+        extra_ca_pem: match &settings.http.ca_file {
+            Some(f) => Some(
+                std::fs::read(f).with_context(|| format!("cannot read CA file {}", f.display()))?,
+            ),
+            None => None,
+        },
+        client_identity_pem: None,
+        max_body: settings.limits.max_package_bytes,
+    };
+    let http = HttpClient::new(&http_settings, &dev_id)?;
+    let ports = DaemonPorts { http: http.clone() };
+    let limits = EngineLimits {
+        max_value_bytes: settings.limits.max_node_value_bytes,
+        max_document_bytes: settings.limits.max_package_bytes,
+        max_nodes: settings.limits.max_nodes_per_document,
+    };
+    let engine = Engine::new(&p.store, &p.registry, &ports, limits);
+    let values = ServerUriValues {
+        dev_id: Some(dev_id),
+        ..Default::default()
+    };
+    let options = SessionOptions {
+        max_package_bytes: settings.limits.max_package_bytes,
+        max_commands: settings.limits.max_commands_per_package,
+        max_packages: settings.sessions.max_packages,
+        allow_http_show: settings.sessions.allow_http_show,
+    };
+    standard::refresh_sessioninfo(&p.store, &p.registry, &p.host)?;
+    Ok(session::run(
+        &p.store, &engine, &http, &account, trigger, false, &values, options,
+    )
+    .await?)
 }
 
 /// Tells systemd about our state; a no-op when not started by systemd.

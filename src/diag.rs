@@ -75,3 +75,35 @@ fn render(out: &mut String, nodes: &mut [Node]) {
         let _ = writeln!(out, "{indent}{shown}");
     }
 }
+
+/// The most recent sessions, as a table or JSON.
+pub fn history(settings: &Settings, limit: u32, json: bool) -> anyhow::Result<String> {
+    let store = SqliteStore::open(&settings.database(), OpenMode::ReadOnly)?;
+    let sessions = store.sessions(limit)?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&sessions)? + "\n");
+    }
+    if sessions.is_empty() {
+        return Ok("(no sessions yet)\n".into());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<16} {:<16} {:<11} {:>8} {:>8}  detail",
+        "id", "server", "trigger", "outcome", "packages", "commands"
+    );
+    for s in sessions {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<16} {:<16} {:<11} {:>8} {:>8}  {}",
+            s.id,
+            s.server_id,
+            s.trigger,
+            s.outcome,
+            s.packages,
+            s.commands,
+            s.detail.unwrap_or_default()
+        );
+    }
+    Ok(out)
+}

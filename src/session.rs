@@ -51,15 +51,17 @@ pub trait Transport {
     ) -> impl Future<Output = Result<HttpReply, TransportError>>;
 }
 
-/// Bounds on a session.
+/// Bounds and switches of a session.
 #[derive(Debug, Clone, Copy)]
-pub struct SessionLimits {
+pub struct SessionOptions {
     /// Largest Package#2 accepted.
     pub max_package_bytes: usize,
     /// Most commands in one Package#2.
     pub max_commands: usize,
     /// Most Package#2s in one session (a server that never ends it is cut off).
     pub max_packages: u32,
+    /// Whether SHOW may open plain http URLs.
+    pub allow_http_show: bool,
 }
 
 /// How a session finished.
@@ -168,7 +170,7 @@ pub async fn run<T: Transport, P: Ports>(
     trigger: Trigger,
     req_mos: bool,
     uri_values: &ServerUriValues,
-    limits: SessionLimits,
+    limits: SessionOptions,
 ) -> Result<Report, StoreError> {
     let id = store.session_started(&account.server_id, &trigger_name(trigger))?;
     let span = tracing::info_span!("session", id, server = %account.server_id);
@@ -179,7 +181,7 @@ pub async fn run<T: Transport, P: Ports>(
         uri_values: uri_values.clone(),
         server_accept: Vec::new(),
         target: account.srv_uri.clone(),
-        allow_http_show: false,
+        allow_http_show: limits.allow_http_show,
     };
     let (mut packages, mut commands) = (0u32, 0u32);
     let mut carried: Vec<i64> = Vec::new();
@@ -368,10 +370,11 @@ mod tests {
         })
     }
 
-    const LIMITS: SessionLimits = SessionLimits {
+    const LIMITS: SessionOptions = SessionOptions {
         max_package_bytes: 1 << 20,
         max_commands: 100,
         max_packages: 5,
+        allow_http_show: false,
     };
 
     struct Fixture {

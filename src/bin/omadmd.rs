@@ -42,6 +42,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_toml());
             Ok(())
         }
+        Some(Command::History { limit, json }) => {
+            print!("{}", diag::history(&settings, limit, json)?);
+            Ok(())
+        }
         Some(Command::DumpTree { json }) => {
             let out = diag::dump_tree(&settings, json)?;
             print!("{out}");

@@ -23,6 +23,36 @@ pub struct Fragment {
     /// `[log]`.
     #[serde(default)]
     pub log: LogFragment,
+    /// `[sessions]`.
+    #[serde(default)]
+    pub sessions: SessionsFragment,
+    /// `[http]`.
+    #[serde(default)]
+    pub http: HttpFragment,
+}
+
+/// `[sessions]`: when sessions happen.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SessionsFragment {
+    /// Open a client-initiated session with every server when the daemon starts.
+    pub at_start: Option<bool>,
+    /// Most Package#2s in one session.
+    pub max_packages: Option<u32>,
+    /// Let SHOW open plain http URLs.
+    pub allow_http_show: Option<bool>,
+}
+
+/// `[http]`: how the client connects.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpFragment {
+    /// Seconds to set up a connection.
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds to wait for data on an open connection.
+    pub read_timeout_secs: Option<u64>,
+    /// Extra CA certificates (PEM) trusted beside the system roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[paths]`.
@@ -87,6 +117,22 @@ impl Fragment {
                     .or(self.limits.max_commands_per_package),
             },
             devinfo: self.devinfo.merged(later.devinfo),
+            sessions: SessionsFragment {
+                at_start: later.sessions.at_start.or(self.sessions.at_start),
+                max_packages: later.sessions.max_packages.or(self.sessions.max_packages),
+                allow_http_show: later
+                    .sessions
+                    .allow_http_show
+                    .or(self.sessions.allow_http_show),
+            },
+            http: HttpFragment {
+                connect_timeout_secs: later
+                    .http
+                    .connect_timeout_secs
+                    .or(self.http.connect_timeout_secs),
+                read_timeout_secs: later.http.read_timeout_secs.or(self.http.read_timeout_secs),
+                ca_file: later.http.ca_file.or(self.http.ca_file),
+            },
             log: LogFragment {
                 level: later.log.level.or(self.log.level),
             },
@@ -148,6 +194,30 @@ impl Fragment {
             return Err((
                 "paths.ddf-dirs".into(),
                 format!("{} is not an absolute path", d.display()),
+            ));
+        }
+        let secs = [
+            ("http.connect-timeout-secs", self.http.connect_timeout_secs),
+            ("http.read-timeout-secs", self.http.read_timeout_secs),
+        ];
+        for (key, v) in secs {
+            if let Some(v) = v
+                && !(1..=86_400).contains(&v)
+            {
+                return Err((key.into(), format!("{v} is outside 1..=86400")));
+            }
+        }
+        if let Some(n) = self.sessions.max_packages
+            && n == 0
+        {
+            return Err(("sessions.max-packages".into(), "must be at least 1".into()));
+        }
+        if let Some(p) = &self.http.ca_file
+            && !p.is_absolute()
+        {
+            return Err((
+                "http.ca-file".into(),
+                format!("{} is not an absolute path", p.display()),
             ));
         }
         if let Some(level) = &self.log.level

@@ -108,6 +108,35 @@ pub struct Settings {
     pub devinfo: DevInfoOverrides,
     /// `[log]`.
     pub log: Log,
+    /// `[sessions]`.
+    pub sessions: Sessions,
+    /// `[http]`.
+    pub http: Http,
+}
+
+/// When sessions happen.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Sessions {
+    /// A client-initiated session with every server at start.
+    pub at_start: bool,
+    /// Most Package#2s in one session.
+    pub max_packages: u32,
+    /// SHOW may open plain http URLs.
+    pub allow_http_show: bool,
+}
+
+/// How the client connects.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Http {
+    /// Seconds to set up a connection.
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for data.
+    pub read_timeout_secs: u64,
+    /// Extra trusted CA certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Resolved paths.
@@ -288,6 +317,16 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
         devinfo: merged.devinfo,
         log: Log {
             level: merged.log.level.unwrap_or_else(|| "info".into()),
+        },
+        sessions: Sessions {
+            at_start: merged.sessions.at_start.unwrap_or(false),
+            max_packages: merged.sessions.max_packages.unwrap_or(100),
+            allow_http_show: merged.sessions.allow_http_show.unwrap_or(false),
+        },
+        http: Http {
+            connect_timeout_secs: merged.http.connect_timeout_secs.unwrap_or(30),
+            read_timeout_secs: merged.http.read_timeout_secs.unwrap_or(300),
+            ca_file: merged.http.ca_file,
         },
     })
 }

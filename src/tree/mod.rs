@@ -518,6 +518,9 @@ pub trait TreeStore: fmt::Debug {
         packages: i64,
         commands: i64,
     ) -> Result<(), StoreError>;
+    /// Marks every session still recorded as running as interrupted (at shutdown, and at
+    /// start for those a crash left); returns how many.
+    fn interrupt_running(&self) -> Result<usize, StoreError>;
     /// The most recent sessions, newest first.
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
     /// Where configuration for a MOID comes from: (server id, ServerURI).

@@ -780,6 +780,15 @@ impl TreeStore for SqliteStore {
         Ok(())
     }
 
+    fn interrupt_running(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .prepare_cached(
+                "UPDATE session SET outcome = 'interrupted', ended_at = ?1 WHERE outcome = 'running'",
+            )?
+            .execute([now()])?)
+    }
+
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(

@@ -12,6 +12,84 @@ use nix::unistd::Pid;
 
 /// Path of the daemon binary cargo built for these tests.
 pub const OMADMD: &str = env!("CARGO_BIN_EXE_omadmd");
+/// Path of the test server binary.
+pub const TESTSERVER: &str = env!("CARGO_BIN_EXE_omadm-testserver");
+
+/// A running omadm-testserver; killed when dropped.
+pub struct TestServer {
+    child: Child,
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub base: String,
+    /// Its JSON-lines record.
+    pub record: PathBuf,
+    /// With `--tls`: the CA certificate to trust.
+    pub ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server playing `script` (JSON), over HTTPS when `tls`.
+    pub fn start(script: &serde_json::Value, tls: bool) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let script_path = dir.path().join("script.json");
+        std::fs::write(&script_path, script.to_string()).unwrap();
+        let record = dir.path().join("record.jsonl");
+        let ca = dir.path().join("ca.pem");
+        let mut cmd = Command::new(TESTSERVER);
+        cmd.arg("--script")
+            .arg(&script_path)
+            .arg("--record")
+            .arg(&record);
+        if tls {
+            cmd.arg("--tls").arg("--ca-out").arg(&ca);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("testserver said {first:?}"))
+            .to_owned();
+        TestServer {
+            child,
+            base,
+            record,
+            ca,
+            _dir: dir,
+        }
+    }
+
+    /// Every recorded event.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Recorded events of one kind.
+    pub fn of_kind(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// A scratch root: `--config-root` points every default path below it.
 pub struct Root {
@@ -40,15 +118,21 @@ impl Root {
         self.path("var/lib/omadmd/tree.db")
     }
 
-    /// The repository's demo bootstrap, installed where the daemon looks by default.
-    pub fn with_demo_bootstrap(self) -> Root {
+    /// The repository's demo bootstrap, installed where the daemon looks by default, for a
+    /// server at `base` (a closed port when the test needs no server).
+    pub fn with_bootstrap_for(self, base: &str) -> Root {
         let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples/demo/bootstrap.d/10-demo-server.json");
-        self.write(
-            "etc/omadmd/bootstrap.d/10-demo-server.json",
-            &std::fs::read_to_string(demo).unwrap(),
-        );
+        let text = std::fs::read_to_string(demo)
+            .unwrap()
+            .replace("{base}", base);
+        self.write("etc/omadmd/bootstrap.d/10-demo-server.json", &text);
         self
+    }
+
+    /// The demo bootstrap for a server nobody runs.
+    pub fn with_demo_bootstrap(self) -> Root {
+        self.with_bootstrap_for("http://127.0.0.1:9")
     }
 
     pub fn command(&self, args: &[&str]) -> Command {

@@ -21,7 +21,7 @@ fn starts_builds_the_tree_and_stops_on_sigterm() {
         "  DevID = UUID:",
         "  DmV = 2.0",
         "urn:oma:mo:oma-dm-dmacc:1.2/demo/  (creator serverid:demo-server",
-        "  SrvURI = https://127.0.0.1:8443/dm",
+        "  SrvURI = http://127.0.0.1:9/dm",
         "  Perm/  (no Get)",
         "      Secret = (secret)",
         "urn:oma:mo:oma-sessioninfomo:1.0/SessionInfoMO/",

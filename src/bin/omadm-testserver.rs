@@ -1,0 +1,79 @@
+//! `omadm-testserver`: a scriptable OMA DM 2.0 server, Data Repository and Web Server
+//! Component, for demos, tests and conformance runs. See docs/testserver.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use omadmd::testserver::{Options, Script, serve};
+
+/// A scriptable OMA DM 2.0 server for demos and tests.
+///
+/// It answers each Package#1 with the next scripted session and each Package#3 with that
+/// session's next Package#2 (END when the script runs out); it serves and accepts MO data
+/// under /repo/, serves a SHOW page at /ui, and records everything it receives as JSON
+/// lines. It prints "listening on <URL>" once ready; the DM endpoint is <URL>/dm.
+#[derive(Debug, Parser)]
+#[command(name = "omadm-testserver", version)]
+struct Cli {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Script: a JSON file with "sessions" (each a list of Package#2s) and "repository".
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made at start.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: write the CA certificate clients should trust here.
+    #[arg(long, value_name = "FILE")]
+    ca_out: Option<PathBuf>,
+    /// Append a JSON line per received package or request here.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Print a line per event.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let script = match &cli.script {
+        None => Script::default(),
+        Some(p) => match std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("omadm-testserver: script {}: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let opts = Options {
+        listen: cli.listen,
+        tls: cli.tls,
+        ca_out: cli.ca_out,
+        record: cli.record,
+        verbose: cli.verbose,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("omadm-testserver: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(script, opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("omadm-testserver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! `omadm-testserver`: a scriptable DM 2.0 server, Data Repository and Web Server Component
+//! for demos, tests and integrators' own conformance runs (no public DM 2.0 server exists).
+//!
+//! It plays scripted sessions: each Package#1 starts the next session of the script, each
+//! Package#3 gets the session's next Package#2 (END when the script runs out). It records
+//! every package and repository request as JSON lines, serves and accepts MO data under
+//! `/repo/`, and serves a page for SHOW under `/ui`. See docs/testserver.md.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::protocol::packages::{self, P1_TYPE, P2_TYPE};
+
+/// A script: the sessions to play, and what the repository holds at start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// Sessions, played in order, one per Package#1.
+    #[serde(default)]
+    pub sessions: Vec<ScriptSession>,
+    /// Repository content: path under the server (e.g. `/repo/new_mo`) → resource.
+    #[serde(default)]
+    pub repository: HashMap<String, Resource>,
+}
+
+/// One scripted session.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptSession {
+    /// A name for the records.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The Package#2s to send, in order.
+    pub packages: Vec<ScriptPackage>,
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptPackage {
+    /// The commands (`{base}` in a string becomes the server's base URL).
+    #[serde(rename = "CMD", default)]
+    pub cmd: Option<Json>,
+    /// Status codes the client's previous package must carry (checked and recorded).
+    #[serde(default)]
+    pub expect: Option<Vec<u16>>,
+    /// Answer with this HTTP status instead (fault injection).
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// Answer with this body as given (fault injection).
+    #[serde(default)]
+    pub raw: Option<String>,
+    /// Content type of the answer (fault injection; default the Package#2 type).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Wait this long before answering (fault injection).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// `OMADM-Accept` to send with the answer.
+    #[serde(default)]
+    pub omadm_accept: Option<String>,
+}
+
+/// A repository resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// Its media type.
+    pub content_type: String,
+    /// The body: a string as is, any other JSON serialized.
+    pub body: Json,
+}
+
+impl Resource {
+    fn bytes(&self) -> Vec<u8> {
+        match &self.body {
+            Json::String(s) => s.clone().into_bytes(),
+            other => other.to_string().into_bytes(),
+        }
+    }
+}
+
+/// Where the server listens and writes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Serve HTTPS with a certificate made at start.
+    pub tls: bool,
+    /// Where to write the CA certificate clients should trust (with `tls`).
+    pub ca_out: Option<PathBuf>,
+    /// JSON-lines record of everything received.
+    pub record: Option<PathBuf>,
+    /// Print a line per event on stdout.
+    pub verbose: bool,
+}
+
+struct Live {
+    script: Script,
+    base: String,
+    next_session: usize,
+    /// Per running session: the index of the next package to send.
+    cursors: HashMap<usize, usize>,
+    repo: HashMap<String, Resource>,
+    record: Option<std::fs::File>,
+    verbose: bool,
+}
+
+type Shared = Arc<Mutex<Live>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Live> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Live {
+    fn log(&mut self, event: Json, human: String) {
+        if let Some(f) = &mut self.record {
+            let _ = writeln!(f, "{event}");
+            let _ = f.flush();
+        }
+        if self.verbose {
+            println!("testserver: {human}");
+        }
+    }
+}
+
+fn header_map(h: &HeaderMap) -> Json {
+    let pick = [
+        "content-type",
+        "accept",
+        "omadm-devid",
+        "cookie",
+        "authorization",
+    ];
+    Json::Object(
+        pick.iter()
+            .filter_map(|k| {
+                h.get(*k)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| ((*k).to_owned(), json!(v)))
+            })
+            .collect(),
+    )
+}
+
+fn session_of(h: &HeaderMap) -> Option<usize> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix("omadm-session=")
+                .and_then(|n| n.parse().ok())
+        })
+}
+
+fn body_json(b: &[u8]) -> Json {
+    serde_json::from_slice(b).unwrap_or_else(|_| json!(String::from_utf8_lossy(b)))
+}
+
+/// Replaces `{base}` in every string of `v`.
+fn with_base(v: &Json, base: &str) -> Json {
+    match v {
+        Json::String(s) => json!(s.replace("{base}", base)),
+        Json::Array(a) => Json::Array(a.iter().map(|x| with_base(x, base)).collect()),
+        Json::Object(o) => Json::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), with_base(x, base)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (session, package, recorded_status) = {
+        let mut live = lock(&st);
+        if ct.starts_with(P1_TYPE) {
+            let n = live.next_session;
+            live.next_session += 1;
+            live.cursors.insert(n, 0);
+            let p1 = body_json(&body);
+            let alert = p1["Alert"][0]["AlertType"]
+                .as_str()
+                .unwrap_or("no alert")
+                .to_owned();
+            let devid = headers
+                .get("omadm-devid")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?")
+                .to_owned();
+            live.log(
+                json!({"kind": "package1", "session": n, "path": uri.path(), "headers": header_map(&headers), "body": p1}),
+                format!("session {n}: Package#1 from {devid}: {alert}"),
+            );
+            (n, 0, None)
+        } else {
+            let n = session_of(&headers).unwrap_or(live.next_session.saturating_sub(1));
+            let decoded = packages::decode_package3_http(&ct, &body);
+            let (p3, parts) = match &decoded {
+                Ok((p3, parts)) => (
+                    json!({"Status": p3.status.iter().map(|s| json!({"sc": s.sc, "URI": s.uri})).collect::<Vec<_>>(), "Alert": p3.alerts}),
+                    parts.iter().map(|p| json!({"name": p.index, "content_type": p.content_type, "body": body_json(&p.body)})).collect::<Vec<_>>(),
+                ),
+                Err(e) => (json!({"error": e.to_string(), "raw": String::from_utf8_lossy(&body)}), Vec::new()),
+            };
+            let codes: Vec<u16> = decoded
+                .as_ref()
+                .map(|(p, _)| p.status.iter().map(|s| s.sc).collect())
+                .unwrap_or_default();
+            live.log(
+                json!({"kind": "package3", "session": n, "path": uri.path(), "headers": header_map(&headers), "body": p3, "parts": parts}),
+                format!("session {n}: Package#3 statuses {codes:?}{}", if parts_count(&decoded) > 0 { format!(" with {} GET result(s)", parts_count(&decoded)) } else { String::new() }),
+            );
+            let idx = live.cursors.get(&n).copied().unwrap_or(0);
+            (n, idx, Some(codes))
+        }
+    };
+    // The script's next package for this session.
+    let (pkg, base) = {
+        let mut live = lock(&st);
+        live.cursors.insert(session, package + 1);
+        let pkg = live
+            .script
+            .sessions
+            .get(session)
+            .and_then(|s| s.packages.get(package))
+            .cloned();
+        (pkg, live.base.clone())
+    };
+    let pkg = pkg.unwrap_or_else(|| ScriptPackage {
+        cmd: Some(json!([["END"]])),
+        ..Default::default()
+    });
+    if let (Some(want), Some(got)) = (&pkg.expect, &recorded_status) {
+        let ok = want == got;
+        lock(&st).log(
+            json!({"kind": "expect", "session": session, "package": package, "want": want, "got": got, "ok": ok}),
+            format!("session {session}: expected {want:?}, got {got:?}: {}", if ok { "ok" } else { "MISMATCH" }),
+        );
+    }
+    if let Some(ms) = pkg.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status = pkg
+        .http_status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = match (&pkg.raw, &pkg.cmd) {
+        (Some(raw), _) => raw.clone().into_bytes(),
+        (None, Some(cmd)) => json!({"CMD": with_base(cmd, &base)})
+            .to_string()
+            .into_bytes(),
+        (None, None) => json!({"CMD": [["END"]]}).to_string().into_bytes(),
+    };
+    let ends = pkg
+        .cmd
+        .as_ref()
+        .is_some_and(|c| c.to_string().contains("\"END\""));
+    {
+        let mut live = lock(&st);
+        let shown = String::from_utf8_lossy(&body).into_owned();
+        live.log(json!({"kind": "package2", "session": session, "http_status": status.as_u16(), "body": body_json(&body)}), format!("session {session}: Package#2 {shown}{}", if ends { " (the session ends)" } else { "" }));
+    }
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    let ct = pkg.content_type.as_deref().unwrap_or(P2_TYPE);
+    if let Ok(v) = HeaderValue::from_str(ct) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(a) = pkg
+        .omadm_accept
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        h.insert("omadm-accept", a);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("omadm-session={session}; Path=/")) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn parts_count<E>(d: &Result<(packages::Package3, Vec<packages::Part>), E>) -> usize {
+    d.as_ref().map(|(_, p)| p.len()).unwrap_or(0)
+}
+
+async fn repo_get(State(st): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    let mut live = lock(&st);
+    let path = uri.path().to_owned();
+    let found = live.repo.get(&path).cloned();
+    live.log(
+        json!({"kind": "repo-get", "path": path, "query": uri.query(), "headers": header_map(&headers), "found": found.is_some()}),
+        format!("repository GET {}{}", uri, if found.is_some() { "" } else { " (not found)" }),
+    );
+    match found {
+        Some(r) => ([(header::CONTENT_TYPE, r.content_type.clone())], r.bytes()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn repo_store(
+    st: Shared,
+    method: &str,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut live = lock(&st);
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    live.log(
+        json!({"kind": format!("repo-{method}"), "path": uri.path(), "query": uri.query(), "headers": header_map(&headers), "body": body_json(&body)}),
+        format!("repository {} {} ({ct}): {}", method.to_uppercase(), uri, String::from_utf8_lossy(&body).chars().take(160).collect::<String>()),
+    );
+    // Stored so a later HGET of the same path returns it.
+    let body = match serde_json::from_slice::<Json>(&body) {
+        Ok(j) if ct.contains("json") => j,
+        _ => json!(String::from_utf8_lossy(&body)),
+    };
+    live.repo.insert(
+        uri.path().to_owned(),
+        Resource {
+            content_type: ct,
+            body,
+        },
+    );
+    StatusCode::OK.into_response()
+}
+
+async fn repo_put(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    repo_store(st, "put", uri, headers, body).await
+}
+
+async fn repo_post(
+    State(st): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    repo_store(st, "post", uri, headers, body).await
+}
+
+const UI_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Device management request</title></head>
+<body><h1>Your device manager asks</h1>
+<form method="post"><p>Allow the update to install tonight?</p>
+<button name="answer" value="yes">Allow</button> <button name="answer" value="no">Not now</button></form>
+</body></html>"#;
+
+async fn ui(State(st): State<Shared>, uri: Uri) -> Html<&'static str> {
+    lock(&st).log(
+        json!({"kind": "ui-view", "query": uri.query()}),
+        format!("SHOW page viewed: {uri}"),
+    );
+    Html(UI_PAGE)
+}
+
+async fn ui_submit(State(st): State<Shared>, uri: Uri, body: Bytes) -> Html<&'static str> {
+    let answer = String::from_utf8_lossy(&body).into_owned();
+    lock(&st).log(
+        json!({"kind": "ui-submit", "query": uri.query(), "form": answer}),
+        format!("SHOW page answered: {answer}"),
+    );
+    Html("<!doctype html><p>Thank you. You may close this page.</p>")
+}
+
+/// A self-signed CA and a `localhost`/`127.0.0.1` certificate it issued (PEM): (ca, cert, key).
+pub fn make_certificates() -> Result<(String, String, String), rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "omadm-testserver CA");
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate()?;
+    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
+}
+
+/// The router of a server playing `script`, whose base URL is `base`.
+pub fn router(
+    script: Script,
+    base: String,
+    record: Option<std::fs::File>,
+    verbose: bool,
+) -> Router {
+    let live = Live {
+        repo: script.repository.clone(),
+        script,
+        base,
+        next_session: 0,
+        cursors: HashMap::new(),
+        record,
+        verbose,
+    };
+    Router::new()
+        .route("/dm", post(dm))
+        .route("/dm/{*rest}", post(dm))
+        .route("/repo/{*path}", get(repo_get).put(repo_put).post(repo_post))
+        .route("/ui", get(ui).post(ui_submit))
+        .with_state(Arc::new(Mutex::new(live)))
+}
+
+/// Binds, prints `listening on <base URL>` on stdout, and serves until the process ends.
+pub async fn serve(script: Script, opts: Options) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let listener = std::net::TcpListener::bind(opts.listen)
+        .with_context(|| format!("cannot bind {}", opts.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if opts.tls { "https" } else { "http" };
+    let host = if addr.ip().is_loopback() && addr.is_ipv4() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("{scheme}://{host}:{}", addr.port());
+    let record = match &opts.record {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let app = router(script, base.clone(), record, opts.verbose);
+    if opts.tls {
+        let (ca, cert, key) = make_certificates().context("cannot make a certificate")?;
+        if let Some(p) = &opts.ca_out {
+            std::fs::write(p, &ca).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        let config =
+            axum_server::tls_rustls::RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
+                .await?;
+        println!("listening on {base}");
+        std::io::stdout().flush()?;
+        axum_server::from_tcp_rustls(listener, config)?
+            .serve(app.into_make_service())
+            .await?;
+    } else {
+        println!("listening on {base}");
+        std::io::stdout().flush()?;
+        axum::serve(tokio::net::TcpListener::from_std(listener)?, app).await?;
+    }
+    Ok(())
+}

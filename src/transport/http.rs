@@ -1,0 +1,250 @@
+//! The HTTP client: reqwest with rustls (TLS 1.2 and 1.3 only, a deliberate deviation from
+//! the TS's TLS 1.1, see docs/decisions.md), the system roots plus an optional extra CA,
+//! an optional client certificate, generous configurable timeouts, cookies kept for the
+//! life of one client (one session), and redirects followed only within the same scheme.
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use crate::engine::{Fetched, Method, PortError, Sent};
+use crate::protocol::packages::P2_TYPE;
+use crate::session::{HttpReply, Transport, TransportError};
+
+/// The `OMADM-DevID` header (TS §5.2.2).
+pub const DEVID_HEADER: &str = "OMADM-DevID";
+/// The `OMADM-Accept` header (TS §5.5).
+pub const ACCEPT_HEADER: &str = "OMADM-Accept";
+
+/// How the client connects.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Time to set up a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Longest wait for data on an open connection. The TS sets no timeout between
+    /// packages (§5.1.1), so this is generous.
+    pub read_timeout: Duration,
+    /// Extra trusted CA certificates (PEM), added to the system roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub client_identity_pem: Option<Vec<u8>>,
+    /// Largest response body read.
+    pub max_body: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(300),
+            extra_ca_pem: None,
+            client_identity_pem: None,
+            max_body: 4 << 20,
+        }
+    }
+}
+
+/// One HTTP client: one per session, so cookies live exactly as long as the session.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    dev_id: String,
+    max_body: usize,
+}
+
+/// A redirect is followed only to the same scheme, at most five times: a session never
+/// moves from https to http, nor from http to https behind the server's back.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(|u| u.scheme().to_owned());
+        if attempt.previous().len() >= 5 {
+            attempt.error("more than 5 redirects")
+        } else if first
+            .as_deref()
+            .is_some_and(|s| s != attempt.url().scheme())
+        {
+            let msg = format!(
+                "redirect from {} to {} refused",
+                first.unwrap_or_default(),
+                attempt.url().scheme()
+            );
+            attempt.error(msg)
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+impl HttpClient {
+    /// A client sending `dev_id` in `OMADM-DevID`.
+    pub fn new(settings: &HttpSettings, dev_id: &str) -> Result<HttpClient, TransportError> {
+        let err = |what: &str, e: reqwest::Error| TransportError(format!("{what}: {e}"));
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.read_timeout)
+            .redirect(redirect_policy())
+            .cookie_store(true)
+            .tls_version_min(reqwest::tls::Version::TLS_1_2)
+            .user_agent(concat!("omadmd/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &settings.extra_ca_pem {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| err("CA certificate", e))?;
+            b = b.tls_certs_merge(certs);
+        }
+        if let Some(pem) = &settings.client_identity_pem {
+            b = b.identity(
+                reqwest::Identity::from_pem(pem).map_err(|e| err("client certificate", e))?,
+            );
+        }
+        HeaderValue::from_str(dev_id)
+            .map_err(|_| TransportError("DevID is not a valid header value".into()))?;
+        Ok(HttpClient {
+            client: b.build().map_err(|e| err("HTTP client", e))?,
+            dev_id: dev_id.to_owned(),
+            max_body: settings.max_body,
+        })
+    }
+
+    fn headers(&self, content_type: Option<&str>, accept: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
+            h.insert(CONTENT_TYPE, ct);
+        }
+        if let Ok(a) = HeaderValue::from_str(accept) {
+            h.insert(ACCEPT, a);
+        }
+        if let Ok(d) = HeaderValue::from_str(&self.dev_id) {
+            h.insert(DEVID_HEADER, d);
+        }
+        h
+    }
+
+    /// Reads a body, refusing one larger than the limit.
+    async fn body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+        if resp
+            .content_length()
+            .is_some_and(|l| l > self.max_body as u64)
+        {
+            return Err(format!("body larger than {} bytes", self.max_body));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+            if out.len() + chunk.len() > self.max_body {
+                return Err(format!("body larger than {} bytes", self.max_body));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+/// The error with its causes (reqwest's top line alone hides TLS and I/O reasons).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+fn media_type(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+fn omadm_accept(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all(ACCEPT_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Transport for HttpClient {
+    async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<HttpReply, TransportError> {
+        let resp = self
+            .client
+            .post(url)
+            .headers(self.headers(Some(content_type), P2_TYPE))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| TransportError(describe(&e)))?;
+        let status = resp.status().as_u16();
+        let content_type = media_type(&resp);
+        let omadm_accept = omadm_accept(&resp);
+        let body = self.body(resp).await.map_err(TransportError)?;
+        Ok(HttpReply {
+            status,
+            content_type,
+            omadm_accept,
+            body,
+        })
+    }
+}
+
+impl HttpClient {
+    /// HTTP GET of MO data (HGET's half of [`crate::engine::Ports`]).
+    pub async fn fetch(&self, url: &str, accept: &[&str]) -> Result<Fetched, PortError> {
+        let resp = self
+            .client
+            .get(url)
+            .headers(self.headers(None, &accept.join(", ")))
+            .send()
+            .await
+            .map_err(|e| PortError(describe(&e)))?;
+        if !resp.status().is_success() {
+            return Err(PortError(format!("HTTP {}", resp.status().as_u16())));
+        }
+        let content_type = media_type(&resp).unwrap_or_else(|| "application/octet-stream".into());
+        let body = self.body(resp).await.map_err(PortError)?;
+        Ok(Fetched { content_type, body })
+    }
+
+    /// HTTP PUT or POST of MO data (HPUT, HPOST, subscription deliveries).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Sent, PortError> {
+        let req = match method {
+            Method::Put => self.client.put(url),
+            Method::Post => self.client.post(url),
+        };
+        let resp = req
+            .headers(self.headers(Some(content_type), "*/*"))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PortError(describe(&e)))?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok(Sent::Ok),
+            415 => Ok(Sent::Unsupported {
+                accept: omadm_accept(&resp),
+            }),
+            _ => Err(PortError(format!("HTTP {status}"))),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! DM sessions end to end: the real omadmd against the real omadm-testserver on loopback,
+//! over HTTP and HTTPS, with the faults a real server can show.
+
+use serde_json::json;
+
+use crate::common::{Root, TestServer};
+
+/// Starts omadmd with a bootstrap for `server` and extra config, waits for the session to
+/// finish, stops the daemon; returns its log.
+fn one_session(root: &Root, config: &str) -> Vec<String> {
+    root.write("etc/omadmd/omadmd.toml", config);
+    let mut d = root.start(&[]);
+    d.wait_for("ready", 30);
+    d.wait_for("session ended", 30);
+    let (status, log) = d.terminate();
+    assert!(status.success(), "{}", log.join("\n"));
+    log
+}
+
+fn finished_with(root: &Root, config: &str, needle: &str) -> Vec<String> {
+    root.write("etc/omadmd/omadmd.toml", config);
+    let mut d = root.start(&[]);
+    let line = d.wait_for("session aborted", 30);
+    assert!(line.contains(needle), "{line}");
+    let (status, log) = d.terminate();
+    assert!(
+        status.success(),
+        "the daemon must keep serving after an aborted session"
+    );
+    log
+}
+
+#[test]
+fn a_scripted_session_over_http_exercises_commands_and_cont() {
+    let script = json!({
+        "sessions": [{"packages": [
+            {"CMD": [["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"], ["CONT", "{base}/dm/second"]]},
+            {"expect": [200, 200], "CMD": [["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"], ["HPUT", "{base}/repo/put/[DevID]", "urn:x:thing:1.0/t1/"]]},
+            {"expect": [200, 200], "CMD": [["DELETE", "urn:x:thing:1.0/t1/b"], ["EXEC", "urn:x:thing:1.0/t1/a"], ["SHOW", "https://ui.example/"], ["BOGUS"]]},
+            {"expect": [200, 405, 501, 501], "CMD": [["GET", "urn:x:thing:1.0/t1/"], ["END"], ["GET", "urn:x:thing:1.0/t1/a"]]}
+        ]}],
+        "repository": {"/repo/thing": {"content_type": "application/dmmo+json", "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1, "b": "two"}}}]}}
+    });
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    one_session(&root, "");
+
+    let p1 = &server.of_kind("package1")[0];
+    assert_eq!(
+        p1["body"]["Alert"][0]["AlertType"],
+        "urn:oma:at:dm:2.0:BootstrapComplete"
+    );
+    assert!(
+        p1["headers"]["omadm-devid"]
+            .as_str()
+            .unwrap()
+            .starts_with("UUID:"),
+        "{p1}"
+    );
+    assert_eq!(
+        p1["headers"]["content-type"],
+        "application/vnd.oma.dm.initiation+json"
+    );
+    assert_eq!(
+        p1["headers"]["accept"],
+        "application/vnd.oma.dm.request+json"
+    );
+    let p3s = server.of_kind("package3");
+    assert_eq!(p3s.len(), 3, "no Package#3 after END: {p3s:#?}");
+    // CONT came in the first Package#2: every later Package#3 goes to its URL (TS §5.3.8).
+    assert_eq!(server.of_kind("package1")[0]["path"], "/dm");
+    assert!(
+        p3s.iter().all(|p| p["path"] == "/dm/second"),
+        "CONT moved the session: {p3s:#?}"
+    );
+    assert!(
+        p3s[1]["headers"]["cookie"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("omadm-session=0"),
+        "cookies kept within the session"
+    );
+    assert_eq!(p3s[0]["parts"][0]["name"], 0);
+    assert!(
+        p3s[0]["parts"][0]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("UUID:")
+    );
+    assert!(
+        server
+            .events()
+            .iter()
+            .filter(|e| e["kind"] == "expect")
+            .all(|e| e["ok"] == true),
+        "{:#?}",
+        server.of_kind("expect")
+    );
+    let put = &server.of_kind("repo-put")[0];
+    assert!(
+        put["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/repo/put/UUID%3A"),
+        "{put}"
+    );
+    assert_eq!(put["body"][0]["MOData"]["t1"], json!({"a": 1, "b": "two"}));
+
+    let (_, history, _) = root.run(&["history", "--json"]);
+    let h: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(
+        (
+            h[0]["outcome"].as_str(),
+            h[0]["packages"].as_i64(),
+            h[0]["commands"].as_i64()
+        ),
+        (Some("ended"), Some(4), Some(11))
+    );
+    let (_, tree, _) = root.run(&["dump-tree"]);
+    assert!(
+        tree.contains("urn:x:thing:1.0/t1/")
+            && tree.contains("  a = 1")
+            && !tree.contains("b = two"),
+        "{tree}"
+    );
+}
+
+#[test]
+fn https_with_a_trusted_ca_works_and_an_untrusted_certificate_aborts() {
+    let script = json!({"sessions": [{"packages": [{"CMD": [["END"]]}]}, {"packages": [{"CMD": [["END"]]}]}]});
+    let server = TestServer::start(&script, true);
+    assert!(server.base.starts_with("https://"));
+    // Without the CA the certificate is refused: a clear abort, nothing received.
+    let root = Root::new().with_bootstrap_for(&server.base);
+    finished_with(&root, "", "sending Package#1");
+    assert!(server.of_kind("package1").is_empty());
+    let (_, history, _) = root.run(&["history"]);
+    assert!(
+        history.contains("aborted") && history.to_lowercase().contains("certificate"),
+        "{history}"
+    );
+    // With it: the session runs (the owed BootstrapComplete is still owed, so it is sent).
+    one_session(
+        &root,
+        &format!("[http]\nca-file = \"{}\"\n", server.ca.display()),
+    );
+    assert_eq!(server.of_kind("package1").len(), 1);
+    assert_eq!(
+        server.of_kind("package1")[0]["body"]["Alert"][0]["AlertType"],
+        "urn:oma:at:dm:2.0:BootstrapComplete"
+    );
+}
+
+#[test]
+fn server_faults_abort_the_session_and_the_daemon_keeps_serving() {
+    let cases = [
+        (json!({"http_status": 500}), "HTTP 500"),
+        (
+            json!({"content_type": "text/html", "raw": "<html>oops</html>"}),
+            "text/html instead of a Package#2",
+        ),
+        (json!({"raw": "{\"CMD\": "}), "bad Package#2"),
+        (
+            json!({"delay_ms": 4000, "CMD": [["END"]]}),
+            "sending Package#1",
+        ),
+    ];
+    for (fault, want) in cases {
+        let server = TestServer::start(&json!({"sessions": [{"packages": [fault]}]}), false);
+        let root = Root::new().with_bootstrap_for(&server.base);
+        finished_with(&root, "[http]\nread-timeout-secs = 1\n", want);
+        let (_, history, _) = root.run(&["history", "--json"]);
+        let h: serde_json::Value = serde_json::from_str(&history).unwrap();
+        assert_eq!(h[0]["outcome"], "aborted", "{want}");
+        assert_eq!(
+            server.of_kind("package1").len(),
+            1,
+            "{want}: no retry within the session"
+        );
+    }
+}
+
+#[test]
+fn a_server_that_is_not_there_aborts_cleanly() {
+    let root = Root::new().with_demo_bootstrap();
+    let log = finished_with(&root, "", "sending Package#1");
+    assert!(log.iter().any(|l| l.contains("stopping")));
+}
