@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::config::Settings;
-use crate::engine::{Engine, Limits as EngineLimits, Trigger};
+use crate::engine::{Engine, Limits as EngineLimits, Session, Trigger};
 use crate::host::Host;
 use crate::mo::Registry;
 use crate::mo::bootstrap::{self, BootstrapLimits, Outcome};
 use crate::mo::standard::{self, DevInfoValues};
 use crate::ports::DaemonPorts;
 use crate::protocol::uri::ServerUriValues;
+use crate::scheduler::{self, Request};
 use crate::session::{self, SessionOptions};
 use crate::transport::{HttpClient, HttpSettings};
 use crate::tree::{OpenMode, SqliteStore, TreeStore};
@@ -125,12 +126,14 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
     ]);
+    let (handle, requests) = scheduler::channel();
+    initial_requests(&prepared, &settings, &handle)?;
     tokio::pin!(shutdown);
     tokio::select! {
         () = &mut shutdown => {}
-        result = startup_sessions(&prepared, &settings) => {
+        result = schedule(&prepared, &settings, &handle, requests) => {
             if let Err(e) = result {
-                tracing::error!(error = %format!("{e:#}"), "start-up sessions failed");
+                tracing::error!(error = %format!("{e:#}"), "the scheduler stopped");
             }
             shutdown.await;
         }
@@ -144,26 +147,158 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     Ok(())
 }
 
-/// The sessions due at start: every session owed after a bootstrap, then one with every
-/// server that has queued alerts (or with every server, when `sessions.at-start` is on).
-async fn startup_sessions(p: &Prepared, settings: &Settings) -> anyhow::Result<()> {
-    let mut done = std::collections::HashSet::new();
+/// Sessions due at start: every session owed after a bootstrap, one with every server that
+/// has queued work, and one with every server when `sessions.at-start` is on.
+fn initial_requests(
+    p: &Prepared,
+    settings: &Settings,
+    handle: &scheduler::Handle,
+) -> anyhow::Result<()> {
+    let client = Request {
+        trigger: Trigger::ClientInitiated,
+        req_mos: false,
+    };
     for owed in p.store.owed_sessions()? {
-        session_with(p, settings, &owed.server_id, Trigger::BootstrapComplete).await?;
-        done.insert(owed.server_id);
+        handle.request(
+            Some(&owed.server_id),
+            Request {
+                trigger: Trigger::BootstrapComplete,
+                req_mos: false,
+            },
+        );
     }
     for account in session::accounts(&p.store)? {
-        let queued = p
-            .store
-            .outbox(&account.server_id)?
-            .iter()
-            .any(|o| o.kind == crate::tree::OutgoingKind::Alert);
-        if !done.contains(&account.server_id) && (settings.sessions.at_start || queued) {
-            session_with(p, settings, &account.server_id, Trigger::ClientInitiated).await?;
-            done.insert(account.server_id);
+        if settings.sessions.at_start || !p.store.outbox(&account.server_id)?.is_empty() {
+            handle.request(Some(&account.server_id), client);
         }
     }
     Ok(())
+}
+
+/// The scheduler loop: takes requests, runs sessions one at a time, delivers queued
+/// subscription data after each session, retries failures with backoff, polls.
+async fn schedule(
+    p: &Prepared,
+    settings: &Settings,
+    handle: &scheduler::Handle,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Request)>,
+) -> anyhow::Result<()> {
+    let mut queue = scheduler::Queue::default();
+    let poll = (settings.sessions.poll_interval_secs > 0)
+        .then(|| Duration::from_secs(settings.sessions.poll_interval_secs));
+    let mut next_poll = poll.map(|d| tokio::time::Instant::now() + d);
+    loop {
+        let due = queue.next_due();
+        tokio::select! {
+            Some((server, req)) = requests.recv() => {
+                match server {
+                    Some(s) => queue.push(&s, req),
+                    None => for a in session::accounts(&p.store)? { queue.push(&a.server_id, req) },
+                }
+            }
+            () = sleep_until(due), if due.is_some() => {
+                let Some((server, req)) = queue.pop_ready(tokio::time::Instant::now()) else { continue };
+                let ok = match session_with(p, settings, &server, req).await {
+                    Ok(report) => report.finish == session::Finish::Ended,
+                    Err(e) => {
+                        tracing::error!(server = %server, error = %format!("{e:#}"), "session could not run");
+                        false
+                    }
+                };
+                let delivered = ok && deliver(p, settings, &server).await.unwrap_or_else(|e| {
+                    tracing::error!(server = %server, error = %format!("{e:#}"), "delivery failed");
+                    false
+                });
+                let owed = p.store.owed_sessions()?.iter().any(|o| o.server_id == server);
+                if ok && delivered && !owed {
+                    queue.succeeded(&server);
+                } else if owed || !p.store.outbox(&server)?.is_empty() {
+                    // Work is still waiting for this server: try again later.
+                    let again = if owed { Request { trigger: Trigger::BootstrapComplete, req_mos: false } } else { Request { trigger: Trigger::ClientInitiated, req_mos: req.req_mos } };
+                    let delay = queue.failed(
+                        &server,
+                        again,
+                        tokio::time::Instant::now(),
+                        Duration::from_secs(settings.sessions.retry_base_secs),
+                        Duration::from_secs(settings.sessions.retry_max_secs),
+                    );
+                    tracing::info!(server = %server, retry_in_secs = delay.as_secs(), "queued work kept; will retry");
+                }
+            }
+            () = sleep_until(next_poll), if next_poll.is_some() => {
+                handle.request(None, Request { trigger: Trigger::ClientInitiated, req_mos: false });
+                next_poll = poll.map(|d| tokio::time::Instant::now() + d);
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends the server's queued subscription deliveries (TS §5.3.11): each is an HPUT of the
+/// subscribed ClientURI to the subscription's ServerURI, made with the server's current
+/// rights and data. Several queued changes of one subscription go out once. Returns whether
+/// nothing remains queued.
+async fn deliver(p: &Prepared, settings: &Settings, server_id: &str) -> anyhow::Result<bool> {
+    use crate::protocol::packages::Command;
+    let queued: Vec<_> = p
+        .store
+        .outbox(server_id)?
+        .into_iter()
+        .filter(|o| o.kind == crate::tree::OutgoingKind::Delivery)
+        .collect();
+    if queued.is_empty() {
+        return Ok(true);
+    }
+    let (engine_parts, values) = engine_for(p, settings)?;
+    let engine = Engine::new(&p.store, &p.registry, &engine_parts.0, engine_parts.1);
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<i64>> =
+        std::collections::BTreeMap::new();
+    for o in &queued {
+        let uri = String::from_utf8_lossy(&o.payload).into_owned();
+        groups
+            .entry((o.target.clone().unwrap_or_default(), uri))
+            .or_default()
+            .push(o.id);
+    }
+    let mut all = true;
+    for ((target, uri), ids) in groups {
+        let mut s = Session {
+            server_id: server_id.to_owned(),
+            uri_values: values.clone(),
+            server_accept: Vec::new(),
+            target: String::new(),
+            allow_http_show: false,
+        };
+        let out = engine
+            .run(
+                &mut s,
+                &[Command::Hput {
+                    server_uri: target.clone(),
+                    client_uris: vec![uri.clone()],
+                }],
+            )
+            .await;
+        let code = out.package3.status.first().map_or(500, |st| st.sc);
+        match code {
+            // Delivered; or nothing left to deliver (the subtree is gone, or the server may
+            // no longer read it).
+            200 | 404 | 403 => {
+                tracing::info!(server = %server_id, subscription = %uri, to = %target, status = code, "subscription delivery done");
+                p.store.remove_outgoing(&ids)?;
+            }
+            _ => {
+                tracing::warn!(server = %server_id, subscription = %uri, to = %target, status = code, "subscription delivery failed; kept");
+                all = false;
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// The DevID the daemon presents (DevInfo's, as stored).
@@ -176,15 +311,11 @@ fn dev_id(store: &SqliteStore) -> anyhow::Result<String> {
         .context("DevInfo has no DevID")
 }
 
-/// Runs one session with a server, with a fresh HTTP client (cookies live for one session).
-pub async fn session_with(
-    p: &Prepared,
-    settings: &Settings,
-    server_id: &str,
-    trigger: Trigger,
-) -> anyhow::Result<session::Report> {
-    let account = session::account(&p.store, server_id)?
-        .with_context(|| format!("no DM account for server {server_id}"))?;
+type EnginePorts = (DaemonPorts, EngineLimits);
+
+/// What an engine needs from the settings: ports with a fresh HTTP client (cookies live for
+/// one session) and limits; and the ServerURI substitution values.
+fn engine_for(p: &Prepared, settings: &Settings) -> anyhow::Result<(EnginePorts, ServerUriValues)> {
     let dev_id = dev_id(&p.store)?;
     let http_settings = HttpSettings {
         connect_timeout: Duration::from_secs(settings.http.connect_timeout_secs),
@@ -199,17 +330,31 @@ pub async fn session_with(
         max_body: settings.limits.max_package_bytes,
     };
     let http = HttpClient::new(&http_settings, &dev_id)?;
-    let ports = DaemonPorts { http: http.clone() };
     let limits = EngineLimits {
         max_value_bytes: settings.limits.max_node_value_bytes,
         max_document_bytes: settings.limits.max_package_bytes,
         max_nodes: settings.limits.max_nodes_per_document,
     };
+    Ok((
+        (DaemonPorts { http }, limits),
+        ServerUriValues {
+            dev_id: Some(dev_id),
+            ..Default::default()
+        },
+    ))
+}
+
+/// Runs one session with a server.
+pub async fn session_with(
+    p: &Prepared,
+    settings: &Settings,
+    server_id: &str,
+    req: Request,
+) -> anyhow::Result<session::Report> {
+    let account = session::account(&p.store, server_id)?
+        .with_context(|| format!("no DM account for server {server_id}"))?;
+    let ((ports, limits), values) = engine_for(p, settings)?;
     let engine = Engine::new(&p.store, &p.registry, &ports, limits);
-    let values = ServerUriValues {
-        dev_id: Some(dev_id),
-        ..Default::default()
-    };
     let options = SessionOptions {
         max_package_bytes: settings.limits.max_package_bytes,
         max_commands: settings.limits.max_commands_per_package,
@@ -218,7 +363,14 @@ pub async fn session_with(
     };
     standard::refresh_sessioninfo(&p.store, &p.registry, &p.host)?;
     Ok(session::run(
-        &p.store, &engine, &http, &account, trigger, false, &values, options,
+        &p.store,
+        &engine,
+        &ports.http,
+        &account,
+        req.trigger,
+        req.req_mos,
+        &values,
+        options,
     )
     .await?)
 }

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod mo;
 pub mod ports;
 pub mod protocol;
+pub mod scheduler;
 pub mod session;
 pub mod testserver;
 pub mod transport;

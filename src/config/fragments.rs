@@ -41,6 +41,12 @@ pub struct SessionsFragment {
     pub max_packages: Option<u32>,
     /// Let SHOW open plain http URLs.
     pub allow_http_show: Option<bool>,
+    /// Seconds between client-initiated sessions with every server (0: never).
+    pub poll_interval_secs: Option<u64>,
+    /// Seconds before the first retry of queued work; doubles up to `retry-max-secs`.
+    pub retry_base_secs: Option<u64>,
+    /// The longest wait between retries.
+    pub retry_max_secs: Option<u64>,
 }
 
 /// `[http]`: how the client connects.
@@ -124,6 +130,18 @@ impl Fragment {
                     .sessions
                     .allow_http_show
                     .or(self.sessions.allow_http_show),
+                poll_interval_secs: later
+                    .sessions
+                    .poll_interval_secs
+                    .or(self.sessions.poll_interval_secs),
+                retry_base_secs: later
+                    .sessions
+                    .retry_base_secs
+                    .or(self.sessions.retry_base_secs),
+                retry_max_secs: later
+                    .sessions
+                    .retry_max_secs
+                    .or(self.sessions.retry_max_secs),
             },
             http: HttpFragment {
                 connect_timeout_secs: later
@@ -199,6 +217,8 @@ impl Fragment {
         let secs = [
             ("http.connect-timeout-secs", self.http.connect_timeout_secs),
             ("http.read-timeout-secs", self.http.read_timeout_secs),
+            ("sessions.retry-base-secs", self.sessions.retry_base_secs),
+            ("sessions.retry-max-secs", self.sessions.retry_max_secs),
         ];
         for (key, v) in secs {
             if let Some(v) = v

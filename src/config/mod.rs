@@ -124,6 +124,12 @@ pub struct Sessions {
     pub max_packages: u32,
     /// SHOW may open plain http URLs.
     pub allow_http_show: bool,
+    /// Seconds between client-initiated sessions with every server (0: never).
+    pub poll_interval_secs: u64,
+    /// Seconds before the first retry of queued work.
+    pub retry_base_secs: u64,
+    /// The longest wait between retries.
+    pub retry_max_secs: u64,
 }
 
 /// How the client connects.
@@ -322,6 +328,9 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             at_start: merged.sessions.at_start.unwrap_or(false),
             max_packages: merged.sessions.max_packages.unwrap_or(100),
             allow_http_show: merged.sessions.allow_http_show.unwrap_or(false),
+            poll_interval_secs: merged.sessions.poll_interval_secs.unwrap_or(0),
+            retry_base_secs: merged.sessions.retry_base_secs.unwrap_or(30),
+            retry_max_secs: merged.sessions.retry_max_secs.unwrap_or(3600),
         },
         http: Http {
             connect_timeout_secs: merged.http.connect_timeout_secs.unwrap_or(30),

@@ -218,6 +218,12 @@ impl Daemon {
         (status, std::mem::take(&mut self.log))
     }
 
+    /// Kills the daemon with SIGKILL, as a crash would.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits for the process to exit by itself, collecting its remaining log.
     pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(secs);

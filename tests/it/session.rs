@@ -186,3 +186,91 @@ fn a_server_that_is_not_there_aborts_cleanly() {
     let log = finished_with(&root, "", "sending Package#1");
     assert!(log.iter().any(|l| l.contains("stopping")));
 }
+
+#[test]
+fn subscription_changes_are_delivered_once_after_the_session() {
+    let script = json!({
+        "sessions": [{"packages": [
+            {"CMD": [["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"], ["SUB", "{base}/repo/changes/[DevID]", "urn:x:thing:1.0/t1/"]]},
+            {"expect": [200, 200], "CMD": [["HGET", "{base}/repo/five", "urn:x:thing:1.0/t1/a"], ["HGET", "{base}/repo/six", "urn:x:thing:1.0/t1/b"]]},
+            {"expect": [200, 200], "CMD": [["END"]]}
+        ]}],
+        "repository": {
+            "/repo/thing": {"content_type": "application/dmmo+json", "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1, "b": "two"}}}]},
+            "/repo/five": {"content_type": "text/plain", "body": "5"},
+            "/repo/six": {"content_type": "text/plain", "body": "six"}
+        }
+    });
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/omadmd.toml", "");
+    let mut d = root.start(&[]);
+    d.wait_for("subscription delivery done", 30);
+    d.terminate();
+    let puts = server.of_kind("repo-put");
+    assert_eq!(
+        puts.len(),
+        1,
+        "two changes, one delivery of the latest state: {puts:#?}"
+    );
+    assert!(
+        puts[0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/repo/changes/UUID%3A")
+    );
+    assert_eq!(
+        puts[0]["body"][0]["MOData"]["t1"],
+        json!({"a": 5, "b": "six"})
+    );
+}
+
+#[test]
+fn a_failed_bootstrap_session_is_retried_with_backoff() {
+    let script = json!({"sessions": [{"packages": [{"http_status": 503}]}, {"packages": [{"CMD": [["END"]]}]}]});
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write(
+        "etc/omadmd/omadmd.toml",
+        "[sessions]\nretry-base-secs = 1\n",
+    );
+    let mut d = root.start(&[]);
+    d.wait_for("session aborted", 30);
+    d.wait_for("will retry", 10);
+    d.wait_for("session ended", 30);
+    d.terminate();
+    let p1s = server.of_kind("package1");
+    assert_eq!(p1s.len(), 2);
+    assert!(
+        p1s.iter()
+            .all(|p| p["body"]["Alert"][0]["AlertType"] == "urn:oma:at:dm:2.0:BootstrapComplete")
+    );
+    let (_, history, _) = root.run(&["history"]);
+    assert!(
+        history.contains("aborted") && history.contains("ended"),
+        "{history}"
+    );
+}
+
+#[test]
+fn owed_work_survives_kill_dash_9() {
+    let script = json!({"sessions": [{"packages": [{"http_status": 500}]}, {"packages": [{"CMD": [["END"]]}]}]});
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write(
+        "etc/omadmd/omadmd.toml",
+        "[sessions]\nretry-base-secs = 3600\n",
+    );
+    let mut d = root.start(&[]);
+    d.wait_for("will retry", 30);
+    d.kill9();
+    // The next start owes the server its BootstrapComplete session still, and sends it.
+    let mut d = root.start(&[]);
+    d.wait_for("session ended", 30);
+    d.terminate();
+    assert_eq!(server.of_kind("package1").len(), 2);
+    let (_, history, _) = root.run(&["history", "--json"]);
+    let h: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(h[0]["outcome"], "ended");
+    assert_eq!(h[0]["trigger"], "bootstrap");
+}

@@ -1,0 +1,252 @@
+//! The scheduler: decides when sessions happen and delivers what waits outside sessions.
+//!
+//! Triggers (start-up, owed bootstrap sessions, a poll timer, requests from the CLI or
+//! D-Bus, notifications, queued work) arrive on a channel and are coalesced per server: a
+//! trigger that comes while one is pending or running is merged, never lost. Sessions run
+//! one at a time. Work that must reach a server (Generic Alerts, subscription deliveries)
+//! stays in the database until the server has taken it; when a session or a delivery fails
+//! it is tried again after an exponential backoff with jitter, and a restart picks up
+//! whatever is still queued.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::engine::Trigger;
+
+/// A request for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The session's reason.
+    pub trigger: Trigger,
+    /// Whether the server asked for MOS (REQ-MOS).
+    pub req_mos: bool,
+}
+
+/// Merges two requests for the same server into the one session that serves both: a
+/// notification wins (its NOTIFICATION-ID must be answered; the latest one counts), then an
+/// owed BootstrapComplete, then a client-initiated session; REQ-MOS if either asked.
+pub fn coalesce(a: Request, b: Request) -> Request {
+    fn rank(t: Trigger) -> u8 {
+        match t {
+            Trigger::ServerInitiated { .. } => 2,
+            Trigger::BootstrapComplete => 1,
+            Trigger::ClientInitiated => 0,
+        }
+    }
+    let trigger = if rank(b.trigger) >= rank(a.trigger) {
+        b.trigger
+    } else {
+        a.trigger
+    };
+    Request {
+        trigger,
+        req_mos: a.req_mos || b.req_mos,
+    }
+}
+
+/// Exponential backoff with jitter: `base * 2^(attempt-1)`, capped, then shortened by up to
+/// a quarter at random, so that many devices retrying do not hit a server in step.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter_seed: u64) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let d = exp.min(cap);
+    // A cheap deterministic spread from the seed (the caller passes fresh randomness).
+    let quarter = d.as_millis() as u64 / 4;
+    let cut = if quarter == 0 {
+        0
+    } else {
+        jitter_seed % quarter
+    };
+    d.saturating_sub(Duration::from_millis(cut))
+}
+
+/// A random seed for jitter, from the OS.
+pub fn jitter_seed() -> u64 {
+    use std::io::Read as _;
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
+        && f.read_exact(&mut b).is_ok()
+    {
+        return u64::from_le_bytes(b);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos().into())
+}
+
+/// Pending session requests per server and the retry state; the pure part of the
+/// scheduler, so it can be tested without a clock or a network.
+#[derive(Debug, Default)]
+pub struct Queue {
+    pending: BTreeMap<String, Request>,
+    retry: HashMap<String, (u32, Instant)>,
+}
+
+impl Queue {
+    /// Adds a request, merging it with one already pending for the server.
+    pub fn push(&mut self, server: &str, req: Request) {
+        let merged = match self.pending.remove(server) {
+            Some(old) => coalesce(old, req),
+            None => req,
+        };
+        self.pending.insert(server.to_owned(), merged);
+    }
+
+    /// The next request that may run now (one whose retry time has come).
+    pub fn pop_ready(&mut self, now: Instant) -> Option<(String, Request)> {
+        let server = self
+            .pending
+            .keys()
+            .find(|s| self.retry.get(*s).is_none_or(|(_, at)| *at <= now))?
+            .clone();
+        let req = self.pending.remove(&server)?;
+        Some((server, req))
+    }
+
+    /// When the earliest waiting request may run, if any waits.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending
+            .keys()
+            .map(|s| self.retry.get(s).map(|(_, at)| *at))
+            .map(|at| at.unwrap_or_else(Instant::now))
+            .min()
+    }
+
+    /// Records a failure for a server with work still queued: it is tried again after the
+    /// backoff. Returns the delay.
+    pub fn failed(
+        &mut self,
+        server: &str,
+        req: Request,
+        now: Instant,
+        base: Duration,
+        cap: Duration,
+    ) -> Duration {
+        let attempt = self.retry.get(server).map_or(1, |(n, _)| n + 1);
+        let delay = backoff(attempt, base, cap, jitter_seed());
+        self.retry.insert(server.to_owned(), (attempt, now + delay));
+        self.push(server, req);
+        delay
+    }
+
+    /// Forgets a server's failures after a success.
+    pub fn succeeded(&mut self, server: &str) {
+        self.retry.remove(server);
+    }
+
+    /// Whether anything waits.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// A handle other parts of the daemon use to ask for sessions.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<(Option<String>, Request)>,
+}
+
+impl Handle {
+    /// Asks for a session with one server (`None`: every server).
+    pub fn request(&self, server: Option<&str>, req: Request) {
+        // The receiver lives as long as the daemon; a send after shutdown is moot.
+        let _ = self.tx.send((server.map(str::to_owned), req));
+    }
+}
+
+/// A new channel: the handle, and the receiving end for the scheduler loop.
+pub fn channel() -> (Handle, mpsc::UnboundedReceiver<(Option<String>, Request)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Handle { tx }, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: Request = Request {
+        trigger: Trigger::ClientInitiated,
+        req_mos: false,
+    };
+
+    fn noti(id: u16, mos: bool) -> Request {
+        Request {
+            trigger: Trigger::ServerInitiated {
+                notification_id: Some(id),
+            },
+            req_mos: mos,
+        }
+    }
+
+    #[test]
+    fn coalescing_keeps_what_must_be_answered() {
+        let boot = Request {
+            trigger: Trigger::BootstrapComplete,
+            req_mos: false,
+        };
+        assert_eq!(coalesce(CLIENT, noti(1, false)), noti(1, false));
+        assert_eq!(coalesce(noti(1, true), CLIENT), noti(1, true));
+        assert_eq!(
+            coalesce(noti(1, true), noti(2, false)),
+            noti(2, true),
+            "the latest ID, and MOS if either asked"
+        );
+        assert_eq!(coalesce(CLIENT, boot), boot);
+        assert_eq!(coalesce(boot, CLIENT), boot);
+        assert_eq!(coalesce(boot, noti(3, false)), noti(3, false));
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_jitters_down() {
+        let (base, cap) = (Duration::from_secs(30), Duration::from_secs(3600));
+        assert_eq!(backoff(1, base, cap, 0), Duration::from_secs(30));
+        assert_eq!(backoff(2, base, cap, 0), Duration::from_secs(60));
+        assert_eq!(backoff(5, base, cap, 0), Duration::from_secs(480));
+        assert_eq!(backoff(30, base, cap, 0), cap);
+        for seed in [1u64, 999, u64::MAX, 123_456_789] {
+            let d = backoff(3, base, cap, seed);
+            assert!(
+                d <= Duration::from_secs(120) && d >= Duration::from_secs(90),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_queue_merges_per_server_and_waits_out_backoff() {
+        let mut q = Queue::default();
+        let now = Instant::now();
+        q.push("a", CLIENT);
+        q.push("b", CLIENT);
+        q.push("a", noti(7, false));
+        let (s, r) = q.pop_ready(now).unwrap();
+        assert_eq!((s.as_str(), r), ("a", noti(7, false)));
+        // "a" fails: it waits out its backoff while "b" runs.
+        let d = q.failed(
+            "a",
+            r,
+            now,
+            Duration::from_secs(30),
+            Duration::from_secs(3600),
+        );
+        assert!(d > Duration::ZERO);
+        assert_eq!(q.pop_ready(now).unwrap().0, "b");
+        assert_eq!(q.pop_ready(now), None);
+        assert_eq!(q.next_due(), Some(now + d));
+        assert_eq!(q.pop_ready(now + d).unwrap(), ("a".into(), noti(7, false)));
+        // A second failure waits longer; a success resets.
+        let d2 = q.failed(
+            "a",
+            CLIENT,
+            now,
+            Duration::from_secs(30),
+            Duration::from_secs(3600),
+        );
+        assert!(d2 > d / 2 * 3 / 2, "{d2:?} after {d:?}");
+        q.succeeded("a");
+        assert!(q.pop_ready(now).is_some());
+        assert!(q.is_empty());
+    }
+}
