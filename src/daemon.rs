@@ -19,7 +19,7 @@ use crate::ports::DaemonPorts;
 use crate::protocol::uri::ServerUriValues;
 use crate::scheduler::{self, Request};
 use crate::session::{self, SessionOptions};
-use crate::transport::{HttpClient, HttpSettings};
+use crate::transport::{Credentials, HttpClient, HttpSettings};
 use crate::tree::{OpenMode, SqliteStore, TreeStore};
 
 /// Everything start-up prepared: the daemon's long-lived state.
@@ -255,7 +255,9 @@ async fn deliver(p: &Prepared, settings: &Settings, server_id: &str) -> anyhow::
     if queued.is_empty() {
         return Ok(true);
     }
-    let (engine_parts, values) = engine_for(p, settings)?;
+    let account = session::account(&p.store, server_id)?
+        .with_context(|| format!("no DM account for server {server_id}"))?;
+    let (engine_parts, values) = engine_for(p, settings, &account)?;
     let engine = Engine::new(&p.store, &p.registry, &engine_parts.0, engine_parts.1);
     let mut groups: std::collections::BTreeMap<(String, String), Vec<i64>> =
         std::collections::BTreeMap::new();
@@ -315,7 +317,11 @@ type EnginePorts = (DaemonPorts, EngineLimits);
 
 /// What an engine needs from the settings: ports with a fresh HTTP client (cookies live for
 /// one session) and limits; and the ServerURI substitution values.
-fn engine_for(p: &Prepared, settings: &Settings) -> anyhow::Result<(EnginePorts, ServerUriValues)> {
+fn engine_for(
+    p: &Prepared,
+    settings: &Settings,
+    account: &session::Account,
+) -> anyhow::Result<(EnginePorts, ServerUriValues)> {
     let dev_id = dev_id(&p.store)?;
     let http_settings = HttpSettings {
         connect_timeout: Duration::from_secs(settings.http.connect_timeout_secs),
@@ -329,7 +335,18 @@ fn engine_for(p: &Prepared, settings: &Settings) -> anyhow::Result<(EnginePorts,
         client_identity_pem: None,
         max_body: settings.limits.max_package_bytes,
     };
-    let http = HttpClient::new(&http_settings, &dev_id)?;
+    let origin = url::Url::parse(&account.srv_uri)
+        .with_context(|| format!("SrvURI of {} is not a URL", account.server_id))?
+        .origin();
+    let credentials = account
+        .http_auth
+        .clone()
+        .map(|(user, password)| Credentials {
+            user,
+            password,
+            origin,
+        });
+    let http = HttpClient::new(&http_settings, &dev_id)?.with_credentials(credentials);
     let limits = EngineLimits {
         max_value_bytes: settings.limits.max_node_value_bytes,
         max_document_bytes: settings.limits.max_package_bytes,
@@ -353,7 +370,7 @@ pub async fn session_with(
 ) -> anyhow::Result<session::Report> {
     let account = session::account(&p.store, server_id)?
         .with_context(|| format!("no DM account for server {server_id}"))?;
-    let ((ports, limits), values) = engine_for(p, settings)?;
+    let ((ports, limits), values) = engine_for(p, settings, &account)?;
     let engine = Engine::new(&p.store, &p.registry, &ports, limits);
     let options = SessionOptions {
         max_package_bytes: settings.limits.max_package_bytes,

@@ -110,6 +110,8 @@ pub struct Account {
     pub srv_uri: String,
     /// Display name.
     pub name: String,
+    /// HTTP credentials (DMAcc `Ext/HttpAuth/UserName` and `Secret`), if provisioned.
+    pub http_auth: Option<(String, String)>,
 }
 
 /// Reads a server's DMAcc.
@@ -123,6 +125,10 @@ pub fn account(store: &dyn TreeStore, server_id: &str) -> Result<Option<Account>
             .and_then(|n| n.value)
             .map(|v| v.to_text()))
     };
+    let http_auth = match (text("Ext/HttpAuth/UserName")?, text("Ext/HttpAuth/Secret")?) {
+        (Some(u), Some(p)) => Some((u, p)),
+        _ => None,
+    };
     Ok(text("SrvURI")?.map(|srv_uri| Account {
         server_id: server_id.to_owned(),
         srv_uri,
@@ -130,6 +136,7 @@ pub fn account(store: &dyn TreeStore, server_id: &str) -> Result<Option<Account>
             .ok()
             .flatten()
             .unwrap_or_else(|| server_id.to_owned()),
+        http_auth,
     }))
 }
 

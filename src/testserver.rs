@@ -34,6 +34,21 @@ pub struct Script {
     /// Repository content: path under the server (e.g. `/repo/new_mo`) → resource.
     #[serde(default)]
     pub repository: HashMap<String, Resource>,
+    /// Require HTTP authentication on `/dm` and `/repo/`.
+    #[serde(default)]
+    pub auth: Option<AuthSpec>,
+}
+
+/// HTTP authentication the server demands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSpec {
+    /// `basic` or `digest`.
+    pub scheme: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
 }
 
 /// One scripted session.
@@ -109,6 +124,7 @@ pub struct Options {
 }
 
 struct Live {
+    nonce: String,
     script: Script,
     base: String,
     next_session: usize,
@@ -186,7 +202,86 @@ fn with_base(v: &Json, base: &str) -> Json {
     }
 }
 
+const REALM: &str = "omadm-testserver";
+
+/// Checks the request's credentials against the script's; `Some(401 response)` when they
+/// are missing or wrong.
+fn challenge(
+    st: &Shared,
+    method: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
+    let mut live = lock(st);
+    let spec = live.script.auth.clone()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let ok = match spec.scheme.as_str() {
+        "basic" => {
+            use base64::Engine as _;
+            let want = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", spec.user, spec.password));
+            given
+                .strip_prefix("Basic ")
+                .is_some_and(|g| g.trim() == want)
+        }
+        _ => match digest_auth::AuthorizationHeader::parse(
+            given.strip_prefix("Digest ").unwrap_or(&given),
+        ) {
+            Ok(h) if h.username == spec.user && h.nonce == live.nonce => {
+                let mut expected = h.clone();
+                let ctx = digest_auth::AuthContext::new_with_method(
+                    spec.user.as_str(),
+                    spec.password.as_str(),
+                    h.uri.as_str(),
+                    Some(body),
+                    digest_auth::HttpMethod(method.to_owned().into()),
+                );
+                expected.digest(&ctx);
+                expected.response == h.response
+                    && uri.path_and_query().is_some_and(|pq| pq.as_str() == h.uri)
+            }
+            _ => false,
+        },
+    };
+    if ok {
+        return None;
+    }
+    let challenge = match spec.scheme.as_str() {
+        "basic" => format!("Basic realm=\"{REALM}\""),
+        _ => format!(
+            "Digest realm=\"{REALM}\", qop=\"auth\", algorithm=MD5, nonce=\"{}\", opaque=\"0\"",
+            live.nonce
+        ),
+    };
+    live.log(
+        json!({"kind": "auth-challenge", "path": uri.path(), "had_credentials": !given.is_empty()}),
+        format!(
+            "{method} {} unauthorized{}: asked for {} credentials",
+            uri.path(),
+            if given.is_empty() {
+                ""
+            } else {
+                " (wrong credentials)"
+            },
+            spec.scheme
+        ),
+    );
+    let mut resp = StatusCode::UNAUTHORIZED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    Some(resp)
+}
+
 async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = challenge(&st, "POST", &uri, &headers, &body) {
+        return r;
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -305,6 +400,9 @@ fn parts_count<E>(d: &Result<(packages::Package3, Vec<packages::Part>), E>) -> u
 }
 
 async fn repo_get(State(st): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Some(r) = challenge(&st, "GET", &uri, &headers, &[]) {
+        return r;
+    }
     let mut live = lock(&st);
     let path = uri.path().to_owned();
     let found = live.repo.get(&path).cloned();
@@ -325,6 +423,9 @@ async fn repo_store(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = challenge(&st, &method.to_uppercase(), &uri, &headers, &body) {
+        return r;
+    }
     let mut live = lock(&st);
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -412,6 +513,7 @@ pub fn router(
     verbose: bool,
 ) -> Router {
     let live = Live {
+        nonce: hex::encode(crate::scheduler::jitter_seed().to_be_bytes()),
         repo: script.repository.clone(),
         script,
         base,

@@ -293,6 +293,10 @@ fn build(
                     });
                 }
                 let child_def = match def {
+                    // An interior node whose definition lists no children is open: the
+                    // hierarchy "continues elsewhere" (TND 1.3 §10.5.1.5), as vendor
+                    // extension points (`Ext`) do. Its subtree is stored generically.
+                    Some(d) if d.children.is_empty() => None,
                     Some(d) => {
                         let c = d.child(name).ok_or_else(|| MoError::UnknownNode {
                             moid: moid.to_owned(),
@@ -338,9 +342,11 @@ fn build(
                 source,
             })?;
             check_size(path, &value, max_value)?;
+            let mut props = NodeProps::leaf(format, GENERIC_ACCESS, Scope::Dynamic);
+            props.secret = is_secret_leaf(moid, path, GENERIC_ACCESS);
             out.push(Node {
                 path: path.to_owned(),
-                props: NodeProps::leaf(format, GENERIC_ACCESS, Scope::Dynamic),
+                props,
                 value: Some(value),
             });
             Ok(())
@@ -372,9 +378,11 @@ pub fn leaf_node(
         Some(d) => leaf(moid, d, path, value, max_value),
         None => {
             check_size(path, &value, max_value)?;
+            let mut props = NodeProps::leaf(value.format(), GENERIC_ACCESS, Scope::Dynamic);
+            props.secret = is_secret_leaf(moid, path, GENERIC_ACCESS);
             Ok(Node {
                 path: path.to_owned(),
-                props: NodeProps::leaf(value.format(), GENERIC_ACCESS, Scope::Dynamic),
+                props,
                 value: Some(value),
             })
         }

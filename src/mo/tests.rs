@@ -256,7 +256,7 @@ fn build_nodes_types_and_checks_against_the_definition() {
         (json!({"Name": {"nested": 1}}), "expected a leaf value"),
         (json!({"Perm": "all"}), "expected an interior node"),
         (json!({"Perm": {}}), "required node <PermGroup> is missing"),
-        (json!({"Ext": {"a b": 1}}), "defines no such node"),
+        (json!({"Auth": {"Bogus": 1}}), "defines no such node"),
     ];
     for (extra, want) in bad {
         let err = build_nodes(DMACC, Some(&root), "", &account(extra.clone()), 1024)
@@ -284,6 +284,30 @@ fn build_nodes_types_and_checks_against_the_definition() {
         build_nodes("urn:x:y:1.0", None, "", &bad_name, 100),
         Err(MoError::BadName { .. })
     ));
+}
+
+#[test]
+fn childless_interior_definitions_are_open_extension_points() {
+    // DMAcc's Ext has no children in its DDF: vendor data below it is stored generically.
+    let root = dmacc_root();
+    let nodes = build_nodes(
+        DMACC,
+        Some(&root),
+        "",
+        &account(json!({"Ext": {"HttpAuth": {"UserName": "dev1", "Secret": "pw"}, "n": 3}})),
+        1024,
+    )
+    .unwrap();
+    let get = |p: &str| nodes.iter().find(|n| n.path == p).unwrap();
+    assert_eq!(
+        get("Ext/HttpAuth/UserName").value,
+        Some(Value::Chr("dev1".into()))
+    );
+    assert!(
+        get("Ext/HttpAuth/Secret").props.secret,
+        "a DMAcc Secret leaf is secret wherever it is"
+    );
+    assert_eq!(get("Ext/n").props.format, Format::Int);
 }
 
 #[test]

@@ -44,12 +44,38 @@ impl Default for HttpSettings {
     }
 }
 
+/// HTTP credentials of an account (docs/decisions.md, "HTTP authentication").
+#[derive(Clone)]
+pub struct Credentials {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Only URLs of this origin (the account's SrvURI) ever get them.
+    pub origin: url::Origin,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ***)", self.user)
+    }
+}
+
+/// How the server asked to be answered, remembered for the rest of the session.
+#[derive(Debug, Clone)]
+enum Scheme {
+    Basic,
+    Digest(Box<digest_auth::WwwAuthenticateHeader>),
+}
+
 /// One HTTP client: one per session, so cookies live exactly as long as the session.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     dev_id: String,
     max_body: usize,
+    credentials: Option<Credentials>,
+    scheme: std::sync::Arc<std::sync::Mutex<Option<Scheme>>>,
 }
 
 /// A redirect is followed only to the same scheme, at most five times: a session never
@@ -102,7 +128,112 @@ impl HttpClient {
             client: b.build().map_err(|e| err("HTTP client", e))?,
             dev_id: dev_id.to_owned(),
             max_body: settings.max_body,
+            credentials: None,
+            scheme: std::sync::Arc::default(),
         })
+    }
+
+    /// The same client answering HTTP Basic or Digest challenges with `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> HttpClient {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The credentials, when `url` belongs to their origin.
+    fn credentials_for(&self, url: &str) -> Option<&Credentials> {
+        let c = self.credentials.as_ref()?;
+        (url::Url::parse(url).ok()?.origin() == c.origin).then_some(c)
+    }
+
+    /// The Authorization header for a request, from the scheme the server asked for.
+    fn authorization(&self, method: &str, url: &str, body: Option<&[u8]>) -> Option<HeaderValue> {
+        let c = self.credentials_for(url)?;
+        let mut scheme = self.scheme.lock().unwrap_or_else(|p| p.into_inner());
+        let value = match scheme.as_mut()? {
+            Scheme::Basic => {
+                use base64::Engine as _;
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", c.user, c.password));
+                format!("Basic {token}")
+            }
+            Scheme::Digest(prompt) => {
+                let parsed = url::Url::parse(url).ok()?;
+                let uri = match parsed.query() {
+                    Some(q) => format!("{}?{q}", parsed.path()),
+                    None => parsed.path().to_owned(),
+                };
+                let ctx = digest_auth::AuthContext::new_with_method(
+                    c.user.as_str(),
+                    c.password.as_str(),
+                    uri,
+                    body,
+                    digest_auth::HttpMethod(method.to_owned().into()),
+                );
+                prompt.respond(&ctx).ok()?.to_header_string()
+            }
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+
+    /// Learns the scheme from a 401's challenges (Digest preferred); false when there is
+    /// nothing to answer with.
+    fn learn(&self, resp: &reqwest::Response) -> bool {
+        if self.credentials_for(resp.url().as_str()).is_none() {
+            return false;
+        }
+        let challenges: Vec<&str> = resp
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let digest = challenges
+            .iter()
+            .find(|c| c.trim_start().to_ascii_lowercase().starts_with("digest"))
+            .and_then(|c| digest_auth::parse(c).ok());
+        let basic = challenges
+            .iter()
+            .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
+        let learned = match (digest, basic) {
+            (Some(d), _) => Some(Scheme::Digest(Box::new(d))),
+            (None, true) => Some(Scheme::Basic),
+            (None, false) => None,
+        };
+        let ok = learned.is_some();
+        *self.scheme.lock().unwrap_or_else(|p| p.into_inner()) = learned;
+        ok
+    }
+
+    /// Sends a request; on a 401 with a challenge we can answer, answers it once.
+    async fn send_authed(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let build = |auth: Option<HeaderValue>| {
+            let mut req = self
+                .client
+                .request(method.clone(), url)
+                .headers(headers.clone());
+            if let Some(a) = auth {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            req
+        };
+        let first = build(self.authorization(method.as_str(), url, body.as_deref()))
+            .send()
+            .await?;
+        if first.status() != reqwest::StatusCode::UNAUTHORIZED || !self.learn(&first) {
+            return Ok(first);
+        }
+        build(self.authorization(method.as_str(), url, body.as_deref()))
+            .send()
+            .await
     }
 
     fn headers(&self, content_type: Option<&str>, accept: &str) -> HeaderMap {
@@ -182,11 +313,12 @@ impl Transport for HttpClient {
         body: Vec<u8>,
     ) -> Result<HttpReply, TransportError> {
         let resp = self
-            .client
-            .post(url)
-            .headers(self.headers(Some(content_type), P2_TYPE))
-            .body(body)
-            .send()
+            .send_authed(
+                reqwest::Method::POST,
+                url,
+                self.headers(Some(content_type), P2_TYPE),
+                Some(body),
+            )
             .await
             .map_err(|e| TransportError(describe(&e)))?;
         let status = resp.status().as_u16();
@@ -206,10 +338,12 @@ impl HttpClient {
     /// HTTP GET of MO data (HGET's half of [`crate::engine::Ports`]).
     pub async fn fetch(&self, url: &str, accept: &[&str]) -> Result<Fetched, PortError> {
         let resp = self
-            .client
-            .get(url)
-            .headers(self.headers(None, &accept.join(", ")))
-            .send()
+            .send_authed(
+                reqwest::Method::GET,
+                url,
+                self.headers(None, &accept.join(", ")),
+                None,
+            )
             .await
             .map_err(|e| PortError(describe(&e)))?;
         if !resp.status().is_success() {
@@ -228,14 +362,12 @@ impl HttpClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<Sent, PortError> {
-        let req = match method {
-            Method::Put => self.client.put(url),
-            Method::Post => self.client.post(url),
+        let m = match method {
+            Method::Put => reqwest::Method::PUT,
+            Method::Post => reqwest::Method::POST,
         };
-        let resp = req
-            .headers(self.headers(Some(content_type), "*/*"))
-            .body(body)
-            .send()
+        let resp = self
+            .send_authed(m, url, self.headers(Some(content_type), "*/*"), Some(body))
             .await
             .map_err(|e| PortError(describe(&e)))?;
         let status = resp.status().as_u16();

@@ -3,4 +3,4 @@
 
 pub mod http;
 
-pub use http::{HttpClient, HttpSettings};
+pub use http::{Credentials, HttpClient, HttpSettings};

@@ -274,3 +274,69 @@ fn owed_work_survives_kill_dash_9() {
     assert_eq!(h[0]["outcome"], "ended");
     assert_eq!(h[0]["trigger"], "bootstrap");
 }
+
+/// A bootstrap for `base` with HTTP credentials in the DMAcc extension.
+fn with_http_auth(root: Root, base: &str, user: &str, password: &str) -> Root {
+    let doc = json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"auth": {
+        "SrvID": "auth-server", "SrvURI": format!("{base}/dm"), "Name": "Auth", "Perm": {"p": {"MOID": "*"}},
+        "Ext": {"HttpAuth": {"UserName": user, "Secret": password}}}}}]);
+    root.write("etc/omadmd/bootstrap.d/10-auth.json", &doc.to_string());
+    root
+}
+
+#[test]
+fn http_basic_and_digest_challenges_are_answered() {
+    for scheme in ["basic", "digest"] {
+        let script = json!({
+            "auth": {"scheme": scheme, "user": "dev1", "password": "s3cret"},
+            "sessions": [{"packages": [
+                {"CMD": [["HGET", "{base}/repo/thing?x=1", "urn:x:thing:1.0/t1/"]]},
+                {"expect": [200], "CMD": [["HPOST", "{base}/repo/back", "urn:x:thing:1.0/t1/a"], ["END"]]}
+            ]}],
+            "repository": {"/repo/thing": {"content_type": "application/dmmo+json", "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1}}}]}}
+        });
+        let server = TestServer::start(&script, false);
+        let root = with_http_auth(Root::new(), &server.base, "dev1", "s3cret");
+        one_session(&root, "");
+        let p1 = &server.of_kind("package1")[0];
+        let auth = p1["headers"]["authorization"].as_str().unwrap_or_default();
+        assert!(
+            auth.to_ascii_lowercase().starts_with(scheme),
+            "{scheme}: {auth}"
+        );
+        assert!(
+            !server.of_kind("auth-challenge").is_empty(),
+            "{scheme}: the first request was challenged"
+        );
+        assert_eq!(
+            server.of_kind("repo-get").len(),
+            1,
+            "{scheme}: the repository accepted the credentials too"
+        );
+        assert_eq!(server.of_kind("repo-post")[0]["body"], 1, "{scheme}");
+        assert!(
+            server.of_kind("expect").iter().all(|e| e["ok"] == true),
+            "{scheme}"
+        );
+        // The password is never logged nor shown.
+        let (_, tree, _) = root.run(&["dump-tree"]);
+        assert!(
+            tree.contains("UserName = dev1") && !tree.contains("s3cret"),
+            "{tree}"
+        );
+    }
+}
+
+#[test]
+fn wrong_credentials_abort_after_one_answer() {
+    let script = json!({"auth": {"scheme": "digest", "user": "dev1", "password": "right"}, "sessions": [{"packages": [{"CMD": [["END"]]}]}]});
+    let server = TestServer::start(&script, false);
+    let root = with_http_auth(Root::new(), &server.base, "dev1", "wrong");
+    finished_with(&root, "", "HTTP 401");
+    assert_eq!(
+        server.of_kind("auth-challenge").len(),
+        2,
+        "asked once, answered once, refused: no more tries"
+    );
+    assert!(server.of_kind("package1").is_empty());
+}
