@@ -332,7 +332,7 @@ fn engine_for(
             ),
             None => None,
         },
-        client_identity_pem: None,
+        client_identity_pem: account.client_identity_pem.clone(),
         max_body: settings.limits.max_package_bytes,
     };
     let origin = url::Url::parse(&account.srv_uri)

@@ -112,6 +112,24 @@ pub struct Account {
     pub name: String,
     /// HTTP credentials (DMAcc `Ext/HttpAuth/UserName` and `Secret`), if provisioned.
     pub http_auth: Option<(String, String)>,
+    /// Client certificate and key for TLS (DMAcc `Auth/Trsp/Data` and `Secret`) as one PEM.
+    pub client_identity_pem: Option<Vec<u8>>,
+}
+
+/// PEM from what a `bin` leaf holds: PEM as is, DER wrapped with `label`.
+fn as_pem(bytes: Vec<u8>, label: &str) -> Vec<u8> {
+    if bytes.starts_with(b"-----BEGIN") {
+        return bytes;
+    }
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out.into_bytes()
 }
 
 /// Reads a server's DMAcc.
@@ -125,6 +143,20 @@ pub fn account(store: &dyn TreeStore, server_id: &str) -> Result<Option<Account>
             .and_then(|n| n.value)
             .map(|v| v.to_text()))
     };
+    let raw = |p: &str| -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(store.node(&key, p)?.and_then(|n| n.value).map(|v| match v {
+            crate::tree::Value::Bin(b) => b,
+            other => other.to_text().into_bytes(),
+        }))
+    };
+    let client_identity_pem = match (raw("Auth/Trsp/Data")?, raw("Auth/Trsp/Secret")?) {
+        (Some(cert), Some(key)) => {
+            let mut pem = as_pem(cert, "CERTIFICATE");
+            pem.extend(as_pem(key, "PRIVATE KEY"));
+            Some(pem)
+        }
+        _ => None,
+    };
     let http_auth = match (text("Ext/HttpAuth/UserName")?, text("Ext/HttpAuth/Secret")?) {
         (Some(u), Some(p)) => Some((u, p)),
         _ => None,
@@ -137,6 +169,7 @@ pub fn account(store: &dyn TreeStore, server_id: &str) -> Result<Option<Account>
             .flatten()
             .unwrap_or_else(|| server_id.to_owned()),
         http_auth,
+        client_identity_pem,
     }))
 }
 

@@ -117,6 +117,8 @@ pub struct Options {
     pub tls: bool,
     /// Where to write the CA certificate clients should trust (with `tls`).
     pub ca_out: Option<PathBuf>,
+    /// Require client certificates from the CA, and write one for a device here (with `tls`).
+    pub client_cert_out: Option<PathBuf>,
     /// JSON-lines record of everything received.
     pub record: Option<PathBuf>,
     /// Print a line per event on stdout.
@@ -488,9 +490,22 @@ async fn ui_submit(State(st): State<Shared>, uri: Uri, body: Bytes) -> Html<&'st
     Html("<!doctype html><p>Thank you. You may close this page.</p>")
 }
 
-/// A self-signed CA and a `localhost`/`127.0.0.1` certificate it issued (PEM): (ca, cert, key).
-pub fn make_certificates() -> Result<(String, String, String), rcgen::Error> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+/// Certificates made at start (PEM).
+#[derive(Debug, Clone)]
+pub struct Certificates {
+    /// The CA that issued both others.
+    pub ca: String,
+    /// The server's certificate, for `localhost` and `127.0.0.1`.
+    pub server_cert: String,
+    /// Its key.
+    pub server_key: String,
+    /// A client certificate and key (one PEM) for devices, when client certificates are required.
+    pub client: String,
+}
+
+/// A CA, a server certificate for `localhost`/`127.0.0.1` and a client certificate it issued.
+pub fn make_certificates() -> Result<Certificates, rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -502,7 +517,41 @@ pub fn make_certificates() -> Result<(String, String, String), rcgen::Error> {
     let key = KeyPair::generate()?;
     let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
     let cert = params.signed_by(&key, &issuer)?;
-    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
+    let client_key = KeyPair::generate()?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new())?;
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "omadmd device");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer)?;
+    Ok(Certificates {
+        ca: ca.pem(),
+        server_cert: cert.pem(),
+        server_key: key.serialize_pem(),
+        client: format!("{}{}", client.pem(), client_key.serialize_pem()),
+    })
+}
+
+/// A rustls server configuration that requires client certificates issued by `ca`.
+fn mutual_tls(certs: &Certificates) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(certs.ca.as_bytes())?)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
+            .build()?;
+    let chain = vec![CertificateDer::from_pem_slice(
+        certs.server_cert.as_bytes(),
+    )?];
+    let key = PrivateKeyDer::from_pem_slice(certs.server_key.as_bytes())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// The router of a server playing `script`, whose base URL is `base`.
@@ -556,13 +605,25 @@ pub async fn serve(script: Script, opts: Options) -> anyhow::Result<()> {
     };
     let app = router(script, base.clone(), record, opts.verbose);
     if opts.tls {
-        let (ca, cert, key) = make_certificates().context("cannot make a certificate")?;
+        let certs = make_certificates().context("cannot make a certificate")?;
         if let Some(p) = &opts.ca_out {
-            std::fs::write(p, &ca).with_context(|| format!("cannot write {}", p.display()))?;
+            std::fs::write(p, &certs.ca)
+                .with_context(|| format!("cannot write {}", p.display()))?;
         }
-        let config =
-            axum_server::tls_rustls::RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
-                .await?;
+        let config = match &opts.client_cert_out {
+            Some(p) => {
+                std::fs::write(p, &certs.client)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(mutual_tls(&certs)?))
+            }
+            None => {
+                axum_server::tls_rustls::RustlsConfig::from_pem(
+                    certs.server_cert.into_bytes(),
+                    certs.server_key.into_bytes(),
+                )
+                .await?
+            }
+        };
         println!("listening on {base}");
         std::io::stdout().flush()?;
         axum_server::from_tcp_rustls(listener, config)?

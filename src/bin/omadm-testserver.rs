@@ -29,6 +29,10 @@ struct Cli {
     /// With --tls: write the CA certificate clients should trust here.
     #[arg(long, value_name = "FILE")]
     ca_out: Option<PathBuf>,
+    /// With --tls: require client certificates from the CA, and write one (certificate and
+    /// key, PEM) for a device here.
+    #[arg(long, value_name = "FILE")]
+    client_cert_out: Option<PathBuf>,
     /// Append a JSON line per received package or request here.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         listen: cli.listen,
         tls: cli.tls,
         ca_out: cli.ca_out,
+        client_cert_out: cli.client_cert_out,
         record: cli.record,
         verbose: cli.verbose,
     };

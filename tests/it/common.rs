@@ -24,12 +24,19 @@ pub struct TestServer {
     pub record: PathBuf,
     /// With `--tls`: the CA certificate to trust.
     pub ca: PathBuf,
+    /// With client certificates required: the device's certificate and key (PEM).
+    pub client: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl TestServer {
     /// Starts a server playing `script` (JSON), over HTTPS when `tls`.
     pub fn start(script: &serde_json::Value, tls: bool) -> TestServer {
+        TestServer::start_with(script, tls, false)
+    }
+
+    /// Like `start`; with `client_certs`, HTTPS requiring client certificates.
+    pub fn start_with(script: &serde_json::Value, tls: bool, client_certs: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let script_path = dir.path().join("script.json");
         std::fs::write(&script_path, script.to_string()).unwrap();
@@ -40,8 +47,12 @@ impl TestServer {
             .arg(&script_path)
             .arg("--record")
             .arg(&record);
+        let client = dir.path().join("client.pem");
         if tls {
             cmd.arg("--tls").arg("--ca-out").arg(&ca);
+        }
+        if client_certs {
+            cmd.arg("--client-cert-out").arg(&client);
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -62,6 +73,7 @@ impl TestServer {
             base,
             record,
             ca,
+            client,
             _dir: dir,
         }
     }

@@ -340,3 +340,32 @@ fn wrong_credentials_abort_after_one_answer() {
     );
     assert!(server.of_kind("package1").is_empty());
 }
+
+#[test]
+fn a_client_certificate_from_the_account_opens_mutual_tls() {
+    use base64::Engine as _;
+    let script = json!({"sessions": [{"packages": [{"CMD": [["END"]]}]}, {"packages": [{"CMD": [["END"]]}]}]});
+    let server = TestServer::start_with(&script, true, true);
+    let pem = std::fs::read_to_string(&server.client).unwrap();
+    let split = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
+    let (cert, key) = pem.split_at(split);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let config = format!("[http]\nca-file = \"{}\"\n", server.ca.display());
+    // Without a client certificate the server refuses the handshake.
+    let plain = Root::new().with_bootstrap_for(&server.base);
+    finished_with(&plain, &config, "sending Package#1");
+    assert!(server.of_kind("package1").is_empty());
+    // With the account's Auth/Trsp (bin leaves: base64 in dmmo+json) it is let in.
+    let root = Root::new();
+    let doc = json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"mtls": {
+        "SrvID": "mtls", "SrvURI": format!("{}/dm", server.base), "Name": "mTLS", "Perm": {"p": {"MOID": "*"}},
+        "Auth": {"Trsp": {"Data": b64(cert), "Secret": b64(key)}}}}}]);
+    root.write("etc/omadmd/bootstrap.d/10-mtls.json", &doc.to_string());
+    one_session(&root, &config);
+    assert_eq!(server.of_kind("package1").len(), 1);
+    let (_, tree, _) = root.run(&["dump-tree"]);
+    assert!(
+        tree.contains("Secret = (no Get)") && !tree.contains(&b64(key)),
+        "{tree}"
+    );
+}
