@@ -84,9 +84,12 @@ pub struct ScriptPackage {
     /// Wait this long before answering (fault injection).
     #[serde(default)]
     pub delay_ms: Option<u64>,
-    /// `OMADM-Accept` to send with the answer.
+        /// `OMADM-Accept` to send with the answer.
     #[serde(default)]
     pub omadm_accept: Option<String>,
+    /// Answer with a 307 redirect to this URL (`{base}` allowed); the package stays next.
+    #[serde(default)]
+    pub redirect: Option<String>,
 }
 
 /// A repository resource.
@@ -354,6 +357,20 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
             json!({"kind": "expect", "session": session, "package": package, "want": want, "got": got, "ok": ok}),
             format!("session {session}: expected {want:?}, got {got:?}: {}", if ok { "ok" } else { "MISMATCH" }),
         );
+    }
+        if let Some(to) = &pkg.redirect {
+        // The client re-sends the same package to the new place; answer it there.
+        lock(&st).cursors.insert(session, package);
+        let to = to.replace("{base}", &base);
+        lock(&st).log(json!({"kind": "redirect", "session": session, "to": to}), format!("session {session}: redirected to {to}"));
+        let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("omadm-session={session}; Path=/")) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return resp;
     }
     if let Some(ms) = pkg.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -369,3 +369,48 @@ fn a_client_certificate_from_the_account_opens_mutual_tls() {
         "{tree}"
     );
 }
+
+#[test]
+fn redirects_are_followed_within_a_scheme_only() {
+    let script = json!({"sessions": [{"packages": [{"redirect": "{base}/dm/moved"}]}, {"packages": [{"CMD": [["END"]]}]}]});
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    one_session(&root, "");
+    let p1s = server.of_kind("package1");
+    assert_eq!(p1s.len(), 2);
+    assert_eq!(p1s[1]["path"], "/dm/moved", "the Package#1 followed the 307");
+
+    let script = json!({"sessions": [{"packages": [{"redirect": "http://127.0.0.1:9/dm"}]}]});
+    let server = TestServer::start(&script, true);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    finished_with(&root, &format!("[http]\nca-file = \"{}\"\n", server.ca.display()), "redirect from https to http refused");
+}
+
+/// A server that sends headers and part of a body, then hangs up.
+fn half_answer_server() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oma.dm.request+json\r\nContent-Length: 500\r\n\r\n{\"CMD\": [[\"GE");
+        let _ = s.flush();
+        // Dropping the stream closes the connection mid-body.
+    });
+    (base, t)
+}
+
+#[test]
+fn a_connection_closed_mid_body_or_an_oversized_package_aborts() {
+    let (base, t) = half_answer_server();
+    let root = Root::new().with_bootstrap_for(&base);
+    finished_with(&root, "", "sending Package#1");
+    t.join().unwrap();
+
+    let big = format!("{{\"CMD\": [[\"END\"]], \"pad\": \"{}\"}}", "x".repeat(5000));
+    let server = TestServer::start(&json!({"sessions": [{"packages": [{"raw": big}]}]}), false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    finished_with(&root, "[limits]\nmax-package-bytes = 2048\n", "body larger than 2048 bytes");
+}
