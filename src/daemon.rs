@@ -198,13 +198,15 @@ async fn schedule(
             }
             () = sleep_until(due), if due.is_some() => {
                 let Some((server, req)) = queue.pop_ready(tokio::time::Instant::now()) else { continue };
-                let ok = match session_with(p, settings, &server, req).await {
-                    Ok(report) => report.finish == session::Finish::Ended,
-                    Err(e) => {
-                        tracing::error!(server = %server, error = %format!("{e:#}"), "session could not run");
-                        false
+                let mut ok = run_logged(p, settings, &server, req, None).await;
+                // Alerts bound for another URL (an async EXEC's ServerURI, TS §5.3.5) go in
+                // a session opened there.
+                if ok {
+                    for url in alert_targets(p, &server)? {
+                        let client = Request { trigger: Trigger::ClientInitiated, req_mos: false };
+                        ok &= run_logged(p, settings, &server, client, Some(&url)).await;
                     }
-                };
+                }
                 let delivered = ok && deliver(p, settings, &server).await.unwrap_or_else(|e| {
                     tracing::error!(server = %server, error = %format!("{e:#}"), "delivery failed");
                     false
@@ -231,6 +233,41 @@ async fn schedule(
             }
         }
     }
+}
+
+/// Runs a session and logs a failure to run it; true when it ended normally.
+async fn run_logged(
+    p: &Prepared,
+    settings: &Settings,
+    server: &str,
+    req: Request,
+    url: Option<&str>,
+) -> bool {
+    match session_with(p, settings, server, req, url).await {
+        Ok(report) => report.finish == session::Finish::Ended,
+        Err(e) => {
+            tracing::error!(server = %server, error = %format!("{e:#}"), "session could not run");
+            false
+        }
+    }
+}
+
+/// The URLs other than the account's SrvURI that queued alerts must be delivered to.
+fn alert_targets(p: &Prepared, server: &str) -> anyhow::Result<Vec<String>> {
+    let srv_uri = session::account(&p.store, server)?
+        .map(|a| a.srv_uri)
+        .unwrap_or_default();
+    let mut urls: Vec<String> = p
+        .store
+        .outbox(server)?
+        .into_iter()
+        .filter(|o| o.kind == crate::tree::OutgoingKind::Alert)
+        .filter_map(|o| o.target)
+        .filter(|t| *t != srv_uri)
+        .collect();
+    urls.sort();
+    urls.dedup();
+    Ok(urls)
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
@@ -367,6 +404,7 @@ pub async fn session_with(
     settings: &Settings,
     server_id: &str,
     req: Request,
+    url: Option<&str>,
 ) -> anyhow::Result<session::Report> {
     let account = session::account(&p.store, server_id)?
         .with_context(|| format!("no DM account for server {server_id}"))?;
@@ -388,6 +426,7 @@ pub async fn session_with(
         req.req_mos,
         &values,
         options,
+        url,
     )
     .await?)
 }

@@ -211,16 +211,17 @@ pub async fn run<T: Transport, P: Ports>(
     req_mos: bool,
     uri_values: &ServerUriValues,
     limits: SessionOptions,
+    url: Option<&str>,
 ) -> Result<Report, StoreError> {
     let id = store.session_started(&account.server_id, &trigger_name(trigger))?;
     let span = tracing::info_span!("session", id, server = %account.server_id);
     let _guard = span.enter();
-    tracing::info!(trigger = %trigger_name(trigger), url = %account.srv_uri, "session starts");
+    tracing::info!(trigger = %trigger_name(trigger), url = %url.unwrap_or(&account.srv_uri), "session starts");
     let mut session = Session {
         server_id: account.server_id.clone(),
         uri_values: uri_values.clone(),
         server_accept: Vec::new(),
-        target: account.srv_uri.clone(),
+        target: url.unwrap_or(&account.srv_uri).to_owned(),
         allow_http_show: limits.allow_http_show,
     };
     let (mut packages, mut commands) = (0u32, 0u32);
@@ -229,7 +230,13 @@ pub async fn run<T: Transport, P: Ports>(
     let finish = loop {
         state = match state {
             State::Initiate => {
-                let (p1, ids) = engine.package1(&account.server_id, trigger, req_mos)?;
+                let (p1, ids) = engine.package1(
+                    &account.server_id,
+                    trigger,
+                    req_mos,
+                    &session.target,
+                    &account.srv_uri,
+                )?;
                 carried = ids;
                 match transport
                     .post(&session.target, P1_TYPE, encode_package1(&p1))
@@ -469,6 +476,7 @@ mod tests {
             false,
             &ServerUriValues::default(),
             LIMITS,
+            None,
         )
         .await
         .unwrap()

@@ -84,7 +84,7 @@ pub struct ScriptPackage {
     /// Wait this long before answering (fault injection).
     #[serde(default)]
     pub delay_ms: Option<u64>,
-        /// `OMADM-Accept` to send with the answer.
+    /// `OMADM-Accept` to send with the answer.
     #[serde(default)]
     pub omadm_accept: Option<String>,
     /// Answer with a 307 redirect to this URL (`{base}` allowed); the package stays next.
@@ -358,11 +358,14 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
             format!("session {session}: expected {want:?}, got {got:?}: {}", if ok { "ok" } else { "MISMATCH" }),
         );
     }
-        if let Some(to) = &pkg.redirect {
+    if let Some(to) = &pkg.redirect {
         // The client re-sends the same package to the new place; answer it there.
         lock(&st).cursors.insert(session, package);
         let to = to.replace("{base}", &base);
-        lock(&st).log(json!({"kind": "redirect", "session": session, "to": to}), format!("session {session}: redirected to {to}"));
+        lock(&st).log(
+            json!({"kind": "redirect", "session": session, "to": to}),
+            format!("session {session}: redirected to {to}"),
+        );
         let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
         if let Ok(v) = HeaderValue::from_str(&to) {
             resp.headers_mut().insert(header::LOCATION, v);

@@ -365,9 +365,11 @@ pub enum Trigger {
 }
 
 impl<P: Ports> Engine<'_, P> {
-    /// Builds the Package#1 for a session with `server_id`: exactly one session-type alert,
-    /// then every alert queued for the server, and `MOS` when REQ-MOS asked for it, listing
-    /// only the MOIDs the server was provisioned with and the instances it may read
+    /// Builds the Package#1 for a session with `server_id` opened to `url`: exactly one
+    /// session-type alert, then the alerts queued for the server that go to `url` (those
+    /// without a target of their own go to the account's `srv_uri`; an async EXEC result
+    /// goes to the EXEC's ServerURI, TS §5.3.5), and `MOS` when REQ-MOS asked for it,
+    /// listing only the MOIDs the server was provisioned with and the instances it may read
     /// (TS §5.2.2). Returns the outbox ids of the queued alerts it carries, to remove once
     /// the server has taken the package.
     pub fn package1(
@@ -375,6 +377,8 @@ impl<P: Ports> Engine<'_, P> {
         server_id: &str,
         trigger: Trigger,
         req_mos: bool,
+        url: &str,
+        srv_uri: &str,
     ) -> Result<(Package1, Vec<i64>), StoreError> {
         let session_alert = match trigger {
             Trigger::ClientInitiated => Alert::of_type(alert_type::CLIENT_INITIATED),
@@ -386,7 +390,7 @@ impl<P: Ports> Engine<'_, P> {
         let mut alerts = vec![session_alert];
         let mut carried = Vec::new();
         for o in self.store.outbox(server_id)? {
-            if o.kind != OutgoingKind::Alert {
+            if o.kind != OutgoingKind::Alert || o.target.as_deref().unwrap_or(srv_uri) != url {
                 continue;
             }
             match serde_json::from_slice::<Alert>(&o.payload) {

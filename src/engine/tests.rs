@@ -920,10 +920,18 @@ async fn exec_statuses_and_async_results() {
         Some("urn:test:mo:dev:1.0/d1/Reboot")
     );
     assert_eq!(alert.data.unwrap()["ResultCode"], 200);
-    // The next session's Package#1 carries it after the session alert.
+    // A session opened to that ServerURI carries it after the session alert; a session to
+    // the account's SrvURI does not.
+    let srv = "https://dms2.example/dm";
     let (p1, ids) = w
         .engine()
-        .package1("dms2", Trigger::ClientInitiated, false)
+        .package1(
+            "dms2",
+            Trigger::ClientInitiated,
+            false,
+            "https://dms2.example/results",
+            srv,
+        )
         .unwrap();
     assert_eq!(p1.alerts.len(), 2);
     assert_eq!(
@@ -931,6 +939,11 @@ async fn exec_statuses_and_async_results() {
         "urn:oma:at:dm:2.0:ClientInitiatedMgmt"
     );
     assert_eq!(ids, [q[0].id]);
+    let (p1, ids) = w
+        .engine()
+        .package1("dms2", Trigger::ClientInitiated, false, srv, srv)
+        .unwrap();
+    assert_eq!((p1.alerts.len(), ids.len()), (1, 0));
 }
 
 #[tokio::test]
@@ -1222,6 +1235,8 @@ async fn mos_lists_only_what_the_server_may_see() {
                 notification_id: Some(7),
             },
             true,
+            "u",
+            "u",
         )
         .unwrap();
     let mos = p1.mos.unwrap();
@@ -1233,7 +1248,7 @@ async fn mos_lists_only_what_the_server_may_see() {
     assert_eq!(p1.alerts[0].data.as_ref().unwrap()["NOTIFICATION-ID"], 7);
     let (p1, _) = w
         .engine()
-        .package1("dms2", Trigger::BootstrapComplete, true)
+        .package1("dms2", Trigger::BootstrapComplete, true, "u", "u")
         .unwrap();
     let mos = p1.mos.unwrap();
     let fig5 = mos
@@ -1248,7 +1263,7 @@ async fn mos_lists_only_what_the_server_may_see() {
     assert!(!mos.iter().any(|m| m.moid.as_deref() == Some(DMACC)));
     let (p1, _) = w
         .engine()
-        .package1("dms1", Trigger::ClientInitiated, true)
+        .package1("dms1", Trigger::ClientInitiated, true, "u", "u")
         .unwrap();
     let mos = p1.mos.unwrap();
     let acc = mos
@@ -1258,7 +1273,7 @@ async fn mos_lists_only_what_the_server_may_see() {
     assert_eq!(acc.miid, ["dms1"], "only its own account: {mos:?}");
     assert!(
         w.engine()
-            .package1("dms1", Trigger::ClientInitiated, false)
+            .package1("dms1", Trigger::ClientInitiated, false, "u", "u")
             .unwrap()
             .0
             .mos

@@ -378,12 +378,19 @@ fn redirects_are_followed_within_a_scheme_only() {
     one_session(&root, "");
     let p1s = server.of_kind("package1");
     assert_eq!(p1s.len(), 2);
-    assert_eq!(p1s[1]["path"], "/dm/moved", "the Package#1 followed the 307");
+    assert_eq!(
+        p1s[1]["path"], "/dm/moved",
+        "the Package#1 followed the 307"
+    );
 
     let script = json!({"sessions": [{"packages": [{"redirect": "http://127.0.0.1:9/dm"}]}]});
     let server = TestServer::start(&script, true);
     let root = Root::new().with_bootstrap_for(&server.base);
-    finished_with(&root, &format!("[http]\nca-file = \"{}\"\n", server.ca.display()), "redirect from https to http refused");
+    finished_with(
+        &root,
+        &format!("[http]\nca-file = \"{}\"\n", server.ca.display()),
+        "redirect from https to http refused",
+    );
 }
 
 /// A server that sends headers and part of a body, then hangs up.
@@ -409,8 +416,15 @@ fn a_connection_closed_mid_body_or_an_oversized_package_aborts() {
     finished_with(&root, "", "sending Package#1");
     t.join().unwrap();
 
-    let big = format!("{{\"CMD\": [[\"END\"]], \"pad\": \"{}\"}}", "x".repeat(5000));
+    let big = format!(
+        "{{\"CMD\": [[\"END\"]], \"pad\": \"{}\"}}",
+        "x".repeat(5000)
+    );
     let server = TestServer::start(&json!({"sessions": [{"packages": [{"raw": big}]}]}), false);
     let root = Root::new().with_bootstrap_for(&server.base);
-    finished_with(&root, "[limits]\nmax-package-bytes = 2048\n", "body larger than 2048 bytes");
+    finished_with(
+        &root,
+        "[limits]\nmax-package-bytes = 2048\n",
+        "body larger than 2048 bytes",
+    );
 }
