@@ -15,6 +15,8 @@ use crate::host::Host;
 use crate::mo::Registry;
 use crate::mo::bootstrap::{self, BootstrapLimits, Outcome};
 use crate::mo::standard::{self, DevInfoValues};
+use crate::notify::Policy as NotifyPolicy;
+use crate::notify::listener::Listener;
 use crate::ports::DaemonPorts;
 use crate::protocol::uri::ServerUriValues;
 use crate::scheduler::{self, Request};
@@ -108,6 +110,18 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
 
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // First, while no other thread runs: systemd's socket, if it passed one.
+    let listener = match settings.notifications.listen {
+        None => None,
+        Some(addr) => match Listener::open(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                // Sessions still work without notifications: run, and say why they don't.
+                tracing::error!(address = %addr, error = %e, "cannot listen for notifications; running without them");
+                None
+            }
+        },
+    };
     let prepared = prepare(&settings, Host::default())?;
     let crashed = prepared.store.interrupt_running()?;
     if crashed > 0 {
@@ -128,9 +142,42 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     ]);
     let (handle, requests) = scheduler::channel();
     initial_requests(&prepared, &settings, &handle)?;
+    if let Some(l) = &listener {
+        tracing::info!(address = %l.local_addr()?, socket = l.origin, "listening for notifications");
+    }
+    let policy = NotifyPolicy {
+        max_age_secs: settings.notifications.max_age_secs,
+        remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
+    };
+    let notifications = async {
+        match &listener {
+            Some(l) => {
+                l.run(
+                    &prepared.store,
+                    policy,
+                    settings.notifications.rate_per_source,
+                    |a| {
+                        let trigger = Trigger::ServerInitiated {
+                            notification_id: a.notification_id,
+                        };
+                        handle.request(
+                            Some(&a.server_id),
+                            Request {
+                                trigger,
+                                req_mos: a.req_mos,
+                            },
+                        );
+                    },
+                )
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::pin!(shutdown);
     tokio::select! {
         () = &mut shutdown => {}
+        () = notifications => {}
         result = schedule(&prepared, &settings, &handle, requests) => {
             if let Err(e) = result {
                 tracing::error!(error = %format!("{e:#}"), "the scheduler stopped");

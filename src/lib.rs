@@ -13,6 +13,7 @@ pub mod engine;
 pub mod host;
 pub mod logging;
 pub mod mo;
+pub mod notify;
 pub mod ports;
 pub mod protocol;
 pub mod scheduler;

@@ -39,10 +39,80 @@ struct Cli {
     /// Print a line per event.
     #[arg(short, long)]
     verbose: bool,
+    /// Instead of serving: send one DM Notification (Package#0) to this UDP address and exit.
+    #[arg(long, value_name = "ADDR", help_heading = "Sending a notification")]
+    notify: Option<SocketAddr>,
+    /// SERVER-ID of the notification.
+    #[arg(long, value_name = "ID", help_heading = "Sending a notification")]
+    server_id: Option<String>,
+    /// NOTIFICATION-ID.
+    #[arg(long, value_name = "N", help_heading = "Sending a notification")]
+    notification_id: Option<u16>,
+    /// Sign with this server-secret (base64; the account's Auth/Noti/Secret).
+    #[arg(long, value_name = "B64", help_heading = "Sending a notification")]
+    secret: Option<String>,
+    /// auth-data for the digest (base64; the account's Auth/Noti/Data).
+    #[arg(long, value_name = "B64", help_heading = "Sending a notification")]
+    auth_data: Option<String>,
+    /// Set REQ-MOS.
+    #[arg(long, help_heading = "Sending a notification")]
+    req_mos: bool,
+    /// Send as connectionless WAP Push (WSP) rather than a bare Package#0.
+    #[arg(long, help_heading = "Sending a notification")]
+    wap: bool,
+}
+
+/// Sends one notification as the options say.
+fn send_notification(cli: &Cli, to: SocketAddr) -> Result<(), String> {
+    use base64::Engine as _;
+    use omadmd::protocol::package0::{Notification, encode, encode_signed};
+    let b64 = |s: &Option<String>| -> Result<Option<Vec<u8>>, String> {
+        s.as_ref()
+            .map(|v| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map_err(|e| format!("bad base64: {e}"))
+            })
+            .transpose()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let n = Notification {
+        server_id: cli.server_id.clone(),
+        notification_id: cli.notification_id,
+        timestamp: Some(now),
+        req_mos: cli.req_mos,
+        ..Default::default()
+    };
+    let bytes = match b64(&cli.secret)? {
+        Some(secret) => encode_signed(&n, &secret, &b64(&cli.auth_data)?.unwrap_or_default()),
+        None => encode(&n),
+    }
+    .map_err(|e| e.to_string())?;
+    let bytes = if cli.wap {
+        omadmd::notify::wrap(&bytes, 1)
+    } else {
+        bytes
+    };
+    let socket = std::net::UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
+        .map_err(|e| e.to_string())?;
+    socket.send_to(&bytes, to).map_err(|e| e.to_string())?;
+    println!("sent a {}-byte notification to {to}", bytes.len());
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(to) = cli.notify {
+        return match send_notification(&cli, to) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("omadm-testserver: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let script = match &cli.script {
         None => Script::default(),
         Some(p) => match std::fs::read_to_string(p)

@@ -29,6 +29,23 @@ pub struct Fragment {
     /// `[http]`.
     #[serde(default)]
     pub http: HttpFragment,
+    /// `[notifications]`.
+    #[serde(default)]
+    pub notifications: NotificationsFragment,
+}
+
+/// `[notifications]`: DM Notifications over UDP.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NotificationsFragment {
+    /// Address and port to listen on; `""` switches the listener off.
+    pub listen: Option<String>,
+    /// Largest accepted difference between a TIMESTAMP and now, in seconds.
+    pub max_age_secs: Option<u64>,
+    /// How long NOTIFICATION-IDs are remembered, in seconds.
+    pub remember_secs: Option<u64>,
+    /// Datagrams per second accepted from one source address.
+    pub rate_per_source: Option<u32>,
 }
 
 /// `[sessions]`: when sessions happen.
@@ -143,6 +160,21 @@ impl Fragment {
                     .retry_max_secs
                     .or(self.sessions.retry_max_secs),
             },
+            notifications: NotificationsFragment {
+                listen: later.notifications.listen.or(self.notifications.listen),
+                max_age_secs: later
+                    .notifications
+                    .max_age_secs
+                    .or(self.notifications.max_age_secs),
+                remember_secs: later
+                    .notifications
+                    .remember_secs
+                    .or(self.notifications.remember_secs),
+                rate_per_source: later
+                    .notifications
+                    .rate_per_source
+                    .or(self.notifications.rate_per_source),
+            },
             http: HttpFragment {
                 connect_timeout_secs: later
                     .http
@@ -226,6 +258,21 @@ impl Fragment {
             {
                 return Err((key.into(), format!("{v} is outside 1..=86400")));
             }
+        }
+        if let Some(l) = &self.notifications.listen
+            && !l.is_empty()
+            && l.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err((
+                "notifications.listen".into(),
+                format!("{l:?} is not an address:port"),
+            ));
+        }
+        if self.notifications.rate_per_source == Some(0) {
+            return Err((
+                "notifications.rate-per-source".into(),
+                "must be at least 1".into(),
+            ));
         }
         if let Some(n) = self.sessions.max_packages
             && n == 0

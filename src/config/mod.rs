@@ -112,6 +112,30 @@ pub struct Settings {
     pub sessions: Sessions,
     /// `[http]`.
     pub http: Http,
+    /// `[notifications]`.
+    pub notifications: Notifications,
+}
+
+/// DM Notifications over UDP.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Notifications {
+    /// Where to listen (when systemd passes no socket); `None`: off.
+    #[serde(serialize_with = "listen_text")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Largest accepted TIMESTAMP difference, seconds.
+    pub max_age_secs: u64,
+    /// How long NOTIFICATION-IDs are remembered, seconds.
+    pub remember_secs: u64,
+    /// Datagrams per second accepted from one source.
+    pub rate_per_source: u32,
+}
+
+fn listen_text<S: serde::Serializer>(
+    v: &Option<std::net::SocketAddr>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.map(|a| a.to_string()).unwrap_or_default())
 }
 
 /// When sessions happen.
@@ -331,6 +355,17 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             poll_interval_secs: merged.sessions.poll_interval_secs.unwrap_or(0),
             retry_base_secs: merged.sessions.retry_base_secs.unwrap_or(30),
             retry_max_secs: merged.sessions.retry_max_secs.unwrap_or(3600),
+        },
+        notifications: Notifications {
+            // Validated per file above; an unparsable value cannot reach here.
+            listen: match merged.notifications.listen.as_deref() {
+                None => Some(std::net::SocketAddr::from(([0, 0, 0, 0], 2948))),
+                Some("") => None,
+                Some(a) => a.parse().ok(),
+            },
+            max_age_secs: merged.notifications.max_age_secs.unwrap_or(600),
+            remember_secs: merged.notifications.remember_secs.unwrap_or(86_400),
+            rate_per_source: merged.notifications.rate_per_source.unwrap_or(20),
         },
         http: Http {
             connect_timeout_secs: merged.http.connect_timeout_secs.unwrap_or(30),

@@ -10,6 +10,7 @@
 //! - v3: `outbox` (Generic Alerts and subscription deliveries waiting for a server),
 //!   `subscription` (SUB registrations), `default_source` (DEFAULT's MOID → ServerURI).
 //! - v4: `session` (one row per DM session: trigger, server, start, end, outcome, counts).
+//! - v5: `seen_notification` (NOTIFICATION-IDs already acted on, per server).
 
 use rusqlite::Transaction;
 
@@ -93,7 +94,14 @@ const STEPS: &[&str] = &[
         packages   INTEGER NOT NULL DEFAULT 0,
         commands   INTEGER NOT NULL DEFAULT 0
      ) STRICT;
-     CREATE INDEX session_started ON session (started_at);",
+          CREATE INDEX session_started ON session (started_at);",
+    // v5
+    "CREATE TABLE seen_notification (
+        server_id       TEXT NOT NULL,
+        notification_id INTEGER NOT NULL,
+        seen_at         INTEGER NOT NULL,
+        PRIMARY KEY (server_id, notification_id)
+     ) STRICT;",
 ];
 
 /// The schema version this build writes.

@@ -518,6 +518,15 @@ pub trait TreeStore: fmt::Debug {
         packages: i64,
         commands: i64,
     ) -> Result<(), StoreError>;
+    /// Records a NOTIFICATION-ID from a server; false when it was already seen within
+    /// `window_secs` (a duplicate, TS §5.2.1.2). Older records are forgotten, since the
+    /// 16-bit IDs wrap around.
+    fn note_notification(
+        &self,
+        server_id: &str,
+        id: u16,
+        window_secs: i64,
+    ) -> Result<bool, StoreError>;
     /// Marks every session still recorded as running as interrupted (at shutdown, and at
     /// start for those a crash left); returns how many.
     fn interrupt_running(&self) -> Result<usize, StoreError>;

@@ -780,6 +780,27 @@ impl TreeStore for SqliteStore {
         Ok(())
     }
 
+    fn note_notification(
+        &self,
+        server_id: &str,
+        id: u16,
+        window_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now();
+        tx.prepare_cached("DELETE FROM seen_notification WHERE seen_at < ?1")?
+            .execute([now - window_secs])?;
+        let fresh = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO seen_notification (server_id, notification_id, seen_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![server_id, id, now])?
+            == 1;
+        tx.commit()?;
+        Ok(fresh)
+    }
+
     fn interrupt_running(&self) -> Result<usize, StoreError> {
         Ok(self
             .lock()

@@ -110,9 +110,15 @@ pub struct Root {
 
 impl Root {
     pub fn new() -> Root {
-        Root {
+        let root = Root {
             dir: tempfile::tempdir().unwrap(),
-        }
+        };
+        // Many daemons run at once: each listens for notifications on a free port.
+        root.write(
+            "usr/lib/omadmd/config.d/00-test.toml",
+            "[notifications]\nlisten = \"127.0.0.1:0\"\n",
+        );
+        root
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

@@ -7,4 +7,5 @@
 mod common;
 mod crash;
 mod daemon;
+mod notify;
 mod session;

@@ -1,0 +1,185 @@
+//! Tests of notification checks: digests, replays across restarts, staleness, unknown
+//! servers, and WAP Push framing.
+
+use serde_json::json;
+
+use super::*;
+use crate::mo::Registry;
+use crate::mo::bootstrap::{BootstrapLimits, apply_document};
+use crate::protocol::package0::{Notification, encode, encode_signed};
+use crate::tree::{OpenMode, SqliteStore};
+
+const POLICY: Policy = Policy {
+    max_age_secs: 600,
+    remember_secs: 86_400,
+};
+const SECRET: &[u8] = b"server-secret";
+const DATA: &[u8] = b"auth-data";
+
+fn store(dir: &std::path::Path) -> SqliteStore {
+    let s = SqliteStore::open(&dir.join("t.db"), OpenMode::ReadWrite).unwrap();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let doc = json!([
+        {"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"signed": {"SrvID": "dms1", "SrvURI": "https://a/dm", "Name": "A", "Perm": {"p": {"MOID": "*"}},
+            "Auth": {"Noti": {"Type": 0, "Data": b64(DATA), "Secret": b64(SECRET)}}}}},
+        {"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"open": {"SrvID": "dms2", "SrvURI": "https://b/dm", "Name": "B", "Perm": {"p": {"MOID": "*"}}}}}
+    ]);
+    apply_document(
+        &s,
+        &Registry::builtin(),
+        "b",
+        doc.to_string().as_bytes(),
+        BootstrapLimits {
+            max_file_bytes: 1 << 20,
+            max_value_bytes: 1024,
+            max_nodes: 100,
+        },
+    )
+    .unwrap();
+    s
+}
+
+fn note(server: &str, id: u16) -> Notification {
+    Notification {
+        server_id: Some(server.into()),
+        notification_id: Some(id),
+        timestamp: Some(now_secs()),
+        req_mos: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_signed_notification_passes_once_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = encode_signed(&note("dms1", 41), SECRET, DATA).unwrap();
+    {
+        let s = store(dir.path());
+        assert_eq!(
+            check(&s, &bytes, POLICY),
+            Ok(Accepted {
+                server_id: "dms1".into(),
+                notification_id: Some(41),
+                req_mos: true
+            })
+        );
+        assert_eq!(check(&s, &bytes, POLICY), Err(Dropped::Duplicate(41)));
+    }
+    let s = SqliteStore::open(&dir.path().join("t.db"), OpenMode::ReadWrite).unwrap();
+    assert_eq!(
+        check(&s, &bytes, POLICY),
+        Err(Dropped::Duplicate(41)),
+        "remembered across a restart"
+    );
+    // The same ID from another server is no duplicate.
+    assert!(check(&s, &encode(&note("dms2", 41)).unwrap(), POLICY).is_ok());
+}
+
+#[test]
+fn every_bad_notification_is_dropped_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let good = encode_signed(&note("dms1", 1), SECRET, DATA).unwrap();
+    // Every single-bit flip is dropped (malformed, unknown server, or digest).
+    for i in 0..good.len() * 8 {
+        let mut bad = good.clone();
+        bad[i / 8] ^= 1 << (i % 8);
+        assert!(
+            check(&s, &bad, POLICY).is_err(),
+            "bit {i} flipped and accepted"
+        );
+    }
+    let old = Notification {
+        timestamp: Some(now_secs() - 3600),
+        ..note("dms1", 2)
+    };
+    let future = Notification {
+        timestamp: Some(now_secs() + 3600),
+        ..note("dms1", 3)
+    };
+    let cases: Vec<(Vec<u8>, Dropped)> = vec![
+        (
+            vec![0x20],
+            Dropped::Malformed("shorter than the 2-byte header at byte 0".into()),
+        ),
+        (
+            encode(&note("dms1", 4)).unwrap(),
+            Dropped::Digest("no digest, but the server has credentials"),
+        ),
+        (
+            encode_signed(&note("dms1", 5), b"wrong", DATA).unwrap(),
+            Dropped::Digest("the digest does not match"),
+        ),
+        (
+            encode_signed(&note("dms2", 6), SECRET, DATA).unwrap(),
+            Dropped::Digest("a digest, but no credentials for the server"),
+        ),
+        (
+            encode_signed(&note("nobody", 7), SECRET, DATA).unwrap(),
+            Dropped::UnknownServer(Some("nobody".into())),
+        ),
+        (
+            encode(&Notification {
+                server_id: None,
+                ..note("x", 8)
+            })
+            .unwrap(),
+            Dropped::UnknownServer(None),
+        ),
+        (
+            encode_signed(&old, SECRET, DATA).unwrap(),
+            Dropped::Stale(old.timestamp.unwrap()),
+        ),
+        (
+            encode_signed(&future, SECRET, DATA).unwrap(),
+            Dropped::Stale(future.timestamp.unwrap()),
+        ),
+    ];
+    for (bytes, want) in cases {
+        assert_eq!(check(&s, &bytes, POLICY), Err(want));
+    }
+    // A dropped notification's ID is not remembered: the genuine one still passes.
+    assert!(
+        check(
+            &s,
+            &encode_signed(&note("dms1", 5), SECRET, DATA).unwrap(),
+            POLICY
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn wap_push_framing() {
+    let p0 = encode(&note("dms2", 9)).unwrap();
+    let push = wrap(&p0, 0x33);
+    assert_eq!(&push[..6], &[0x33, 0x06, 0x03, 0xD8, 0xAF, 0x87]);
+    assert_eq!(unwrap(&push), Ok(p0.as_slice()));
+    assert_eq!(
+        unwrap(&p0),
+        Ok(p0.as_slice()),
+        "a bare Package#0 passes as is"
+    );
+    // Text content type, no application id.
+    let mut text = vec![0x01, 0x06, 39];
+    text.extend_from_slice(b"application/vnd.syncml.dm.notification\0");
+    text.extend_from_slice(&p0);
+    assert_eq!(unwrap(&text), Ok(p0.as_slice()));
+    for (bytes, what) in [
+        (vec![0x01, 0x06, 0x02, 0xC4, 0xAF], "NotForUs"), // another content type
+        (vec![0x01, 0x06, 0x03, 0xD8, 0xAF, 0x84], "NotForUs"), // another application
+        (vec![0x01, 0x06, 0x09, 0xD8], "Malformed"),      // headers past the end
+        (
+            vec![0x01, 0x06, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            "Malformed",
+        ), // endless uintvar
+        (vec![0x01, 0x06], "Malformed"),
+    ] {
+        let got = format!("{:?}", unwrap(&bytes));
+        assert!(got.contains(what), "{bytes:02x?}: {got}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    assert!(check(&s, &push, POLICY).is_ok());
+}
