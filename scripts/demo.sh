@@ -2,7 +2,8 @@
 # The omadmd demo: starts omadm-testserver (a scripted DM 2.0 server and Data Repository)
 # and omadmd on scratch directories, lets them play one DM session (the server reads
 # DevInfo, creates an MO with HGET, reads it back, has the device HPOST a value, ends),
-# shows both sides, then the tree and the session history the device kept.
+# wakes the device with a DM Notification for a second session, shows both sides, then the
+# tree and the session history the device kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -47,19 +48,30 @@ wait_for "$root/daemon.log" "session ended\|session aborted" "the session"
 sed 's/^[0-9TZ:.-]* *//' "$root/daemon.log"
 
 echo
-echo "== 3. What the server saw and sent"
+echo "== 3. The server wakes the device with a DM Notification (Package#0 over UDP)"
+notify_addr=$(sed -n 's/.*listening for notifications address=\([^ ]*\).*/\1/p' "$root/daemon.log" | head -n 1)
+target/debug/omadm-testserver --notify "$notify_addr" --server-id demo-server --notification-id 1 \
+    --secret ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0 --auth-data ZGVtby1hdXRoLWRhdGE= --wap | sed 's/^/   /'
+for _ in $(seq 300); do
+    [ "$(grep -c 'session ended\|session aborted' "$root/daemon.log")" -ge 2 ] && break
+    sleep 0.1
+done
+grep 'notification accepted\|session{id=2' "$root/daemon.log" | sed 's/^[0-9TZ:.-]* *//'
+
+echo
+echo "== 4. What the server saw and sent"
 sed 's/^testserver: /   /' "$root/server.log" | grep -v '^listening'
 
 echo
-echo "== 4. The device's tree afterwards: omadmd dump-tree"
+echo "== 5. The device's tree afterwards: omadmd dump-tree"
 "${omadmd[@]}" dump-tree
 
 echo
-echo "== 5. The session as the device recorded it: omadmd history"
+echo "== 6. The sessions as the device recorded them: omadmd history"
 "${omadmd[@]}" history
 
 echo
-echo "== 6. Stopping omadmd with SIGTERM"
+echo "== 7. Stopping omadmd with SIGTERM"
 kill -TERM "${pids[1]}"
 wait "${pids[1]}" || true
 echo "== Done. The server's record of every package is JSON lines (omadm-testserver --record)."
