@@ -674,16 +674,10 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 {
                     Ok(Sent::Ok) => Ok(Reply::code(sc::OK)),
                     Ok(Sent::Unsupported { .. }) => Err(Fail(sc::NOT_ACCEPTABLE)),
-                    Err(e) => {
-                        tracing::info!(url = %url, error = %e, "repository send failed");
-                        Err(Fail(sc::SERVER_URI_ERROR))
-                    }
+                    Err(e) => Err(send_failed(&url, &e)),
                 }
             }
-            Err(e) => {
-                tracing::info!(url = %url, error = %e, "repository send failed");
-                Err(Fail(sc::SERVER_URI_ERROR))
-            }
+            Err(e) => Err(send_failed(&url, &e)),
         }
     }
 
@@ -931,6 +925,12 @@ impl<P: Ports> Ctx<'_, '_, P> {
         )?;
         Ok(Reply::code(sc::OK))
     }
+}
+
+/// A repository PUT/POST that failed: 419 (TS App. C), with a log line.
+fn send_failed(url: &url::Url, e: &super::PortError) -> Fail {
+    tracing::info!(url = %url, error = %e, "repository send failed");
+    Fail(sc::SERVER_URI_ERROR)
 }
 
 /// True when a change at (`key`, `path`) may touch what `sub` addresses: the same MOID and

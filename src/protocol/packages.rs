@@ -448,27 +448,13 @@ pub fn decode_package3(body: &[u8]) -> Result<Package3, DecodeError> {
             Json::Number(_) => Status::code(code(s, at)?),
             Json::Array(a) if !a.is_empty() => Status {
                 sc: code(&a[0], at.clone())?,
-                uri: a[1..]
-                    .iter()
-                    .map(|u| {
-                        u.as_str()
-                            .map(str::to_owned)
-                            .ok_or_else(|| DecodeError::new("URI must be a string", at.clone()))
-                    })
-                    .collect::<Result<_, _>>()?,
+                uri: uri_list(&a[1..], &at)?,
             },
             Json::Object(o) => Status {
                 sc: code(o.get("sc").unwrap_or(&Json::Null), at.clone())?,
                 uri: match o.get("URI") {
                     None => Vec::new(),
-                    Some(Json::Array(a)) => a
-                        .iter()
-                        .map(|u| {
-                            u.as_str()
-                                .map(str::to_owned)
-                                .ok_or_else(|| DecodeError::new("URI must be a string", at.clone()))
-                        })
-                        .collect::<Result<_, _>>()?,
+                    Some(Json::Array(a)) => uri_list(a, &at)?,
                     Some(_) => return Err(DecodeError::new("URI must be an array", at)),
                 },
             },
@@ -480,6 +466,18 @@ pub fn decode_package3(body: &[u8]) -> Result<Package3, DecodeError> {
             .map_err(|e| DecodeError::new(format!("bad Alert: {e}"), "$.Alert"))?;
     }
     Ok(out)
+}
+
+/// The strings of a status's `URI` list.
+fn uri_list(items: &[Json], at: &str) -> Result<Vec<String>, DecodeError> {
+    items
+        .iter()
+        .map(|u| {
+            u.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| DecodeError::new("URI must be a string", at))
+        })
+        .collect()
 }
 
 /// One GET result riding in a multipart Package#3: the index of its command, the media
