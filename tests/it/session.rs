@@ -37,7 +37,8 @@ fn a_scripted_session_over_http_exercises_commands_and_cont() {
             {"CMD": [["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"], ["CONT", "{base}/dm/second"]]},
             {"expect": [200, 200], "CMD": [["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"], ["HPUT", "{base}/repo/put/[DevID]", "urn:x:thing:1.0/t1/"]]},
             {"expect": [200, 200], "CMD": [["DELETE", "urn:x:thing:1.0/t1/b"], ["EXEC", "urn:x:thing:1.0/t1/a"], ["SHOW", "https://ui.example/"], ["BOGUS"]]},
-            {"expect": [200, 405, 501, 501], "CMD": [["GET", "urn:x:thing:1.0/t1/"], ["END"], ["GET", "urn:x:thing:1.0/t1/a"]]}
+            {"expect": [200, 405, 501, 501], "CMD": [["DEFAULT", "{base}/repo/mms/[MCC]", "urn:oma:mo:oma-mms:1.3"], ["SUB", "{base}/repo/sub", "urn:x:thing:1.0/t1/"], ["UNSUB", "urn:x:thing:1.0/t1/"], ["UNSUB", "urn:x:thing:1.0/t1/"]]},
+            {"expect": [200, 200, 200, 404], "CMD": [["GET", "urn:x:thing:1.0/t1/"], ["END"], ["GET", "urn:x:thing:1.0/t1/a"]]}
         ]}],
         "repository": {"/repo/thing": {"content_type": "application/dmmo+json", "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1, "b": "two"}}}]}}
     });
@@ -66,7 +67,7 @@ fn a_scripted_session_over_http_exercises_commands_and_cont() {
         "application/vnd.oma.dm.request+json"
     );
     let p3s = server.of_kind("package3");
-    assert_eq!(p3s.len(), 3, "no Package#3 after END: {p3s:#?}");
+    assert_eq!(p3s.len(), 4, "no Package#3 after END: {p3s:#?}");
     // CONT came in the first Package#2: every later Package#3 goes to its URL (TS §5.3.8).
     assert_eq!(server.of_kind("package1")[0]["path"], "/dm");
     assert!(
@@ -114,7 +115,7 @@ fn a_scripted_session_over_http_exercises_commands_and_cont() {
             h[0]["packages"].as_i64(),
             h[0]["commands"].as_i64()
         ),
-        (Some("ended"), Some(4), Some(11))
+        (Some("ended"), Some(5), Some(15))
     );
     let (_, tree, _) = root.run(&["dump-tree"]);
     assert!(
