@@ -6,6 +6,8 @@ set -euo pipefail
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+# The D-Bus tests start their own private bus.
+command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}" >&2

@@ -5,11 +5,13 @@ use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use crate::config::Settings;
+use crate::dbus;
 use crate::engine::{Engine, Limits as EngineLimits, Session, Trigger};
 use crate::host::Host;
 use crate::mo::Registry;
@@ -122,7 +124,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             }
         },
     };
-    let prepared = prepare(&settings, Host::default())?;
+    let prepared = Arc::new(prepare(&settings, Host::default())?);
     let crashed = prepared.store.interrupt_running()?;
     if crashed > 0 {
         tracing::warn!(
@@ -130,6 +132,33 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             "sessions left running by an earlier stop marked interrupted"
         );
     }
+    let (handle, requests) = scheduler::channel();
+    let policy = NotifyPolicy {
+        max_age_secs: settings.notifications.max_age_secs,
+        remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
+    };
+    let status = Arc::new(std::sync::Mutex::new(("idle".to_owned(), String::new())));
+    // READY comes after the bus name is owned: serve first.
+    let bus = if settings.dbus.enabled {
+        let shared = dbus::Shared {
+            prepared: prepared.clone(),
+            scheduler: handle.clone(),
+            notify_policy: policy,
+            status: status.clone(),
+        };
+        let conn = dbus::serve(None, shared).await.with_context(|| {
+            format!(
+                "cannot serve {} on the system bus (is another omadmd running? is the bus up?)",
+                dbus::BUS_NAME
+            )
+        })?;
+        tracing::info!(name = dbus::BUS_NAME, "D-Bus name owned");
+        Some(conn)
+    } else {
+        None
+    };
+    let events = Events { bus, status };
+    // READY: the database is migrated and the bus name is owned.
     let instances = prepared.store.instances(None)?;
     tracing::info!(
         database = %prepared.store.path().display(),
@@ -140,15 +169,10 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
     ]);
-    let (handle, requests) = scheduler::channel();
     initial_requests(&prepared, &settings, &handle)?;
     if let Some(l) = &listener {
         tracing::info!(address = %l.local_addr()?, socket = l.origin, "listening for notifications");
     }
-    let policy = NotifyPolicy {
-        max_age_secs: settings.notifications.max_age_secs,
-        remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
-    };
     let notifications = async {
         match &listener {
             Some(l) => {
@@ -178,7 +202,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     tokio::select! {
         () = &mut shutdown => {}
         () = notifications => {}
-        result = schedule(&prepared, &settings, &handle, requests) => {
+                result = schedule(&prepared, &settings, &handle, requests, &events) => {
             if let Err(e) = result {
                 tracing::error!(error = %format!("{e:#}"), "the scheduler stopped");
             }
@@ -229,6 +253,7 @@ async fn schedule(
     settings: &Settings,
     handle: &scheduler::Handle,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Request)>,
+    events: &Events,
 ) -> anyhow::Result<()> {
     let mut queue = scheduler::Queue::default();
     let poll = (settings.sessions.poll_interval_secs > 0)
@@ -245,13 +270,13 @@ async fn schedule(
             }
             () = sleep_until(due), if due.is_some() => {
                 let Some((server, req)) = queue.pop_ready(tokio::time::Instant::now()) else { continue };
-                let mut ok = run_logged(p, settings, &server, req, None).await;
+                let mut ok = run_logged(p, settings, &server, req, None, events).await;
                 // Alerts bound for another URL (an async EXEC's ServerURI, TS §5.3.5) go in
                 // a session opened there.
                 if ok {
                     for url in alert_targets(p, &server)? {
                         let client = Request { trigger: Trigger::ClientInitiated, req_mos: false };
-                        ok &= run_logged(p, settings, &server, client, Some(&url)).await;
+                        ok &= run_logged(p, settings, &server, client, Some(&url), events).await;
                     }
                 }
                 let delivered = ok && deliver(p, settings, &server).await.unwrap_or_else(|e| {
@@ -282,19 +307,96 @@ async fn schedule(
     }
 }
 
-/// Runs a session and logs a failure to run it; true when it ended normally.
+/// Runs a session, telling D-Bus peers, and logs a failure to run it; true when it ended
+/// normally.
 async fn run_logged(
     p: &Prepared,
     settings: &Settings,
     server: &str,
     req: Request,
     url: Option<&str>,
+    events: &Events,
 ) -> bool {
-    match session_with(p, settings, server, req, url).await {
+    events.started(server, req.trigger).await;
+    let result = session_with(p, settings, server, req, url).await;
+    let ok = match &result {
         Ok(report) => report.finish == session::Finish::Ended,
         Err(e) => {
             tracing::error!(server = %server, error = %format!("{e:#}"), "session could not run");
             false
+        }
+    };
+    events.finished(server, result.as_ref().ok()).await;
+    ok
+}
+
+/// Tells D-Bus peers about sessions: the SessionStarted and SessionFinished signals and
+/// the State and ActiveServer properties.
+#[derive(Debug)]
+struct Events {
+    bus: Option<zbus::Connection>,
+    status: Arc<std::sync::Mutex<(String, String)>>,
+}
+
+impl Events {
+    fn set(&self, state: &str, server: &str) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) =
+            (state.to_owned(), server.to_owned());
+    }
+
+    async fn manager(&self) -> Option<zbus::object_server::InterfaceRef<dbus::Manager>> {
+        let conn = self.bus.as_ref()?;
+        conn.object_server()
+            .interface::<_, dbus::Manager>(dbus::PATH)
+            .await
+            .ok()
+    }
+
+    async fn properties_changed(&self, iface: &zbus::object_server::InterfaceRef<dbus::Manager>) {
+        let emitter = iface.signal_emitter();
+        let m = iface.get().await;
+        if let Err(e) = m
+            .state_changed(emitter)
+            .await
+            .and(m.active_server_changed(emitter).await)
+        {
+            tracing::warn!(error = %e, "cannot signal property changes");
+        }
+    }
+
+    async fn started(&self, server: &str, trigger: Trigger) {
+        self.set("session", server);
+        if let Some(iface) = self.manager().await {
+            let name = session::trigger_name(trigger);
+            if let Err(e) =
+                dbus::Manager::session_started(iface.signal_emitter(), server, &name).await
+            {
+                tracing::warn!(error = %e, "cannot signal SessionStarted");
+            }
+            self.properties_changed(&iface).await;
+        }
+    }
+
+    async fn finished(&self, server: &str, report: Option<&session::Report>) {
+        self.set("idle", "");
+        if let Some(iface) = self.manager().await {
+            let (id, outcome, detail) = match report.map(|r| (r.id, &r.finish)) {
+                Some((id, session::Finish::Ended)) => (id, "ended", String::new()),
+                Some((id, session::Finish::Aborted(why))) => (id, "aborted", why.clone()),
+                None => (0, "failed", "the session could not run".to_owned()),
+            };
+            if let Err(e) = dbus::Manager::session_finished(
+                iface.signal_emitter(),
+                id,
+                server,
+                outcome,
+                &detail,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "cannot signal SessionFinished");
+            }
+            self.properties_changed(&iface).await;
         }
     }
 }

@@ -187,7 +187,8 @@ pub fn accounts(store: &dyn TreeStore) -> Result<Vec<Account>, StoreError> {
     Ok(out)
 }
 
-fn trigger_name(t: Trigger) -> String {
+/// The name a trigger has in the history and on D-Bus.
+pub fn trigger_name(t: Trigger) -> String {
     match t {
         Trigger::ClientInitiated => "client".into(),
         Trigger::ServerInitiated {

@@ -1,13 +1,331 @@
-//! `omadmctl`: the administrator's command-line client of omadmd. It talks to the daemon
-//! over D-Bus; the commands arrive with the daemon's D-Bus API.
+//! `omadmctl`: the administrator's client of omadmd, over D-Bus (the system bus, or
+//! `$DBUS_SYSTEM_BUS_ADDRESS`). Short human output by default, `--json` for scripts.
 
-use clap::Parser;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use futures_util::StreamExt as _;
+use omadmd::dbus::client::{ManagerProxy, TreeProxy};
+use serde_json::json;
 
 /// Control and inspect the omadmd OMA DM client.
 #[derive(Debug, Parser)]
 #[command(name = "omadmctl", version, about)]
-struct Cli {}
+struct Cli {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-fn main() {
-    let _ = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The daemon's state and version.
+    Status,
+    /// The DM accounts.
+    Accounts,
+    /// Recent DM sessions, newest first.
+    History {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// The management tree (read-only; secrets and "No Get" nodes never shown).
+    #[command(subcommand)]
+    Tree(TreeCmd),
+    /// Generic Alerts.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// Hand the daemon a DM Notification (Package#0 or WAP Push) from a file, as another
+    /// transport would.
+    Notify {
+        /// The file holding the binary notification.
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCmd {
+    /// Ask for a client-initiated session.
+    Start {
+        /// With this server only (default: every server).
+        #[arg(long)]
+        server: Option<String>,
+        /// Wait until it finishes and report how it went.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TreeCmd {
+    /// The MO instances.
+    List,
+    /// The data at a ClientURI (application/dmmo+json).
+    Get {
+        /// e.g. urn:oma:mo:oma-dm-devinfo:1.2//DevID
+        client_uri: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertCmd {
+    /// Queue a Generic Alert for a server; it is sent in the next session.
+    Send {
+        /// The server's id.
+        #[arg(long)]
+        server: String,
+        /// AlertType URN.
+        #[arg(long = "type")]
+        alert_type: String,
+        /// SourceURI.
+        #[arg(long)]
+        source: Option<String>,
+        /// Mark (fatal, critical, minor, warning, informational, harmless, indeterminate).
+        #[arg(long)]
+        mark: Option<String>,
+        /// Data: a JSON object (sent with DataType application/json).
+        #[arg(long)]
+        data: Option<String>,
+    },
+}
+
+/// Exit codes: 1 failure, 3 the daemon is not running, 4 access denied.
+fn explain(e: &zbus::Error) -> (String, u8) {
+    let text = e.to_string();
+    if text.contains("ServiceUnknown")
+        || text.contains("NameHasNoOwner")
+        || text.contains("was not provided by any .service files")
+    {
+        return ("omadmd is not running (org.omadm.Client1 is not on the bus); start it with 'systemctl start omadmd'".into(), 3);
+    }
+    if text.contains("AccessDenied") {
+        return (format!("{text}\nrun the command as root"), 4);
+    }
+    if text.contains("Failed to connect") || text.contains("No such file") {
+        return (format!("cannot reach the system bus: {text}"), 3);
+    }
+    (text, 1)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("omadmctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let (msg, code) = explain(&e);
+            eprintln!("omadmctl: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn when(secs: i64) -> String {
+    if secs == 0 {
+        return "-".into();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match now - secs {
+        d if d < 60 => format!("{d}s ago"),
+        d if d < 3600 => format!("{}m ago", d / 60),
+        d if d < 86_400 => format!("{}h ago", d / 3600),
+        d => format!("{}d ago", d / 86_400),
+    }
+}
+
+async fn run(cli: Cli) -> zbus::Result<u8> {
+    let conn = zbus::Connection::system().await?;
+    let manager = ManagerProxy::new(&conn).await?;
+    match cli.command {
+        Cmd::Status => {
+            let (version, state, active) = (
+                manager.version().await?,
+                manager.state().await?,
+                manager.active_server().await?,
+            );
+            let accounts = manager.accounts().await?.len();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"version": version, "state": state, "active_server": active, "accounts": accounts})
+                );
+            } else {
+                let doing = if active.is_empty() {
+                    state
+                } else {
+                    format!("{state} with {active}")
+                };
+                println!("omadmd {version}: {doing}; {accounts} account(s)");
+            }
+        }
+        Cmd::Accounts => {
+            let accounts = manager.accounts().await?;
+            if cli.json {
+                let list: Vec<_> = accounts
+                    .iter()
+                    .map(|(id, name, url)| json!({"server_id": id, "name": name, "url": url}))
+                    .collect();
+                println!("{}", json!(list));
+            } else if accounts.is_empty() {
+                println!("no DM accounts (provision one in /etc/omadmd/bootstrap.d)");
+            } else {
+                for (id, name, url) in accounts {
+                    println!("{id:<20} {name:<30} {url}");
+                }
+            }
+        }
+        Cmd::History { limit } => {
+            let rows = manager.history(limit).await?;
+            if cli.json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|r| json!({"id": r.0, "server_id": r.1, "trigger": r.2, "started_at": r.3, "ended_at": r.4, "outcome": r.5, "detail": r.6, "packages": r.7, "commands": r.8}))
+                    .collect();
+                println!("{}", json!(list));
+            } else if rows.is_empty() {
+                println!("no sessions yet");
+            } else {
+                for r in rows {
+                    let detail = if r.6.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.6)
+                    };
+                    println!(
+                        "#{:<4} {:<10} {:<16} {:<20} {} package(s), {} command(s){detail}",
+                        r.0,
+                        when(r.3),
+                        r.2,
+                        format!("{} {}", r.1, r.5),
+                        r.7,
+                        r.8
+                    );
+                }
+            }
+        }
+        Cmd::Session(SessionCmd::Start { server, wait }) => {
+            let target = server.unwrap_or_default();
+            // Subscribe before asking, so the end cannot slip past.
+            let mut finished = manager.receive_session_finished().await?;
+            manager.start_session(&target).await?;
+            let shown = if target.is_empty() {
+                "every server".to_owned()
+            } else {
+                target.clone()
+            };
+            if !wait {
+                println!("session requested with {shown}");
+                return Ok(0);
+            }
+            eprintln!("session with {shown} running…");
+            let deadline = tokio::time::sleep(Duration::from_secs(900));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    () = &mut deadline => {
+                        eprintln!("omadmctl: no session finished within 15 minutes; see 'omadmctl history'");
+                        return Ok(1);
+                    }
+                    signal = finished.next() => {
+                        let Some(signal) = signal else { return Ok(1) };
+                        let args = signal.args()?;
+                        if !target.is_empty() && args.server_id != target {
+                            continue;
+                        }
+                        if cli.json {
+                            println!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": args.detail}));
+                        } else {
+                            let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
+                            println!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
+                        }
+                        return Ok(if args.outcome == "ended" { 0 } else { 1 });
+                    }
+                }
+            }
+        }
+        Cmd::Tree(cmd) => {
+            let tree = TreeProxy::new(&conn).await?;
+            match cmd {
+                TreeCmd::List => {
+                    let list = tree.list_instances().await?;
+                    if cli.json {
+                        let l: Vec<_> = list
+                            .iter()
+                            .map(|(m, i, cv)| json!({"moid": m, "miid": i, "cv": cv}))
+                            .collect();
+                        println!("{}", json!(l));
+                    } else {
+                        for (moid, miid, _) in list {
+                            println!("{moid}/{miid}/");
+                        }
+                    }
+                }
+                TreeCmd::Get { client_uri } => {
+                    let data = tree.get(&client_uri).await?;
+                    let pretty = serde_json::from_str::<serde_json::Value>(&data)
+                        .ok()
+                        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                        .unwrap_or(data);
+                    println!("{pretty}");
+                }
+            }
+        }
+        Cmd::Alert(AlertCmd::Send {
+            server,
+            alert_type,
+            source,
+            mark,
+            data,
+        }) => {
+            let mut alert = json!({"AlertType": alert_type});
+            if let Some(s) = source {
+                alert["SourceURI"] = json!(s);
+            }
+            if let Some(m) = mark {
+                alert["Mark"] = json!(m);
+            }
+            if let Some(d) = data {
+                let parsed: serde_json::Value = match serde_json::from_str(&d) {
+                    Ok(v @ serde_json::Value::Object(_)) => v,
+                    _ => {
+                        eprintln!("omadmctl: --data must be a JSON object");
+                        return Ok(2);
+                    }
+                };
+                alert["Data"] = parsed;
+                alert["DataType"] = json!("application/json");
+            }
+            manager.queue_alert(&server, &alert.to_string()).await?;
+            println!("alert queued for {server}; it goes out in the next session");
+        }
+        Cmd::Notify { file } => {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("omadmctl: {}: {e}", file.display());
+                    return Ok(2);
+                }
+            };
+            let server = manager.inject_notification(&bytes).await?;
+            println!("notification accepted; a session with {server} follows");
+        }
+    }
+    Ok(0)
 }

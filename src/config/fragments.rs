@@ -32,6 +32,17 @@ pub struct Fragment {
     /// `[notifications]`.
     #[serde(default)]
     pub notifications: NotificationsFragment,
+    /// `[dbus]`.
+    #[serde(default)]
+    pub dbus: DbusFragment,
+}
+
+/// `[dbus]`: the D-Bus service.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DbusFragment {
+    /// Serve `org.omadm.Client1` (on the system bus, or `$DBUS_SYSTEM_BUS_ADDRESS`).
+    pub enabled: Option<bool>,
 }
 
 /// `[notifications]`: DM Notifications over UDP.
@@ -159,6 +170,9 @@ impl Fragment {
                     .sessions
                     .retry_max_secs
                     .or(self.sessions.retry_max_secs),
+            },
+            dbus: DbusFragment {
+                enabled: later.dbus.enabled.or(self.dbus.enabled),
             },
             notifications: NotificationsFragment {
                 listen: later.notifications.listen.or(self.notifications.listen),

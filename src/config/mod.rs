@@ -114,6 +114,16 @@ pub struct Settings {
     pub http: Http,
     /// `[notifications]`.
     pub notifications: Notifications,
+    /// `[dbus]`.
+    pub dbus: Dbus,
+}
+
+/// The D-Bus service.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Dbus {
+    /// Serve `org.omadm.Client1`.
+    pub enabled: bool,
 }
 
 /// DM Notifications over UDP.
@@ -355,6 +365,9 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             poll_interval_secs: merged.sessions.poll_interval_secs.unwrap_or(0),
             retry_base_secs: merged.sessions.retry_base_secs.unwrap_or(30),
             retry_max_secs: merged.sessions.retry_max_secs.unwrap_or(3600),
+        },
+        dbus: Dbus {
+            enabled: merged.dbus.enabled.unwrap_or(true),
         },
         notifications: Notifications {
             // Validated per file above; an unparsable value cannot reach here.

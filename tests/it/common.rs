@@ -15,6 +15,59 @@ pub const OMADMD: &str = env!("CARGO_BIN_EXE_omadmd");
 /// Path of the test server binary.
 pub const TESTSERVER: &str = env!("CARGO_BIN_EXE_omadm-testserver");
 
+/// A private `dbus-daemon` (system-style, everything allowed); killed when dropped.
+pub struct PrivateBus {
+    child: Child,
+    /// Its address.
+    pub address: String,
+}
+
+impl PrivateBus {
+    pub fn start() -> PrivateBus {
+        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbus-test.conf");
+        let mut child = Command::new("dbus-daemon")
+            .arg("--nofork")
+            .arg("--print-address=1")
+            .arg(format!("--config-file={}", conf.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (scripts/setup.sh installs it)");
+        let mut address = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        PrivateBus {
+            child,
+            address: address.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Path of the CLI binary.
+pub const OMADMCTL: &str = env!("CARGO_BIN_EXE_omadmctl");
+
+/// Runs omadmctl against a bus: (exit code, stdout, stderr).
+pub fn omadmctl(bus: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(OMADMCTL)
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running omadm-testserver; killed when dropped.
 pub struct TestServer {
     child: Child,
@@ -116,7 +169,7 @@ impl Root {
         // Many daemons run at once: each listens for notifications on a free port.
         root.write(
             "usr/lib/omadmd/config.d/00-test.toml",
-            "[notifications]\nlisten = \"127.0.0.1:0\"\n",
+            "[notifications]\nlisten = \"127.0.0.1:0\"\n[dbus]\nenabled = false\n",
         );
         root
     }
@@ -172,9 +225,21 @@ impl Root {
         )
     }
 
+    /// Starts the daemon serving D-Bus on `bus`.
+    pub fn start_on_bus(&self, bus: &str) -> Daemon {
+        self.write(
+            "etc/omadmd/config.d/90-bus.toml",
+            "[dbus]\nenabled = true\n",
+        );
+        self.spawn(self.command(&[]).env("DBUS_SYSTEM_BUS_ADDRESS", bus))
+    }
+
     pub fn start(&self, args: &[&str]) -> Daemon {
-        let mut child = self
-            .command(args)
+        self.spawn(&mut self.command(args))
+    }
+
+    fn spawn(&self, cmd: &mut Command) -> Daemon {
+        let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

@@ -7,5 +7,6 @@
 mod common;
 mod crash;
 mod daemon;
+mod dbus;
 mod notify;
 mod session;

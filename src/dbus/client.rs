@@ -1,0 +1,58 @@
+//! Client proxies of the omadmd D-Bus API, shared by `omadmctl` and the tests.
+
+use zbus::proxy;
+
+use super::manager::HistoryRow;
+
+/// `org.omadm.Client1.Manager`.
+#[proxy(
+    interface = "org.omadm.Client1.Manager",
+    default_service = "org.omadm.Client1",
+    default_path = "/org/omadm/Client1"
+)]
+pub trait Manager {
+    /// Asks for a session ("" = every server).
+    fn start_session(&self, server_id: &str) -> zbus::Result<()>;
+    /// (server id, name, URL) per account.
+    fn accounts(&self) -> zbus::Result<Vec<(String, String, String)>>;
+    /// Recent sessions.
+    fn history(&self, limit: u32) -> zbus::Result<Vec<HistoryRow>>;
+    /// Queues a Generic Alert.
+    fn queue_alert(&self, server_id: &str, alert_json: &str) -> zbus::Result<()>;
+    /// Hands over a notification.
+    fn inject_notification(&self, package: &[u8]) -> zbus::Result<String>;
+    /// Daemon version.
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+    /// `idle` or `session`.
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
+    /// Server of the running session.
+    #[zbus(property)]
+    fn active_server(&self) -> zbus::Result<String>;
+    /// A session started.
+    #[zbus(signal)]
+    fn session_started(&self, server_id: String, trigger: String) -> zbus::Result<()>;
+    /// A session finished.
+    #[zbus(signal)]
+    fn session_finished(
+        &self,
+        id: i64,
+        server_id: String,
+        outcome: String,
+        detail: String,
+    ) -> zbus::Result<()>;
+}
+
+/// `org.omadm.Client1.Tree`.
+#[proxy(
+    interface = "org.omadm.Client1.Tree",
+    default_service = "org.omadm.Client1",
+    default_path = "/org/omadm/Client1"
+)]
+pub trait Tree {
+    /// (MOID, MIID, CV) per instance.
+    fn list_instances(&self) -> zbus::Result<Vec<(String, String, String)>>;
+    /// MO data at a ClientURI.
+    fn get(&self, client_uri: &str) -> zbus::Result<String>;
+}

@@ -1,0 +1,198 @@
+//! `org.omadm.Client1.Manager`: sessions, accounts, history, alerts and notifications from
+//! other transports. Reads are open; everything that changes something is authorized.
+
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, interface};
+
+use super::{Error, Shared, authorize};
+use crate::engine::Trigger;
+use crate::protocol::packages::Alert;
+use crate::scheduler::Request;
+use crate::session;
+use crate::tree::{Outgoing, OutgoingKind, TreeOp, TreeStore};
+
+/// A session history row: id, server, trigger, start, end (0: none), outcome, detail,
+/// packages, commands.
+pub type HistoryRow = (i64, String, String, i64, i64, String, String, i64, i64);
+
+/// The Manager interface.
+#[derive(Debug)]
+pub struct Manager {
+    shared: Shared,
+}
+
+impl Manager {
+    /// Over the daemon's state.
+    pub fn new(shared: Shared) -> Manager {
+        Manager { shared }
+    }
+
+    fn account(&self, server_id: &str) -> Result<session::Account, Error> {
+        session::account(&self.shared.prepared.store, server_id)?
+            .ok_or_else(|| Error::NotFound(format!("no DM account for server {server_id:?}")))
+    }
+}
+
+#[interface(name = "org.omadm.Client1.Manager")]
+impl Manager {
+    /// Asks for a client-initiated session with one server, or with every server when
+    /// `server_id` is empty. Returns at once; follow it with SessionStarted and
+    /// SessionFinished. Requests that arrive while one is pending are merged.
+    async fn start_session(
+        &self,
+        server_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        authorize(conn, &header, "starting a session").await?;
+        let req = Request {
+            trigger: Trigger::ClientInitiated,
+            req_mos: false,
+        };
+        if server_id.is_empty() {
+            self.shared.scheduler.request(None, req);
+        } else {
+            self.account(server_id)?;
+            self.shared.scheduler.request(Some(server_id), req);
+        }
+        Ok(())
+    }
+
+    /// The DM accounts: (server id, display name, server URL).
+    fn accounts(&self) -> Result<Vec<(String, String, String)>, Error> {
+        Ok(session::accounts(&self.shared.prepared.store)?
+            .into_iter()
+            .map(|a| (a.server_id, a.name, a.srv_uri))
+            .collect())
+    }
+
+    /// The most recent sessions, newest first.
+    fn history(&self, limit: u32) -> Result<Vec<HistoryRow>, Error> {
+        Ok(self
+            .shared
+            .prepared
+            .store
+            .sessions(limit.min(10_000))?
+            .into_iter()
+            .map(|s| {
+                (
+                    s.id,
+                    s.server_id,
+                    s.trigger,
+                    s.started_at,
+                    s.ended_at.unwrap_or(0),
+                    s.outcome,
+                    s.detail.unwrap_or_default(),
+                    s.packages,
+                    s.commands,
+                )
+            })
+            .collect())
+    }
+
+    /// Queues a Generic Alert (JSON, TS §7.2.1.5) for a server and asks for a session to
+    /// deliver it; it stays queued until the server has taken it.
+    async fn queue_alert(
+        &self,
+        server_id: &str,
+        alert_json: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        authorize(conn, &header, "queuing an alert").await?;
+        self.account(server_id)?;
+        let alert: Alert = serde_json::from_str(alert_json)
+            .map_err(|e| Error::InvalidArgument(format!("not a Generic Alert: {e}")))?;
+        if alert.alert_type.is_empty() || (alert.data.is_some() && alert.data_type.is_none()) {
+            return Err(Error::InvalidArgument(
+                "an alert needs an AlertType, and a DataType when it has Data".into(),
+            ));
+        }
+        let payload = serde_json::to_vec(&alert).map_err(|e| Error::Failed(e.to_string()))?;
+        self.shared
+            .prepared
+            .store
+            .apply(&[TreeOp::Enqueue(Outgoing {
+                id: 0,
+                server_id: server_id.to_owned(),
+                kind: OutgoingKind::Alert,
+                target: None,
+                payload,
+            })])?;
+        self.shared.scheduler.request(
+            Some(server_id),
+            Request {
+                trigger: Trigger::ClientInitiated,
+                req_mos: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Hands over a DM Notification received by another transport (an SMS bridge, a vendor
+    /// push service): a bare Package#0 or a WAP Push. It is checked like one from UDP;
+    /// returns the server it woke.
+    async fn inject_notification(
+        &self,
+        package: Vec<u8>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        authorize(conn, &header, "injecting a notification").await?;
+        let a = crate::notify::check(
+            &self.shared.prepared.store,
+            &package,
+            self.shared.notify_policy,
+        )
+        .map_err(|e| Error::InvalidArgument(format!("notification dropped: {e}")))?;
+        tracing::info!(server = %a.server_id, notification_id = ?a.notification_id, "notification injected over D-Bus");
+        let trigger = Trigger::ServerInitiated {
+            notification_id: a.notification_id,
+        };
+        self.shared.scheduler.request(
+            Some(&a.server_id),
+            Request {
+                trigger,
+                req_mos: a.req_mos,
+            },
+        );
+        Ok(a.server_id)
+    }
+
+    /// The daemon's version.
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    /// `idle`, or `session` while a session runs.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        self.shared.status().0
+    }
+
+    /// The server of the running session, or empty.
+    #[zbus(property)]
+    fn active_server(&self) -> String {
+        self.shared.status().1
+    }
+
+    /// A session started.
+    #[zbus(signal)]
+    pub async fn session_started(
+        emitter: &SignalEmitter<'_>,
+        server_id: &str,
+        trigger: &str,
+    ) -> zbus::Result<()>;
+
+    /// A session finished: its history id, server, outcome (`ended`, `aborted`), and why.
+    #[zbus(signal)]
+    pub async fn session_finished(
+        emitter: &SignalEmitter<'_>,
+        id: i64,
+        server_id: &str,
+        outcome: &str,
+        detail: &str,
+    ) -> zbus::Result<()>;
+}

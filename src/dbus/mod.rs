@@ -1,0 +1,116 @@
+//! The D-Bus face of the daemon (`org.omadm.Client1` on the system bus): thin interface
+//! shells that parse, authorize the caller, call the store, scheduler or engine, and map
+//! errors. Names are fixed by the product spec; `dbus/org.omadm.Client1.xml` is the
+//! published contract and a test compares the live introspection with it.
+
+pub mod client;
+mod manager;
+mod tree;
+
+use std::sync::Arc;
+
+use zbus::message::Header;
+
+pub use manager::Manager;
+pub use tree::Tree;
+
+use crate::daemon::Prepared;
+use crate::scheduler;
+
+/// The bus name.
+pub const BUS_NAME: &str = "org.omadm.Client1";
+/// The object path.
+pub const PATH: &str = "/org/omadm/Client1";
+
+/// D-Bus errors, `org.omadm.Client1.Error.*`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.omadm.Client1.Error")]
+pub enum Error {
+    /// A D-Bus failure.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// An argument is malformed (a ClientURI, an alert, a package).
+    InvalidArgument(String),
+    /// What was asked for does not exist.
+    NotFound(String),
+    /// The caller may not do this.
+    AccessDenied(String),
+    /// The daemon could not do it.
+    Failed(String),
+}
+
+impl From<crate::tree::StoreError> for Error {
+    fn from(e: crate::tree::StoreError) -> Self {
+        tracing::error!(error = %e, "store failed during a D-Bus call");
+        Error::Failed(format!("the tree store failed: {e}"))
+    }
+}
+
+/// What the interfaces share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The daemon's state.
+    pub prepared: Arc<Prepared>,
+    /// Where session requests go.
+    pub scheduler: scheduler::Handle,
+    /// How injected notifications are checked.
+    pub notify_policy: crate::notify::Policy,
+    /// (state, active server), shown as properties.
+    pub status: Arc<std::sync::Mutex<(String, String)>>,
+}
+
+impl Shared {
+    /// The current (state, active server).
+    pub fn status(&self) -> (String, String) {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The caller's unix user, from the bus (never from arguments).
+pub async fn caller_uid(conn: &zbus::Connection, header: &Header<'_>) -> Result<u32, Error> {
+    let sender = header
+        .sender()
+        .ok_or_else(|| Error::AccessDenied("no sender".into()))?;
+    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+    dbus.get_connection_unix_user(sender.clone().into())
+        .await
+        .map_err(|e| Error::AccessDenied(format!("cannot identify the caller: {e}")))
+}
+
+/// Mutating methods need root, or the daemon's own user (who could do anything to the
+/// daemon anyway: it owns its process and files). polkit actions come with the installed
+/// service; without polkit only these two may mutate (docs/dbus-api.md).
+pub async fn authorize(
+    conn: &zbus::Connection,
+    header: &Header<'_>,
+    what: &str,
+) -> Result<u32, Error> {
+    let uid = caller_uid(conn, header).await?;
+    if uid == 0 || uid == nix::unistd::Uid::effective().as_raw() {
+        return Ok(uid);
+    }
+    tracing::info!(uid, action = what, "D-Bus caller refused");
+    Err(Error::AccessDenied(format!(
+        "{what} needs root (uid {uid} asked)"
+    )))
+}
+
+/// Connects to the bus, serves the interfaces, then takes the name (so no call arrives
+/// before the handlers exist); refuses to replace another owner.
+pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::Connection> {
+    let builder = match address {
+        Some(a) => zbus::connection::Builder::address(a),
+        None => zbus::connection::Builder::system(),
+    };
+    builder
+        .serve_at(PATH, Manager::new(shared.clone()))
+        .serve_at(PATH, Tree::new(shared))
+        .name(BUS_NAME)
+        .allow_name_replacements(false)
+        .replace_existing_names(false)
+        .build()
+        .await
+}

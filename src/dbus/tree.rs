@@ -1,0 +1,80 @@
+//! `org.omadm.Client1.Tree`: read-only access to the management tree. Open to every
+//! caller; "No Get" nodes and secrets never leave the daemon.
+
+use zbus::interface;
+
+use super::{Error, Shared};
+use crate::engine::resolve::{self, ResolveError};
+use crate::mo::{self, Visibility};
+use crate::protocol::dmmo::{self, MoItem};
+use crate::protocol::uri::ClientUri;
+use crate::tree::{AccessType, TreeStore};
+
+/// The Tree interface.
+#[derive(Debug)]
+pub struct Tree {
+    shared: Shared,
+}
+
+impl Tree {
+    /// Over the daemon's state.
+    pub fn new(shared: Shared) -> Tree {
+        Tree { shared }
+    }
+}
+
+#[interface(name = "org.omadm.Client1.Tree")]
+impl Tree {
+    /// Every MO instance: (MOID, MIID, cache validator).
+    fn list_instances(&self) -> Result<Vec<(String, String, String)>, Error> {
+        let store = &self.shared.prepared.store;
+        Ok(store
+            .instances(None)?
+            .into_iter()
+            .map(|i| (i.moid, i.miid, i.cv))
+            .collect())
+    }
+
+    /// The data a ClientURI addresses (wildcards allowed), as `application/dmmo+json`.
+    fn get(&self, client_uri: &str) -> Result<String, Error> {
+        let p = &self.shared.prepared;
+        let u = ClientUri::parse(client_uri).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let readable = |_: &crate::tree::InstanceKey, n: &crate::tree::Node| {
+            n.props.access.contains(AccessType::GET) && !n.props.secret
+        };
+        let locs = resolve::resolve(&p.store, &u, &readable).map_err(|e| match e {
+            ResolveError::NotFound => Error::NotFound(format!("nothing at {client_uri}")),
+            ResolveError::Ambiguous(why) => Error::InvalidArgument(why),
+            ResolveError::Store(e) => e.into(),
+        })?;
+        let mut items = Vec::new();
+        for loc in locs {
+            let mut nodes = p.store.subtree(&loc.key, &loc.path, u.level)?;
+            mo::standard::overlay_live(&loc.key, &mut nodes, &p.host);
+            let Some(data) = mo::nodes_to_data(&nodes, Visibility::Local) else {
+                continue;
+            };
+            let inst = p.store.instance(&loc.key.moid, &loc.key.miid)?;
+            let root = loc.path.is_empty();
+            items.push(MoItem {
+                ddf: if root {
+                    inst.as_ref().and_then(|i| i.ddf_url.clone())
+                } else {
+                    None
+                },
+                client_uri: loc.uri(),
+                cv: if root { inst.map(|i| i.cv) } else { None },
+                name: if root {
+                    loc.key.miid.clone()
+                } else {
+                    loc.path.rsplit('/').next().unwrap_or_default().to_owned()
+                },
+                data,
+            });
+        }
+        if items.is_empty() {
+            return Err(Error::AccessDenied(format!("{client_uri} is not readable")));
+        }
+        String::from_utf8(dmmo::encode(&items)).map_err(|e| Error::Failed(e.to_string()))
+    }
+}

@@ -1,0 +1,284 @@
+//! The D-Bus API end to end: the real omadmd on a private dbus-daemon, driven by the real
+//! omadmctl; the live introspection against the checked-in contract; errors and refusals.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::{OMADMCTL, PrivateBus, Root, TestServer, omadmctl};
+
+#[test]
+fn omadmctl_drives_the_daemon() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, end, end]}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("D-Bus name owned", 30);
+    d.wait_for("session ended", 30);
+
+    let (code, out, err) = omadmctl(&bus.address, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("omadmd 0.1.0: idle; 1 account(s)"), "{out}");
+    let (_, out, _) = omadmctl(&bus.address, &["--json", "accounts"]);
+    let accounts: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(accounts[0]["server_id"], "demo-server");
+
+    // A queued alert goes out with the session the CLI starts and waits for.
+    let (code, _, err) = omadmctl(
+        &bus.address,
+        &[
+            "alert",
+            "send",
+            "--server",
+            "demo-server",
+            "--type",
+            "urn:example:at:test",
+            "--data",
+            "{\"n\": 1}",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = omadmctl(
+        &bus.address,
+        &["session", "start", "--server", "demo-server", "--wait"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("with demo-server ended"), "{out}");
+    assert!(err.contains("running"), "a progress line: {err}");
+    // QueueAlert asks for a session itself: the alert went out in one of the two.
+    let p1s = server.of_kind("package1");
+    let with_alert: Vec<_> = p1s
+        .iter()
+        .filter(|p| p["body"]["Alert"].as_array().is_some_and(|a| a.len() == 2))
+        .collect();
+    assert_eq!(
+        with_alert.len(),
+        1,
+        "the alert went out exactly once: {p1s:#?}"
+    );
+    let alerts = &with_alert[0]["body"]["Alert"];
+    assert_eq!(
+        alerts[0]["AlertType"],
+        "urn:oma:at:dm:2.0:ClientInitiatedMgmt"
+    );
+    assert_eq!(
+        (
+            alerts[1]["AlertType"].as_str(),
+            alerts[1]["Data"]["n"].as_i64()
+        ),
+        (Some("urn:example:at:test"), Some(1))
+    );
+
+    let (_, out, _) = omadmctl(&bus.address, &["--json", "history"]);
+    let h: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        h.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["trigger"] == "client" && s["outcome"] == "ended"),
+        "{h:#}"
+    );
+
+    // Tree reads: secrets and No Get nodes never leave the daemon.
+    let (_, out, _) = omadmctl(&bus.address, &["tree", "list"]);
+    assert!(out.contains("urn:oma:mo:oma-dm-dmacc:1.2/demo/"), "{out}");
+    let (code, out, _) = omadmctl(
+        &bus.address,
+        &["tree", "get", "urn:oma:mo:oma-dm-dmacc:1.2//"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("\"SrvID\": \"demo-server\"")
+            && !out.contains("Secret")
+            && !out.contains("Perm"),
+        "{out}"
+    );
+    for (args, want) in [
+        (
+            vec![
+                "tree",
+                "get",
+                "urn:oma:mo:oma-dm-dmacc:1.2//Auth/Noti/Secret",
+            ],
+            "AccessDenied",
+        ),
+        (vec!["tree", "get", "urn:x:nope:1.0//"], "NotFound"),
+        (vec!["tree", "get", "not a uri"], "InvalidArgument"),
+        (vec!["session", "start", "--server", "nope"], "NotFound"),
+        (
+            vec!["alert", "send", "--server", "demo-server", "--type", ""],
+            "InvalidArgument",
+        ),
+    ] {
+        let (code, _, err) = omadmctl(&bus.address, &args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(
+            err.contains(&format!("org.omadm.Client1.Error.{want}")),
+            "{args:?}: {err}"
+        );
+    }
+    // A notification handed over D-Bus, as an SMS bridge would.
+    let file = root.path("noti.bin");
+    let out = Command::new(crate::common::TESTSERVER)
+        .args([
+            "--notify",
+            "127.0.0.1:9",
+            "--server-id",
+            "demo-server",
+            "--notification-id",
+            "77",
+        ])
+        .args([
+            "--secret",
+            "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0",
+            "--auth-data",
+            "ZGVtby1hdXRoLWRhdGE=",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let bytes = omadmd::protocol::package0::encode_signed(
+        &omadmd::protocol::package0::Notification {
+            server_id: Some("demo-server".into()),
+            notification_id: Some(77),
+            ..Default::default()
+        },
+        b"demo-notification-secret",
+        b"demo-auth-data",
+    )
+    .unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let (code, out, err) = omadmctl(&bus.address, &["notify", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("a session with demo-server follows"), "{out}");
+    let (code, _, err) = omadmctl(&bus.address, &["notify", file.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("duplicate NOTIFICATION-ID 77"), "{err}");
+    d.wait_for("trigger=notification:77", 30);
+    d.terminate();
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let bus = PrivateBus::start();
+    // Nobody owns the name: exit 3 and a hint.
+    let (code, _, err) = omadmctl(&bus.address, &["status"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("omadmd is not running"), "{err}");
+    let root = Root::new();
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("ready", 30);
+    // A second daemon cannot take the name over: it fails with the reason.
+    let second = Root::new();
+    let mut d2 = second.start_on_bus(&bus.address);
+    assert!(!d2.wait_exit(30).success());
+    assert!(
+        d2.log.join("\n").contains("another omadmd running"),
+        "{:?}",
+        d2.log
+    );
+    // Another user may read but not change anything.
+    if nix::unistd::Uid::effective().is_root() {
+        let out = Command::new(OMADMCTL)
+            .args(["session", "start"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
+        let out = Command::new(OMADMCTL)
+            .arg("status")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reads are open: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    d.terminate();
+}
+
+/// The interfaces, members and signatures of an introspection document, ours only.
+fn api(xml: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse_with_options(
+        xml,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    for iface in doc.descendants().filter(|n| n.has_tag_name("interface")) {
+        let name = iface.attribute("name").unwrap_or_default();
+        if !name.starts_with("org.omadm.") {
+            continue;
+        }
+        for m in iface.children().filter(|c| c.is_element()) {
+            let args: Vec<String> = m
+                .children()
+                .filter(|a| a.has_tag_name("arg"))
+                .map(|a| {
+                    format!(
+                        "{}:{}:{}",
+                        a.attribute("name").unwrap_or(""),
+                        a.attribute("type").unwrap_or(""),
+                        a.attribute("direction").unwrap_or("")
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "{name} {} {} {} {}",
+                m.tag_name().name(),
+                m.attribute("name").unwrap_or(""),
+                m.attribute("type").unwrap_or(""),
+                args.join(",")
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_introspection_matches_the_published_contract() {
+    let bus = PrivateBus::start();
+    let root = Root::new();
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("ready", 30);
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .build()
+        .await
+        .unwrap();
+    let proxy = zbus::fdo::IntrospectableProxy::builder(&conn)
+        .destination("org.omadm.Client1")
+        .path("/org/omadm/Client1")
+        .build()
+        .await
+        .unwrap();
+    let live = proxy.introspect().await.unwrap();
+    let published = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dbus/org.omadm.Client1.xml"),
+    )
+    .unwrap();
+    assert!(!api(&published).is_empty());
+    assert_eq!(
+        api(&live),
+        api(&published),
+        "the live API differs from dbus/org.omadm.Client1.xml"
+    );
+    d.terminate();
+}
