@@ -27,6 +27,14 @@ wait_for() { # file pattern what
     exit 1
 }
 
+echo "== 0. A private D-Bus system bus for the demo (the real one needs root)"
+dbus-daemon --nofork --print-address=1 --config-file=examples/demo/private-bus.conf > "$root/bus.addr" 2>/dev/null &
+pids+=($!)
+wait_for "$root/bus.addr" "unix:" "dbus-daemon"
+DBUS_SYSTEM_BUS_ADDRESS=$(head -n 1 "$root/bus.addr")
+export DBUS_SYSTEM_BUS_ADDRESS
+echo "   $DBUS_SYSTEM_BUS_ADDRESS"
+
 echo "== 1. omadm-testserver starts with examples/demo/script.json"
 target/debug/omadm-testserver --script examples/demo/script.json --record "$root/server-record.jsonl" -v \
     > "$root/server.log" 2>&1 &
@@ -67,11 +75,16 @@ echo "== 5. The device's tree afterwards: omadmd dump-tree"
 "${omadmd[@]}" dump-tree
 
 echo
-echo "== 6. The sessions as the device recorded them: omadmd history"
-"${omadmd[@]}" history
+echo "== 6. Asking the running daemon over D-Bus: omadmctl"
+echo "\$ omadmctl status"
+target/debug/omadmctl status
+echo "\$ omadmctl session start --wait"
+target/debug/omadmctl session start --wait
+echo "\$ omadmctl history"
+target/debug/omadmctl history
 
 echo
 echo "== 7. Stopping omadmd with SIGTERM"
-kill -TERM "${pids[1]}"
-wait "${pids[1]}" || true
+kill -TERM "${pids[2]}"
+wait "${pids[2]}" || true
 echo "== Done. The server's record of every package is JSON lines (omadm-testserver --record)."

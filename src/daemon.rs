@@ -138,6 +138,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
     };
     let status = Arc::new(std::sync::Mutex::new(("idle".to_owned(), String::new())));
+    let peers = dbus::peers::Peers::default();
     // READY comes after the bus name is owned: serve first.
     let bus = if settings.dbus.enabled {
         let shared = dbus::Shared {
@@ -145,6 +146,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             scheduler: handle.clone(),
             notify_policy: policy,
             status: status.clone(),
+            peers: peers.clone(),
         };
         let conn = dbus::serve(None, shared).await.with_context(|| {
             format!(
@@ -157,7 +159,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     } else {
         None
     };
-    let events = Events { bus, status };
+    let events = Events { bus, status, peers };
     // READY: the database is migrated and the bus name is owned.
     let instances = prepared.store.instances(None)?;
     tracing::info!(
@@ -279,7 +281,7 @@ async fn schedule(
                         ok &= run_logged(p, settings, &server, client, Some(&url), events).await;
                     }
                 }
-                let delivered = ok && deliver(p, settings, &server).await.unwrap_or_else(|e| {
+                let delivered = ok && deliver(p, settings, &server, events).await.unwrap_or_else(|e| {
                     tracing::error!(server = %server, error = %format!("{e:#}"), "delivery failed");
                     false
                 });
@@ -318,7 +320,7 @@ async fn run_logged(
     events: &Events,
 ) -> bool {
     events.started(server, req.trigger).await;
-    let result = session_with(p, settings, server, req, url).await;
+    let result = session_with(p, settings, server, req, url, events).await;
     let ok = match &result {
         Ok(report) => report.finish == session::Finish::Ended,
         Err(e) => {
@@ -336,6 +338,7 @@ async fn run_logged(
 struct Events {
     bus: Option<zbus::Connection>,
     status: Arc<std::sync::Mutex<(String, String)>>,
+    peers: dbus::peers::Peers,
 }
 
 impl Events {
@@ -430,7 +433,12 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// subscribed ClientURI to the subscription's ServerURI, made with the server's current
 /// rights and data. Several queued changes of one subscription go out once. Returns whether
 /// nothing remains queued.
-async fn deliver(p: &Prepared, settings: &Settings, server_id: &str) -> anyhow::Result<bool> {
+async fn deliver(
+    p: &Prepared,
+    settings: &Settings,
+    server_id: &str,
+    events: &Events,
+) -> anyhow::Result<bool> {
     use crate::protocol::packages::Command;
     let queued: Vec<_> = p
         .store
@@ -443,7 +451,7 @@ async fn deliver(p: &Prepared, settings: &Settings, server_id: &str) -> anyhow::
     }
     let account = session::account(&p.store, server_id)?
         .with_context(|| format!("no DM account for server {server_id}"))?;
-    let (engine_parts, values) = engine_for(p, settings, &account)?;
+    let (engine_parts, values) = engine_for(p, settings, &account, events)?;
     let engine = Engine::new(&p.store, &p.registry, &engine_parts.0, engine_parts.1);
     let mut groups: std::collections::BTreeMap<(String, String), Vec<i64>> =
         std::collections::BTreeMap::new();
@@ -499,15 +507,16 @@ fn dev_id(store: &SqliteStore) -> anyhow::Result<String> {
         .context("DevInfo has no DevID")
 }
 
-type EnginePorts = (DaemonPorts, EngineLimits);
+type EnginePorts<'a> = (DaemonPorts<'a>, EngineLimits);
 
 /// What an engine needs from the settings: ports with a fresh HTTP client (cookies live for
 /// one session) and limits; and the ServerURI substitution values.
-fn engine_for(
-    p: &Prepared,
+fn engine_for<'a>(
+    p: &'a Prepared,
     settings: &Settings,
     account: &session::Account,
-) -> anyhow::Result<(EnginePorts, ServerUriValues)> {
+    events: &'a Events,
+) -> anyhow::Result<(EnginePorts<'a>, ServerUriValues)> {
     let dev_id = dev_id(&p.store)?;
     let http_settings = HttpSettings {
         connect_timeout: Duration::from_secs(settings.http.connect_timeout_secs),
@@ -538,8 +547,17 @@ fn engine_for(
         max_document_bytes: settings.limits.max_package_bytes,
         max_nodes: settings.limits.max_nodes_per_document,
     };
+    let local = events.bus.as_ref().map(|c| (c, &events.peers));
     Ok((
-        (DaemonPorts { http }, limits),
+        (
+            DaemonPorts {
+                http,
+                store: &p.store,
+                local,
+                exec_timeout: Duration::from_secs(30),
+            },
+            limits,
+        ),
         ServerUriValues {
             dev_id: Some(dev_id),
             ..Default::default()
@@ -548,16 +566,17 @@ fn engine_for(
 }
 
 /// Runs one session with a server.
-pub async fn session_with(
+async fn session_with(
     p: &Prepared,
     settings: &Settings,
     server_id: &str,
     req: Request,
     url: Option<&str>,
+    events: &Events,
 ) -> anyhow::Result<session::Report> {
     let account = session::account(&p.store, server_id)?
         .with_context(|| format!("no DM account for server {server_id}"))?;
-    let ((ports, limits), values) = engine_for(p, settings, &account)?;
+    let ((ports, limits), values) = engine_for(p, settings, &account, events)?;
     let engine = Engine::new(&p.store, &p.registry, &ports, limits);
     let options = SessionOptions {
         max_package_bytes: settings.limits.max_package_bytes,

@@ -1,19 +1,39 @@
-//! The daemon's implementation of the engine's [`Ports`]: the Data Repository over HTTP(S).
-//! SHOW and EXEC reach local agents and handlers over D-Bus; until one registers, SHOW
-//! answers "no Web Browser Component" (501) and EXEC "not executable here" (405), never a
-//! silent success.
+//! The daemon's implementation of the engine's [`Ports`]: the Data Repository over HTTP(S),
+//! and EXEC through handlers registered over D-Bus. SHOW reaches local agents over D-Bus;
+//! until one registers, SHOW answers "no Web Browser Component" (501), and an EXEC on a
+//! MO no handler owns "not executable here" (405): never a silent success.
 
+use std::time::Duration;
+
+use crate::dbus::peers::Peers;
 use crate::engine::{ExecRequest, Executed, Fetched, Method, PortError, Ports, Sent, Shown};
+use crate::protocol::packages::Alert;
 use crate::transport::HttpClient;
+use crate::tree::{PendingExec, TreeOp, TreeStore};
 
-/// Ports backed by one session's HTTP client.
+/// The D-Bus interface EXEC handlers implement.
+pub const EXEC_HANDLER_INTERFACE: &str = "org.omadm.Client1.ExecHandler";
+
+/// Ports for one session.
 #[derive(Debug)]
-pub struct DaemonPorts {
-    /// The session's client (its cookies, TLS settings).
+pub struct DaemonPorts<'a> {
+    /// The session's client (its cookies, TLS settings, credentials).
     pub http: HttpClient,
+    /// Where pending EXECs are recorded.
+    pub store: &'a dyn TreeStore,
+    /// The bus and the registered handlers, when D-Bus is on.
+    pub local: Option<(&'a zbus::Connection, &'a Peers)>,
+    /// How long a handler may take to answer.
+    pub exec_timeout: Duration,
 }
 
-impl Ports for DaemonPorts {
+fn token() -> String {
+    let a = crate::scheduler::jitter_seed();
+    let b = crate::scheduler::jitter_seed();
+    format!("{a:016x}{b:016x}")
+}
+
+impl Ports for DaemonPorts<'_> {
     async fn fetch(&self, url: &str, accept: &[&str]) -> Result<Fetched, PortError> {
         self.http.fetch(url, accept).await
     }
@@ -34,7 +54,84 @@ impl Ports for DaemonPorts {
     }
 
     async fn exec(&self, request: &ExecRequest) -> Executed {
-        tracing::info!(server = %request.server_id, node = %request.client_uri, "EXEC: no handler is registered");
-        Executed::NoHandler
+        let Some((conn, peers)) = self.local else {
+            return Executed::NoHandler;
+        };
+        let Some(handler) = peers.handler(&request.location.key.moid) else {
+            tracing::info!(server = %request.server_id, node = %request.client_uri, "EXEC: no handler is registered");
+            return Executed::NoHandler;
+        };
+        // Recorded before the call, so an answer that comes back at once finds it.
+        let pending = PendingExec {
+            token: token(),
+            server_id: request.server_id.clone(),
+            client_uri: request.client_uri.clone(),
+            report_to: request.report_to.clone(),
+            handler: handler.bus_name.clone(),
+        };
+        if let Err(e) = self.store.apply(&[TreeOp::AddPendingExec(pending.clone())]) {
+            return Executed::Failed(format!("cannot record the EXEC: {e}"));
+        }
+        let forget = || {
+            if let Err(e) = self.store.apply(&[TreeOp::RemovePendingExec {
+                token: pending.token.clone(),
+            }]) {
+                tracing::warn!(error = %e, "cannot forget a pending EXEC");
+            }
+        };
+        let args = (
+            pending.token.as_str(),
+            request.client_uri.as_str(),
+            request.server_id.as_str(),
+        );
+        let call = conn.call_method(
+            Some(handler.bus_name.as_str()),
+            handler.path.as_str(),
+            Some(EXEC_HANDLER_INTERFACE),
+            "Exec",
+            &args,
+        );
+        let reply = match tokio::time::timeout(self.exec_timeout, call).await {
+            Err(_) => {
+                forget();
+                return Executed::Failed(format!(
+                    "the handler {} did not answer within {:?}",
+                    handler.bus_name, self.exec_timeout
+                ));
+            }
+            Ok(Err(e)) => {
+                forget();
+                let text = e.to_string();
+                if text.contains("ServiceUnknown")
+                    || text.contains("NameHasNoOwner")
+                    || text.contains("UnknownObject")
+                {
+                    tracing::warn!(handler = %handler.bus_name, "EXEC handler is gone; forgotten");
+                    peers.forget(&handler.bus_name);
+                }
+                return Executed::Failed(format!("the handler failed: {text}"));
+            }
+            Ok(Ok(msg)) => msg,
+        };
+        match reply.body().deserialize::<(u32, String)>() {
+            Ok((202, _)) => {
+                tracing::info!(node = %request.client_uri, token = %pending.token, "EXEC accepted; the handler reports later");
+                Executed::Accepted
+            }
+            Ok((status, alert_json)) => {
+                forget();
+                let alert = (!alert_json.is_empty())
+                    .then(|| serde_json::from_str::<Alert>(&alert_json).ok())
+                    .flatten();
+                Executed::Done {
+                    status: u16::try_from(status).unwrap_or(500),
+                    alert,
+                }
+            }
+            Err(e) => {
+                forget();
+                Executed::Failed(format!("the handler's answer is not (u, s): {e}"))
+            }
+        }
     }
 }

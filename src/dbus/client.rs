@@ -21,6 +21,12 @@ pub trait Manager {
     fn queue_alert(&self, server_id: &str, alert_json: &str) -> zbus::Result<()>;
     /// Hands over a notification.
     fn inject_notification(&self, package: &[u8]) -> zbus::Result<String>;
+    /// Registers an EXEC handler object for a MOID.
+    fn register_exec_handler(&self, moid: &str, path: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
+    /// Unregisters it.
+    fn unregister_exec_handler(&self, moid: &str) -> zbus::Result<()>;
+    /// Reports a result accepted earlier with 202.
+    fn exec_result(&self, token: &str, status: u32, alert_json: &str) -> zbus::Result<()>;
     /// Daemon version.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;

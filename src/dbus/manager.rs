@@ -5,6 +5,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 
+use super::peers::Peer;
 use super::{Error, Shared, authorize};
 use crate::engine::Trigger;
 use crate::protocol::packages::Alert;
@@ -158,6 +159,114 @@ impl Manager {
             },
         );
         Ok(a.server_id)
+    }
+
+    /// Registers the caller's object at `path` as the EXEC handler of `moid`: EXECs on that
+    /// MO's nodes call its `org.omadm.Client1.ExecHandler.Exec(token, client_uri,
+    /// server_id) -> (status, alert_json)`. It answers the final status at once, or 202 and
+    /// later `ExecResult(token, …)`. A later registration for the MOID replaces this one.
+    async fn register_exec_handler(
+        &self,
+        moid: &str,
+        path: zbus::ObjectPath<'_>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        authorize(conn, &header, "registering an EXEC handler").await?;
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::AccessDenied("no sender".into()))?
+            .to_string();
+        if moid.is_empty() {
+            return Err(Error::InvalidArgument("empty MOID".into()));
+        }
+        let moid = crate::mo::canonical_moid(moid);
+        tracing::info!(moid, handler = %sender, path = %path, "EXEC handler registered");
+        self.shared.peers.set_handler(
+            moid,
+            Peer {
+                bus_name: sender,
+                path: path.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Unregisters the caller as the EXEC handler of `moid`.
+    async fn unregister_exec_handler(
+        &self,
+        moid: &str,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), Error> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::AccessDenied("no sender".into()))?
+            .to_string();
+        if !self
+            .shared
+            .peers
+            .remove_handler(crate::mo::canonical_moid(moid), &sender)
+        {
+            return Err(Error::NotFound(format!("the caller handles no {moid}")));
+        }
+        Ok(())
+    }
+
+    /// A handler reports the result of an EXEC it accepted with 202: it becomes the
+    /// asynchronous Generic Alert (its own `alert_json`, or a `ResultCode` one), queued
+    /// durably for the EXEC's ServerURI, and a session is asked for to deliver it.
+    async fn exec_result(
+        &self,
+        token: &str,
+        status: u32,
+        alert_json: &str,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), Error> {
+        let store = &self.shared.prepared.store;
+        let pending = store
+            .pending_exec(token)?
+            .ok_or_else(|| Error::NotFound(format!("no pending EXEC {token:?}")))?;
+        let sender = header.sender().map(ToString::to_string).unwrap_or_default();
+        if sender != pending.handler {
+            return Err(Error::AccessDenied(
+                "only the handler that accepted the EXEC may answer it".into(),
+            ));
+        }
+        let status = u16::try_from(status)
+            .ok()
+            .filter(|s| crate::engine::sc::is_valid(*s))
+            .ok_or_else(|| Error::InvalidArgument(format!("{status} is not a DM status code")))?;
+        let alert = if alert_json.is_empty() {
+            crate::engine::exec_result_alert(&pending.client_uri, status)
+        } else {
+            let mut a: Alert = serde_json::from_str(alert_json)
+                .map_err(|e| Error::InvalidArgument(format!("not a Generic Alert: {e}")))?;
+            a.source_uri
+                .get_or_insert_with(|| pending.client_uri.clone());
+            a
+        };
+        let payload = serde_json::to_vec(&alert).map_err(|e| Error::Failed(e.to_string()))?;
+        store.apply(&[
+            TreeOp::Enqueue(Outgoing {
+                id: 0,
+                server_id: pending.server_id.clone(),
+                kind: OutgoingKind::Alert,
+                target: pending.report_to.clone(),
+                payload,
+            }),
+            TreeOp::RemovePendingExec {
+                token: token.to_owned(),
+            },
+        ])?;
+        tracing::info!(server = %pending.server_id, node = %pending.client_uri, status, "asynchronous EXEC result queued");
+        self.shared.scheduler.request(
+            Some(&pending.server_id),
+            Request {
+                trigger: Trigger::ClientInitiated,
+                req_mos: false,
+            },
+        );
+        Ok(())
     }
 
     /// The daemon's version.

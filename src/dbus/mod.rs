@@ -5,6 +5,7 @@
 
 pub mod client;
 mod manager;
+pub mod peers;
 mod tree;
 
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct Shared {
     pub notify_policy: crate::notify::Policy,
     /// (state, active server), shown as properties.
     pub status: Arc<std::sync::Mutex<(String, String)>>,
+    /// Registered EXEC handlers.
+    pub peers: peers::Peers,
 }
 
 impl Shared {

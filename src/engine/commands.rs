@@ -3,15 +3,13 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value as Json;
-
 use super::acl::{Acl, Rights};
 use super::resolve::{self, Location, ResolveError};
 use super::{Engine, ExecRequest, Executed, Method, Ports, Sent, Session, Shown, sc};
 use crate::mo::ddf::DefNode;
 use crate::mo::{self, MoError, Visibility, canonical_moid, def_at};
 use crate::protocol::dmmo::{self, MoItem};
-use crate::protocol::packages::{Alert, Command, Part, Status};
+use crate::protocol::packages::{Command, Part, Status};
 use crate::protocol::uri::{self, ClientUri, InstanceSel, Segment};
 use crate::tree::{
     AccessType, Format, InstanceKey, Node, Outgoing, OutgoingKind, Scope, StoreError, Subscription,
@@ -746,17 +744,8 @@ impl<P: Ports> Ctx<'_, '_, P> {
                     return Ok(Reply::code(status));
                 };
                 // With a ServerURI the result MUST come asynchronously (TS §5.3.5).
-                let alert = alert.unwrap_or_else(|| {
-                    let mut data = serde_json::Map::new();
-                    data.insert("ResultCode".into(), Json::from(status));
-                    Alert {
-                        alert_type: EXEC_RESULT_ALERT.into(),
-                        source_uri: Some(request.client_uri.clone()),
-                        data_type: Some("application/json".into()),
-                        data: Some(data),
-                        ..Alert::default()
-                    }
-                });
+                let alert =
+                    alert.unwrap_or_else(|| super::exec_result_alert(&request.client_uri, status));
                 let payload = serde_json::to_vec(&alert).map_err(|_| Fail(sc::INTERNAL_ERROR))?;
                 self.commit(
                     vec![TreeOp::Enqueue(Outgoing {

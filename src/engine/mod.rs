@@ -350,6 +350,21 @@ impl<P: Ports> Engine<'_, P> {
     }
 }
 
+/// The Generic Alert reporting an EXEC's result when the handler gives none of its own
+/// (reference §4.4: the alert type is the MO's business; this one carries
+/// `{"ResultCode": status}`, its SourceURI the EXEC's ClientURI, TS §13.1).
+pub fn exec_result_alert(client_uri: &str, status: u16) -> Alert {
+    let mut data = serde_json::Map::new();
+    data.insert("ResultCode".into(), serde_json::Value::from(status));
+    Alert {
+        alert_type: commands::EXEC_RESULT_ALERT.into(),
+        source_uri: Some(client_uri.to_owned()),
+        data_type: Some("application/json".into()),
+        data: Some(data),
+        ..Alert::default()
+    }
+}
+
 /// Why a session starts: the session-type alert of its Package#1 (TS §5.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {

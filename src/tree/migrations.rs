@@ -11,6 +11,7 @@
 //!   `subscription` (SUB registrations), `default_source` (DEFAULT's MOID → ServerURI).
 //! - v4: `session` (one row per DM session: trigger, server, start, end, outcome, counts).
 //! - v5: `seen_notification` (NOTIFICATION-IDs already acted on, per server).
+//! - v6: `pending_exec` (EXECs a handler accepted and will answer later).
 
 use rusqlite::Transaction;
 
@@ -100,7 +101,16 @@ const STEPS: &[&str] = &[
         server_id       TEXT NOT NULL,
         notification_id INTEGER NOT NULL,
         seen_at         INTEGER NOT NULL,
-        PRIMARY KEY (server_id, notification_id)
+                PRIMARY KEY (server_id, notification_id)
+     ) STRICT;",
+    // v6
+    "CREATE TABLE pending_exec (
+        token      TEXT PRIMARY KEY,
+        server_id  TEXT NOT NULL,
+        client_uri TEXT NOT NULL,
+        report_to  TEXT,
+        handler    TEXT NOT NULL,
+        created_at INTEGER NOT NULL
      ) STRICT;",
 ];
 

@@ -352,6 +352,13 @@ pub enum TreeOp {
         /// The ServerURI (unsubstituted).
         server_uri: String,
     },
+    /// Records an EXEC a handler accepted and will answer later.
+    AddPendingExec(PendingExec),
+    /// Forgets a pending EXEC (answered, or its handler failed).
+    RemovePendingExec {
+        /// Its token.
+        token: String,
+    },
     /// Clears a session owed to a server (it took place).
     ClearOwed {
         /// The server's SrvID.
@@ -442,6 +449,21 @@ pub struct Subscription {
     pub server_uri: String,
 }
 
+/// An EXEC whose result a handler will report later (TS §5.4.1, asynchronous reporting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingExec {
+    /// The token the handler answers with.
+    pub token: String,
+    /// The server that sent the EXEC.
+    pub server_id: String,
+    /// The executed node's ClientURI (the result alert's SourceURI).
+    pub client_uri: String,
+    /// The EXEC's ServerURI, where the result goes, if given.
+    pub report_to: Option<String>,
+    /// The handler's unique bus name: only it may answer.
+    pub handler: String,
+}
+
 /// One DM session as recorded in the history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SessionRecord {
@@ -507,6 +529,8 @@ pub trait TreeStore: fmt::Debug {
     fn remove_outgoing(&self, ids: &[i64]) -> Result<(), StoreError>;
     /// Every subscription.
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
+    /// A pending EXEC by token.
+    fn pending_exec(&self, token: &str) -> Result<Option<PendingExec>, StoreError>;
     /// Records the start of a session; returns its id.
     fn session_started(&self, server_id: &str, trigger: &str) -> Result<i64, StoreError>;
     /// Records how a session finished.

@@ -15,8 +15,8 @@ use rusqlite::{
 use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
     AccessType, Format, InstanceInfo, InstanceKey, Node, NodeProps, Outgoing, OutgoingKind,
-    OwedReason, OwedSession, Scope, SessionRecord, StoreError, Subscription, TreeOp, TreeStore,
-    Value, is_node_name, parent_path,
+    OwedReason, OwedSession, PendingExec, Scope, SessionRecord, StoreError, Subscription, TreeOp,
+    TreeStore, Value, is_node_name, parent_path,
 };
 
 /// How to open the database.
@@ -557,6 +557,21 @@ impl Writer<'_> {
                     .execute(params![moid, server_id, server_uri])?;
                 Ok(())
             }
+            TreeOp::AddPendingExec(p) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO pending_exec (token, server_id, client_uri, report_to, handler, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![p.token, p.server_id, p.client_uri, p.report_to, p.handler, now()])?;
+                Ok(())
+            }
+            TreeOp::RemovePendingExec { token } => {
+                self.tx
+                    .prepare_cached("DELETE FROM pending_exec WHERE token = ?1")?
+                    .execute([token])?;
+                Ok(())
+            }
             TreeOp::ClearOwed { server_id, reason } => {
                 self.tx
                     .prepare_cached(
@@ -737,6 +752,24 @@ impl TreeStore for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn pending_exec(&self, token: &str) -> Result<Option<PendingExec>, StoreError> {
+        Ok(self
+            .lock()
+            .prepare_cached(
+                "SELECT server_id, client_uri, report_to, handler FROM pending_exec WHERE token = ?1",
+            )?
+            .query_row([token], |r| {
+                Ok(PendingExec {
+                    token: token.to_owned(),
+                    server_id: r.get(0)?,
+                    client_uri: r.get(1)?,
+                    report_to: r.get(2)?,
+                    handler: r.get(3)?,
+                })
+            })
+            .optional()?)
     }
 
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {

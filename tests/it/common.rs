@@ -24,7 +24,7 @@ pub struct PrivateBus {
 
 impl PrivateBus {
     pub fn start() -> PrivateBus {
-        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbus-test.conf");
+        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/private-bus.conf");
         let mut child = Command::new("dbus-daemon")
             .arg("--nofork")
             .arg("--print-address=1")

@@ -8,5 +8,6 @@ mod common;
 mod crash;
 mod daemon;
 mod dbus;
+mod exec;
 mod notify;
 mod session;
