@@ -555,6 +555,7 @@ fn engine_for<'a>(
                 store: &p.store,
                 local,
                 exec_timeout: Duration::from_secs(30),
+                show_timeout: Duration::from_secs(10),
             },
             limits,
         ),

@@ -13,6 +13,10 @@ use crate::tree::{PendingExec, TreeOp, TreeStore};
 
 /// The D-Bus interface EXEC handlers implement.
 pub const EXEC_HANDLER_INTERFACE: &str = "org.omadm.Client1.ExecHandler";
+/// The D-Bus interface SHOW agents implement.
+pub const AGENT_INTERFACE: &str = "org.omadm.Client1.Agent";
+/// The error an agent returns when the user declines.
+pub const DECLINED: &str = "org.omadm.Client1.Agent.Error.Declined";
 
 /// Ports for one session.
 #[derive(Debug)]
@@ -25,6 +29,8 @@ pub struct DaemonPorts<'a> {
     pub local: Option<(&'a zbus::Connection, &'a Peers)>,
     /// How long a handler may take to answer.
     pub exec_timeout: Duration,
+    /// How long an agent may take to launch the browser.
+    pub show_timeout: Duration,
 }
 
 fn token() -> String {
@@ -49,8 +55,63 @@ impl Ports for DaemonPorts<'_> {
     }
 
     async fn show(&self, url: &str, server_id: &str) -> Shown {
-        tracing::info!(server = %server_id, url = %url, "SHOW: no agent is registered");
-        Shown::NoAgent
+        let agents = self.local.map(|(_, p)| p.agents()).unwrap_or_default();
+        let Some((conn, peers)) = self.local.filter(|_| !agents.is_empty()) else {
+            tracing::info!(server = %server_id, "SHOW: no agent is registered");
+            return Shown::NoAgent;
+        };
+        // The user sees the server's display name, never just an id.
+        let name = crate::session::account(self.store, server_id)
+            .ok()
+            .flatten()
+            .map_or_else(|| server_id.to_owned(), |a| a.name);
+        let mut failures = Vec::new();
+        let mut all_gone = true;
+        let args = (url, name.as_str());
+        for agent in agents {
+            let call = conn.call_method(
+                Some(agent.peer.bus_name.as_str()),
+                agent.peer.path.as_str(),
+                Some(AGENT_INTERFACE),
+                "Show",
+                &args,
+            );
+            match tokio::time::timeout(self.show_timeout, call).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(server = %server_id, agent = %agent.peer.bus_name, uid = agent.uid, "SHOW handed to an agent");
+                    return Shown::Launched;
+                }
+                Ok(Err(e)) if e.to_string().contains(DECLINED) => {
+                    tracing::info!(server = %server_id, agent = %agent.peer.bus_name, "SHOW declined by the user");
+                    return Shown::Declined;
+                }
+                Ok(Err(e)) => {
+                    let text = e.to_string();
+                    if text.contains("ServiceUnknown")
+                        || text.contains("NameHasNoOwner")
+                        || text.contains("UnknownObject")
+                    {
+                        peers.forget(&agent.peer.bus_name);
+                    } else {
+                        all_gone = false;
+                    }
+                    tracing::warn!(agent = %agent.peer.bus_name, error = %text, "SHOW agent failed; trying the next");
+                    failures.push(text);
+                }
+                Err(_) => {
+                    all_gone = false;
+                    tracing::warn!(agent = %agent.peer.bus_name, "SHOW agent did not answer in time; trying the next");
+                    failures.push(format!("{} timed out", agent.peer.bus_name));
+                }
+            }
+        }
+        // Agents that had all left the bus are no agents: the server learns there is no
+        // browser to show its page (501), not that one failed.
+        if all_gone {
+            Shown::NoAgent
+        } else {
+            Shown::Failed(failures.join("; "))
+        }
     }
 
     async fn exec(&self, request: &ExecRequest) -> Executed {

@@ -41,6 +41,15 @@ enum Cmd {
     /// Generic Alerts.
     #[command(subcommand)]
     Alert(AlertCmd),
+    /// Act as a SHOW agent in this terminal: print the pages servers ask the user to see.
+    Agent {
+        /// Also open them with xdg-open.
+        #[arg(long)]
+        open: bool,
+        /// Decline every request (the server is told the user refused).
+        #[arg(long)]
+        decline: bool,
+    },
     /// Hand the daemon a DM Notification (Package#0 or WAP Push) from a file, as another
     /// transport would.
     Notify {
@@ -93,6 +102,37 @@ enum AlertCmd {
         #[arg(long)]
         data: Option<String>,
     },
+}
+
+/// The terminal SHOW agent.
+struct TerminalAgent {
+    open: bool,
+    decline: bool,
+}
+
+#[zbus::interface(name = "org.omadm.Client1.Agent")]
+impl TerminalAgent {
+    /// A server asks the user to see a page.
+    fn show(
+        &self,
+        url: String,
+        server_name: String,
+    ) -> Result<(), omadmd::dbus::client::AgentError> {
+        use std::io::Write as _;
+        println!("{server_name} asks you to open: {url}");
+        let _ = std::io::stdout().flush();
+        if self.decline {
+            return Err(omadmd::dbus::client::AgentError::Declined(
+                "declined in the terminal".into(),
+            ));
+        }
+        if self.open
+            && let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn()
+        {
+            eprintln!("omadmctl: cannot run xdg-open: {e}");
+        }
+        Ok(())
+    }
 }
 
 /// Exit codes: 1 failure, 3 the daemon is not running, 4 access denied.
@@ -314,6 +354,19 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             }
             manager.queue_alert(&server, &alert.to_string()).await?;
             println!("alert queued for {server}; it goes out in the next session");
+        }
+        Cmd::Agent { open, decline } => {
+            let path = zbus::ObjectPath::try_from("/org/omadm/Client1/Agent")?;
+            conn.object_server()
+                .at(&path, TerminalAgent { open, decline })
+                .await?;
+            let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn).await?;
+            agents.register_agent(&path).await?;
+            println!("agent registered; waiting for SHOW requests (Ctrl-C to stop)");
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = agents.unregister_agent().await;
         }
         Cmd::Notify { file } => {
             let bytes = match std::fs::read(&file) {

@@ -62,3 +62,27 @@ pub trait Tree {
     /// MO data at a ClientURI.
     fn get(&self, client_uri: &str) -> zbus::Result<String>;
 }
+
+/// `org.omadm.Client1.AgentManager`.
+#[proxy(
+    interface = "org.omadm.Client1.AgentManager",
+    default_service = "org.omadm.Client1",
+    default_path = "/org/omadm/Client1"
+)]
+pub trait AgentManager {
+    /// Registers the caller's agent object.
+    fn register_agent(&self, path: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
+    /// Unregisters it.
+    fn unregister_agent(&self) -> zbus::Result<()>;
+}
+
+/// Errors an agent answers `Show` with.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.omadm.Client1.Agent.Error")]
+pub enum AgentError {
+    /// A D-Bus failure.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The user declined to open the page (the server gets 507).
+    Declined(String),
+}

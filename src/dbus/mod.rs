@@ -3,6 +3,7 @@
 //! errors. Names are fixed by the product spec; `dbus/org.omadm.Client1.xml` is the
 //! published contract and a test compares the live introspection with it.
 
+mod agents;
 pub mod client;
 mod manager;
 pub mod peers;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use zbus::message::Header;
 
+pub use agents::AgentManager;
 pub use manager::Manager;
 pub use tree::Tree;
 
@@ -110,7 +112,8 @@ pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::
     };
     builder
         .serve_at(PATH, Manager::new(shared.clone()))
-        .serve_at(PATH, Tree::new(shared))
+        .serve_at(PATH, Tree::new(shared.clone()))
+        .serve_at(PATH, AgentManager::new(shared))
         .name(BUS_NAME)
         .allow_name_replacements(false)
         .replace_existing_names(false)

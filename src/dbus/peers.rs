@@ -1,5 +1,5 @@
-//! Local peers the daemon calls: EXEC handlers by MOID. A peer is known by its unique bus
-//! name; one whose name vanished is forgotten when a call to it fails.
+//! Local peers the daemon calls: EXEC handlers by MOID, and SHOW agents. A peer is known by
+//! its unique bus name; one whose name vanished is forgotten when a call to it fails.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,25 +13,62 @@ pub struct Peer {
     pub path: String,
 }
 
-/// The registered EXEC handlers, shared by the D-Bus interface and the daemon's ports.
+/// A SHOW agent: a peer, and the unix user it runs as (from the bus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// Where it is.
+    pub peer: Peer,
+    /// Its unix user.
+    pub uid: u32,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    handlers: BTreeMap<String, Peer>,
+    /// Agents, most recently registered last.
+    agents: Vec<Agent>,
+}
+
+/// The registered EXEC handlers and SHOW agents, shared by the D-Bus interfaces and the
+/// daemon's ports.
 #[derive(Debug, Clone, Default)]
-pub struct Peers(Arc<Mutex<BTreeMap<String, Peer>>>);
+pub struct Peers(Arc<Mutex<Inner>>);
 
 impl Peers {
-    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Peer>> {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers an agent (one per bus name; registering again moves it to the front).
+    pub fn add_agent(&self, agent: Agent) {
+        let mut i = self.inner();
+        i.agents.retain(|a| a.peer.bus_name != agent.peer.bus_name);
+        i.agents.push(agent);
+    }
+
+    /// Unregisters the agent of a bus name; true when there was one.
+    pub fn remove_agent(&self, bus_name: &str) -> bool {
+        let mut i = self.inner();
+        let before = i.agents.len();
+        i.agents.retain(|a| a.peer.bus_name != bus_name);
+        i.agents.len() != before
+    }
+
+    /// The agents in the order to try them: the most recently registered first.
+    pub fn agents(&self) -> Vec<Agent> {
+        self.inner().agents.iter().rev().cloned().collect()
     }
 
     /// Registers (or replaces) the handler of a MOID.
     pub fn set_handler(&self, moid: &str, peer: Peer) {
-        self.map().insert(moid.to_owned(), peer);
+        self.inner().handlers.insert(moid.to_owned(), peer);
     }
 
     /// Removes a MOID's handler if `bus_name` owns it; true when it did.
     pub fn remove_handler(&self, moid: &str, bus_name: &str) -> bool {
-        let mut m = self.map();
-        if m.get(moid).is_some_and(|p| p.bus_name == bus_name) {
-            m.remove(moid);
+        let mut i = self.inner();
+        if i.handlers.get(moid).is_some_and(|p| p.bus_name == bus_name) {
+            i.handlers.remove(moid);
             return true;
         }
         false
@@ -39,11 +76,13 @@ impl Peers {
 
     /// The handler of a MOID.
     pub fn handler(&self, moid: &str) -> Option<Peer> {
-        self.map().get(moid).cloned()
+        self.inner().handlers.get(moid).cloned()
     }
 
     /// Forgets everything a vanished bus name had registered.
     pub fn forget(&self, bus_name: &str) {
-        self.map().retain(|_, p| p.bus_name != bus_name);
+        let mut i = self.inner();
+        i.handlers.retain(|_, p| p.bus_name != bus_name);
+        i.agents.retain(|a| a.peer.bus_name != bus_name);
     }
 }

@@ -282,3 +282,68 @@ async fn live_introspection_matches_the_published_contract() {
     );
     d.terminate();
 }
+
+/// Runs `omadmctl agent` on the bus; returns the child and its stdout lines.
+fn agent(bus: &str, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(OMADMCTL)
+        .arg("agent")
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert!(first.contains("agent registered"), "{first}");
+    (child, rx)
+}
+
+#[test]
+fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
+    let show = |uiid: u32| json!({"packages": [{"CMD": [["SHOW", format!("https://ui.example/consent?uiid={uiid}&dev=[DevID]")]]}, {"CMD": [["END"]]}]});
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(
+        &json!({"sessions": [end, show(1), show(2), show(3)]}),
+        false,
+    );
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    let status_of_last_session = || {
+        let p3s = server.of_kind("package3");
+        p3s.last().unwrap()["body"]["Status"][0]["sc"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // An agent takes it: 200, and it saw the server's name and the substituted URL.
+    let (mut a, lines) = agent(&bus.address, &[]);
+    assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+    assert_eq!(status_of_last_session(), 200);
+    let shown = lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(shown.starts_with("omadm-testserver (demo) asks you to open: https://ui.example/consent?uiid=1&dev=UUID%3A"), "{shown}");
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    // A user who declines: 507.
+    let (mut a, _lines) = agent(&bus.address, &["--decline"]);
+    assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+    assert_eq!(status_of_last_session(), 507);
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    // No agent left (the last one vanished): 501, never a silent yes.
+    assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+    assert_eq!(status_of_last_session(), 501);
+    d.terminate();
+}
