@@ -56,7 +56,11 @@ wait_for "$root/daemon.log" "session ended\|session aborted" "the session"
 sed 's/^[0-9TZ:.-]* *//' "$root/daemon.log"
 
 echo
-echo "== 3. The server wakes the device with a DM Notification (Package#0 over UDP)"
+echo "== 3. A user's SHOW agent registers (omadmctl agent), then the server wakes the device"
+echo "      with a DM Notification (Package#0 over UDP) for a session that asks the user"
+target/debug/omadmctl agent > "$root/agent.log" 2>&1 &
+pids+=($!)
+wait_for "$root/agent.log" "agent registered" "omadmctl agent"
 notify_addr=$(sed -n 's/.*listening for notifications address=\([^ ]*\).*/\1/p' "$root/daemon.log" | head -n 1)
 target/debug/omadm-testserver --notify "$notify_addr" --server-id demo-server --notification-id 1 \
     --secret ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0 --auth-data ZGVtby1hdXRoLWRhdGE= --wap | sed 's/^/   /'
@@ -65,6 +69,8 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 grep 'notification accepted\|session{id=2' "$root/daemon.log" | sed 's/^[0-9TZ:.-]* *//'
+echo "   the agent printed:"
+sed 's/^/     /' "$root/agent.log"
 
 echo
 echo "== 4. What the server saw and sent"
