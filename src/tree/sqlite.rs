@@ -122,7 +122,7 @@ impl SqliteStore {
             conn.pragma_update(None, "synchronous", "FULL")
                 .map_err(open_err)?;
         }
-                conn.pragma_update(None, "foreign_keys", true)
+        conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
         // A 512 KiB page cache (SQLite's default is 2 MiB): the indexes keep reads short,
         // and an idle daemon should stay small (PRODUCT.md §5).

@@ -51,6 +51,9 @@ impl Drop for PrivateBus {
     }
 }
 
+/// Path of the desktop agent.
+pub const OMADM_AGENT: &str = env!("CARGO_BIN_EXE_omadm-agent");
+
 /// Path of the CLI binary.
 pub const OMADMCTL: &str = env!("CARGO_BIN_EXE_omadmctl");
 

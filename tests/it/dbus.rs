@@ -347,3 +347,77 @@ fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
     assert_eq!(status_of_last_session(), 501);
     d.terminate();
 }
+
+#[test]
+fn the_desktop_agent_opens_pages_and_registers_again_after_a_restart() {
+    use std::io::BufRead as _;
+    let show = |uiid: u32| json!({"packages": [{"CMD": [["SHOW", format!("https://ui.example/consent?uiid={uiid}")]]}, {"CMD": [["END"]]}]});
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, show(1), show(2)]}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    // No portal on this bus: the agent falls back to xdg-open, here a stand-in that notes
+    // the URL it was given.
+    let opened = root.path("opened.txt");
+    let bin = root.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("xdg-open");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    let mut agent = Command::new(crate::common::OMADM_AGENT)
+        .arg("--no-notify")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let out = agent.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let wait_line = |want: &str| loop {
+        let l = lines
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("no {want:?} from omadm-agent"));
+        if l.contains(want) {
+            return l;
+        }
+    };
+    wait_line("registered with omadmd");
+    assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+    wait_line("opened a page for omadm-testserver (demo) with xdg-open");
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap().trim(),
+        "https://ui.example/consent?uiid=1"
+    );
+
+    // The daemon restarts: the agent registers again by itself.
+    d.terminate();
+    let mut d = root.start_on_bus(&bus.address);
+    wait_line("registered again");
+    assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+    let p3s = server.of_kind("package3");
+    assert_eq!(p3s.last().unwrap()["body"]["Status"][0]["sc"], 200);
+    assert!(std::fs::read_to_string(&opened).unwrap().contains("uiid=2"));
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    d.terminate();
+}
