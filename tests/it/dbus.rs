@@ -411,7 +411,7 @@ fn the_desktop_agent_opens_pages_and_registers_again_after_a_restart() {
 
     // The daemon restarts: the agent registers again by itself.
     d.terminate();
-    let mut d = root.start_on_bus(&bus.address);
+    let d = root.start_on_bus(&bus.address);
     wait_line("registered again");
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
     let p3s = server.of_kind("package3");
