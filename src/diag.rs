@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::config::Settings;
 use crate::host::Host;
 use crate::mo::{self, Visibility};
-use crate::protocol::dmmo::{self, MoItem};
+use crate::protocol::dmmo;
 use crate::tree::{AccessType, InstanceKey, Node, OpenMode, SqliteStore, TreeStore};
 
 /// The whole tree, as a listing or as `application/dmmo+json`.
@@ -22,15 +22,7 @@ pub fn dump_tree(settings: &Settings, json: bool) -> anyhow::Result<String> {
         mo::standard::overlay_live(&key, &mut nodes, &host);
         let uri = format!("{}/{}/", inst.moid, inst.miid);
         if json {
-            if let Some(data) = mo::nodes_to_data(&nodes, Visibility::Local) {
-                items.push(MoItem {
-                    ddf: inst.ddf_url.clone(),
-                    client_uri: uri,
-                    cv: Some(inst.cv.clone()),
-                    name: inst.miid.clone(),
-                    data,
-                });
-            }
+            items.extend(mo::item(&store, &key, "", &nodes, Visibility::Local)?);
         } else {
             let _ = writeln!(text, "{uri}  (creator {}, cv {})", inst.creator, inst.cv);
             render(&mut text, &mut nodes);

@@ -6,7 +6,7 @@ use zbus::interface;
 use super::{Error, Shared};
 use crate::engine::resolve::{self, ResolveError};
 use crate::mo::{self, Visibility};
-use crate::protocol::dmmo::{self, MoItem};
+use crate::protocol::dmmo;
 use crate::protocol::uri::ClientUri;
 use crate::tree::{AccessType, TreeStore};
 
@@ -51,26 +51,13 @@ impl Tree {
         for loc in locs {
             let mut nodes = p.store.subtree(&loc.key, &loc.path, u.level)?;
             mo::standard::overlay_live(&loc.key, &mut nodes, &p.host);
-            let Some(data) = mo::nodes_to_data(&nodes, Visibility::Local) else {
-                continue;
-            };
-            let inst = p.store.instance(&loc.key.moid, &loc.key.miid)?;
-            let root = loc.path.is_empty();
-            items.push(MoItem {
-                ddf: if root {
-                    inst.as_ref().and_then(|i| i.ddf_url.clone())
-                } else {
-                    None
-                },
-                client_uri: loc.uri(),
-                cv: if root { inst.map(|i| i.cv) } else { None },
-                name: if root {
-                    loc.key.miid.clone()
-                } else {
-                    loc.path.rsplit('/').next().unwrap_or_default().to_owned()
-                },
-                data,
-            });
+            items.extend(mo::item(
+                &p.store,
+                &loc.key,
+                &loc.path,
+                &nodes,
+                Visibility::Local,
+            )?);
         }
         if items.is_empty() {
             return Err(Error::AccessDenied(format!("{client_uri} is not readable")));

@@ -238,26 +238,13 @@ impl<P: Ports> Ctx<'_, '_, P> {
     fn items(&self, locs: &[(Location, Vec<Node>)]) -> Result<Vec<MoItem>, Fail> {
         let mut items = Vec::new();
         for (loc, nodes) in locs {
-            let Some(data) = mo::nodes_to_data(nodes, Visibility::Server) else {
-                continue;
-            };
-            let inst = self.store().instance(&loc.key.moid, &loc.key.miid)?;
-            let root = loc.path.is_empty();
-            items.push(MoItem {
-                ddf: if root {
-                    inst.as_ref().and_then(|i| i.ddf_url.clone())
-                } else {
-                    None
-                },
-                client_uri: loc.uri(),
-                cv: if root { inst.map(|i| i.cv) } else { None },
-                name: if root {
-                    loc.key.miid.clone()
-                } else {
-                    loc.path.rsplit('/').next().unwrap_or_default().to_owned()
-                },
-                data,
-            });
+            items.extend(mo::item(
+                self.store(),
+                &loc.key,
+                &loc.path,
+                nodes,
+                Visibility::Server,
+            )?);
         }
         Ok(items)
     }

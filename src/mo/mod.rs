@@ -526,5 +526,37 @@ pub fn nodes_to_data(nodes: &[Node], visibility: Visibility) -> Option<DataNode>
     to_data(top, &kids, visibility)
 }
 
+/// The MO data item for one stored subtree (TS §7.2.1.4): addressed by its concrete
+/// ClientURI, with `CV` and `DDF` when it is an instance root; `None` when `visibility`
+/// hides its top.
+pub fn item(
+    store: &dyn crate::tree::TreeStore,
+    key: &crate::tree::InstanceKey,
+    path: &str,
+    nodes: &[Node],
+    visibility: Visibility,
+) -> Result<Option<crate::protocol::dmmo::MoItem>, crate::tree::StoreError> {
+    let Some(data) = nodes_to_data(nodes, visibility) else {
+        return Ok(None);
+    };
+    let root = path.is_empty();
+    let inst = if root {
+        store.instance(&key.moid, &key.miid)?
+    } else {
+        None
+    };
+    Ok(Some(crate::protocol::dmmo::MoItem {
+        ddf: inst.as_ref().and_then(|i| i.ddf_url.clone()),
+        client_uri: crate::protocol::uri::concrete(&key.moid, &key.miid, path),
+        cv: inst.map(|i| i.cv),
+        name: if root {
+            key.miid.clone()
+        } else {
+            path.rsplit('/').next().unwrap_or_default().to_owned()
+        },
+        data,
+    }))
+}
+
 #[cfg(test)]
 mod tests;
