@@ -75,6 +75,10 @@ pub struct SessionsFragment {
     pub retry_base_secs: Option<u64>,
     /// The longest wait between retries.
     pub retry_max_secs: Option<u64>,
+    /// Seconds a SHOW agent may take to launch the browser.
+    pub show_timeout_secs: Option<u64>,
+    /// Seconds an EXEC handler may take to answer.
+    pub exec_timeout_secs: Option<u64>,
 }
 
 /// `[http]`: how the client connects.
@@ -170,6 +174,14 @@ impl Fragment {
                     .sessions
                     .retry_max_secs
                     .or(self.sessions.retry_max_secs),
+                show_timeout_secs: later
+                    .sessions
+                    .show_timeout_secs
+                    .or(self.sessions.show_timeout_secs),
+                exec_timeout_secs: later
+                    .sessions
+                    .exec_timeout_secs
+                    .or(self.sessions.exec_timeout_secs),
             },
             dbus: DbusFragment {
                 enabled: later.dbus.enabled.or(self.dbus.enabled),
@@ -265,6 +277,14 @@ impl Fragment {
             ("http.read-timeout-secs", self.http.read_timeout_secs),
             ("sessions.retry-base-secs", self.sessions.retry_base_secs),
             ("sessions.retry-max-secs", self.sessions.retry_max_secs),
+            (
+                "sessions.show-timeout-secs",
+                self.sessions.show_timeout_secs,
+            ),
+            (
+                "sessions.exec-timeout-secs",
+                self.sessions.exec_timeout_secs,
+            ),
         ];
         for (key, v) in secs {
             if let Some(v) = v

@@ -164,6 +164,10 @@ pub struct Sessions {
     pub retry_base_secs: u64,
     /// The longest wait between retries.
     pub retry_max_secs: u64,
+    /// Seconds a SHOW agent may take.
+    pub show_timeout_secs: u64,
+    /// Seconds an EXEC handler may take.
+    pub exec_timeout_secs: u64,
 }
 
 /// How the client connects.
@@ -365,6 +369,8 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             poll_interval_secs: merged.sessions.poll_interval_secs.unwrap_or(0),
             retry_base_secs: merged.sessions.retry_base_secs.unwrap_or(30),
             retry_max_secs: merged.sessions.retry_max_secs.unwrap_or(3600),
+            show_timeout_secs: merged.sessions.show_timeout_secs.unwrap_or(10),
+            exec_timeout_secs: merged.sessions.exec_timeout_secs.unwrap_or(30),
         },
         dbus: Dbus {
             enabled: merged.dbus.enabled.unwrap_or(true),

@@ -421,3 +421,73 @@ fn the_desktop_agent_opens_pages_and_registers_again_after_a_restart() {
     agent.wait().unwrap();
     d.terminate();
 }
+
+/// An agent that never answers.
+struct HangingAgent;
+
+#[zbus::interface(name = "org.omadm.Client1.Agent")]
+impl HangingAgent {
+    async fn show(&self, _url: String, _server_name: String) {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hanging_agent_cannot_stall_the_session() {
+    let show = json!({"packages": [{"CMD": [["SHOW", "https://ui.example/x"], ["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"]]}, {"CMD": [["END"]]}]});
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, show]}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write(
+        "etc/omadmd/config.d/60-timeout.toml",
+        "[sessions]\nshow-timeout-secs = 1\n",
+    );
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    // A working agent first, then a hanging one, which is asked first (the most recent).
+    let (mut good, lines) = tokio::task::spawn_blocking({
+        let a = bus.address.clone();
+        move || agent(&a, &[])
+    })
+    .await
+    .unwrap();
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .serve_at("/hang", HangingAgent)
+        .build()
+        .await
+        .unwrap();
+    let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn)
+        .await
+        .unwrap();
+    agents
+        .register_agent(&zbus::ObjectPath::try_from("/hang").unwrap())
+        .await
+        .unwrap();
+
+    let a = bus.address.clone();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || omadmctl(&a, &["session", "start", "--wait"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let p3 = server.of_kind("package3").last().unwrap().clone();
+    assert_eq!(
+        p3["body"]["Status"][0]["sc"], 200,
+        "the working agent took it after the hanging one timed out"
+    );
+    assert_eq!(
+        p3["body"]["Status"][1]["sc"], 200,
+        "and the session went on"
+    );
+    assert!(
+        lines
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap()
+            .contains("https://ui.example/x")
+    );
+    good.kill().unwrap();
+    good.wait().unwrap();
+    d.terminate();
+    drop(conn);
+}
