@@ -8,6 +8,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 # The D-Bus tests start their own private bus.
 command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
+# The unit tests use systemd-analyze and systemd-socket-activate (no running systemd needed).
+command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}" >&2

@@ -24,7 +24,12 @@ pub struct PrivateBus {
 
 impl PrivateBus {
     pub fn start() -> PrivateBus {
-        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/private-bus.conf");
+        PrivateBus::start_with(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/private-bus.conf"),
+        )
+    }
+
+    pub fn start_with(conf: &Path) -> PrivateBus {
         let mut child = Command::new("dbus-daemon")
             .arg("--nofork")
             .arg("--print-address=1")
@@ -242,6 +247,22 @@ impl Root {
     }
 
     fn spawn(&self, cmd: &mut Command) -> Daemon {
+        let cmd = std::mem::replace(cmd, Command::new("true"));
+        Daemon::spawn_cmd(cmd)
+    }
+}
+
+/// A daemon process; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every line seen so far.
+    pub log: Vec<String>,
+}
+
+impl Daemon {
+    /// Runs a prepared command as a daemon whose log the test can follow.
+    pub fn spawn_cmd(mut cmd: Command) -> Daemon {
         let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -262,17 +283,7 @@ impl Root {
             log: Vec::new(),
         }
     }
-}
 
-/// A daemon process; killed when dropped.
-pub struct Daemon {
-    child: Child,
-    lines: Receiver<String>,
-    /// Every line seen so far.
-    pub log: Vec<String>,
-}
-
-impl Daemon {
     /// Waits until a log line contains `needle`; panics with the log after `secs`.
     pub fn wait_for(&mut self, needle: &str, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);

@@ -9,5 +9,6 @@ mod crash;
 mod daemon;
 mod dbus;
 mod exec;
+mod install;
 mod notify;
 mod session;

@@ -1,0 +1,204 @@
+//! The installed files: the systemd units pass `systemd-analyze verify` and keep a low
+//! exposure score, the bus policy lets only its user own the name while anyone may call
+//! reads, and the daemon takes its notification socket from systemd.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::common::{OMADMD, PrivateBus, Root, TestServer, omadmctl};
+
+fn repo(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// The units, with ExecStart pointing at the built binary (verify checks it exists).
+fn units_in(dir: &Path) {
+    let service = std::fs::read_to_string(repo("systemd/omadmd.service"))
+        .unwrap()
+        .replace("/usr/sbin/omadmd", OMADMD);
+    std::fs::write(dir.join("omadmd.service"), service).unwrap();
+    std::fs::copy(repo("systemd/omadmd.socket"), dir.join("omadmd.socket")).unwrap();
+}
+
+#[test]
+fn units_verify_clean_and_stay_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    units_in(dir.path());
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "omadmd.service", "omadmd.socket"])
+        .current_dir(dir.path())
+        .output()
+        .expect("systemd-analyze (scripts/setup.sh installs systemd)");
+    // verify exits 0 even on unknown keys: any output is a finding.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "omadmd.service"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for omadmd.service: ")
+                .nth(1)
+        })
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {text}"));
+    assert!(
+        score < 2.0,
+        "exposure {score} (docs/security.md records 1.4)"
+    );
+}
+
+/// A system-style bus (default deny for method calls and names) with our policy included,
+/// where root stands in for the omadmd user (no such user on a build machine).
+fn policy_bus(dir: &Path) -> PrivateBus {
+    let policy = std::fs::read_to_string(repo("dbus/org.omadm.Client1.conf"))
+        .unwrap()
+        .replace("user=\"omadmd\"", "user=\"root\"");
+    let policy_path = dir.join("org.omadm.Client1.conf");
+    std::fs::write(&policy_path, policy).unwrap();
+    let conf = format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include>{}</include>
+</busconfig>"#,
+        policy_path.display()
+    );
+    let conf_path = dir.join("system.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    PrivateBus::start_with(&conf_path)
+}
+
+#[test]
+fn the_bus_policy_lets_only_its_user_own_the_name() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bus = policy_bus(dir.path());
+    // Another user cannot own the name.
+    let nobody_root = Root::new();
+    nix::unistd::chown(
+        nobody_root.dir.path(),
+        Some(65534.into()),
+        Some(65534.into()),
+    )
+    .unwrap();
+    nobody_root.write(
+        "etc/omadmd/config.d/90-bus.toml",
+        "[dbus]\nenabled = true\n",
+    );
+    let out = nobody_root
+        .command(&[])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .uid(65534)
+        .gid(65534)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot serve org.omadm.Client1") && err.contains("AccessDenied"),
+        "{err}"
+    );
+    // Its user can; anyone may read, and changes reach the daemon, which refuses them.
+    let root = Root::new();
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("ready", 30);
+    let as_nobody = |args: &[&str]| {
+        Command::new(crate::common::OMADMCTL)
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    let status = as_nobody(&["status"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let start = as_nobody(&["session", "start"]);
+    assert_eq!(start.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&start.stderr).contains("org.omadm.Client1.Error.AccessDenied")
+    );
+    assert_eq!(omadmctl(&bus.address, &["status"]).0, 0);
+    d.terminate();
+}
+
+#[test]
+fn the_daemon_takes_its_notification_socket_from_systemd() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end.clone(), end]}), false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    // A port for systemd-socket-activate to listen on.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args(["--datagram", "-l", &listen, OMADMD, "--config-root"])
+        .arg(root.dir.path());
+    cmd.env_remove("RUST_LOG");
+    let mut d = crate::common::Daemon::spawn_cmd(cmd);
+    // The first datagram starts the daemon, which reads it from the socket it was given.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = Command::new(crate::common::TESTSERVER)
+        .args([
+            "--notify",
+            &listen,
+            "--server-id",
+            "demo-server",
+            "--notification-id",
+            "5",
+            "--secret",
+            "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0",
+            "--auth-data",
+            "ZGVtby1hdXRoLWRhdGE=",
+            "--wap",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = d.wait_for("listening for notifications", 30);
+    assert!(line.contains("socket=\"systemd\""), "{line}");
+    d.wait_for("notification accepted", 30);
+    d.wait_for("trigger=notification:5", 30);
+    d.terminate();
+}
