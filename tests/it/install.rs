@@ -202,3 +202,70 @@ fn the_daemon_takes_its_notification_socket_from_systemd() {
     d.wait_for("trigger=notification:5", 30);
     d.terminate();
 }
+
+#[test]
+fn install_sh_lays_out_what_the_units_and_policy_expect() {
+    let dest = tempfile::tempdir().unwrap();
+    let bin = Path::new(OMADMD).parent().unwrap();
+    let out = Command::new(repo("packaging/install.sh"))
+        .arg(bin)
+        .env("DESTDIR", dest.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "usr/sbin/omadmd",
+        "usr/bin/omadmctl",
+        "usr/bin/omadm-agent",
+        "usr/lib/systemd/system/omadmd.service",
+        "usr/lib/systemd/system/omadmd.socket",
+        "usr/lib/sysusers.d/omadmd.conf",
+        "usr/lib/systemd/user/omadm-agent.service",
+        "etc/xdg/autostart/omadm-agent.desktop",
+        "usr/share/dbus-1/system.d/org.omadm.Client1.conf",
+        "usr/share/dbus-1/system-services/org.omadm.Client1.service",
+        "usr/share/dbus-1/interfaces/org.omadm.Client1.xml",
+        "usr/share/polkit-1/actions/org.omadm.Client1.policy",
+        "usr/lib/omadmd/config.d/10-defaults.toml",
+        "usr/share/omadmd/ddf/oma-dm-dmacc-1.2.ddf.xml",
+        "usr/share/doc/omadmd/examples/bootstrap.d/10-example-server.json",
+    ] {
+        assert!(dest.path().join(f).is_file(), "{f} missing");
+    }
+    // The installed unit runs the installed binary as the bus name's owner (the units
+    // themselves are verified above), and the installed configuration loads.
+    let root = dest.path();
+    let service =
+        std::fs::read_to_string(root.join("usr/lib/systemd/system/omadmd.service")).unwrap();
+    assert!(
+        service.contains("ExecStart=/usr/sbin/omadmd")
+            && service.contains("BusName=org.omadm.Client1")
+    );
+    let out = Command::new(root.join("usr/sbin/omadmd"))
+        .arg("--config-root")
+        .arg(root)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("10-defaults.toml") && text.contains("listen = \"0.0.0.0:2948\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "\"{}\"",
+            root.join("usr/share/omadmd/ddf").display()
+        )),
+        "{text}"
+    );
+}

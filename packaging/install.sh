@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs omadmd's files under $DESTDIR (default: /), the layout the Debian package and
+# the RPM spec use. Build first: cargo build --release --locked.
+#   DESTDIR=/tmp/root packaging/install.sh [TARGET_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=${DESTDIR:-/}
+bin=${1:-target/release}
+
+put() { # mode source destination
+    install -D -m "$1" "$2" "$dest/$3"
+}
+
+put 0755 "$bin/omadmd"           usr/sbin/omadmd
+put 0755 "$bin/omadmctl"         usr/bin/omadmctl
+put 0755 "$bin/omadm-agent"      usr/bin/omadm-agent
+put 0755 "$bin/omadm-testserver" usr/bin/omadm-testserver
+
+put 0644 systemd/omadmd.service            usr/lib/systemd/system/omadmd.service
+put 0644 systemd/omadmd.socket             usr/lib/systemd/system/omadmd.socket
+put 0644 systemd/sysusers.d/omadmd.conf    usr/lib/sysusers.d/omadmd.conf
+put 0644 systemd/user/omadm-agent.service  usr/lib/systemd/user/omadm-agent.service
+put 0644 packaging/omadm-agent.desktop     etc/xdg/autostart/omadm-agent.desktop
+
+put 0644 dbus/org.omadm.Client1.conf       usr/share/dbus-1/system.d/org.omadm.Client1.conf
+put 0644 dbus/org.omadm.Client1.service    usr/share/dbus-1/system-services/org.omadm.Client1.service
+put 0644 dbus/org.omadm.Client1.xml        usr/share/dbus-1/interfaces/org.omadm.Client1.xml
+put 0644 dbus/org.omadm.Client1.policy     usr/share/polkit-1/actions/org.omadm.Client1.policy
+
+put 0644 packaging/config.d/10-defaults.toml usr/lib/omadmd/config.d/10-defaults.toml
+for ddf in data/ddf/*.xml; do
+    put 0644 "$ddf" "usr/share/omadmd/ddf/$(basename "$ddf")"
+done
+for doc in README.md docs/*.md; do
+    put 0644 "$doc" "usr/share/doc/omadmd/$(basename "$doc")"
+done
+put 0644 examples/demo/bootstrap.d/10-demo-server.json usr/share/doc/omadmd/examples/bootstrap.d/10-example-server.json
+install -d -m 0755 "$dest/etc/omadmd/bootstrap.d" "$dest/etc/omadmd/config.d"
