@@ -20,7 +20,12 @@ echo "== lintian (errors fail)"
 lintian --fail-on error --suppress-tags no-manual-page "$deb" || { echo "lintian found errors" >&2; exit 1; }
 
 echo "== install"
-dpkg -i "$deb" >/dev/null
+# Missing dependencies (dbus, systemd) are pulled in the way apt would.
+if ! dpkg -i "$deb" >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -f >/dev/null
+fi
+dpkg -s omadmd | grep -q '^Status: install ok installed' || { echo "omadmd did not install" >&2; exit 1; }
 for f in /usr/sbin/omadmd /usr/bin/omadmctl /usr/bin/omadm-agent \
          /lib/systemd/system/omadmd.service /lib/systemd/system/omadmd.socket \
          /usr/lib/sysusers.d/omadmd.conf /usr/share/dbus-1/system.d/org.omadm.Client1.conf \
