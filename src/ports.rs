@@ -33,6 +33,13 @@ pub struct DaemonPorts<'a> {
     pub show_timeout: Duration,
 }
 
+/// True when a call failed because the peer has left the bus (its registration is stale).
+fn peer_gone(error: &str) -> bool {
+    ["ServiceUnknown", "NameHasNoOwner", "UnknownObject"]
+        .iter()
+        .any(|n| error.contains(n))
+}
+
 fn token() -> String {
     let a = crate::scheduler::jitter_seed();
     let b = crate::scheduler::jitter_seed();
@@ -87,10 +94,7 @@ impl Ports for DaemonPorts<'_> {
                 }
                 Ok(Err(e)) => {
                     let text = e.to_string();
-                    if text.contains("ServiceUnknown")
-                        || text.contains("NameHasNoOwner")
-                        || text.contains("UnknownObject")
-                    {
+                    if peer_gone(&text) {
                         peers.forget(&agent.peer.bus_name);
                     } else {
                         all_gone = false;
@@ -163,10 +167,7 @@ impl Ports for DaemonPorts<'_> {
             Ok(Err(e)) => {
                 forget();
                 let text = e.to_string();
-                if text.contains("ServiceUnknown")
-                    || text.contains("NameHasNoOwner")
-                    || text.contains("UnknownObject")
-                {
+                if peer_gone(&text) {
                     tracing::warn!(handler = %handler.bus_name, "EXEC handler is gone; forgotten");
                     peers.forget(&handler.bus_name);
                 }

@@ -121,24 +121,6 @@ fn omadmctl_drives_the_daemon() {
     }
     // A notification handed over D-Bus, as an SMS bridge would.
     let file = root.path("noti.bin");
-    let out = Command::new(crate::common::TESTSERVER)
-        .args([
-            "--notify",
-            "127.0.0.1:9",
-            "--server-id",
-            "demo-server",
-            "--notification-id",
-            "77",
-        ])
-        .args([
-            "--secret",
-            "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0",
-            "--auth-data",
-            "ZGVtby1hdXRoLWRhdGE=",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
     let bytes = omadmd::protocol::package0::encode_signed(
         &omadmd::protocol::package0::Notification {
             server_id: Some("demo-server".into()),
