@@ -10,6 +10,8 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 # The unit tests use systemd-analyze and systemd-socket-activate (no running systemd needed).
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
+# The authorization tests run the real polkitd on the private bus.
+[ -x /usr/lib/polkit-1/polkitd ] || need_apt+=(polkitd)
 
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}" >&2

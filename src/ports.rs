@@ -67,6 +67,7 @@ impl Ports for DaemonPorts<'_> {
             tracing::info!(server = %server_id, "SHOW: no agent is registered");
             return Shown::NoAgent;
         };
+        let agents = crate::dbus::logind::order(conn, agents).await;
         // The user sees the server's display name, never just an id.
         let name = crate::session::account(self.store, server_id)
             .ok()

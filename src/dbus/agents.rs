@@ -6,7 +6,7 @@ use zbus::message::Header;
 use zbus::{Connection, interface};
 
 use super::peers::{Agent, Peer};
-use super::{Error, Shared, caller_uid};
+use super::{Action, Error, Shared, authorize};
 
 /// The AgentManager interface.
 #[derive(Debug)]
@@ -24,26 +24,32 @@ impl AgentManager {
 #[interface(name = "org.omadm.Client1.AgentManager")]
 impl AgentManager {
     /// Registers the caller's object at `path` as a SHOW agent. Any local user may register
-    /// for themselves (with polkit installed, only from an active local session); the
-    /// most recent agent is asked first.
+    /// for themselves: with polkit, from an active local session (the `register-agent`
+    /// action). A SHOW asks the agent of the session in front first (logind), then the
+    /// most recent one.
     async fn register_agent(
         &self,
         path: zbus::ObjectPath<'_>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
-        let uid = caller_uid(conn, &header).await?;
+        let uid = authorize(conn, &header, Action::RegisterAgent).await?;
         let sender = header
             .sender()
-            .ok_or_else(|| Error::AccessDenied("no sender".into()))?
-            .to_string();
-        tracing::info!(agent = %sender, uid, path = %path, "SHOW agent registered");
+            .ok_or_else(|| Error::AccessDenied("no sender".into()))?;
+        let pid = zbus::fdo::DBusProxy::new(conn)
+            .await?
+            .get_connection_unix_process_id(sender.clone().into())
+            .await
+            .map_err(|e| Error::AccessDenied(format!("cannot identify the caller: {e}")))?;
+        tracing::info!(agent = %sender, uid, pid, path = %path, "SHOW agent registered");
         self.shared.peers.add_agent(Agent {
             peer: Peer {
-                bus_name: sender,
+                bus_name: sender.to_string(),
                 path: path.to_string(),
             },
             uid,
+            pid,
         });
         Ok(())
     }

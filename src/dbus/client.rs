@@ -1,4 +1,6 @@
-//! Client proxies of the omadmd D-Bus API, shared by `omadmctl` and the tests.
+//! Client proxies of the omadmd D-Bus API, shared by `omadmctl` and the tests. Methods that
+//! need authorization allow interactive authentication: with a polkit agent running (say
+//! `pkttyagent`), the administrator is asked for a password instead of being refused.
 
 use zbus::proxy;
 
@@ -12,16 +14,20 @@ use super::manager::HistoryRow;
 )]
 pub trait Manager {
     /// Asks for a session ("" = every server).
+    #[zbus(allow_interactive_auth)]
     fn start_session(&self, server_id: &str) -> zbus::Result<()>;
     /// (server id, name, URL) per account.
     fn accounts(&self) -> zbus::Result<Vec<(String, String, String)>>;
     /// Recent sessions.
     fn history(&self, limit: u32) -> zbus::Result<Vec<HistoryRow>>;
     /// Queues a Generic Alert.
+    #[zbus(allow_interactive_auth)]
     fn queue_alert(&self, server_id: &str, alert_json: &str) -> zbus::Result<()>;
     /// Hands over a notification.
+    #[zbus(allow_interactive_auth)]
     fn inject_notification(&self, package: &[u8]) -> zbus::Result<String>;
     /// Registers an EXEC handler object for a MOID.
+    #[zbus(allow_interactive_auth)]
     fn register_exec_handler(&self, moid: &str, path: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
     /// Unregisters it.
     fn unregister_exec_handler(&self, moid: &str) -> zbus::Result<()>;

@@ -6,7 +6,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 
 use super::peers::Peer;
-use super::{Error, Shared, authorize};
+use super::{Action, Error, Shared, authorize};
 use crate::engine::Trigger;
 use crate::protocol::packages::Alert;
 use crate::scheduler::Request;
@@ -46,7 +46,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
-        authorize(conn, &header, "starting a session").await?;
+        authorize(conn, &header, Action::StartSession).await?;
         let req = Request {
             trigger: Trigger::ClientInitiated,
             req_mos: false,
@@ -101,7 +101,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
-        authorize(conn, &header, "queuing an alert").await?;
+        authorize(conn, &header, Action::QueueAlert).await?;
         self.account(server_id)?;
         let alert: Alert = serde_json::from_str(alert_json)
             .map_err(|e| Error::InvalidArgument(format!("not a Generic Alert: {e}")))?;
@@ -140,7 +140,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
-        authorize(conn, &header, "injecting a notification").await?;
+        authorize(conn, &header, Action::InjectNotification).await?;
         let a = crate::notify::check(
             &self.shared.prepared.store,
             &package,
@@ -172,7 +172,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
-        authorize(conn, &header, "registering an EXEC handler").await?;
+        authorize(conn, &header, Action::RegisterHandler).await?;
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("no sender".into()))?

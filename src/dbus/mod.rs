@@ -5,8 +5,10 @@
 
 mod agents;
 pub mod client;
+pub mod logind;
 mod manager;
 pub mod peers;
+mod polkit;
 mod tree;
 
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use zbus::message::Header;
 
 pub use agents::AgentManager;
 pub use manager::Manager;
+pub use polkit::{Action, authorize};
 pub use tree::Tree;
 
 use crate::daemon::Prepared;
@@ -83,24 +86,6 @@ pub async fn caller_uid(conn: &zbus::Connection, header: &Header<'_>) -> Result<
     dbus.get_connection_unix_user(sender.clone().into())
         .await
         .map_err(|e| Error::AccessDenied(format!("cannot identify the caller: {e}")))
-}
-
-/// Mutating methods need root, or the daemon's own user (who could do anything to the
-/// daemon anyway: it owns its process and files). polkit actions come with the installed
-/// service; without polkit only these two may mutate (docs/dbus-api.md).
-pub async fn authorize(
-    conn: &zbus::Connection,
-    header: &Header<'_>,
-    what: &str,
-) -> Result<u32, Error> {
-    let uid = caller_uid(conn, header).await?;
-    if uid == 0 || uid == nix::unistd::Uid::effective().as_raw() {
-        return Ok(uid);
-    }
-    tracing::info!(uid, action = what, "D-Bus caller refused");
-    Err(Error::AccessDenied(format!(
-        "{what} needs root (uid {uid} asked)"
-    )))
 }
 
 /// Connects to the bus, serves the interfaces, then takes the name (so no call arrives

@@ -20,6 +20,8 @@ pub struct Agent {
     pub peer: Peer,
     /// Its unix user.
     pub uid: u32,
+    /// Its process, by which logind knows its session.
+    pub pid: u32,
 }
 
 #[derive(Debug, Default)]

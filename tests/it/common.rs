@@ -351,3 +351,27 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// A child process killed when dropped, so a failed test leaves no agent behind holding
+/// the harness's pipes.
+pub struct Reaped(pub Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

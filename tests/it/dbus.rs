@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{OMADMCTL, PrivateBus, Root, TestServer, omadmctl};
+use crate::common::{OMADMCTL, PrivateBus, Reaped, Root, TestServer, omadmctl};
 
 #[test]
 fn omadmctl_drives_the_daemon() {
@@ -266,7 +266,7 @@ async fn live_introspection_matches_the_published_contract() {
 }
 
 /// Runs `omadmctl agent` on the bus; returns the child and its stdout lines.
-fn agent(bus: &str, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+fn agent(bus: &str, args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead as _;
     let mut child = Command::new(OMADMCTL)
         .arg("agent")
@@ -284,7 +284,7 @@ fn agent(bus: &str, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Rec
     });
     let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert!(first.contains("agent registered"), "{first}");
-    (child, rx)
+    (Reaped(child), rx)
 }
 
 #[test]
@@ -472,4 +472,105 @@ async fn a_hanging_agent_cannot_stall_the_session() {
     good.wait().unwrap();
     d.terminate();
     drop(conn);
+}
+
+/// A stand-in for logind, which cannot run without systemd as PID 1: one process sits in
+/// the active session on seat0, every other one in an inactive session.
+struct StandInLogin {
+    front: u32,
+}
+
+#[zbus::interface(name = "org.freedesktop.login1.Manager")]
+impl StandInLogin {
+    #[zbus(name = "GetSessionByPID")]
+    fn get_session_by_pid(&self, pid: u32) -> zbus::OwnedObjectPath {
+        let id = if pid == self.front { "c1" } else { "c2" };
+        zbus::ObjectPath::try_from(format!("/org/freedesktop/login1/session/{id}"))
+            .unwrap()
+            .into()
+    }
+}
+
+struct StandInSession {
+    active: bool,
+}
+
+#[zbus::interface(name = "org.freedesktop.login1.Session")]
+impl StandInSession {
+    #[zbus(property)]
+    fn active(&self) -> bool {
+        self.active
+    }
+    #[zbus(property)]
+    fn remote(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn seat(&self) -> (String, zbus::OwnedObjectPath) {
+        (
+            "seat0".into(),
+            zbus::ObjectPath::try_from("/org/freedesktop/login1/seat/seat0")
+                .unwrap()
+                .into(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn show_goes_to_the_agent_of_the_session_in_front() {
+    let show =
+        json!({"packages": [{"CMD": [["SHOW", "https://ui.example/front"]]}, {"CMD": [["END"]]}]});
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, show]}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    let a = bus.address.clone();
+    let (front, front_lines) = tokio::task::spawn_blocking(move || agent(&a, &[]))
+        .await
+        .unwrap();
+    // Registered later, so without logind it would be asked first.
+    let a = bus.address.clone();
+    let (away, away_lines) = tokio::task::spawn_blocking(move || agent(&a, &[]))
+        .await
+        .unwrap();
+    let _login = zbus::connection::Builder::address(bus.address.as_str())
+        .serve_at(
+            "/org/freedesktop/login1",
+            StandInLogin { front: front.id() },
+        )
+        .serve_at(
+            "/org/freedesktop/login1/session/c1",
+            StandInSession { active: true },
+        )
+        .serve_at(
+            "/org/freedesktop/login1/session/c2",
+            StandInSession { active: false },
+        )
+        .name("org.freedesktop.login1")
+        .build()
+        .await
+        .unwrap();
+
+    let a = bus.address.clone();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || omadmctl(&a, &["session", "start", "--wait"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let p3 = server.of_kind("package3").last().unwrap().clone();
+    assert_eq!(p3["body"]["Status"][0]["sc"], 200);
+    let shown = front_lines
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    assert!(shown.contains("https://ui.example/front"), "{shown}");
+    assert!(
+        away_lines
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "the agent of the inactive session was not asked"
+    );
+    drop((front, away));
+    d.terminate();
 }

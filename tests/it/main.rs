@@ -11,4 +11,5 @@ mod dbus;
 mod exec;
 mod install;
 mod notify;
+mod polkit;
 mod session;

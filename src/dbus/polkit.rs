@@ -1,0 +1,176 @@
+//! Who may change what: root and the daemon's own user always; anyone else when polkit
+//! authorizes the action (`dbus/org.omadm.Client1.policy`). Without polkit on the bus only
+//! those two may change anything; registering a SHOW agent stays open (docs/dbus-api.md).
+
+use zbus::message::{Flags, Header};
+use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
+
+use super::{Error, caller_uid};
+
+/// What a caller asks to do; each is a polkit action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start a session.
+    StartSession,
+    /// Queue a Generic Alert.
+    QueueAlert,
+    /// Hand over a DM Notification.
+    InjectNotification,
+    /// Handle EXECs for a MO.
+    RegisterHandler,
+    /// Receive SHOW requests.
+    RegisterAgent,
+}
+
+impl Action {
+    /// The polkit action id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Action::StartSession => "org.omadm.Client1.start-session",
+            Action::QueueAlert => "org.omadm.Client1.queue-alert",
+            Action::InjectNotification => "org.omadm.Client1.inject-notification",
+            Action::RegisterHandler => "org.omadm.Client1.register-handler",
+            Action::RegisterAgent => "org.omadm.Client1.register-agent",
+        }
+    }
+
+    /// What it is, for messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            Action::StartSession => "starting a session",
+            Action::QueueAlert => "queuing an alert",
+            Action::InjectNotification => "injecting a notification",
+            Action::RegisterHandler => "registering an EXEC handler",
+            Action::RegisterAgent => "registering a SHOW agent",
+        }
+    }
+
+    /// Whether the action is allowed when polkit is not on the bus. Only an agent
+    /// registration is: it changes nothing, and the agent is only asked to show pages.
+    fn open_without_polkit(self) -> bool {
+        self == Action::RegisterAgent
+    }
+}
+
+/// polkit's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Yes,
+    /// Not authorized; `challenge` when authentication could have changed that.
+    No {
+        challenge: bool,
+    },
+    /// polkit is not on the bus.
+    Absent,
+}
+
+/// True when a call failed because nobody owns (or can be started for) the name.
+fn absent(e: &zbus::Error) -> bool {
+    let text = e.to_string();
+    ["ServiceUnknown", "NameHasNoOwner"]
+        .iter()
+        .any(|n| text.contains(n))
+}
+
+async fn check(
+    conn: &zbus::Connection,
+    header: &Header<'_>,
+    action: Action,
+) -> Result<Verdict, Error> {
+    let subject = Subject::new_for_message_header(header)
+        .map_err(|e| Error::AccessDenied(format!("cannot name the caller to polkit: {e}")))?;
+    // The caller may wait for a password prompt only when it said so (D-Bus's
+    // ALLOW_INTERACTIVE_AUTHORIZATION flag, which `omadmctl` sets on a terminal).
+    let flags = if header
+        .primary()
+        .flags()
+        .contains(Flags::ALLOW_INTERACTIVE_AUTH)
+    {
+        CheckAuthorizationFlags::ALLOW_USER_INTERACTION
+    } else {
+        Default::default()
+    };
+    let authority = AuthorityProxy::new(conn).await?;
+    let details = std::collections::HashMap::new();
+    match authority
+        .check_authorization(&subject, action.id(), &details, flags, "")
+        .await
+    {
+        Ok(r) if r.is_authorized => Ok(Verdict::Yes),
+        Ok(r) => Ok(Verdict::No {
+            challenge: r.is_challenge,
+        }),
+        Err(e) if absent(&e) => Ok(Verdict::Absent),
+        Err(e) => {
+            tracing::warn!(error = %e, "polkit check failed");
+            Err(Error::Failed(format!("cannot ask polkit: {e}")))
+        }
+    }
+}
+
+/// Authorizes the caller of a method for `action`; returns its unix user.
+pub async fn authorize(
+    conn: &zbus::Connection,
+    header: &Header<'_>,
+    action: Action,
+) -> Result<u32, Error> {
+    let uid = caller_uid(conn, header).await?;
+    // Root, and the daemon's own user, who owns its process and files anyway.
+    if uid == 0 || uid == nix::unistd::Uid::effective().as_raw() {
+        return Ok(uid);
+    }
+    let what = action.what();
+    let refused = match check(conn, header, action).await? {
+        Verdict::Yes => return Ok(uid),
+        Verdict::Absent if action.open_without_polkit() => return Ok(uid),
+        Verdict::Absent => format!("{what} needs root: polkit is not running (uid {uid} asked)"),
+        Verdict::No { challenge: true } => format!(
+            "{what} needs authentication as an administrator ({}); uid {uid} asked without it",
+            action.id()
+        ),
+        Verdict::No { challenge: false } => {
+            format!("polkit does not allow uid {uid} {what} ({})", action.id())
+        }
+    };
+    tracing::info!(uid, action = action.id(), "D-Bus caller refused");
+    Err(Error::AccessDenied(refused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_ids_are_the_ones_the_policy_file_declares() {
+        let policy = include_str!("../../dbus/org.omadm.Client1.policy");
+        for a in [
+            Action::StartSession,
+            Action::QueueAlert,
+            Action::InjectNotification,
+            Action::RegisterHandler,
+            Action::RegisterAgent,
+        ] {
+            assert!(
+                policy.contains(&format!("<action id=\"{}\">", a.id())),
+                "{} is not in the policy",
+                a.id()
+            );
+            assert_eq!(a.open_without_polkit(), a == Action::RegisterAgent);
+        }
+        assert_eq!(policy.matches("<action id=").count(), 5);
+    }
+
+    #[test]
+    fn only_a_missing_polkit_counts_as_absent() {
+        let missing = zbus::Error::MethodError(
+            zbus::names::OwnedErrorName::try_from("org.freedesktop.DBus.Error.ServiceUnknown")
+                .unwrap(),
+            Some("The name is not activatable".into()),
+            zbus::message::Message::method_call("/", "X")
+                .build(&())
+                .unwrap(),
+        );
+        assert!(absent(&missing));
+        assert!(!absent(&zbus::Error::Failure("timeout".into())));
+    }
+}
