@@ -49,11 +49,11 @@ struct Cli {
     #[arg(long, value_name = "N", help_heading = "Sending a notification")]
     notification_id: Option<u16>,
     /// Sign with this server-secret (base64; the account's Auth/Noti/Secret).
-    #[arg(long, value_name = "B64", help_heading = "Sending a notification")]
-    secret: Option<String>,
+    #[arg(long, value_name = "B64", value_parser = omadmd::cli::base64_arg, help_heading = "Sending a notification")]
+    secret: Option<omadmd::cli::Bytes>,
     /// auth-data for the digest (base64; the account's Auth/Noti/Data).
-    #[arg(long, value_name = "B64", help_heading = "Sending a notification")]
-    auth_data: Option<String>,
+    #[arg(long, value_name = "B64", value_parser = omadmd::cli::base64_arg, help_heading = "Sending a notification")]
+    auth_data: Option<omadmd::cli::Bytes>,
     /// Set REQ-MOS.
     #[arg(long, help_heading = "Sending a notification")]
     req_mos: bool,
@@ -64,37 +64,15 @@ struct Cli {
 
 /// Sends one notification as the options say.
 fn send_notification(cli: &Cli, to: SocketAddr) -> Result<(), String> {
-    use base64::Engine as _;
-    use omadmd::protocol::package0::{Notification, encode, encode_signed};
-    let b64 = |s: &Option<String>| -> Result<Option<Vec<u8>>, String> {
-        s.as_ref()
-            .map(|v| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(v)
-                    .map_err(|e| format!("bad base64: {e}"))
-            })
-            .transpose()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let n = Notification {
-        server_id: cli.server_id.clone(),
+    let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
+        server_id: cli.server_id.clone().unwrap_or_default(),
         notification_id: cli.notification_id,
-        timestamp: Some(now),
         req_mos: cli.req_mos,
-        ..Default::default()
-    };
-    let bytes = match b64(&cli.secret)? {
-        Some(secret) => encode_signed(&n, &secret, &b64(&cli.auth_data)?.unwrap_or_default()),
-        None => encode(&n),
-    }
+        secret: cli.secret.clone().map(|b| b.0),
+        auth_data: cli.auth_data.clone().map(|b| b.0).unwrap_or_default(),
+        wap: cli.wap,
+    })
     .map_err(|e| e.to_string())?;
-    let bytes = if cli.wap {
-        omadmd::notify::wrap(&bytes, 1)
-    } else {
-        bytes
-    };
     let socket = std::net::UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
         .map_err(|e| e.to_string())?;
     socket.send_to(&bytes, to).map_err(|e| e.to_string())?;

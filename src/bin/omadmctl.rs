@@ -4,105 +4,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use futures_util::StreamExt as _;
+use omadmd::cli::ctl::{AlertCmd, Cli, Cmd, NotifyArgs, SessionCmd, TreeCmd};
 use omadmd::dbus::client::{ManagerProxy, TreeProxy};
 use serde_json::json;
-
-/// Control and inspect the omadmd OMA DM client.
-#[derive(Debug, Parser)]
-#[command(name = "omadmctl", version, about)]
-struct Cli {
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// The daemon's state and version.
-    Status,
-    /// The DM accounts.
-    Accounts,
-    /// Recent DM sessions, newest first.
-    History {
-        /// How many.
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-    },
-    /// Sessions.
-    #[command(subcommand)]
-    Session(SessionCmd),
-    /// The management tree (read-only; secrets and "No Get" nodes never shown).
-    #[command(subcommand)]
-    Tree(TreeCmd),
-    /// Generic Alerts.
-    #[command(subcommand)]
-    Alert(AlertCmd),
-    /// Act as a SHOW agent in this terminal: print the pages servers ask the user to see.
-    Agent {
-        /// Also open them with xdg-open.
-        #[arg(long)]
-        open: bool,
-        /// Decline every request (the server is told the user refused).
-        #[arg(long)]
-        decline: bool,
-    },
-    /// Hand the daemon a DM Notification (Package#0 or WAP Push) from a file, as another
-    /// transport would.
-    Notify {
-        /// The file holding the binary notification.
-        file: std::path::PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum SessionCmd {
-    /// Ask for a client-initiated session.
-    Start {
-        /// With this server only (default: every server).
-        #[arg(long)]
-        server: Option<String>,
-        /// Wait until it finishes and report how it went.
-        #[arg(long)]
-        wait: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum TreeCmd {
-    /// The MO instances.
-    List,
-    /// The data at a ClientURI (application/dmmo+json).
-    Get {
-        /// e.g. urn:oma:mo:oma-dm-devinfo:1.2//DevID
-        client_uri: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum AlertCmd {
-    /// Queue a Generic Alert for a server; it is sent in the next session.
-    Send {
-        /// The server's id.
-        #[arg(long)]
-        server: String,
-        /// AlertType URN.
-        #[arg(long = "type")]
-        alert_type: String,
-        /// SourceURI.
-        #[arg(long)]
-        source: Option<String>,
-        /// Mark (fatal, critical, minor, warning, informational, harmless, indeterminate).
-        #[arg(long)]
-        mark: Option<String>,
-        /// Data: a JSON object (sent with DataType application/json).
-        #[arg(long)]
-        data: Option<String>,
-    },
-}
 
 /// The terminal SHOW agent.
 struct TerminalAgent {
@@ -145,7 +51,10 @@ fn explain(e: &zbus::Error) -> (String, u8) {
         return ("omadmd is not running (org.omadm.Client1 is not on the bus); start it with 'systemctl start omadmd'".into(), 3);
     }
     if text.contains("AccessDenied") {
-        return (format!("{text}\nrun the command as root"), 4);
+        return (
+            format!("{text}\nrun it as root, or have polkit grant the action (omadmctl(1))"),
+            4,
+        );
     }
     if text.contains("Failed to connect") || text.contains("No such file") {
         return (format!("cannot reach the system bus: {text}"), 3);
@@ -173,6 +82,35 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The notification `omadmctl notify` hands over: read from its file, or made up.
+fn notification(args: &NotifyArgs) -> Result<Vec<u8>, String> {
+    let Some(server) = &args.server else {
+        let file = args.file.as_deref().unwrap_or(std::path::Path::new("-"));
+        return std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()));
+    };
+    let secret = match (&args.secret, &args.secret_file) {
+        (Some(s), _) => Some(s.0.clone()),
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            Some(
+                omadmd::cli::base64_arg(&text)
+                    .map_err(|e| format!("{}: {e}", f.display()))?
+                    .0,
+            )
+        }
+        (None, None) => None,
+    };
+    omadmd::notify::compose(&omadmd::notify::Compose {
+        server_id: server.clone(),
+        notification_id: args.notification_id,
+        req_mos: args.req_mos,
+        secret,
+        auth_data: args.auth_data.clone().map(|b| b.0).unwrap_or_default(),
+        wap: args.wap,
+    })
+    .map_err(|e| format!("cannot encode the notification: {e}"))
 }
 
 fn when(secs: i64) -> String {
@@ -368,14 +306,26 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = agents.unregister_agent().await;
         }
-        Cmd::Notify { file } => {
-            let bytes = match std::fs::read(&file) {
+        Cmd::Notify(args) => {
+            let bytes = match notification(&args) {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("omadmctl: {}: {e}", file.display());
+                    eprintln!("omadmctl: {e}");
                     return Ok(2);
                 }
             };
+            if let Some(out) = &args.out {
+                if let Err(e) = std::fs::write(out, &bytes) {
+                    eprintln!("omadmctl: {}: {e}", out.display());
+                    return Ok(2);
+                }
+                println!(
+                    "wrote a {}-byte notification to {}",
+                    bytes.len(),
+                    out.display()
+                );
+                return Ok(0);
+            }
             let server = manager.inject_notification(&bytes).await?;
             println!("notification accepted; a session with {server} follows");
         }

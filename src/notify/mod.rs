@@ -136,6 +136,40 @@ pub fn wrap(package0: &[u8], tid: u8) -> Vec<u8> {
     out
 }
 
+/// A notification to make up, for testing a device or a bridge (`omadmctl notify
+/// --server`, `omadm-testserver --notify`).
+#[derive(Debug, Clone, Default)]
+pub struct Compose {
+    /// SERVER-ID.
+    pub server_id: String,
+    /// NOTIFICATION-ID.
+    pub notification_id: Option<u16>,
+    /// REQ-MOS.
+    pub req_mos: bool,
+    /// The account's notification secret (`Auth/Noti/Secret`); unsigned without one.
+    pub secret: Option<Vec<u8>>,
+    /// The account's notification auth-data (`Auth/Noti/Data`).
+    pub auth_data: Vec<u8>,
+    /// Wrap it in a connectionless WAP Push.
+    pub wap: bool,
+}
+
+/// Encodes a [`Compose`], timestamped now and signed when it has a secret (TS §5.2.1.2).
+pub fn compose(c: &Compose) -> Result<Vec<u8>, crate::protocol::DecodeError> {
+    let n = Notification {
+        server_id: Some(c.server_id.clone()),
+        notification_id: c.notification_id,
+        timestamp: Some(now_secs()),
+        req_mos: c.req_mos,
+        ..Default::default()
+    };
+    let bytes = match &c.secret {
+        Some(secret) => package0::encode_signed(&n, secret, &c.auth_data)?,
+        None => package0::encode(&n)?,
+    };
+    Ok(if c.wap { wrap(&bytes, 1) } else { bytes })
+}
+
 fn raw(
     store: &dyn TreeStore,
     key: &InstanceKey,

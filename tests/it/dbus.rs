@@ -139,6 +139,73 @@ fn omadmctl_drives_the_daemon() {
     assert_ne!(code, 0);
     assert!(err.contains("duplicate NOTIFICATION-ID 77"), "{err}");
     d.wait_for("trigger=notification:77", 30);
+
+    // omadmctl makes one up for a server, signed with its secret (read from a file here).
+    let secret = root.write("secret.b64", "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0\n");
+    let made = |extra: &[&str]| {
+        let mut args = vec!["notify", "--server", "demo-server"];
+        args.extend_from_slice(extra);
+        omadmctl(&bus.address, &args)
+    };
+    let auth = ["--auth-data", "ZGVtby1hdXRoLWRhdGE="];
+    let (code, out, err) = made(
+        &[
+            &["--notification-id", "78", "--wap", "--secret-file"][..],
+            &[secret.to_str().unwrap()],
+            &auth,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("a session with demo-server follows"), "{out}");
+    d.wait_for("trigger=notification:78", 30);
+    // Signed with the wrong secret: the daemon drops it and says why.
+    let (code, _, err) = made(
+        &[
+            &["--notification-id", "79", "--secret", "d3Jvbmc="][..],
+            &auth,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("digest check failed"), "{err}");
+    // Written to a file for another transport, then handed over from it.
+    let saved = root.path("made.bin");
+    let (code, out, err) = made(
+        &[
+            &[
+                "--notification-id",
+                "80",
+                "--secret",
+                "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0",
+                "--out",
+            ][..],
+            &[saved.to_str().unwrap()],
+            &auth,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("notification to"), "{out}");
+    let (code, _, err) = omadmctl(&bus.address, &["notify", saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    d.wait_for("trigger=notification:80", 30);
+    // Usage errors: neither a file nor a server; a secret that is not base64.
+    for (args, want) in [
+        (vec!["notify"], "required arguments were not provided"),
+        (
+            vec!["notify", "--server", "demo-server", "--secret", "%%"],
+            "not base64",
+        ),
+        (
+            vec!["notify", "f.bin", "--server", "demo-server"],
+            "cannot be used with",
+        ),
+    ] {
+        let (code, _, err) = omadmctl(&bus.address, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
     d.terminate();
 }
 

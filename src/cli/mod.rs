@@ -1,5 +1,7 @@
-//! Command-line definitions of `omadmd` (kept in the library so man pages and completions
-//! can be generated from them).
+//! Command-line definitions of `omadmd` (and of `omadmctl` in [`ctl`]), kept in the library
+//! so man pages and shell completions are generated from them (`packaging/man`).
+
+pub mod ctl;
 
 use std::path::PathBuf;
 
@@ -80,4 +82,17 @@ impl Cli {
             }),
         }
     }
+}
+
+/// Bytes given as base64 on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+/// Parses a base64 argument (standard alphabet, padded).
+pub fn base64_arg(s: &str) -> Result<Bytes, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map(Bytes)
+        .map_err(|e| format!("not base64: {e}"))
 }

@@ -1,0 +1,143 @@
+//! Command-line definitions of `omadmctl` (in the library so man pages and shell
+//! completions are generated from them; see `packaging/man`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::Bytes;
+
+/// Control and inspect the omadmd OMA DM client.
+#[derive(Debug, Parser)]
+#[command(name = "omadmctl", version, about)]
+pub struct Cli {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// The daemon's state and version.
+    Status,
+    /// The DM accounts.
+    Accounts,
+    /// Recent DM sessions, newest first.
+    History {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// The management tree (read-only; secrets and "No Get" nodes never shown).
+    #[command(subcommand)]
+    Tree(TreeCmd),
+    /// Generic Alerts.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// Act as a SHOW agent in this terminal: print the pages servers ask the user to see.
+    Agent {
+        /// Also open them with xdg-open.
+        #[arg(long)]
+        open: bool,
+        /// Decline every request (the server is told the user refused).
+        #[arg(long)]
+        decline: bool,
+    },
+    /// Hand the daemon a DM Notification, as another transport (an SMS bridge) would: one
+    /// from a file, or one made up here for a server to test the wake-up path.
+    Notify(NotifyArgs),
+}
+
+/// `omadmctl notify`: a file, or `--server` and what to sign with.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["file", "server"])))]
+pub struct NotifyArgs {
+    /// A file holding a binary notification (a bare Package#0 or a WAP Push).
+    pub file: Option<PathBuf>,
+    /// Make a notification for this server (its SERVER-ID) instead.
+    #[arg(long, value_name = "ID", conflicts_with = "file")]
+    pub server: Option<String>,
+    /// Its NOTIFICATION-ID (the server's own id for the wake-up; sessions report it).
+    #[arg(long, value_name = "N", requires = "server")]
+    pub notification_id: Option<u16>,
+    /// Sign it with this notification secret (base64; the account's Auth/Noti/Secret).
+    /// The command line is visible to other users: prefer --secret-file.
+    #[arg(long, value_name = "B64", value_parser = super::base64_arg, requires = "server")]
+    pub secret: Option<Bytes>,
+    /// Read the base64 notification secret from this file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "secret",
+        requires = "server"
+    )]
+    pub secret_file: Option<PathBuf>,
+    /// The account's notification auth-data (base64; Auth/Noti/Data) for the digest.
+    #[arg(long, value_name = "B64", value_parser = super::base64_arg, requires = "server")]
+    pub auth_data: Option<Bytes>,
+    /// Ask the server to send the MO list (REQ-MOS).
+    #[arg(long, requires = "server")]
+    pub req_mos: bool,
+    /// Wrap it in a connectionless WAP Push, as over SMS.
+    #[arg(long, requires = "server")]
+    pub wap: bool,
+    /// Write the notification to this file instead of handing it to the daemon.
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub out: Option<PathBuf>,
+}
+
+/// `omadmctl session`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// Ask for a client-initiated session.
+    Start {
+        /// With this server only (default: every server).
+        #[arg(long)]
+        server: Option<String>,
+        /// Wait until it finishes and report how it went.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// `omadmctl tree`.
+#[derive(Debug, Subcommand)]
+pub enum TreeCmd {
+    /// The MO instances.
+    List,
+    /// The data at a ClientURI (application/dmmo+json).
+    Get {
+        /// e.g. urn:oma:mo:oma-dm-devinfo:1.2//DevID
+        client_uri: String,
+    },
+}
+
+/// `omadmctl alert`.
+#[derive(Debug, Subcommand)]
+pub enum AlertCmd {
+    /// Queue a Generic Alert for a server; it is sent in the next session.
+    Send {
+        /// The server's id.
+        #[arg(long)]
+        server: String,
+        /// AlertType URN.
+        #[arg(long = "type")]
+        alert_type: String,
+        /// SourceURI.
+        #[arg(long)]
+        source: Option<String>,
+        /// Mark (fatal, critical, minor, warning, informational, harmless, indeterminate).
+        #[arg(long)]
+        mark: Option<String>,
+        /// Data: a JSON object (sent with DataType application/json).
+        #[arg(long)]
+        data: Option<String>,
+    },
+}
