@@ -89,13 +89,15 @@ pub async fn caller_uid(conn: &zbus::Connection, header: &Header<'_>) -> Result<
 }
 
 /// Connects to the bus, serves the interfaces, then takes the name (so no call arrives
-/// before the handlers exist); refuses to replace another owner.
+/// before the handlers exist); refuses to replace another owner. Peers that leave the bus
+/// are forgotten as they go (their agents and handlers with them).
 pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::Connection> {
     let builder = match address {
         Some(a) => zbus::connection::Builder::address(a),
         None => zbus::connection::Builder::system(),
     };
-    builder
+    let peers = shared.peers.clone();
+    let conn = builder
         .serve_at(PATH, Manager::new(shared.clone()))
         .serve_at(PATH, Tree::new(shared.clone()))
         .serve_at(PATH, AgentManager::new(shared))
@@ -103,5 +105,23 @@ pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::
         .allow_name_replacements(false)
         .replace_existing_names(false)
         .build()
-        .await
+        .await?;
+    let departures = zbus::fdo::DBusProxy::new(&conn)
+        .await?
+        .receive_name_owner_changed()
+        .await?;
+    tokio::spawn(forget_departed(departures, peers));
+    Ok(conn)
+}
+
+/// Forgets what each unique name that leaves the bus had registered (linux-integration.md
+/// §3.3: agents that vanish are dropped, not just skipped when a call to them fails).
+async fn forget_departed(mut changes: zbus::fdo::NameOwnerChangedStream, peers: peers::Peers) {
+    use futures_util::StreamExt as _;
+    while let Some(signal) = changes.next().await {
+        let Ok(args) = signal.args() else { continue };
+        if args.new_owner().is_none() && args.name().starts_with(':') && peers.forget(args.name()) {
+            tracing::info!(peer = %args.name(), "a registered peer left the bus; its agent and handlers are forgotten");
+        }
+    }
 }

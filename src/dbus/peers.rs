@@ -1,5 +1,6 @@
 //! Local peers the daemon calls: EXEC handlers by MOID, and SHOW agents. A peer is known by
-//! its unique bus name; one whose name vanished is forgotten when a call to it fails.
+//! its unique bus name, and forgotten when that name leaves the bus (or a call to it finds
+//! it gone).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -81,10 +82,12 @@ impl Peers {
         self.inner().handlers.get(moid).cloned()
     }
 
-    /// Forgets everything a vanished bus name had registered.
-    pub fn forget(&self, bus_name: &str) {
+    /// Forgets everything a vanished bus name had registered; true when there was some.
+    pub fn forget(&self, bus_name: &str) -> bool {
         let mut i = self.inner();
+        let before = i.handlers.len() + i.agents.len();
         i.handlers.retain(|_, p| p.bus_name != bus_name);
         i.agents.retain(|a| a.peer.bus_name != bus_name);
+        i.handlers.len() + i.agents.len() != before
     }
 }

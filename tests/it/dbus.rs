@@ -390,6 +390,8 @@ fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
     assert_eq!(status_of_last_session(), 507);
     a.kill().unwrap();
     a.wait().unwrap();
+    // The daemon notices the agent leave the bus and forgets it at once.
+    d.wait_for("a registered peer left the bus", 10);
 
     // No agent left (the last one vanished): 501, never a silent yes.
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
