@@ -113,6 +113,33 @@ fn notification(args: &NotifyArgs) -> Result<Vec<u8>, String> {
     .map_err(|e| format!("cannot encode the notification: {e}"))
 }
 
+/// "last session #4 ended 3m ago (client); 2 queued; owes a session (BootstrapComplete)".
+fn account_line(a: &omadmd::dbus::AccountState) -> String {
+    let mut parts = vec![match (&a.last_session, &a.last_outcome) {
+        (Some(id), Some(outcome)) => {
+            let detail = a
+                .last_detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            let ended = a.last_ended.map(|t| format!(" {}", when(t)));
+            format!(
+                "last session #{id} {outcome}{} ({}){detail}",
+                ended.unwrap_or_default(),
+                a.last_trigger.as_deref().unwrap_or("?")
+            )
+        }
+        _ => "no session yet".to_owned(),
+    }];
+    if a.queued > 0 {
+        parts.push(format!("{} queued", a.queued));
+    }
+    if let Some(why) = &a.owed {
+        parts.push(format!("owes a session ({why})"));
+    }
+    parts.join("; ")
+}
+
 fn when(secs: i64) -> String {
     if secs == 0 {
         return "-".into();
@@ -154,18 +181,27 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             }
         }
         Cmd::Accounts => {
-            let accounts = manager.accounts().await?;
+            let mut states = Vec::new();
+            for (id, _, _) in manager.accounts().await? {
+                states.push(manager.account_state(&id).await?);
+            }
             if cli.json {
-                let list: Vec<_> = accounts
+                let list: Vec<_> = states
                     .iter()
-                    .map(|(id, name, url)| json!({"server_id": id, "name": name, "url": url}))
+                    .map(|a| {
+                        json!({"server_id": a.server_id, "name": a.name, "url": a.url,
+                            "queued": a.queued, "owed": a.owed, "last_session": a.last_session,
+                            "last_trigger": a.last_trigger, "last_outcome": a.last_outcome,
+                            "last_ended": a.last_ended, "last_detail": a.last_detail})
+                    })
                     .collect();
                 println!("{}", json!(list));
-            } else if accounts.is_empty() {
+            } else if states.is_empty() {
                 println!("no DM accounts (provision one in /etc/omadmd/bootstrap.d)");
             } else {
-                for (id, name, url) in accounts {
-                    println!("{id:<20} {name:<30} {url}");
+                for a in states {
+                    println!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
+                    println!("{:<20} {}", "", account_line(&a));
                 }
             }
         }

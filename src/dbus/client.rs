@@ -4,7 +4,7 @@
 
 use zbus::proxy;
 
-use super::manager::HistoryRow;
+use super::manager::{AccountState, HistoryRow};
 
 /// `org.omadm.Client1.Manager`.
 #[proxy(
@@ -18,6 +18,8 @@ pub trait Manager {
     fn start_session(&self, server_id: &str) -> zbus::Result<()>;
     /// (server id, name, URL) per account.
     fn accounts(&self) -> zbus::Result<Vec<(String, String, String)>>;
+    /// Where one account stands.
+    fn account_state(&self, server_id: &str) -> zbus::Result<AccountState>;
     /// Recent sessions.
     fn history(&self, limit: u32) -> zbus::Result<Vec<HistoryRow>>;
     /// Queues a Generic Alert.

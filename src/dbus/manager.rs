@@ -17,6 +17,35 @@ use crate::tree::{Outgoing, OutgoingKind, TreeOp, TreeStore};
 /// packages, commands.
 pub type HistoryRow = (i64, String, String, i64, i64, String, String, i64, i64);
 
+/// One account's state (`AccountState`), sent as `a{sv}` with kebab-case keys; keys of
+/// absent values are left out.
+#[derive(
+    Debug, Default, Clone, PartialEq, zbus::SerializeDict, zbus::DeserializeDict, zbus::Type,
+)]
+#[zbus(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct AccountState {
+    /// The server's id.
+    pub server_id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its DM server URL.
+    pub url: String,
+    /// Generic Alerts and subscription deliveries waiting to be sent to it.
+    pub queued: u32,
+    /// Why a session with it is owed (`BootstrapComplete`), when one is.
+    pub owed: Option<String>,
+    /// The last session's history id.
+    pub last_session: Option<i64>,
+    /// What started it (`client`, `bootstrap`, `notification:<id>`).
+    pub last_trigger: Option<String>,
+    /// How it went (`running`, `ended`, `aborted`, `interrupted`).
+    pub last_outcome: Option<String>,
+    /// When it ended (seconds since the epoch).
+    pub last_ended: Option<i64>,
+    /// Why it did not end normally.
+    pub last_detail: Option<String>,
+}
+
 /// The Manager interface.
 #[derive(Debug)]
 pub struct Manager {
@@ -68,13 +97,43 @@ impl Manager {
             .collect())
     }
 
+    /// One account and where it stands: what is queued for its server, whether a session
+    /// is owed, and how the last session went.
+    fn account_state(&self, server_id: &str) -> Result<AccountState, Error> {
+        let account = self.account(server_id)?;
+        let store = &self.shared.prepared.store;
+        let queued = store.outbox(server_id)?.len();
+        let owed = store
+            .owed_sessions()?
+            .into_iter()
+            .find(|o| o.server_id == server_id)
+            .map(|o| o.reason.as_str().to_owned());
+        // The history is bounded (HISTORY_KEEP), so scanning it is cheap.
+        let last = store
+            .sessions(crate::tree::HISTORY_KEEP)?
+            .into_iter()
+            .find(|s| s.server_id == server_id);
+        Ok(AccountState {
+            server_id: account.server_id,
+            name: account.name,
+            url: account.srv_uri,
+            queued: u32::try_from(queued).unwrap_or(u32::MAX),
+            owed,
+            last_session: last.as_ref().map(|s| s.id),
+            last_trigger: last.as_ref().map(|s| s.trigger.clone()),
+            last_outcome: last.as_ref().map(|s| s.outcome.clone()),
+            last_ended: last.as_ref().and_then(|s| s.ended_at),
+            last_detail: last.and_then(|s| s.detail),
+        })
+    }
+
     /// The most recent sessions, newest first.
     fn history(&self, limit: u32) -> Result<Vec<HistoryRow>, Error> {
         Ok(self
             .shared
             .prepared
             .store
-            .sessions(limit.min(10_000))?
+            .sessions(limit.min(crate::tree::HISTORY_KEEP))?
             .into_iter()
             .map(|s| {
                 (

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use zbus::message::Header;
 
 pub use agents::AgentManager;
-pub use manager::Manager;
+pub use manager::{AccountState, Manager};
 pub use polkit::{Action, authorize};
 pub use tree::Tree;
 

@@ -499,6 +499,10 @@ pub struct OwedSession {
 }
 
 /// Persistent storage of the management tree. Each method is atomic; `apply` runs a batch
+/// How many sessions the history keeps; older ones are dropped as new ones start, so a
+/// flood of notifications or years of polling cannot grow the database without bound.
+pub const HISTORY_KEEP: u32 = 1000;
+
 /// in one transaction. Reads and writes scale with the subtree touched, not the tree.
 pub trait TreeStore: fmt::Debug {
     /// Every instance, optionally only those of one MOID, ordered by MOID then MIID.
@@ -531,7 +535,8 @@ pub trait TreeStore: fmt::Debug {
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
     /// A pending EXEC by token.
     fn pending_exec(&self, token: &str) -> Result<Option<PendingExec>, StoreError>;
-    /// Records the start of a session; returns its id.
+    /// Records the start of a session; returns its id. Only the newest [`HISTORY_KEEP`]
+    /// sessions are kept.
     fn session_started(&self, server_id: &str, trigger: &str) -> Result<i64, StoreError>;
     /// Records how a session finished.
     fn session_finished(
@@ -554,7 +559,7 @@ pub trait TreeStore: fmt::Debug {
     /// Marks every session still recorded as running as interrupted (at shutdown, and at
     /// start for those a crash left); returns how many.
     fn interrupt_running(&self) -> Result<usize, StoreError>;
-    /// The most recent sessions, newest first.
+    /// The most recent sessions (at most [`HISTORY_KEEP`]), newest first.
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
     /// Where configuration for a MOID comes from: (server id, ServerURI).
     fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError>;

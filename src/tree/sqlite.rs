@@ -797,7 +797,12 @@ impl TreeStore for SqliteStore {
             "INSERT INTO session (server_id, trigger, started_at, outcome) VALUES (?1, ?2, ?3, 'running')",
         )?
         .execute(params![server_id, trigger, now()])?;
-        Ok(conn.last_insert_rowid())
+        let id = conn.last_insert_rowid();
+        conn.prepare_cached(
+            "DELETE FROM session WHERE id <= (SELECT id FROM session ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        )?
+        .execute([crate::tree::HISTORY_KEEP])?;
+        Ok(id)
     }
 
     fn session_finished(

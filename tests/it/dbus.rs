@@ -47,6 +47,9 @@ fn omadmctl_drives_the_daemon() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("with demo-server ended"), "{out}");
     assert!(err.contains("running"), "a progress line: {err}");
+    let (_, out, _) = omadmctl(&bus.address, &["accounts"]);
+    assert!(out.contains("last session #"), "{out}");
+    assert!(out.contains(" ended ") && out.contains("(client)"), "{out}");
     // QueueAlert asks for a session itself: the alert went out in one of the two.
     let p1s = server.of_kind("package1");
     let with_alert: Vec<_> = p1s
@@ -641,5 +644,41 @@ async fn show_goes_to_the_agent_of_the_session_in_front() {
         "the agent of the inactive session was not asked"
     );
     drop((front, away));
+    d.terminate();
+}
+
+#[test]
+fn accounts_show_what_waits_for_an_unreachable_server() {
+    let bus = PrivateBus::start();
+    // A server nobody runs: the bootstrap session fails, so BootstrapComplete is owed.
+    let root = Root::new().with_demo_bootstrap();
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session aborted", 30);
+    let (code, _, err) = omadmctl(
+        &bus.address,
+        &[
+            "alert",
+            "send",
+            "--server",
+            "demo-server",
+            "--type",
+            "urn:x:t",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = omadmctl(&bus.address, &["--json", "accounts"]);
+    let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(a[0]["queued"], 1, "{a}");
+    assert_eq!(a[0]["owed"], "BootstrapComplete", "{a}");
+    assert_eq!(a[0]["last_trigger"], "bootstrap", "{a}");
+    assert!(
+        a[0]["last_detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{a}"
+    );
+    let (_, out, _) = omadmctl(&bus.address, &["accounts"]);
+    assert!(
+        out.contains("1 queued; owes a session (BootstrapComplete)"),
+        "{out}"
+    );
     d.terminate();
 }

@@ -730,3 +730,22 @@ fn outbox_subscriptions_and_defaults_persist() {
         .is_err()
     );
 }
+
+#[test]
+fn the_history_keeps_only_the_newest_sessions() {
+    let (_d, s) = store();
+    let keep = crate::tree::HISTORY_KEEP as usize;
+    let mut last = 0;
+    for i in 0..keep + 5 {
+        last = s.session_started("srv", &format!("t{i}")).unwrap();
+    }
+    let rows = s.sessions(u32::MAX).unwrap();
+    assert_eq!(rows.len(), keep);
+    assert_eq!(rows[0].id, last);
+    assert_eq!(rows[0].trigger, format!("t{}", keep + 4));
+    assert_eq!(
+        rows.last().unwrap().trigger,
+        "t5",
+        "the oldest five are gone"
+    );
+}
