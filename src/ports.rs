@@ -123,7 +123,8 @@ impl Ports for DaemonPorts<'_> {
         let Some((conn, peers)) = self.local else {
             return Executed::NoHandler;
         };
-        let Some(handler) = peers.handler(&request.location.key.moid) else {
+        let Some(handler) = peers.handler_for(&request.location.key.moid, &request.location.path)
+        else {
             tracing::info!(server = %request.server_id, node = %request.client_uri, "EXEC: no handler is registered");
             return Executed::NoHandler;
         };

@@ -28,11 +28,11 @@ pub trait Manager {
     /// Hands over a notification.
     #[zbus(allow_interactive_auth)]
     fn inject_notification(&self, package: &[u8]) -> zbus::Result<String>;
-    /// Registers an EXEC handler object for a MOID.
+    /// Registers an EXEC handler object for a MOID or MOID//subtree.
     #[zbus(allow_interactive_auth)]
-    fn register_exec_handler(&self, moid: &str, path: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
+    fn register_exec_handler(&self, target: &str, path: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
     /// Unregisters it.
-    fn unregister_exec_handler(&self, moid: &str) -> zbus::Result<()>;
+    fn unregister_exec_handler(&self, target: &str) -> zbus::Result<()>;
     /// Reports a result accepted earlier with 202.
     fn exec_result(&self, token: &str, status: u32, alert_json: &str) -> zbus::Result<()>;
     /// Daemon version.

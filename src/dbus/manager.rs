@@ -5,7 +5,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 
-use super::peers::Peer;
+use super::peers::{Peer, handler_target};
 use super::{Action, Error, Shared, authorize};
 use crate::engine::Trigger;
 use crate::protocol::packages::Alert;
@@ -220,13 +220,15 @@ impl Manager {
         Ok(a.server_id)
     }
 
-    /// Registers the caller's object at `path` as the EXEC handler of `moid`: EXECs on that
-    /// MO's nodes call its `org.omadm.Client1.ExecHandler.Exec(token, client_uri,
-    /// server_id) -> (status, alert_json)`. It answers the final status at once, or 202 and
-    /// later `ExecResult(token, …)`. A later registration for the MOID replaces this one.
+    /// Registers the caller's object at `path` as the EXEC handler of `target`: a MOID, or
+    /// `MOID//path` for one subtree of every instance of that MO. EXECs on nodes there call
+    /// its `org.omadm.Client1.ExecHandler.Exec(token, client_uri, server_id) -> (status,
+    /// alert_json)`; the deepest registration holding a node handles it. It answers the
+    /// final status at once, or 202 and later `ExecResult(token, …)`. A later registration
+    /// for the same target replaces this one.
     async fn register_exec_handler(
         &self,
-        moid: &str,
+        target: &str,
         path: zbus::ObjectPath<'_>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
@@ -236,13 +238,10 @@ impl Manager {
             .sender()
             .ok_or_else(|| Error::AccessDenied("no sender".into()))?
             .to_string();
-        if moid.is_empty() {
-            return Err(Error::InvalidArgument("empty MOID".into()));
-        }
-        let moid = crate::mo::canonical_moid(moid);
-        tracing::info!(moid, handler = %sender, path = %path, "EXEC handler registered");
+        let target = handler_target(target).map_err(Error::InvalidArgument)?;
+        tracing::info!(target, handler = %sender, path = %path, "EXEC handler registered");
         self.shared.peers.set_handler(
-            moid,
+            &target,
             Peer {
                 bus_name: sender,
                 path: path.to_string(),
@@ -251,22 +250,19 @@ impl Manager {
         Ok(())
     }
 
-    /// Unregisters the caller as the EXEC handler of `moid`.
+    /// Unregisters the caller as the EXEC handler of `target`.
     async fn unregister_exec_handler(
         &self,
-        moid: &str,
+        target: &str,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), Error> {
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("no sender".into()))?
             .to_string();
-        if !self
-            .shared
-            .peers
-            .remove_handler(crate::mo::canonical_moid(moid), &sender)
-        {
-            return Err(Error::NotFound(format!("the caller handles no {moid}")));
+        let key = handler_target(target).map_err(Error::InvalidArgument)?;
+        if !self.shared.peers.remove_handler(&key, &sender) {
+            return Err(Error::NotFound(format!("the caller handles no {target}")));
         }
         Ok(())
     }

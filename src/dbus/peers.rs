@@ -5,6 +5,32 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+/// What an EXEC handler registers for: a MOID (`urn:oma:mo:ext-acme-ops:1.0`), or a
+/// subtree of every instance of one (`urn:oma:mo:ext-acme-ops:1.0//Ops/Reboot`). Returns
+/// its canonical form, or why it is not one.
+pub fn handler_target(target: &str) -> Result<String, String> {
+    let (moid, sub) = target.split_once("//").unwrap_or((target, ""));
+    if moid.is_empty() || !moid.starts_with("urn:") || moid.contains('/') {
+        return Err(format!("{target:?} is not a MOID (urn:…) or MOID//path"));
+    }
+    let sub = sub.trim_end_matches('/');
+    if target.contains("//") && sub.is_empty() {
+        return Err(format!("{target:?} names no subtree after //"));
+    }
+    if sub
+        .split('/')
+        .any(|seg| seg.is_empty() && !sub.is_empty() || ["*", "?", ".", ".."].contains(&seg))
+    {
+        return Err(format!("{target:?}: the subtree must be a plain path"));
+    }
+    let moid = crate::mo::canonical_moid(moid);
+    Ok(if sub.is_empty() {
+        moid.to_owned()
+    } else {
+        format!("{moid}//{sub}")
+    })
+}
+
 /// Where a peer's object lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -62,24 +88,38 @@ impl Peers {
         self.inner().agents.iter().rev().cloned().collect()
     }
 
-    /// Registers (or replaces) the handler of a MOID.
-    pub fn set_handler(&self, moid: &str, peer: Peer) {
-        self.inner().handlers.insert(moid.to_owned(), peer);
+    /// Registers (or replaces) the handler of a target (a [`handler_target`]).
+    pub fn set_handler(&self, target: &str, peer: Peer) {
+        self.inner().handlers.insert(target.to_owned(), peer);
     }
 
-    /// Removes a MOID's handler if `bus_name` owns it; true when it did.
-    pub fn remove_handler(&self, moid: &str, bus_name: &str) -> bool {
+    /// Removes a target's handler if `bus_name` owns it; true when it did.
+    pub fn remove_handler(&self, target: &str, bus_name: &str) -> bool {
         let mut i = self.inner();
-        if i.handlers.get(moid).is_some_and(|p| p.bus_name == bus_name) {
-            i.handlers.remove(moid);
+        if i.handlers
+            .get(target)
+            .is_some_and(|p| p.bus_name == bus_name)
+        {
+            i.handlers.remove(target);
             return true;
         }
         false
     }
 
-    /// The handler of a MOID.
-    pub fn handler(&self, moid: &str) -> Option<Peer> {
-        self.inner().handlers.get(moid).cloned()
+    /// The handler of a node: the one registered for the deepest subtree holding it, else
+    /// the one of its MO. `path` is the node's path from its instance root.
+    pub fn handler_for(&self, moid: &str, path: &str) -> Option<Peer> {
+        let i = self.inner();
+        let mut prefix = path.trim_matches('/');
+        loop {
+            if prefix.is_empty() {
+                return i.handlers.get(moid).cloned();
+            }
+            if let Some(p) = i.handlers.get(&format!("{moid}//{prefix}")) {
+                return Some(p.clone());
+            }
+            prefix = prefix.rsplit_once('/').map_or("", |(head, _)| head);
+        }
     }
 
     /// Forgets everything a vanished bus name had registered; true when there was some.
@@ -89,5 +129,78 @@ impl Peers {
         i.handlers.retain(|_, p| p.bus_name != bus_name);
         i.agents.retain(|a| a.peer.bus_name != bus_name);
         i.handlers.len() + i.agents.len() != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: &str) -> Peer {
+        Peer {
+            bus_name: n.into(),
+            path: "/h".into(),
+        }
+    }
+
+    #[test]
+    fn targets_are_moids_or_subtrees() {
+        let rows: &[(&str, Result<&str, &str>)] = &[
+            (
+                "urn:oma:mo:ext-acme-ops:1.0",
+                Ok("urn:oma:mo:ext-acme-ops:1.0"),
+            ),
+            (
+                "urn:oma:mo:ext-acme-ops:1.0//Ops/Reboot",
+                Ok("urn:oma:mo:ext-acme-ops:1.0//Ops/Reboot"),
+            ),
+            (
+                "urn:oma:mo:ext-acme-ops:1.0//Ops/",
+                Ok("urn:oma:mo:ext-acme-ops:1.0//Ops"),
+            ),
+            ("urn:oma:mo:ext-acme-ops:1.0//", Err("names no subtree")),
+            ("urn:oma:mo:ext-acme-ops:1.0//Ops/*", Err("plain path")),
+            ("urn:oma:mo:ext-acme-ops:1.0//Ops//X", Err("plain path")),
+            ("urn:oma:mo:ext-acme-ops:1.0//../X", Err("plain path")),
+            ("urn:oma:mo:ext-acme-ops:1.0/m1/Ops", Err("not a MOID")),
+            ("", Err("not a MOID")),
+            ("Ops/Reboot", Err("not a MOID")),
+        ];
+        for (target, want) in rows {
+            match (handler_target(target), want) {
+                (Ok(got), Ok(w)) => assert_eq!(&got, w, "{target}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{target}: {e}"),
+                (got, w) => panic!("{target}: {got:?}, wanted {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_deepest_registration_handles_a_node() {
+        let p = Peers::default();
+        let moid = "urn:x:mo:ops:1.0";
+        p.set_handler(moid, peer(":1.1"));
+        p.set_handler(&format!("{moid}//Ops"), peer(":1.2"));
+        p.set_handler(&format!("{moid}//Ops/Reboot"), peer(":1.3"));
+        let rows = [
+            ("Ops/Reboot", ":1.3"),
+            ("Ops/Reboot/Now", ":1.3"),
+            ("Ops/Rebooting", ":1.2"),
+            ("Ops", ":1.2"),
+            ("Other/Thing", ":1.1"),
+            ("", ":1.1"),
+        ];
+        for (path, want) in rows {
+            assert_eq!(p.handler_for(moid, path).unwrap().bus_name, want, "{path}");
+        }
+        assert!(p.handler_for("urn:x:mo:other:1.0", "Ops").is_none());
+        assert!(p.forget(":1.3"));
+        assert_eq!(p.handler_for(moid, "Ops/Reboot").unwrap().bus_name, ":1.2");
+        assert!(
+            !p.remove_handler(&format!("{moid}//Ops"), ":1.9"),
+            "only its owner removes it"
+        );
+        assert!(p.remove_handler(&format!("{moid}//Ops"), ":1.2"));
+        assert_eq!(p.handler_for(moid, "Ops/Reboot").unwrap().bus_name, ":1.1");
     }
 }

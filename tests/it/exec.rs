@@ -64,7 +64,7 @@ async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
         .unwrap();
     let path = zbus::ObjectPath::try_from("/test/handler").unwrap();
     manager
-        .register_exec_handler("urn:test:mo:dev:1.0", &path)
+        .register_exec_handler("urn:test:mo:dev:1.0//Reboot", &path)
         .await
         .unwrap();
 
