@@ -1,6 +1,8 @@
-//! Logging setup: `tracing` to the systemd journal when its socket exists, else to stderr
-//! (no timestamps under systemd, which adds its own; no colours unless stderr is a
-//! terminal). Verbosity comes from `-v` flags, then `RUST_LOG`, then the config.
+//! Logging setup: `tracing` to the systemd journal (with structured fields) when stderr is
+//! connected to it (`JOURNAL_STREAM`, as systemd sets for services) and its socket works;
+//! else to stderr: without timestamps under systemd, which adds its own, and without
+//! colours unless stderr is a terminal. Run by hand in a terminal, the daemon logs there.
+//! Verbosity comes from `-v` flags, then `RUST_LOG`, then the config.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -12,7 +14,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// The journal if its socket exists, else stderr: the daemon.
+    /// The journal when stderr goes to it, else stderr: the daemon.
     Auto,
     /// Always stderr: command-line tools and offline modes.
     Stderr,
@@ -31,32 +33,84 @@ pub fn filter(verbose: u8, default_level: &str) -> EnvFilter {
     }
 }
 
-/// Installs the global subscriber. Returns where logs go, for a start-up line.
-pub fn init(target: Target, filter: EnvFilter) -> &'static str {
+/// True when `journal_stream` (`JOURNAL_STREAM`: "device:inode") names the file stderr is
+/// (`stderr_id`): systemd connected the service's stderr to the journal.
+pub fn stderr_is_journal(journal_stream: Option<&str>, stderr_id: Option<(u64, u64)>) -> bool {
+    let (Some(stream), Some((dev, ino))) = (journal_stream, stderr_id) else {
+        return false;
+    };
+    stream
+        .split_once(':')
+        .and_then(|(d, i)| Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?)))
+        == Some((dev, ino))
+}
+
+fn stderr_id() -> Option<(u64, u64)> {
+    let st = nix::sys::stat::fstat(std::io::stderr()).ok()?;
+    // st_dev and st_ino are u64 on Linux's 64-bit targets, narrower elsewhere.
+    #[allow(clippy::useless_conversion)]
+    Some((u64::from(st.st_dev), u64::from(st.st_ino)))
+}
+
+/// Installs the global subscriber. Returns where log lines go and, when the journal was
+/// wanted but could not be used, why (for a start-up line).
+pub fn init(target: Target, filter: EnvFilter) -> (&'static str, Option<String>) {
     let registry = tracing_subscriber::registry().with(filter);
-    if target == Target::Auto && Path::new(JOURNAL_SOCKET).exists() {
-        // An error (not a panic) when the socket cannot be used: fall back to stderr.
-        if let Ok(journald) = tracing_journald::layer() {
-            let journald = journald.with_syslog_identifier("omadmd".into());
-            if registry.with(journald).try_init().is_ok() {
-                return "journal";
+    let journal_stream = std::env::var("JOURNAL_STREAM").ok();
+    let to_journal =
+        target == Target::Auto && stderr_is_journal(journal_stream.as_deref(), stderr_id());
+    let mut why_not = None;
+    if to_journal {
+        if !Path::new(JOURNAL_SOCKET).exists() {
+            why_not = Some(format!("{JOURNAL_SOCKET} does not exist"));
+        } else {
+            match tracing_journald::layer() {
+                Ok(journald) => {
+                    let journald = journald.with_syslog_identifier("omadmd".into());
+                    let done = registry.with(journald).try_init().is_ok();
+                    return (if done { "journal" } else { "unchanged" }, None);
+                }
+                // An error, not a panic: fall back to stderr, which systemd also keeps.
+                Err(e) => why_not = Some(format!("the journal socket refused us: {e}")),
             }
-            return "unchanged";
         }
     }
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    let result = if under_systemd {
+    let result = if to_journal {
         registry.with(stderr.without_time()).try_init()
     } else {
         registry.with(stderr).try_init()
     };
-    if result.is_ok() {
-        "stderr"
-    } else {
-        "unchanged"
+    (
+        if result.is_ok() {
+            "stderr"
+        } else {
+            "unchanged"
+        },
+        why_not,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_is_used_only_when_stderr_is_it() {
+        let rows = [
+            (Some("8:1234"), Some((8, 1234)), true),
+            (Some("8:1234"), Some((8, 1235)), false),
+            (Some("8:1234"), None, false),
+            (None, Some((8, 1234)), false),
+            (Some("garbage"), Some((8, 1234)), false),
+            (Some("8:"), Some((8, 0)), false),
+            (Some("18446744073709551615:1"), Some((u64::MAX, 1)), true),
+        ];
+        for (stream, id, want) in rows {
+            assert_eq!(stderr_is_journal(stream, id), want, "{stream:?} {id:?}");
+        }
     }
 }

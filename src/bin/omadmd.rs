@@ -25,7 +25,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None | Some(Command::Run) => Target::Auto,
         Some(_) => Target::Stderr,
     };
-    logging::init(target, logging::filter(cli.verbose, &settings.log.level));
+    let (_, why_not_journal) =
+        logging::init(target, logging::filter(cli.verbose, &settings.log.level));
+    if let Some(why) = why_not_journal {
+        tracing::warn!(reason = %why, "logging to stderr: the journal cannot be used");
+    }
     match cli.command {
         None | Some(Command::Run) => {
             // One thread: the daemon's work is I/O-bound and SQLite calls are short; a

@@ -8,8 +8,13 @@ use clap::{Parser, Subcommand};
 use super::Bytes;
 
 /// Control and inspect the omadmd OMA DM client.
+///
+/// omadmctl talks to omadmd(8) over the system bus (org.omadm.Client1). Every user may
+/// read its state, accounts, history and tree; starting sessions, queuing alerts and
+/// handing over notifications need root or polkit's consent (with a polkit agent running,
+/// it asks for a password).
 #[derive(Debug, Parser)]
-#[command(name = "omadmctl", version, about)]
+#[command(name = "omadmctl", version, about, after_long_help = OMADMCTL_AFTER)]
 pub struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -18,6 +23,20 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
 }
+
+const OMADMCTL_AFTER: &str = "\
+Exit status: 0 success; 1 failure (with --wait: the session did not end normally);
+2 bad arguments; 3 omadmd is not running or the bus cannot be reached; 4 access denied.
+
+Environment:
+  DBUS_SYSTEM_BUS_ADDRESS   talk to omadmd on another bus than the system bus
+
+Authorization: the polkit actions are org.omadm.Client1.start-session, .queue-alert,
+.inject-notification, .register-handler and .register-agent
+(/usr/share/polkit-1/actions/org.omadm.Client1.policy). Without polkit only root may
+change anything.
+
+See also: omadmd(8), omadmd.toml(5), pkttyagent(1).";
 
 /// What to do.
 #[derive(Debug, Subcommand)]

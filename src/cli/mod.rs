@@ -10,8 +10,16 @@ use clap::{Parser, Subcommand};
 use crate::config::{Fragment, Sources};
 
 /// OMA DM 2.0 client daemon.
+///
+/// omadmd lets a device management server manage this machine over the OMA DM 2.0
+/// protocol. It keeps the management tree in SQLite, runs DM sessions with the servers of
+/// its accounts over HTTPS, wakes on DM Notifications (UDP port 2948, or from systemd's
+/// omadmd.socket), and serves org.omadm.Client1 on the system bus for omadmctl(1), SHOW
+/// agents and EXEC handlers. systemd starts it as omadmd.service; run without a command it
+/// serves in the foreground until SIGTERM or SIGINT, which finish the current command and
+/// record a running session as interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "omadmd", version, about, long_about = None)]
+#[command(name = "omadmd", version, about, after_long_help = OMADMD_AFTER)]
 pub struct Cli {
     /// Main configuration file [default: /etc/omadmd/omadmd.toml, if present].
     #[arg(long, global = true, value_name = "FILE")]
@@ -36,6 +44,27 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+const OMADMD_AFTER: &str = "\
+Files:
+  /etc/omadmd/omadmd.toml, /etc/omadmd/config.d/*.toml, /run/omadmd/config.d/*.toml,
+  /usr/lib/omadmd/config.d/*.toml   configuration (omadmd.toml(5))
+  /etc/omadmd/bootstrap.d/          factory bootstrap files (DM accounts)
+  /usr/share/omadmd/ddf/, /etc/omadmd/ddf/   MO definitions (DDF)
+  /var/lib/omadmd/tree.db           the management tree, owner-only
+
+Environment:
+  STATE_DIRECTORY           set by systemd: where tree.db lives
+  LISTEN_FDS, LISTEN_PID    set by systemd: the notification socket
+  NOTIFY_SOCKET             set by systemd: READY, STOPPING and STATUS go there
+  JOURNAL_STREAM            set by systemd: log to the journal with structured fields
+  DBUS_SYSTEM_BUS_ADDRESS   another bus than the system bus (tests, demos)
+  RUST_LOG                  log filter, overriding log.level
+
+Exit status: 0 after a clean stop, 1 when it cannot start (the reason is logged),
+2 for bad arguments.
+
+See also: omadmctl(1), omadmd.toml(5), systemd.service(5); /usr/share/doc/omadmd/.";
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]

@@ -170,3 +170,47 @@ fn dump_tree_without_a_database_says_so() {
     );
     assert!(!root.database().exists());
 }
+
+#[test]
+fn without_a_journal_socket_the_daemon_says_so_and_logs_to_stderr() {
+    use std::os::unix::fs::MetadataExt as _;
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        eprintln!("skipped: this machine has a journal socket");
+        return;
+    }
+    let root = Root::new().with_demo_bootstrap();
+    // stderr goes to a file that JOURNAL_STREAM names, as systemd connects a service's
+    // stderr to the journal.
+    let log_path = root.path("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let meta = log.metadata().unwrap();
+    let mut child = root
+        .command(&[])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if text.contains(" ready") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("logging to stderr: the journal cannot be used")
+            && first.contains("/run/systemd/journal/socket does not exist"),
+        "{text}"
+    );
+    // Without timestamps: systemd adds its own.
+    assert!(first.trim_start().starts_with("WARN"), "{first}");
+    assert!(text.contains("ready"), "{text}");
+}

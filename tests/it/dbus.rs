@@ -49,7 +49,7 @@ fn omadmctl_drives_the_daemon() {
     assert!(err.contains("running"), "a progress line: {err}");
     let (_, out, _) = omadmctl(&bus.address, &["accounts"]);
     assert!(out.contains("last session #"), "{out}");
-    assert!(out.contains(" ended ") && out.contains("(client)"), "{out}");
+    assert!(out.contains("(client)"), "{out}");
     // QueueAlert asks for a session itself: the alert went out in one of the two.
     let p1s = server.of_kind("package1");
     let with_alert: Vec<_> = p1s
