@@ -34,5 +34,13 @@ done
 for doc in README.md docs/*.md; do
     put 0644 "$doc" "usr/share/doc/omadmd/$(basename "$doc")"
 done
+# Man pages (generated from the CLI and committed; see tests/it/generated.rs) go in
+# uncompressed: rpmbuild compresses them itself, and cargo-deb does for the Debian package.
+for page in packaging/man/*.[158]; do
+    put 0644 "$page" "usr/share/man/man${page##*.}/$(basename "$page")"
+done
+put 0644 packaging/completions/omadmctl.bash usr/share/bash-completion/completions/omadmctl
+put 0644 packaging/completions/_omadmctl     usr/share/zsh/site-functions/_omadmctl
+put 0644 packaging/completions/omadmctl.fish usr/share/fish/vendor_completions.d/omadmctl.fish
 put 0644 examples/demo/bootstrap.d/10-demo-server.json usr/share/doc/omadmd/examples/bootstrap.d/10-example-server.json
 install -d -m 0755 "$dest/etc/omadmd/bootstrap.d" "$dest/etc/omadmd/config.d"

@@ -233,6 +233,13 @@ fn install_sh_lays_out_what_the_units_and_policy_expect() {
         "usr/lib/omadmd/config.d/10-defaults.toml",
         "usr/share/omadmd/ddf/oma-dm-dmacc-1.2.ddf.xml",
         "usr/share/doc/omadmd/examples/bootstrap.d/10-example-server.json",
+        "usr/share/man/man8/omadmd.8",
+        "usr/share/man/man1/omadmctl.1",
+        "usr/share/man/man1/omadmctl-session-start.1",
+        "usr/share/man/man5/omadmd.toml.5",
+        "usr/share/bash-completion/completions/omadmctl",
+        "usr/share/zsh/site-functions/_omadmctl",
+        "usr/share/fish/vendor_completions.d/omadmctl.fish",
     ] {
         assert!(dest.path().join(f).is_file(), "{f} missing");
     }

@@ -9,6 +9,7 @@ mod crash;
 mod daemon;
 mod dbus;
 mod exec;
+mod generated;
 mod install;
 mod notify;
 mod polkit;

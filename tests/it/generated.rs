@@ -1,0 +1,158 @@
+//! Files generated from the command-line definitions and shipped in `packaging/`: the man
+//! pages of omadmd(8) and omadmctl(1) (and its subcommands), and omadmctl's shell
+//! completions. They are committed, so packaging needs no generator; this test fails when
+//! they fall behind the CLI. `OMADM_BLESS=1 cargo test --test it generated` rewrites them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory as _;
+use clap_complete::Shell;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging")
+}
+
+/// A man page for a command and each of its subcommands (`omadmctl-session-start.1`).
+fn man_pages(cmd: clap::Command, section: &str, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    fn walk(cmd: clap::Command, prefix: &str, section: &str, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let name = if prefix.is_empty() {
+            cmd.get_name().to_owned()
+        } else {
+            format!("{prefix}-{}", cmd.get_name())
+        };
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            walk(sub, &name, section, out);
+        }
+        let cmd = cmd.display_name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .section(section)
+            .manual("omadmd")
+            .source(format!("omadmd {}", env!("CARGO_PKG_VERSION")))
+            .render(&mut page)
+            .unwrap();
+        out.insert(root().join(format!("man/{name}.{section}")), page);
+    }
+    let mut cmd = cmd.disable_help_subcommand(true);
+    cmd.build();
+    walk(cmd, "", section, out);
+}
+
+fn expected() -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    man_pages(omadmd::cli::Cli::command(), "8", &mut out);
+    man_pages(omadmd::cli::ctl::Cli::command(), "1", &mut out);
+    for (shell, file) in [
+        (Shell::Bash, "completions/omadmctl.bash"),
+        (Shell::Zsh, "completions/_omadmctl"),
+        (Shell::Fish, "completions/omadmctl.fish"),
+    ] {
+        let mut text = Vec::new();
+        clap_complete::generate(
+            shell,
+            &mut omadmd::cli::ctl::Cli::command(),
+            "omadmctl",
+            &mut text,
+        );
+        out.insert(root().join(file), text);
+    }
+    out
+}
+
+/// The generated files present in the tree now (hand-written pages such as
+/// `omadmd.toml.5` are not generated).
+fn present() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["man", "completions"] {
+        for e in std::fs::read_dir(root().join(dir)).into_iter().flatten() {
+            let p = e.unwrap().path();
+            if !p.to_string_lossy().ends_with(".5") {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn generated_man_pages_and_completions_match_the_cli() {
+    let want = expected();
+    if std::env::var_os("OMADM_BLESS").is_some() {
+        for p in present() {
+            std::fs::remove_file(p).unwrap();
+        }
+        for (path, text) in &want {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        return;
+    }
+    let mut stale = Vec::new();
+    for (path, text) in &want {
+        if std::fs::read(path).ok().as_ref() != Some(text) {
+            stale.push(path.display().to_string());
+        }
+    }
+    for p in present() {
+        if !want.contains_key(&p) {
+            stale.push(format!("{} (no longer generated)", p.display()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date (run OMADM_BLESS=1 cargo test --test it generated): {stale:#?}"
+    );
+}
+
+/// `section.key` names in the first column of docs/configuration.md's key table.
+fn documented_keys() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let mut keys = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let first = line.split('|').nth(1).unwrap();
+        for name in first.split('`').skip(1).step_by(2) {
+            let (section, key) = name.split_once('.').unwrap();
+            keys.push((section.to_owned(), key.to_owned()));
+        }
+    }
+    keys
+}
+
+#[test]
+fn every_configuration_key_is_documented_and_in_the_man_page() {
+    let documented = documented_keys();
+    assert!(documented.len() > 30, "{documented:?}");
+    // Every key the daemon prints is documented.
+    let scratch = crate::common::Root::new();
+    let (status, merged, err) = scratch.run(&["check-config"]);
+    assert!(status.success(), "{err}");
+    let mut section = String::new();
+    for line in merged.lines() {
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.to_owned();
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            assert!(
+                documented.contains(&(section.clone(), key.to_owned())),
+                "{section}.{key} is not in docs/configuration.md"
+            );
+        }
+    }
+    // Every documented key is in omadmd.toml(5), under its section.
+    let page = std::fs::read_to_string(root().join("man/omadmd.toml.5")).unwrap();
+    for (section, key) in &documented {
+        let body = page
+            .split(&format!(".SH \"[{section}]\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("omadmd.toml(5) has no [{section}]"));
+        let body = body.split("\n.SH").next().unwrap();
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with(".B") && l.split([' ', '"', ',']).any(|w| w == key)),
+            "omadmd.toml(5) does not describe {section}.{key}"
+        );
+    }
+}
