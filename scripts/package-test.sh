@@ -58,4 +58,31 @@ dpkg --purge omadmd >/dev/null
 for f in /usr/sbin/omadmd /lib/systemd/system/omadmd.service /usr/share/dbus-1/system.d/org.omadm.Client1.conf /var/lib/omadmd /usr/lib/omadmd; do
     [ ! -e "$f" ] || { echo "left behind after purge: $f" >&2; exit 1; }
 done
+echo "== RPM: build packaging/rpm/omadmd.spec from a source tarball, compare with install.sh"
+command -v rpmbuild >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rpm >/dev/null; }
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+grep -q "^Version: *$version\$" packaging/rpm/omadmd.spec || { echo "the spec's Version is not $version" >&2; exit 1; }
+top=$(mktemp -d)
+trap 'rm -rf "$top"' EXIT
+mkdir -p "$top/SOURCES" "$top/layout"
+tar --exclude=./target --exclude=./.git --exclude=./fuzz/target \
+    --transform "s,^\.,omadmd-$version," -czf "$top/SOURCES/omadmd-$version.tar.gz" .
+# The release binaries cargo deb built; Debian has no systemd-rpm-macros (see the file).
+rpmbuild -bb --nodeps --define "_topdir $top" --define "omadmd_prebuilt $PWD/target/release" \
+    --load "$PWD/scripts/rpm-macros.debian" packaging/rpm/omadmd.spec >"$top/rpmbuild.log" 2>&1 \
+    || { tail -n 30 "$top/rpmbuild.log" >&2; exit 1; }
+rpm=$(ls "$top"/RPMS/*/omadmd-"$version"-*.rpm)
+echo "== built $(basename "$rpm")"
+DESTDIR="$top/layout" packaging/install.sh target/release
+rpm -qlp "$rpm" | sort >"$top/rpm.files"
+(cd "$top/layout" && find . -type f -o -type l | sed 's,^\.,,' | sort) >"$top/layout.files"
+missing=$(comm -23 "$top/layout.files" "$top/rpm.files")
+[ -z "$missing" ] || { echo "install.sh installs what the RPM lacks: $missing" >&2; exit 1; }
+extra=$(comm -13 "$top/layout.files" "$top/rpm.files" | while read -r f; do
+    case "$f" in /usr/lib/.build-id*|/usr/share/licenses/*) continue ;; esac
+    [ -d "$top/layout$f" ] || echo "$f"
+done)
+[ -z "$extra" ] || { echo "the RPM has files install.sh does not: $extra" >&2; exit 1; }
+rpm -qp --scripts "$rpm" | grep -q 'systemctl.*preset omadmd.socket omadmd.service' \
+    || { echo "the RPM does not enable the units" >&2; exit 1; }
 echo "package-test: ok"
