@@ -7,16 +7,57 @@ use omadmd::cli::{Cli, Command};
 use omadmd::logging::{self, Target};
 use omadmd::{config, daemon, diag};
 
+/// Exit status for a failure systemd should not retry (`RestartPreventExitStatus=` in the
+/// unit): a bad configuration, or a database that is refused or cannot be written, stays
+/// so until an administrator acts. (EX_CONFIG from sysexits.h.)
+const EXIT_NEEDS_ADMIN: u8 = 78;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let daemon_mode = matches!(cli.command, None | Some(Command::Run));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("omadmd: {e:#}");
-            ExitCode::FAILURE
+            let msg = report(&e);
+            // The daemon's log (journal or stderr) has it once; offline modes and failures
+            // before logging is set up print it as a command does.
+            if daemon_mode && tracing::dispatcher::has_been_set() {
+                tracing::error!("{msg}");
+            } else {
+                eprintln!("omadmd: {msg}");
+            }
+            ExitCode::from(exit_status(&e))
         }
     }
+}
+
+/// The error and its causes, each said once (a cause's text is often already in its
+/// parent's message).
+fn report(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
+fn exit_status(e: &anyhow::Error) -> u8 {
+    let needs_admin = e.chain().any(|c| {
+        c.is::<config::ConfigError>()
+            || matches!(
+                c.downcast_ref::<omadmd::tree::StoreError>(),
+                Some(
+                    omadmd::tree::StoreError::Foreign { .. } | omadmd::tree::StoreError::Io { .. }
+                )
+            )
+    });
+    if needs_admin { EXIT_NEEDS_ADMIN } else { 1 }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

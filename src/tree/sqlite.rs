@@ -39,6 +39,21 @@ pub struct SqliteStore {
 
 const NODE_COLUMNS: &str = "path, format, mime, permanent, access, secret, value";
 
+/// Refuses, with a message that says what to fix, a database file or directory this
+/// process cannot write (SQLite would open it read-only and fail at the first write).
+fn writable(p: &Path, what: &str) -> std::io::Result<()> {
+    nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "the database {what} is not writable by uid {} ({e}); make the state directory \
+                 the daemon's own (the unit's StateDirectory= does)",
+                nix::unistd::Uid::effective()
+            ),
+        )
+    })
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating in `ReadWrite` mode) the database at `path`.
     ///
@@ -63,6 +78,10 @@ impl SqliteStore {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err(e)),
             }
+            writable(path, "file").map_err(io_err)?;
+            // SQLite makes the -wal and -shm files beside it.
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            writable(dir.unwrap_or(Path::new(".")), "directory").map_err(io_err)?;
             let meta = std::fs::metadata(path).map_err(io_err)?;
             if meta.permissions().mode() & 0o077 != 0 {
                 tracing::warn!(path = %shown, mode = format!("{:o}", meta.permissions().mode() & 0o777),

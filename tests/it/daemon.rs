@@ -85,7 +85,8 @@ fn a_corrupt_database_stops_start_up_and_stays_untouched() {
     let db = root.write("var/lib/omadmd/tree.db", &garbage);
     let mut d = root.start(&[]);
     let status = d.wait_exit(30);
-    assert!(!status.success());
+    // 78: systemd does not restart it (RestartPreventExitStatus=78); an admin must act.
+    assert_eq!(status.code(), Some(78));
     let log = d.log.join("\n");
     assert!(
         log.contains("is not usable") && log.contains("left untouched"),
@@ -109,10 +110,86 @@ fn a_bad_config_names_file_and_key() {
         "{err}"
     );
     let mut d = root.start(&[]);
-    assert!(
-        !d.wait_exit(30).success(),
-        "the daemon started with a bad config"
+    assert_eq!(
+        d.wait_exit(30).code(),
+        Some(78),
+        "the daemon started with a bad config, or asked to be restarted"
     );
+}
+
+#[test]
+fn an_unwritable_database_stops_start_up_with_what_to_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root to run the daemon as another user");
+        return;
+    }
+    let root = Root::new().with_demo_bootstrap();
+    // A first start creates the database; then it belongs to nobody, read-only.
+    let mut d = root.start(&[]);
+    d.wait_for("ready", 30);
+    d.terminate();
+    let state = root.path("var/lib/omadmd");
+    let db = root.path("var/lib/omadmd/tree.db");
+    for entry in walk(root.dir.path()) {
+        std::os::unix::fs::lchown(&entry, Some(65534), Some(65534)).unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    for (path, mode, what) in [
+        (&db, 0o400, "the database file is not writable by uid 65534"),
+        (
+            &state,
+            0o500,
+            "the database directory is not writable by uid 65534",
+        ),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = root.command(&[]).uid(65534).gid(65534).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(
+            err.contains(what) && err.contains("StateDirectory="),
+            "{err}"
+        );
+        assert_eq!(err.matches(what).count(), 1, "said once: {err}");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::read(&db).unwrap(), before, "left untouched");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_taken_notification_port_is_logged_and_the_daemon_serves_on() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let root = Root::new().with_demo_bootstrap();
+    root.write(
+        "etc/omadmd/config.d/60-port.toml",
+        &format!("[notifications]\nlisten = \"{addr}\"\n"),
+    );
+    let mut d = root.start(&[]);
+    let line = d.wait_for("cannot listen for notifications", 30);
+    assert!(
+        line.contains("running without them") && line.contains(&addr.to_string()),
+        "{line}"
+    );
+    d.wait_for("ready", 30);
+    let (status, _) = d.terminate();
+    assert!(status.success());
 }
 
 #[test]
