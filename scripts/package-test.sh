@@ -53,6 +53,62 @@ fi
 out=$(systemd-analyze verify --man=no /lib/systemd/system/omadmd.service /lib/systemd/system/omadmd.socket 2>&1 || true)
 [ -z "$out" ] || { echo "systemd-analyze verify: $out" >&2; exit 1; }
 
+echo "== enabled for boot, and woken by a notification as the installed units say"
+# deb-systemd-helper enables the units even where systemd is not running: these links are
+# what starts them at boot.
+for link in /etc/systemd/system/multi-user.target.wants/omadmd.service \
+            /etc/systemd/system/sockets.target.wants/omadmd.socket; do
+    [ -L "$link" ] || { echo "not enabled: $link" >&2; exit 1; }
+done
+# No systemd as PID 1 here, so do what it would: a system-style bus with the installed
+# policy, the state directory, the socket on UDP 2948 (systemd-socket-activate starts the
+# daemon on the first datagram), and the daemon as the omadmd user.
+run=$(mktemp -d)
+chmod 0755 "$run"  # the omadmd user reaches the bus socket in it
+cat >"$run/system.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$run/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <includedir>/usr/share/dbus-1/system.d</includedir>
+</busconfig>
+CONF
+dbus-daemon --config-file="$run/system.conf" --nofork --nopidfile & bus_pid=$!
+act_pid=""
+trap 'kill $bus_pid $act_pid 2>/dev/null || true' EXIT
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$run/bus"
+install -d -m 0700 -o omadmd -g omadmd /var/lib/omadmd
+systemd-socket-activate --datagram -l 127.0.0.1:2948 \
+    -E DBUS_SYSTEM_BUS_ADDRESS -E STATE_DIRECTORY=/var/lib/omadmd \
+    setpriv --reuid omadmd --regid omadmd --init-groups /usr/sbin/omadmd 2>"$run/daemon.log" & act_pid=$!
+sleep 0.5
+omadm-testserver --notify 127.0.0.1:2948 --server-id nobody-here --notification-id 1 >/dev/null
+for _ in $(seq 100); do omadmctl status >/dev/null 2>&1 && break; sleep 0.1; done
+omadmctl status || { cat "$run/daemon.log" >&2; exit 1; }
+grep -q 'socket="systemd"' "$run/daemon.log" || { echo "the daemon did not take the socket" >&2; cat "$run/daemon.log" >&2; exit 1; }
+grep -q 'no account for server' "$run/daemon.log" || { echo "the waking datagram was not read" >&2; cat "$run/daemon.log" >&2; exit 1; }
+kill "$act_pid" 2>/dev/null || true; wait "$act_pid" 2>/dev/null || true
+kill "$bus_pid"; wait "$bus_pid" 2>/dev/null || true
+trap - EXIT
+unset DBUS_SYSTEM_BUS_ADDRESS
+rm -rf "$run"
+
 echo "== purge"
 dpkg --purge omadmd >/dev/null
 for f in /usr/sbin/omadmd /lib/systemd/system/omadmd.service /usr/share/dbus-1/system.d/org.omadm.Client1.conf /var/lib/omadmd /usr/lib/omadmd; do

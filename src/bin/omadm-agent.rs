@@ -9,17 +9,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use futures_util::StreamExt as _;
+use omadmd::cli::agent::Cli;
 use omadmd::dbus::client::{AgentError, AgentManagerProxy};
 use zbus::Variant;
-
-/// The omadmd desktop agent: shows the pages device-management servers ask you to see.
-#[derive(Debug, Parser)]
-#[command(name = "omadm-agent", version)]
-struct Cli {
-    /// Do not show desktop notifications.
-    #[arg(long)]
-    no_notify: bool,
-}
 
 const AGENT_PATH: &str = "/org/omadm/Client1/Agent";
 

@@ -2,65 +2,11 @@
 //! Component, for demos, tests and conformance runs. See docs/testserver.md.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use omadmd::cli::testserver::Cli;
 use omadmd::testserver::{Options, Script, serve};
-
-/// A scriptable OMA DM 2.0 server for demos and tests.
-///
-/// It answers each Package#1 with the next scripted session and each Package#3 with that
-/// session's next Package#2 (END when the script runs out); it serves and accepts MO data
-/// under /repo/, serves a SHOW page at /ui, and records everything it receives as JSON
-/// lines. It prints "listening on <URL>" once ready; the DM endpoint is <URL>/dm.
-#[derive(Debug, Parser)]
-#[command(name = "omadm-testserver", version)]
-struct Cli {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
-    /// Script: a JSON file with "sessions" (each a list of Package#2s) and "repository".
-    #[arg(long, value_name = "FILE")]
-    script: Option<PathBuf>,
-    /// Serve HTTPS with a self-signed certificate made at start.
-    #[arg(long)]
-    tls: bool,
-    /// With --tls: write the CA certificate clients should trust here.
-    #[arg(long, value_name = "FILE")]
-    ca_out: Option<PathBuf>,
-    /// With --tls: require client certificates from the CA, and write one (certificate and
-    /// key, PEM) for a device here.
-    #[arg(long, value_name = "FILE")]
-    client_cert_out: Option<PathBuf>,
-    /// Append a JSON line per received package or request here.
-    #[arg(long, value_name = "FILE")]
-    record: Option<PathBuf>,
-    /// Print a line per event.
-    #[arg(short, long)]
-    verbose: bool,
-    /// Instead of serving: send one DM Notification (Package#0) to this UDP address and exit.
-    #[arg(long, value_name = "ADDR", help_heading = "Sending a notification")]
-    notify: Option<SocketAddr>,
-    /// SERVER-ID of the notification.
-    #[arg(long, value_name = "ID", help_heading = "Sending a notification")]
-    server_id: Option<String>,
-    /// NOTIFICATION-ID.
-    #[arg(long, value_name = "N", help_heading = "Sending a notification")]
-    notification_id: Option<u16>,
-    /// Sign with this server-secret (base64; the account's Auth/Noti/Secret).
-    #[arg(long, value_name = "B64", value_parser = omadmd::cli::base64_arg, help_heading = "Sending a notification")]
-    secret: Option<omadmd::cli::Bytes>,
-    /// auth-data for the digest (base64; the account's Auth/Noti/Data).
-    #[arg(long, value_name = "B64", value_parser = omadmd::cli::base64_arg, help_heading = "Sending a notification")]
-    auth_data: Option<omadmd::cli::Bytes>,
-    /// Set REQ-MOS.
-    #[arg(long, help_heading = "Sending a notification")]
-    req_mos: bool,
-    /// Send as connectionless WAP Push (WSP) rather than a bare Package#0.
-    #[arg(long, help_heading = "Sending a notification")]
-    wap: bool,
-}
 
 /// Sends one notification as the options say.
 fn send_notification(cli: &Cli, to: SocketAddr) -> Result<(), String> {

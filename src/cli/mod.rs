@@ -1,7 +1,9 @@
 //! Command-line definitions of `omadmd` (and of `omadmctl` in [`ctl`]), kept in the library
 //! so man pages and shell completions are generated from them (`packaging/man`).
 
+pub mod agent;
 pub mod ctl;
+pub mod testserver;
 
 use std::path::PathBuf;
 
