@@ -1,6 +1,7 @@
 //! Wiring: opens the store, loads MO definitions, brings the standard MOs and factory
 //! bootstrap up to date, tells systemd it is ready, and serves until told to stop.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -35,6 +36,34 @@ pub struct Prepared {
     pub registry: Registry,
     /// The machine.
     pub host: Host,
+    /// One HTTP client per server, kept between its sessions (its TLS set-up and idle
+    /// connections), with the fingerprint of the settings it was built with.
+    http_clients: std::sync::Mutex<HashMap<String, (u64, HttpClient)>>,
+}
+
+impl Prepared {
+    /// The HTTP client for a server's next session: the kept one when its settings are
+    /// unchanged, else a new one.
+    fn http_client(
+        &self,
+        server_id: &str,
+        settings: &HttpSettings,
+        dev_id: &str,
+    ) -> anyhow::Result<HttpClient> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (settings, dev_id).hash(&mut h);
+        let fingerprint = h.finish();
+        let mut clients = self.http_clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((f, c)) = clients.get(server_id)
+            && *f == fingerprint
+        {
+            return Ok(c.session());
+        }
+        let client = HttpClient::new(settings, dev_id)?;
+        clients.insert(server_id.to_owned(), (fingerprint, client.clone()));
+        Ok(client)
+    }
 }
 
 /// Creates the state directory (owner-only) when it is missing.
@@ -107,6 +136,7 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
         store,
         registry,
         host,
+        http_clients: std::sync::Mutex::default(),
     })
 }
 
@@ -541,7 +571,9 @@ fn engine_for<'a>(
             password,
             origin,
         });
-    let http = HttpClient::new(&http_settings, &dev_id)?.with_credentials(credentials);
+    let http = p
+        .http_client(&account.server_id, &http_settings, &dev_id)?
+        .with_credentials(credentials);
     let limits = EngineLimits {
         max_value_bytes: settings.limits.max_node_value_bytes,
         max_document_bytes: settings.limits.max_package_bytes,

@@ -17,7 +17,7 @@ pub const DEVID_HEADER: &str = "OMADM-DevID";
 pub const ACCEPT_HEADER: &str = "OMADM-Accept";
 
 /// How the client connects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct HttpSettings {
     /// Time to set up a connection (TCP and TLS).
     pub connect_timeout: Duration,
@@ -68,7 +68,34 @@ enum Scheme {
     Digest(Box<digest_auth::WwwAuthenticateHeader>),
 }
 
-/// One HTTP client: one per session, so cookies live exactly as long as the session.
+/// The cookies of one session: a jar that is emptied when the next session starts, so a
+/// client (its TLS set-up and connection pool) can serve many sessions while cookies live
+/// exactly as long as one.
+#[derive(Debug, Default)]
+struct SessionJar(std::sync::RwLock<std::sync::Arc<reqwest::cookie::Jar>>);
+
+impl SessionJar {
+    fn jar(&self) -> std::sync::Arc<reqwest::cookie::Jar> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn clear(&self) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::default();
+    }
+}
+
+impl reqwest::cookie::CookieStore for SessionJar {
+    fn set_cookies(&self, headers: &mut dyn Iterator<Item = &HeaderValue>, url: &url::Url) {
+        self.jar().set_cookies(headers, url);
+    }
+
+    fn cookies(&self, url: &url::Url) -> Option<HeaderValue> {
+        self.jar().cookies(url)
+    }
+}
+
+/// An HTTP client for one server. Build it once and call [`HttpClient::session`] for each
+/// session: cookies and the learned authentication scheme live exactly as long as one.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
@@ -76,6 +103,7 @@ pub struct HttpClient {
     max_body: usize,
     credentials: Option<Credentials>,
     scheme: std::sync::Arc<std::sync::Mutex<Option<Scheme>>>,
+    jar: std::sync::Arc<SessionJar>,
 }
 
 /// A redirect is followed only to the same scheme, at most five times: a session never
@@ -105,11 +133,15 @@ impl HttpClient {
     /// A client sending `dev_id` in `OMADM-DevID`.
     pub fn new(settings: &HttpSettings, dev_id: &str) -> Result<HttpClient, TransportError> {
         let err = |what: &str, e: reqwest::Error| TransportError(format!("{what}: {e}"));
+        let jar = std::sync::Arc::new(SessionJar::default());
         let mut b = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.read_timeout)
             .redirect(redirect_policy())
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
+            // An idle connection is not kept long: sessions are minutes or hours apart, and
+            // an idle daemon should hold little (PRODUCT.md §5).
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
             .tls_version_min(reqwest::tls::Version::TLS_1_2)
             .user_agent(concat!("omadmd/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &settings.extra_ca_pem {
@@ -130,7 +162,19 @@ impl HttpClient {
             max_body: settings.max_body,
             credentials: None,
             scheme: std::sync::Arc::default(),
+            jar,
         })
+    }
+
+    /// The client for a new session with the same server: no cookies and no learned
+    /// authentication scheme from an earlier one; the connection pool and TLS set-up are
+    /// kept. One session at a time uses a client's cookies.
+    pub fn session(&self) -> HttpClient {
+        self.jar.clear();
+        HttpClient {
+            scheme: std::sync::Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// The same client answering HTTP Basic or Digest challenges with `credentials`.

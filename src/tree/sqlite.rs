@@ -178,6 +178,22 @@ impl SqliteStore {
         // rolls back on drop), so a poisoned lock is safe to keep using.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Runs `f` with commits that reach the WAL but are not fsynced (`synchronous =
+    /// NORMAL`), for the session history: a log whose last rows may be lost on power loss,
+    /// never on a crash of the process, and whose two writes per session would otherwise
+    /// cost two fsyncs (docs/performance.md). The next durable commit syncs them too.
+    fn relaxed<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = f(&conn);
+        // Back to FULL before anything else may write; a failure here is reported.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(result?)
+    }
 }
 
 fn now() -> i64 {
@@ -811,17 +827,18 @@ impl TreeStore for SqliteStore {
     }
 
     fn session_started(&self, server_id: &str, trigger: &str) -> Result<i64, StoreError> {
-        let conn = self.lock();
-        conn.prepare_cached(
-            "INSERT INTO session (server_id, trigger, started_at, outcome) VALUES (?1, ?2, ?3, 'running')",
-        )?
-        .execute(params![server_id, trigger, now()])?;
-        let id = conn.last_insert_rowid();
-        conn.prepare_cached(
-            "DELETE FROM session WHERE id <= (SELECT id FROM session ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-        )?
-        .execute([crate::tree::HISTORY_KEEP])?;
-        Ok(id)
+        self.relaxed(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO session (server_id, trigger, started_at, outcome) VALUES (?1, ?2, ?3, 'running')",
+            )?
+            .execute(params![server_id, trigger, now()])?;
+            let id = conn.last_insert_rowid();
+            conn.prepare_cached(
+                "DELETE FROM session WHERE id <= (SELECT id FROM session ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            )?
+            .execute([crate::tree::HISTORY_KEEP])?;
+            Ok(id)
+        })
     }
 
     fn session_finished(
@@ -832,13 +849,14 @@ impl TreeStore for SqliteStore {
         packages: i64,
         commands: i64,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
+        self.relaxed(|conn| {
+            conn.prepare_cached(
                 "UPDATE session SET ended_at = ?2, outcome = ?3, detail = ?4, packages = ?5, commands = ?6
                  WHERE id = ?1",
             )?
             .execute(params![id, now(), outcome, detail, packages, commands])?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn note_notification(

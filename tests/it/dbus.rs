@@ -52,6 +52,13 @@ fn omadmctl_drives_the_daemon() {
     assert!(out.contains("(client)"), "{out}");
     // QueueAlert asks for a session itself: the alert went out in one of the two.
     let p1s = server.of_kind("package1");
+    // The daemon keeps the server's HTTP client between sessions, never its cookies: each
+    // Package#1 opens a session without the last one's cookie.
+    assert!(p1s.len() >= 3, "{p1s:#?}");
+    assert!(
+        p1s.iter().all(|p| p["headers"]["cookie"].is_null()),
+        "a Package#1 carried an earlier session's cookie: {p1s:#?}"
+    );
     let with_alert: Vec<_> = p1s
         .iter()
         .filter(|p| p["body"]["Alert"].as_array().is_some_and(|a| a.len() == 2))

@@ -749,3 +749,23 @@ fn the_history_keeps_only_the_newest_sessions() {
         "the oldest five are gone"
     );
 }
+
+#[test]
+fn history_writes_leave_later_commits_durable() {
+    let (_d, s) = store();
+    let synchronous = |s: &SqliteStore| -> i64 {
+        s.lock()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(synchronous(&s), 2, "FULL from the start");
+    let id = s.session_started("srv", "client").unwrap();
+    assert_eq!(
+        synchronous(&s),
+        2,
+        "FULL again after the relaxed history write"
+    );
+    s.session_finished(id, "ended", None, 1, 2).unwrap();
+    assert_eq!(synchronous(&s), 2);
+    assert_eq!(s.sessions(1).unwrap()[0].outcome, "ended");
+}
