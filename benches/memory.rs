@@ -1,0 +1,162 @@
+//! Benchmark: resident memory of the real `omadmd` binary, idle after start-up and after
+//! sessions (PRODUCT.md §5: an idle daemon under 10 MiB, not growing). The baseline in the
+//! same run is the daemon itself before its first session, so growth shows directly.
+//! Sessions run against the in-process test server, woken by signed UDP notifications.
+//! `cargo bench --bench memory`; `cargo test` runs it once, small.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use serde_json::json;
+
+/// The daemon, killed if the benchmark fails half-way.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn wait_for(lines: &Receiver<String>, needle: &str) {
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no {needle:?} from omadmd"));
+        if line.contains(needle) {
+            return;
+        }
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:>6.1} MiB", kib as f64 / 1024.0)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sessions = if full { 50 } else { 2 };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let get = json!({"CMD": [["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"], ["GET", "urn:oma:mo:oma-dm-devinfo:1.2//Man"]]});
+    let one = json!({"packages": [get, {"CMD": [["END"]]}]});
+    let script: omadmd::testserver::Script =
+        serde_json::from_value(json!({"sessions": vec![one; sessions + 2]})).expect("script");
+    let opts = omadmd::testserver::Options {
+        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
+        tls: false,
+        ca_out: None,
+        client_cert_out: None,
+        record: None,
+        verbose: false,
+    };
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _ = rt.block_on(omadmd::testserver::serve(script, opts));
+    });
+
+    let demo = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/demo/bootstrap.d/10-demo-server.json"),
+    )
+    .expect("demo bootstrap")
+    .replace("{base}", &base);
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    write("etc/omadmd/bootstrap.d/10-demo-server.json", &demo);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let notify_addr = udp.local_addr().expect("addr");
+    drop(udp);
+    write(
+        "etc/omadmd/config.d/00-bench.toml",
+        &format!("[dbus]\nenabled = false\n[notifications]\nlisten = \"{notify_addr}\"\n"),
+    );
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_omadmd"))
+            .arg("--config-root")
+            .arg(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("omadmd"),
+    );
+    let pid = child.0.id();
+    let (tx, lines) = channel();
+    let stderr = child.0.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let settle = Duration::from_secs(if full { 3 } else { 1 });
+
+    // The owed BootstrapComplete session runs at start; then the daemon idles.
+    wait_for(&lines, "session ended");
+    std::thread::sleep(settle);
+    let after_first = rss_kib(pid);
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    for n in 0..sessions {
+        let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
+            server_id: "demo-server".into(),
+            notification_id: Some(u16::try_from(n + 1).expect("id")),
+            secret: Some(b"demo-notification-secret".to_vec()),
+            auth_data: b"demo-auth-data".to_vec(),
+            ..Default::default()
+        })
+        .expect("notification");
+        sender.send_to(&bytes, notify_addr).expect("send");
+        wait_for(&lines, "session ended");
+        // Under the per-source rate limit (notifications.rate-per-source, 20 a second).
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    std::thread::sleep(settle);
+    let after_all = rss_kib(pid);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.0.wait();
+
+    println!(
+        "omadmd resident memory (VmRSS), idle {} s after the last session:",
+        settle.as_secs()
+    );
+    println!(
+        "  after start-up and its first session {}",
+        mib(after_first)
+    );
+    println!(
+        "  after {sessions} more sessions            {}",
+        mib(after_all)
+    );
+    println!(
+        "  growth                               {:>+6.1} MiB   (target: under 10 MiB, not growing)",
+        (after_all as f64 - after_first as f64) / 1024.0
+    );
+}
