@@ -4,6 +4,8 @@
 //! Sessions run against the in-process test server, woken by signed UDP notifications.
 //! `cargo bench --bench memory`; `cargo test` runs it once, small.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -19,17 +21,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn wait_for(lines: &Receiver<String>, needle: &str) {
@@ -51,47 +42,15 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let sessions = if full { 50 } else { 2 };
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
     let get = json!({"CMD": [["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"], ["GET", "urn:oma:mo:oma-dm-devinfo:1.2//Man"]]});
     let one = json!({"packages": [get, {"CMD": [["END"]]}]});
-    let script: omadmd::testserver::Script =
-        serde_json::from_value(json!({"sessions": vec![one; sessions + 2]})).expect("script");
-    let opts = omadmd::testserver::Options {
-        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
-        tls: false,
-        ca_out: None,
-        client_cert_out: None,
-        record: None,
-        verbose: false,
-    };
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let _ = rt.block_on(omadmd::testserver::serve(script, opts));
-    });
-
-    let demo = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples/demo/bootstrap.d/10-demo-server.json"),
-    )
-    .expect("demo bootstrap")
-    .replace("{base}", &base);
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    };
-    write("etc/omadmd/bootstrap.d/10-demo-server.json", &demo);
+    let base = common::start_testserver(json!({"sessions": vec![one; sessions + 2]}));
+    common::demo_account(dir.path(), &base);
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     let notify_addr = udp.local_addr().expect("addr");
     drop(udp);
-    write(
+    common::write(
+        dir.path(),
         "etc/omadmd/config.d/00-bench.toml",
         &format!("[dbus]\nenabled = false\n[notifications]\nlisten = \"{notify_addr}\"\n"),
     );
@@ -119,7 +78,7 @@ fn main() {
     // The owed BootstrapComplete session runs at start; then the daemon idles.
     wait_for(&lines, "session ended");
     std::thread::sleep(settle);
-    let after_first = rss_kib(pid);
+    let after_first = common::rss_kib(&pid.to_string());
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     for n in 0..sessions {
         let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
@@ -136,7 +95,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(60));
     }
     std::thread::sleep(settle);
-    let after_all = rss_kib(pid);
+    let after_all = common::rss_kib(&pid.to_string());
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
         nix::sys::signal::Signal::SIGTERM,

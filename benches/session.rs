@@ -8,6 +8,8 @@
 //! the very bodies the session sent (recorded once) with the same headers.
 //! `cargo bench --bench session` prints the table; `cargo test` runs it once, small.
 
+mod common;
+
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
@@ -65,46 +67,14 @@ fn main() {
     let (rounds, packages) = if full { (200, 10) } else { (2, 3) };
     let dir = tempfile::tempdir().expect("tempdir");
 
-    // The server: the test server's library, on a free loopback port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let script_value = script(1 + 2 * rounds + 2, packages);
-    let script: omadmd::testserver::Script = serde_json::from_value(script_value).expect("script");
-    let opts = omadmd::testserver::Options {
-        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
-        tls: false,
-        ca_out: None,
-        client_cert_out: None,
-        record: None,
-        verbose: false,
-    };
-    // The server runs on its own thread and runtime, as a separate process would.
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let _ = rt.block_on(omadmd::testserver::serve(script, opts));
-    });
-    std::thread::sleep(Duration::from_millis(200));
+    let base = common::start_testserver(script(1 + 2 * rounds + 2, packages));
 
     // The device: a scratch root with the demo account pointing at that server.
-    let demo = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples/demo/bootstrap.d/10-demo-server.json"),
-    )
-    .expect("demo bootstrap")
-    .replace("{base}", &base);
-    let boot = dir.path().join("etc/omadmd/bootstrap.d");
-    std::fs::create_dir_all(&boot).expect("mkdir");
-    std::fs::write(boot.join("10-demo-server.json"), demo).expect("bootstrap");
+    common::demo_account(dir.path(), &base);
     let settings: Settings = omadmd::config::load(&Sources {
         root: Some(dir.path().to_path_buf()),
         ..Sources::default()

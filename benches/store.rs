@@ -3,6 +3,8 @@
 //! tree. `cargo bench --bench store` prints a table; `cargo test` runs it once, small, as a
 //! smoke test.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use omadmd::config::{Settings, Sources};
@@ -47,17 +49,6 @@ fn per_op(d: Duration, n: usize) -> String {
     format!("{:>9.2} µs", d.as_secs_f64() * 1e6 / n as f64)
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (groups, per, reads, writes) = if full {
@@ -92,11 +83,11 @@ fn main() {
         .collect();
 
     // Start-up: what the daemon does before READY, on a tree of `total` nodes.
-    let rss_before = rss_kib();
+    let rss_before = common::rss_kib("self");
     let start = Instant::now();
     let prepared = omadmd::daemon::prepare(&settings, Host::default()).expect("prepare");
     let startup = start.elapsed();
-    let rss_after = rss_kib();
+    let rss_after = common::rss_kib("self");
     let store = prepared.store;
 
     // Point reads of leaves.
