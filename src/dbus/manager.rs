@@ -11,7 +11,7 @@ use crate::engine::Trigger;
 use crate::protocol::packages::Alert;
 use crate::scheduler::Request;
 use crate::session;
-use crate::tree::{Outgoing, OutgoingKind, TreeOp, TreeStore};
+use crate::tree::{Outgoing, OutgoingKind, PendingExec, TreeOp, TreeStore};
 
 /// A session history row: id, server, trigger, start, end (0: none), outcome, detail,
 /// packages, commands.
@@ -44,6 +44,58 @@ pub struct AccountState {
     pub last_ended: Option<i64>,
     /// Why it did not end normally.
     pub last_detail: Option<String>,
+}
+
+/// Ends a pending EXEC with its result alert: queued durably for the EXEC's ServerURI in
+/// the same transaction that forgets the EXEC, and a session asked for to deliver it.
+pub(super) fn finish_exec(
+    shared: &Shared,
+    pending: &PendingExec,
+    alert: &Alert,
+) -> Result<(), Error> {
+    let payload = serde_json::to_vec(alert).map_err(|e| Error::Failed(e.to_string()))?;
+    shared.prepared.store.apply(&[
+        TreeOp::Enqueue(Outgoing {
+            id: 0,
+            server_id: pending.server_id.clone(),
+            kind: OutgoingKind::Alert,
+            target: pending.report_to.clone(),
+            payload,
+        }),
+        TreeOp::RemovePendingExec {
+            token: pending.token.clone(),
+        },
+    ])?;
+    shared.scheduler.request(
+        Some(&pending.server_id),
+        Request {
+            trigger: Trigger::ClientInitiated,
+            req_mos: false,
+        },
+    );
+    Ok(())
+}
+
+/// Ends, with 500 ("command failed"), the EXECs a handler accepted and can no longer
+/// answer because it has left the bus: the server gets an error, not silence.
+pub(super) fn fail_orphaned_execs(shared: &Shared, handler: &str) {
+    let pending = match shared.prepared.store.pending_execs(Some(handler)) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read pending EXECs");
+            return;
+        }
+    };
+    for p in pending {
+        let alert =
+            crate::engine::exec_result_alert(&p.client_uri, crate::engine::sc::INTERNAL_ERROR);
+        match finish_exec(shared, &p, &alert) {
+            Ok(()) => {
+                tracing::warn!(server = %p.server_id, node = %p.client_uri, handler, "EXEC handler left before answering; the server is told it failed (500)")
+            }
+            Err(e) => tracing::error!(error = ?e, "cannot report an orphaned EXEC"),
+        }
+    }
 }
 
 /// The Manager interface.
@@ -300,27 +352,8 @@ impl Manager {
                 .get_or_insert_with(|| pending.client_uri.clone());
             a
         };
-        let payload = serde_json::to_vec(&alert).map_err(|e| Error::Failed(e.to_string()))?;
-        store.apply(&[
-            TreeOp::Enqueue(Outgoing {
-                id: 0,
-                server_id: pending.server_id.clone(),
-                kind: OutgoingKind::Alert,
-                target: pending.report_to.clone(),
-                payload,
-            }),
-            TreeOp::RemovePendingExec {
-                token: token.to_owned(),
-            },
-        ])?;
+        finish_exec(&self.shared, &pending, &alert)?;
         tracing::info!(server = %pending.server_id, node = %pending.client_uri, status, "asynchronous EXEC result queued");
-        self.shared.scheduler.request(
-            Some(&pending.server_id),
-            Request {
-                trigger: Trigger::ClientInitiated,
-                req_mos: false,
-            },
-        );
         Ok(())
     }
 

@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use zbus::message::Header;
 
+use crate::tree::TreeStore as _;
+
 pub use agents::AgentManager;
 pub use manager::{AccountState, Manager};
 pub use polkit::{Action, authorize};
@@ -96,32 +98,51 @@ pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::
         Some(a) => zbus::connection::Builder::address(a),
         None => zbus::connection::Builder::system(),
     };
-    let peers = shared.peers.clone();
     let conn = builder
         .serve_at(PATH, Manager::new(shared.clone()))
         .serve_at(PATH, Tree::new(shared.clone()))
-        .serve_at(PATH, AgentManager::new(shared))
+        .serve_at(PATH, AgentManager::new(shared.clone()))
         .name(BUS_NAME)
         .allow_name_replacements(false)
         .replace_existing_names(false)
         .build()
         .await?;
-    let departures = zbus::fdo::DBusProxy::new(&conn)
-        .await?
-        .receive_name_owner_changed()
-        .await?;
-    tokio::spawn(forget_departed(departures, peers));
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+    let departures = dbus.receive_name_owner_changed().await?;
+    // EXECs accepted by handlers of an earlier run that have since left the bus will never
+    // be answered: fail them now (a handler still there may still answer).
+    let handlers: std::collections::BTreeSet<String> = shared
+        .prepared
+        .store
+        .pending_execs(None)
+        .map(|p| p.into_iter().map(|p| p.handler).collect())
+        .unwrap_or_default();
+    for handler in handlers {
+        let present = match zbus::names::BusName::try_from(handler.as_str()) {
+            Ok(name) => dbus.name_has_owner(name).await.unwrap_or(false),
+            Err(_) => false,
+        };
+        if !present {
+            manager::fail_orphaned_execs(&shared, &handler);
+        }
+    }
+    tokio::spawn(forget_departed(departures, shared));
     Ok(conn)
 }
 
 /// Forgets what each unique name that leaves the bus had registered (linux-integration.md
-/// §3.3: agents that vanish are dropped, not just skipped when a call to them fails).
-async fn forget_departed(mut changes: zbus::fdo::NameOwnerChangedStream, peers: peers::Peers) {
+/// §3.3: agents that vanish are dropped, not just skipped when a call to them fails), and
+/// fails the EXECs it had accepted and can no longer answer.
+async fn forget_departed(mut changes: zbus::fdo::NameOwnerChangedStream, shared: Shared) {
     use futures_util::StreamExt as _;
     while let Some(signal) = changes.next().await {
         let Ok(args) = signal.args() else { continue };
-        if args.new_owner().is_none() && args.name().starts_with(':') && peers.forget(args.name()) {
+        if args.new_owner().is_some() || !args.name().starts_with(':') {
+            continue;
+        }
+        if shared.peers.forget(args.name()) {
             tracing::info!(peer = %args.name(), "a registered peer left the bus; its agent and handlers are forgotten");
         }
+        manager::fail_orphaned_execs(&shared, args.name());
     }
 }

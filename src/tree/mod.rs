@@ -535,6 +535,8 @@ pub trait TreeStore: fmt::Debug {
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
     /// A pending EXEC by token.
     fn pending_exec(&self, token: &str) -> Result<Option<PendingExec>, StoreError>;
+    /// The pending EXECs a handler accepted, or every pending EXEC for `None`.
+    fn pending_execs(&self, handler: Option<&str>) -> Result<Vec<PendingExec>, StoreError>;
     /// Records the start of a session; returns its id. Only the newest [`HISTORY_KEEP`]
     /// sessions are kept.
     fn session_started(&self, server_id: &str, trigger: &str) -> Result<i64, StoreError>;

@@ -793,6 +793,24 @@ impl TreeStore for SqliteStore {
         Ok(())
     }
 
+    fn pending_execs(&self, handler: Option<&str>) -> Result<Vec<PendingExec>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT token, server_id, client_uri, report_to, handler FROM pending_exec
+             WHERE ?1 IS NULL OR handler = ?1 ORDER BY token",
+        )?;
+        let rows = stmt.query_map([handler], |r| {
+            Ok(PendingExec {
+                token: r.get(0)?,
+                server_id: r.get(1)?,
+                client_uri: r.get(2)?,
+                report_to: r.get(3)?,
+                handler: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn pending_exec(&self, token: &str) -> Result<Option<PendingExec>, StoreError> {
         Ok(self
             .lock()
