@@ -180,3 +180,60 @@ async fn a_handler_that_leaves_before_answering_gives_the_server_a_failure() {
     assert_eq!(alert["Data"]["ResultCode"], 500, "{alert:#}");
     d.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exec_whose_handler_is_gone_after_a_restart_fails_then() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let script = json!({"sessions": [
+        end,                                                                                   // BootstrapComplete
+        {"packages": [{"CMD": [["EXEC", "urn:test:mo:dev:1.0/d1/Reboot", "{base}/dm/results"]]}, {"expect": [202], "CMD": [["END"]]}]},
+        end.clone(),                                                                           // after the restart: SrvURI
+        end                                                                                    // the failure report
+    ]});
+    let server = TestServer::start(&script, false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/ddf/dev.xml", DDF);
+    root.write(
+        "etc/omadmd/bootstrap.d/20-dev.json",
+        &json!([{"ClientURI": "urn:test:mo:dev:1.0/d1/", "MOData": {"d1": {"Name": "box", "Reboot": null}}}]).to_string(),
+    );
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .serve_at("/test/handler", Handler { tokens: tx })
+        .build()
+        .await
+        .unwrap();
+    omadmd::dbus::client::ManagerProxy::new(&conn)
+        .await
+        .unwrap()
+        .register_exec_handler(
+            "urn:test:mo:dev:1.0",
+            &zbus::ObjectPath::try_from("/test/handler").unwrap(),
+        )
+        .await
+        .unwrap();
+    let addr = bus.address.clone();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || omadmctl(&addr, &["session", "start", "--wait"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    tokens.recv().await.unwrap();
+    // The daemon dies with the EXEC pending; the handler leaves while it is down.
+    d.kill9();
+    drop(conn);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("EXEC handler left before answering", 30);
+    d.wait_for("session ended", 30);
+    d.wait_for("session ended", 30);
+    let p1s = server.of_kind("package1");
+    let report = p1s
+        .iter()
+        .find(|p| p["path"] == "/dm/results")
+        .unwrap_or_else(|| panic!("no session to the EXEC's ServerURI: {p1s:#?}"));
+    assert_eq!(report["body"]["Alert"][1]["Data"]["ResultCode"], 500);
+    d.terminate();
+}
