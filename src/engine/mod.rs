@@ -251,23 +251,30 @@ impl<'a, P: Ports> Engine<'a, P> {
             parts: Vec::new(),
             end: false,
         };
+        // Rights are read afresh after any command that may change the tree (an HGET may
+        // have changed the DACMO or a DMAcc just before); a run of reads shares them.
+        let mut rights: Option<Acl<'_>> = None;
         for (index, cmd) in commands.iter().enumerate() {
-            // Rights and definitions are read fresh for every command: an HGET may have
-            // changed the DACMO or a DMAcc just before.
-            let acl = match Acl::for_server(self.store, &session.server_id) {
-                Ok(acl) => acl,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read access rights");
-                    out.package3.status.push(Status::code(sc::INTERNAL_ERROR));
-                    continue;
+            if rights.is_none() {
+                match Acl::for_server(self.store, &session.server_id) {
+                    Ok(acl) => rights = Some(acl),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read access rights");
+                        out.package3.status.push(Status::code(sc::INTERNAL_ERROR));
+                        continue;
+                    }
                 }
-            };
+            }
+            let Some(acl) = rights.as_ref() else { continue };
             let ctx = commands::Ctx {
                 engine: self,
-                acl: &acl,
+                acl,
                 session,
             };
             let reply = ctx.execute(cmd, index).await;
+            if !matches!(cmd, Command::Get { .. } | Command::Show { .. }) {
+                rights = None;
+            }
             debug_assert!(
                 sc::is_valid(reply.status.sc),
                 "{} is not a TS status",

@@ -1222,6 +1222,24 @@ async fn access_control_matrix_with_dacmo_paths_and_delegation() {
         [200],
         "dms2 now holds every right at /"
     );
+    // Rights change within a package: a read after a command that changed the DACMO sees
+    // the new rights, not those the earlier reads used.
+    w.serve("https://r/none", "text/plain", b"0");
+    let own_ar =
+        "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/(m)/left/s0/Permissions/g0/AR?nv=(m)/left/s0/Path:/";
+    assert_eq!(
+        w.codes(
+            "dms1",
+            json!([
+                ["GET", "urn:oma:mo:moid:1.0/left/"],
+                ["HGET", "https://r/none", own_ar],
+                ["GET", "urn:oma:mo:moid:1.0/left/"]
+            ])
+        )
+        .await,
+        [200, 200, 403],
+        "dms1 gave up its own rights at / in the middle of the package"
+    );
 }
 
 #[tokio::test]
