@@ -166,10 +166,14 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 manager.active_server().await?,
             );
             let accounts = manager.accounts().await?.len();
+            let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn)
+                .await?
+                .agent_count()
+                .await?;
             if cli.json {
                 println!(
                     "{}",
-                    json!({"version": version, "state": state, "active_server": active, "accounts": accounts})
+                    json!({"version": version, "state": state, "active_server": active, "accounts": accounts, "agents": agents})
                 );
             } else {
                 let doing = if active.is_empty() {
@@ -177,7 +181,9 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 } else {
                     format!("{state} with {active}")
                 };
-                println!("omadmd {version}: {doing}; {accounts} account(s)");
+                println!(
+                    "omadmd {version}: {doing}; {accounts} account(s); {agents} SHOW agent(s)"
+                );
             }
         }
         Cmd::Accounts => {

@@ -3,6 +3,7 @@
 //! the URL never goes out in a broadcast signal.
 
 use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 
 use super::peers::{Agent, Peer};
@@ -32,6 +33,7 @@ impl AgentManager {
         path: zbus::ObjectPath<'_>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Error> {
         let uid = authorize(conn, &header, Action::RegisterAgent).await?;
         let sender = header
@@ -51,11 +53,16 @@ impl AgentManager {
             uid,
             pid,
         });
+        self.agent_count_changed(&emitter).await?;
         Ok(())
     }
 
     /// Unregisters the caller's agent.
-    async fn unregister_agent(&self, #[zbus(header)] header: Header<'_>) -> Result<(), Error> {
+    async fn unregister_agent(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), Error> {
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("no sender".into()))?
@@ -63,6 +70,14 @@ impl AgentManager {
         if !self.shared.peers.remove_agent(&sender) {
             return Err(Error::NotFound("the caller has no agent registered".into()));
         }
+        self.agent_count_changed(&emitter).await?;
         Ok(())
+    }
+
+    /// How many SHOW agents are registered (0: a SHOW now would tell the server there is
+    /// no browser). Changes are signalled with `PropertiesChanged`.
+    #[zbus(property)]
+    fn agent_count(&self) -> u32 {
+        u32::try_from(self.shared.peers.agents().len()).unwrap_or(u32::MAX)
     }
 }

@@ -82,6 +82,9 @@ pub trait AgentManager {
     fn register_agent(&self, path: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
     /// Unregisters it.
     fn unregister_agent(&self) -> zbus::Result<()>;
+    /// How many agents are registered.
+    #[zbus(property)]
+    fn agent_count(&self) -> zbus::Result<u32>;
 }
 
 /// Errors an agent answers `Show` with.

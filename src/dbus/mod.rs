@@ -126,14 +126,34 @@ pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::
             manager::fail_orphaned_execs(&shared, &handler);
         }
     }
-    tokio::spawn(forget_departed(departures, shared));
+    tokio::spawn(forget_departed(departures, shared, conn.clone()));
     Ok(conn)
+}
+
+/// Signals `AgentCount` after agents went away outside a method call.
+pub async fn agent_count_changed(conn: &zbus::Connection) {
+    if let Ok(iface) = conn
+        .object_server()
+        .interface::<_, AgentManager>(PATH)
+        .await
+        && let Err(e) = iface
+            .get()
+            .await
+            .agent_count_changed(iface.signal_emitter())
+            .await
+    {
+        tracing::warn!(error = %e, "cannot signal AgentCount");
+    }
 }
 
 /// Forgets what each unique name that leaves the bus had registered (linux-integration.md
 /// §3.3: agents that vanish are dropped, not just skipped when a call to them fails), and
 /// fails the EXECs it had accepted and can no longer answer.
-async fn forget_departed(mut changes: zbus::fdo::NameOwnerChangedStream, shared: Shared) {
+async fn forget_departed(
+    mut changes: zbus::fdo::NameOwnerChangedStream,
+    shared: Shared,
+    conn: zbus::Connection,
+) {
     use futures_util::StreamExt as _;
     while let Some(signal) = changes.next().await {
         let Ok(args) = signal.args() else { continue };
@@ -142,6 +162,7 @@ async fn forget_departed(mut changes: zbus::fdo::NameOwnerChangedStream, shared:
         }
         if shared.peers.forget(args.name()) {
             tracing::info!(peer = %args.name(), "a registered peer left the bus; its agent and handlers are forgotten");
+            agent_count_changed(&conn).await;
         }
         manager::fail_orphaned_execs(&shared, args.name());
     }

@@ -385,6 +385,8 @@ fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
 
     // An agent takes it: 200, and it saw the server's name and the substituted URL.
     let (mut a, lines) = agent(&bus.address, &[]);
+    let (_, out, _) = omadmctl(&bus.address, &["status"]);
+    assert!(out.trim_end().ends_with("; 1 SHOW agent(s)"), "{out}");
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
     assert_eq!(status_of_last_session(), 200);
     let shown = lines
@@ -402,6 +404,9 @@ fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
     a.wait().unwrap();
     // The daemon notices the agent leave the bus and forgets it at once.
     d.wait_for("a registered peer left the bus", 10);
+    let (_, out, _) = omadmctl(&bus.address, &["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["agents"], 0, "{status}");
 
     // No agent left (the last one vanished): 501, never a silent yes.
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
@@ -521,10 +526,35 @@ async fn a_hanging_agent_cannot_stall_the_session() {
     let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn)
         .await
         .unwrap();
+    let props = zbus::fdo::PropertiesProxy::builder(&conn)
+        .destination("org.omadm.Client1")
+        .path("/org/omadm/Client1")
+        .build()
+        .await
+        .unwrap();
+    let mut changes = props.receive_properties_changed().await.unwrap();
     agents
         .register_agent(&zbus::ObjectPath::try_from("/hang").unwrap())
         .await
         .unwrap();
+    // AgentCount follows in a PropertiesChanged signal: the terminal agent and this one.
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        use futures_util::StreamExt as _;
+        loop {
+            let signal = changes.next().await.unwrap();
+            let args = signal.args().unwrap();
+            if args.interface_name().as_str() == "org.omadm.Client1.AgentManager"
+                && args
+                    .changed_properties()
+                    .get("AgentCount")
+                    .is_some_and(|v| u32::try_from(v).ok() == Some(2))
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(changed.is_ok(), "no PropertiesChanged with AgentCount 2");
 
     let a = bus.address.clone();
     let (code, _, err) =
