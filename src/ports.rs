@@ -33,11 +33,10 @@ pub struct DaemonPorts<'a> {
     pub show_timeout: Duration,
 }
 
-/// True when a call failed because the peer has left the bus (its registration is stale).
-fn peer_gone(error: &str) -> bool {
-    ["ServiceUnknown", "NameHasNoOwner", "UnknownObject"]
-        .iter()
-        .any(|n| error.contains(n))
+/// True when a call failed because the peer has left the bus, or no longer serves the
+/// object it registered (its registration is stale).
+fn peer_gone(error: &zbus::Error) -> bool {
+    crate::dbus::no_owner(error) || error.to_string().contains("UnknownObject")
 }
 
 fn token() -> String {
@@ -95,7 +94,7 @@ impl Ports for DaemonPorts<'_> {
                 }
                 Ok(Err(e)) => {
                     let text = e.to_string();
-                    if peer_gone(&text) {
+                    if peer_gone(&e) {
                         peers.forget(&agent.peer.bus_name);
                     } else {
                         all_gone = false;
@@ -169,7 +168,7 @@ impl Ports for DaemonPorts<'_> {
             Ok(Err(e)) => {
                 forget();
                 let text = e.to_string();
-                if peer_gone(&text) {
+                if peer_gone(&e) {
                     tracing::warn!(handler = %handler.bus_name, "EXEC handler is gone; forgotten");
                     peers.forget(&handler.bus_name);
                 }

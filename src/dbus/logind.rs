@@ -51,21 +51,13 @@ pub fn place_of(active: bool, remote: bool, seat: &str) -> Place {
 }
 
 /// logind's answer for one process: `None` when logind is not on the bus.
-async fn place(conn: &zbus::Connection, pid: u32) -> Option<Place> {
-    let login = LoginProxy::builder(conn)
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .ok()?;
+async fn place(conn: &zbus::Connection, login: &LoginProxy<'_>, pid: u32) -> Option<Place> {
     let path = match login.get_session_by_pid(pid).await {
         Ok(p) => p,
+        Err(e) if super::no_owner(&e) => return None,
         Err(e) => {
-            let text = e.to_string();
-            if text.contains("ServiceUnknown") || text.contains("NameHasNoOwner") {
-                return None;
-            }
             // NoSessionForPID, or a process that has gone: not at the device.
-            tracing::debug!(pid, error = %text, "no logind session for an agent");
+            tracing::debug!(pid, error = %e, "no logind session for an agent");
             return Some(Place::Elsewhere);
         }
     };
@@ -88,9 +80,16 @@ async fn place(conn: &zbus::Connection, pid: u32) -> Option<Place> {
 /// sessions, then the rest; the most recent first within each. `agents` comes most recent
 /// first.
 pub async fn order(conn: &zbus::Connection, agents: Vec<Agent>) -> Vec<Agent> {
+    let Ok(login) = LoginProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+    else {
+        return agents;
+    };
     let mut places = Vec::with_capacity(agents.len());
     for agent in &agents {
-        match place(conn, agent.pid).await {
+        match place(conn, &login, agent.pid).await {
             Some(p) => places.push(p),
             // No logind: keep the order of registration.
             None => return agents,

@@ -160,11 +160,7 @@ impl Manager {
             .into_iter()
             .find(|o| o.server_id == server_id)
             .map(|o| o.reason.as_str().to_owned());
-        // The history is bounded (HISTORY_KEEP), so scanning it is cheap.
-        let last = store
-            .sessions(crate::tree::HISTORY_KEEP)?
-            .into_iter()
-            .find(|s| s.server_id == server_id);
+        let last = store.last_session(server_id)?;
         Ok(AccountState {
             server_id: account.server_id,
             name: account.name,

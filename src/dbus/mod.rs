@@ -79,6 +79,15 @@ impl Shared {
     }
 }
 
+/// True when a call failed because nobody owns (or can be started for) the name it went
+/// to: the peer has left, or the service (polkit, logind) is not on this bus.
+pub fn no_owner(error: &zbus::Error) -> bool {
+    let text = error.to_string();
+    ["ServiceUnknown", "NameHasNoOwner"]
+        .iter()
+        .any(|n| text.contains(n))
+}
+
 /// The caller's unix user, from the bus (never from arguments).
 pub async fn caller_uid(conn: &zbus::Connection, header: &Header<'_>) -> Result<u32, Error> {
     let sender = header
@@ -111,12 +120,17 @@ pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::
     let departures = dbus.receive_name_owner_changed().await?;
     // EXECs accepted by handlers of an earlier run that have since left the bus will never
     // be answered: fail them now (a handler still there may still answer).
-    let handlers: std::collections::BTreeSet<String> = shared
+    let handlers: std::collections::BTreeSet<String> = match shared
         .prepared
         .store
         .pending_execs(None)
-        .map(|p| p.into_iter().map(|p| p.handler).collect())
-        .unwrap_or_default();
+    {
+        Ok(p) => p.into_iter().map(|p| p.handler).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read pending EXECs; those of gone handlers stay pending");
+            Default::default()
+        }
+    };
     for handler in handlers {
         let present = match zbus::names::BusName::try_from(handler.as_str()) {
             Ok(name) => dbus.name_has_owner(name).await.unwrap_or(false),

@@ -64,14 +64,6 @@ enum Verdict {
     Absent,
 }
 
-/// True when a call failed because nobody owns (or can be started for) the name.
-fn absent(e: &zbus::Error) -> bool {
-    let text = e.to_string();
-    ["ServiceUnknown", "NameHasNoOwner"]
-        .iter()
-        .any(|n| text.contains(n))
-}
-
 async fn check(
     conn: &zbus::Connection,
     header: &Header<'_>,
@@ -100,7 +92,7 @@ async fn check(
         Ok(r) => Ok(Verdict::No {
             challenge: r.is_challenge,
         }),
-        Err(e) if absent(&e) => Ok(Verdict::Absent),
+        Err(e) if super::no_owner(&e) => Ok(Verdict::Absent),
         Err(e) => {
             tracing::warn!(error = %e, "polkit check failed");
             Err(Error::Failed(format!("cannot ask polkit: {e}")))
@@ -170,7 +162,9 @@ mod tests {
                 .build(&())
                 .unwrap(),
         );
-        assert!(absent(&missing));
-        assert!(!absent(&zbus::Error::Failure("timeout".into())));
+        assert!(crate::dbus::no_owner(&missing));
+        assert!(!crate::dbus::no_owner(&zbus::Error::Failure(
+            "timeout".into()
+        )));
     }
 }

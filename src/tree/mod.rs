@@ -563,6 +563,8 @@ pub trait TreeStore: fmt::Debug {
     fn interrupt_running(&self) -> Result<usize, StoreError>;
     /// The most recent sessions (at most [`HISTORY_KEEP`]), newest first.
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
+    /// The most recent session with one server.
+    fn last_session(&self, server_id: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Where configuration for a MOID comes from: (server id, ServerURI).
     fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError>;
 }

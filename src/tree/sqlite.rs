@@ -39,6 +39,35 @@ pub struct SqliteStore {
 
 const NODE_COLUMNS: &str = "path, format, mime, permanent, access, secret, value";
 
+const PENDING_COLUMNS: &str = "token, server_id, client_uri, report_to, handler";
+
+fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingExec> {
+    Ok(PendingExec {
+        token: r.get(0)?,
+        server_id: r.get(1)?,
+        client_uri: r.get(2)?,
+        report_to: r.get(3)?,
+        handler: r.get(4)?,
+    })
+}
+
+const SESSION_COLUMNS: &str =
+    "id, server_id, trigger, started_at, ended_at, outcome, detail, packages, commands";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: r.get(0)?,
+        server_id: r.get(1)?,
+        trigger: r.get(2)?,
+        started_at: r.get(3)?,
+        ended_at: r.get(4)?,
+        outcome: r.get(5)?,
+        detail: r.get(6)?,
+        packages: r.get(7)?,
+        commands: r.get(8)?,
+    })
+}
+
 /// Refuses, with a message that says what to fix, a database file or directory this
 /// process cannot write (SQLite would open it read-only and fail at the first write).
 fn writable(p: &Path, what: &str) -> std::io::Result<()> {
@@ -795,37 +824,20 @@ impl TreeStore for SqliteStore {
 
     fn pending_execs(&self, handler: Option<&str>) -> Result<Vec<PendingExec>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT token, server_id, client_uri, report_to, handler FROM pending_exec
-             WHERE ?1 IS NULL OR handler = ?1 ORDER BY token",
-        )?;
-        let rows = stmt.query_map([handler], |r| {
-            Ok(PendingExec {
-                token: r.get(0)?,
-                server_id: r.get(1)?,
-                client_uri: r.get(2)?,
-                report_to: r.get(3)?,
-                handler: r.get(4)?,
-            })
-        })?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PENDING_COLUMNS} FROM pending_exec WHERE ?1 IS NULL OR handler = ?1 ORDER BY token"
+        ))?;
+        let rows = stmt.query_map([handler], pending_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn pending_exec(&self, token: &str) -> Result<Option<PendingExec>, StoreError> {
         Ok(self
             .lock()
-            .prepare_cached(
-                "SELECT server_id, client_uri, report_to, handler FROM pending_exec WHERE token = ?1",
-            )?
-            .query_row([token], |r| {
-                Ok(PendingExec {
-                    token: token.to_owned(),
-                    server_id: r.get(0)?,
-                    client_uri: r.get(1)?,
-                    report_to: r.get(2)?,
-                    handler: r.get(3)?,
-                })
-            })
+            .prepare_cached(&format!(
+                "SELECT {PENDING_COLUMNS} FROM pending_exec WHERE token = ?1"
+            ))?
+            .query_row([token], pending_row)
             .optional()?)
     }
 
@@ -909,24 +921,21 @@ impl TreeStore for SqliteStore {
 
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, server_id, trigger, started_at, ended_at, outcome, detail, packages, commands
-             FROM session ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit], |r| {
-            Ok(SessionRecord {
-                id: r.get(0)?,
-                server_id: r.get(1)?,
-                trigger: r.get(2)?,
-                started_at: r.get(3)?,
-                ended_at: r.get(4)?,
-                outcome: r.get(5)?,
-                detail: r.get(6)?,
-                packages: r.get(7)?,
-                commands: r.get(8)?,
-            })
-        })?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM session ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit], session_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn last_session(&self, server_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM session WHERE server_id = ?1 ORDER BY id DESC LIMIT 1"
+            ))?
+            .query_row([server_id], session_row)
+            .optional()?)
     }
 
     fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError> {

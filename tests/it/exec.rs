@@ -124,14 +124,23 @@ async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
     drop(conn);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_handler_that_leaves_before_answering_gives_the_server_a_failure() {
+/// A daemon on a private bus whose handler has accepted one EXEC for later (202), with
+/// the test server holding two more sessions: the SrvURI one and the result report.
+struct Accepted {
+    server: TestServer,
+    bus: PrivateBus,
+    root: Root,
+    daemon: crate::common::Daemon,
+    handler: zbus::Connection,
+}
+
+async fn an_accepted_exec() -> Accepted {
     let end = json!({"packages": [{"CMD": [["END"]]}]});
     let script = json!({"sessions": [
         end,                                                                                   // BootstrapComplete
         {"packages": [{"CMD": [["EXEC", "urn:test:mo:dev:1.0/d1/Reboot", "{base}/dm/results"]]}, {"expect": [202], "CMD": [["END"]]}]},
         end.clone(),                                                                           // SrvURI
-        end                                                                                    // the failure report
+        end                                                                                    // the result report
     ]});
     let server = TestServer::start(&script, false);
     let bus = PrivateBus::start();
@@ -141,15 +150,15 @@ async fn a_handler_that_leaves_before_answering_gives_the_server_a_failure() {
         "etc/omadmd/bootstrap.d/20-dev.json",
         &json!([{"ClientURI": "urn:test:mo:dev:1.0/d1/", "MOData": {"d1": {"Name": "box", "Reboot": null}}}]).to_string(),
     );
-    let mut d = root.start_on_bus(&bus.address);
-    d.wait_for("session ended", 30);
+    let mut daemon = root.start_on_bus(&bus.address);
+    daemon.wait_for("session ended", 30);
     let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
-    let conn = zbus::connection::Builder::address(bus.address.as_str())
+    let handler = zbus::connection::Builder::address(bus.address.as_str())
         .serve_at("/test/handler", Handler { tokens: tx })
         .build()
         .await
         .unwrap();
-    omadmd::dbus::client::ManagerProxy::new(&conn)
+    omadmd::dbus::client::ManagerProxy::new(&handler)
         .await
         .unwrap()
         .register_exec_handler(
@@ -165,11 +174,17 @@ async fn a_handler_that_leaves_before_answering_gives_the_server_a_failure() {
             .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     tokens.recv().await.unwrap();
-    // The handler accepted for later, then leaves the bus without answering.
-    drop(conn);
-    d.wait_for("EXEC handler left before answering", 30);
-    d.wait_for("session ended", 30);
-    d.wait_for("session ended", 30);
+    Accepted {
+        server,
+        bus,
+        root,
+        daemon,
+        handler,
+    }
+}
+
+/// The ResultCode of the alert reported at the EXEC's ServerURI.
+fn reported_result(server: &TestServer) -> serde_json::Value {
     let p1s = server.of_kind("package1");
     let report = p1s
         .iter()
@@ -177,63 +192,44 @@ async fn a_handler_that_leaves_before_answering_gives_the_server_a_failure() {
         .unwrap_or_else(|| panic!("no session to the EXEC's ServerURI: {p1s:#?}"));
     let alert = &report["body"]["Alert"][1];
     assert_eq!(alert["SourceURI"], "urn:test:mo:dev:1.0/d1/Reboot");
-    assert_eq!(alert["Data"]["ResultCode"], 500, "{alert:#}");
-    d.terminate();
+    alert["Data"]["ResultCode"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_that_leaves_before_answering_gives_the_server_a_failure() {
+    // The bus and root must outlive the daemon: bound, not left to `..`.
+    let Accepted {
+        server,
+        bus: _bus,
+        root: _root,
+        mut daemon,
+        handler,
+    } = an_accepted_exec().await;
+    // The handler accepted for later, then leaves the bus without answering.
+    drop(handler);
+    daemon.wait_for("EXEC handler left before answering", 30);
+    daemon.wait_for("session ended", 30);
+    daemon.wait_for("session ended", 30);
+    assert_eq!(reported_result(&server), 500);
+    daemon.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_exec_whose_handler_is_gone_after_a_restart_fails_then() {
-    let end = json!({"packages": [{"CMD": [["END"]]}]});
-    let script = json!({"sessions": [
-        end,                                                                                   // BootstrapComplete
-        {"packages": [{"CMD": [["EXEC", "urn:test:mo:dev:1.0/d1/Reboot", "{base}/dm/results"]]}, {"expect": [202], "CMD": [["END"]]}]},
-        end.clone(),                                                                           // after the restart: SrvURI
-        end                                                                                    // the failure report
-    ]});
-    let server = TestServer::start(&script, false);
-    let bus = PrivateBus::start();
-    let root = Root::new().with_bootstrap_for(&server.base);
-    root.write("etc/omadmd/ddf/dev.xml", DDF);
-    root.write(
-        "etc/omadmd/bootstrap.d/20-dev.json",
-        &json!([{"ClientURI": "urn:test:mo:dev:1.0/d1/", "MOData": {"d1": {"Name": "box", "Reboot": null}}}]).to_string(),
-    );
-    let mut d = root.start_on_bus(&bus.address);
-    d.wait_for("session ended", 30);
-    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
-    let conn = zbus::connection::Builder::address(bus.address.as_str())
-        .serve_at("/test/handler", Handler { tokens: tx })
-        .build()
-        .await
-        .unwrap();
-    omadmd::dbus::client::ManagerProxy::new(&conn)
-        .await
-        .unwrap()
-        .register_exec_handler(
-            "urn:test:mo:dev:1.0",
-            &zbus::ObjectPath::try_from("/test/handler").unwrap(),
-        )
-        .await
-        .unwrap();
-    let addr = bus.address.clone();
-    let (code, out, err) =
-        tokio::task::spawn_blocking(move || omadmctl(&addr, &["session", "start", "--wait"]))
-            .await
-            .unwrap();
-    assert_eq!(code, 0, "{out}{err}");
-    tokens.recv().await.unwrap();
+    let Accepted {
+        server,
+        bus,
+        root,
+        daemon,
+        handler,
+    } = an_accepted_exec().await;
     // The daemon dies with the EXEC pending; the handler leaves while it is down.
-    d.kill9();
-    drop(conn);
+    daemon.kill9();
+    drop(handler);
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("EXEC handler left before answering", 30);
     d.wait_for("session ended", 30);
     d.wait_for("session ended", 30);
-    let p1s = server.of_kind("package1");
-    let report = p1s
-        .iter()
-        .find(|p| p["path"] == "/dm/results")
-        .unwrap_or_else(|| panic!("no session to the EXEC's ServerURI: {p1s:#?}"));
-    assert_eq!(report["body"]["Alert"][1]["Data"]["ResultCode"], 500);
+    assert_eq!(reported_result(&server), 500);
     d.terminate();
 }

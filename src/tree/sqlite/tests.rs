@@ -769,3 +769,17 @@ fn history_writes_leave_later_commits_durable() {
     assert_eq!(synchronous(&s), 2);
     assert_eq!(s.sessions(1).unwrap()[0].outcome, "ended");
 }
+
+#[test]
+fn the_last_session_is_per_server() {
+    let (_d, s) = store();
+    assert!(s.last_session("a").unwrap().is_none());
+    let a1 = s.session_started("a", "client").unwrap();
+    let b1 = s.session_started("b", "client").unwrap();
+    s.session_finished(a1, "ended", None, 1, 1).unwrap();
+    assert_eq!(s.last_session("a").unwrap().unwrap().id, a1);
+    assert_eq!(s.last_session("b").unwrap().unwrap().outcome, "running");
+    let a2 = s.session_started("a", "bootstrap").unwrap();
+    assert_eq!(s.last_session("a").unwrap().unwrap().id, a2);
+    assert_eq!(s.last_session("b").unwrap().unwrap().id, b1);
+}
