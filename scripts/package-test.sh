@@ -65,30 +65,9 @@ done
 # daemon on the first datagram), and the daemon as the omadmd user.
 run=$(mktemp -d)
 chmod 0755 "$run"  # the omadmd user reaches the bus socket in it
-cat >"$run/system.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$run/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <includedir>/usr/share/dbus-1/system.d</includedir>
-</busconfig>
-CONF
+sed -e "s|@LISTEN@|unix:path=$run/bus|" \
+    -e "s|@POLICY@|<includedir>/usr/share/dbus-1/system.d</includedir>|" \
+    tests/fixtures/system-bus.conf.in >"$run/system.conf"
 dbus-daemon --config-file="$run/system.conf" --nofork --nopidfile & bus_pid=$!
 act_pid=""
 trap 'kill $bus_pid $act_pid 2>/dev/null || true' EXIT

@@ -68,31 +68,13 @@ fn policy_bus(dir: &Path) -> PrivateBus {
         .replace("user=\"omadmd\"", "user=\"root\"");
     let policy_path = dir.join("org.omadm.Client1.conf");
     std::fs::write(&policy_path, policy).unwrap();
-    let conf = format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{}</include>
-</busconfig>"#,
-        policy_path.display()
-    );
+    let conf = std::fs::read_to_string(repo("tests/fixtures/system-bus.conf.in"))
+        .unwrap()
+        .replace("@LISTEN@", "unix:tmpdir=/tmp")
+        .replace(
+            "@POLICY@",
+            &format!("<include>{}</include>", policy_path.display()),
+        );
     let conf_path = dir.join("system.conf");
     std::fs::write(&conf_path, conf).unwrap();
     PrivateBus::start_with(&conf_path)
