@@ -81,7 +81,7 @@ fn main() {
     })
     .expect("settings");
     let prepared = omadmd::daemon::prepare(&settings, Host::default()).expect("prepare");
-    let account = session::account(&prepared.store, "demo-server")
+    let account = omadmd::mo::account::load(&prepared.store, "demo-server")
         .expect("store")
         .expect("the demo account");
     let http_settings = HttpSettings {
@@ -90,6 +90,8 @@ fn main() {
         extra_ca_pem: None,
         client_identity_pem: None,
         max_body: settings.limits.max_package_bytes,
+        targets: omadmd::transport::target::TargetPolicy::new(&account.srv_uri, false, vec![]),
+        allow_insecure_auth: false,
     };
     let dev_id = "UUID:bench";
     let options = SessionOptions {
@@ -102,6 +104,8 @@ fn main() {
         max_value_bytes: settings.limits.max_node_value_bytes,
         max_document_bytes: settings.limits.max_package_bytes,
         max_nodes: settings.limits.max_nodes_per_document,
+        max_server_bytes: settings.limits.max_server_bytes,
+        max_server_instances: settings.limits.max_server_instances,
     };
     let values = ServerUriValues {
         dev_id: Some(dev_id.into()),

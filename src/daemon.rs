@@ -24,6 +24,7 @@ use crate::ports::DaemonPorts;
 use crate::protocol::uri::ServerUriValues;
 use crate::scheduler::{self, Request};
 use crate::session::{self, SessionOptions};
+use crate::transport::target::{Allowed, TargetPolicy};
 use crate::transport::{Credentials, HttpClient, HttpSettings};
 use crate::tree::{OpenMode, SqliteStore, TreeStore};
 
@@ -36,6 +37,9 @@ pub struct Prepared {
     pub registry: Registry,
     /// The machine.
     pub host: Host,
+    /// The accounts in memory and the spacing of notification-triggered sessions, shared
+    /// by the UDP listener and D-Bus.
+    pub gate: crate::notify::Gate,
     /// One HTTP client per server, kept between its sessions (its TLS set-up and idle
     /// connections), with the fingerprint of the settings it was built with.
     http_clients: std::sync::Mutex<HashMap<String, (u64, HttpClient)>>,
@@ -132,10 +136,18 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
     for owed in store.owed_sessions()? {
         tracing::info!(server = %owed.server_id, reason = owed.reason.as_str(), "session owed to server");
     }
+    if settings.http.allow_insecure_auth {
+        tracing::warn!(
+            "http.allow-insecure-auth is set: HTTP passwords may go over plain http, readable by anyone on the path"
+        );
+    }
     Ok(Prepared {
         store,
         registry,
         host,
+        gate: crate::notify::Gate::new(Duration::from_secs(
+            settings.notifications.min_interval_secs,
+        )),
         http_clients: std::sync::Mutex::default(),
     })
 }
@@ -210,8 +222,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             Some(l) => {
                 l.run(
                     &prepared.store,
+                    &prepared.gate,
                     policy,
-                    settings.notifications.rate_per_source,
+                    crate::notify::listener::Rates {
+                        per_source_per_sec: settings.notifications.rate_per_source,
+                        total_per_sec: settings.notifications.rate_total,
+                    },
                     |a| {
                         let trigger = Trigger::ServerInitiated {
                             notification_id: a.notification_id,
@@ -270,7 +286,7 @@ fn initial_requests(
             },
         );
     }
-    for account in session::accounts(&p.store)? {
+    for account in crate::mo::account::all(&p.store)? {
         if settings.sessions.at_start || !p.store.outbox(&account.server_id)?.is_empty() {
             handle.request(Some(&account.server_id), client);
         }
@@ -297,7 +313,7 @@ async fn schedule(
             Some((server, req)) = requests.recv() => {
                 match server {
                     Some(s) => queue.push(&s, req),
-                    None => for a in session::accounts(&p.store)? { queue.push(&a.server_id, req) },
+                    None => for a in crate::mo::account::all(&p.store)? { queue.push(&a.server_id, req) },
                 }
             }
             () = sleep_until(due), if due.is_some() => {
@@ -436,7 +452,7 @@ impl Events {
 
 /// The URLs other than the account's SrvURI that queued alerts must be delivered to.
 fn alert_targets(p: &Prepared, server: &str) -> anyhow::Result<Vec<String>> {
-    let srv_uri = session::account(&p.store, server)?
+    let srv_uri = crate::mo::account::load(&p.store, server)?
         .map(|a| a.srv_uri)
         .unwrap_or_default();
     let mut urls: Vec<String> = p
@@ -479,7 +495,7 @@ async fn deliver(
     if queued.is_empty() {
         return Ok(true);
     }
-    let account = session::account(&p.store, server_id)?
+    let account = crate::mo::account::load(&p.store, server_id)?
         .with_context(|| format!("no DM account for server {server_id}"))?;
     let (engine_parts, values) = engine_for(p, settings, &account, events)?;
     let engine = Engine::new(&p.store, &p.registry, &engine_parts.0, engine_parts.1);
@@ -544,7 +560,7 @@ type EnginePorts<'a> = (DaemonPorts<'a>, EngineLimits);
 fn engine_for<'a>(
     p: &'a Prepared,
     settings: &Settings,
-    account: &session::Account,
+    account: &crate::mo::account::Account,
     events: &'a Events,
 ) -> anyhow::Result<(EnginePorts<'a>, ServerUriValues)> {
     let dev_id = dev_id(&p.store)?;
@@ -559,6 +575,17 @@ fn engine_for<'a>(
         },
         client_identity_pem: account.client_identity_pem.clone(),
         max_body: settings.limits.max_package_bytes,
+        targets: TargetPolicy::new(
+            &account.srv_uri,
+            settings.http.allow_private_targets,
+            settings
+                .http
+                .allow_targets
+                .iter()
+                .filter_map(|t| Allowed::parse(t).ok())
+                .collect(),
+        ),
+        allow_insecure_auth: settings.http.allow_insecure_auth,
     };
     let origin = url::Url::parse(&account.srv_uri)
         .with_context(|| format!("SrvURI of {} is not a URL", account.server_id))?
@@ -578,6 +605,8 @@ fn engine_for<'a>(
         max_value_bytes: settings.limits.max_node_value_bytes,
         max_document_bytes: settings.limits.max_package_bytes,
         max_nodes: settings.limits.max_nodes_per_document,
+        max_server_bytes: settings.limits.max_server_bytes,
+        max_server_instances: settings.limits.max_server_instances,
     };
     let local = events.bus.as_ref().map(|c| (c, &events.peers));
     Ok((
@@ -607,7 +636,7 @@ async fn session_with(
     url: Option<&str>,
     events: &Events,
 ) -> anyhow::Result<session::Report> {
-    let account = session::account(&p.store, server_id)?
+    let account = crate::mo::account::load(&p.store, server_id)?
         .with_context(|| format!("no DM account for server {server_id}"))?;
     let ((ports, limits), values) = engine_for(p, settings, &account, events)?;
     let engine = Engine::new(&p.store, &p.registry, &ports, limits);

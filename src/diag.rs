@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::config::Settings;
 use crate::host::Host;
-use crate::mo::{self, Visibility};
+use crate::mo;
 use crate::protocol::dmmo;
 use crate::tree::{AccessType, InstanceKey, Node, OpenMode, SqliteStore, TreeStore};
 
@@ -22,7 +22,7 @@ pub fn dump_tree(settings: &Settings, json: bool) -> anyhow::Result<String> {
         mo::standard::overlay_live(&key, &mut nodes, &host);
         let uri = format!("{}/{}/", inst.moid, inst.miid);
         if json {
-            items.extend(mo::item(&store, &key, "", &nodes, Visibility::Local)?);
+            items.extend(mo::item(&store, &key, "", &nodes)?);
         } else {
             let _ = writeln!(text, "{uri}  (creator {}, cv {})", inst.creator, inst.cv);
             render(&mut text, &mut nodes);

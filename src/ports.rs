@@ -68,7 +68,7 @@ impl Ports for DaemonPorts<'_> {
         };
         let agents = crate::dbus::logind::order(conn, agents).await;
         // The user sees the server's display name, never just an id.
-        let name = crate::session::account(self.store, server_id)
+        let name = crate::mo::account::load(self.store, server_id)
             .ok()
             .flatten()
             .map_or_else(|| server_id.to_owned(), |a| a.name);

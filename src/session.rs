@@ -14,12 +14,13 @@
 use std::future::Future;
 
 use crate::engine::{Engine, Ports, Session, Trigger};
+use crate::mo::account::Account;
 use crate::protocol::packages::{
     self, Command, P1_TYPE, P2_TYPE, P2Limits, Package3, Part, encode_package1,
     encode_package3_http,
 };
 use crate::protocol::uri::ServerUriValues;
-use crate::tree::{InstanceKey, OwedReason, StoreError, TreeOp, TreeStore};
+use crate::tree::{OwedReason, StoreError, TreeOp, TreeStore};
 
 /// An HTTP answer to a package POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,92 +100,6 @@ enum State {
     Respond(Package3, Vec<Part>),
     /// Done.
     Finished(Finish),
-}
-
-/// The account a server has on this device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// SrvID.
-    pub server_id: String,
-    /// Where Package#1 goes.
-    pub srv_uri: String,
-    /// Display name.
-    pub name: String,
-    /// HTTP credentials (DMAcc `Ext/HttpAuth/UserName` and `Secret`), if provisioned.
-    pub http_auth: Option<(String, String)>,
-    /// Client certificate and key for TLS (DMAcc `Auth/Trsp/Data` and `Secret`) as one PEM.
-    pub client_identity_pem: Option<Vec<u8>>,
-}
-
-/// PEM from what a `bin` leaf holds: PEM as is, DER wrapped with `label`.
-fn as_pem(bytes: Vec<u8>, label: &str) -> Vec<u8> {
-    if bytes.starts_with(b"-----BEGIN") {
-        return bytes;
-    }
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out.into_bytes()
-}
-
-/// Reads a server's DMAcc.
-pub fn account(store: &dyn TreeStore, server_id: &str) -> Result<Option<Account>, StoreError> {
-    let Some(key) = crate::engine::acl::account_of(store, server_id)? else {
-        return Ok(None);
-    };
-    let text = |p: &str| -> Result<Option<String>, StoreError> {
-        Ok(store
-            .node(&key, p)?
-            .and_then(|n| n.value)
-            .map(|v| v.to_text()))
-    };
-    let raw = |p: &str| -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(store.node(&key, p)?.and_then(|n| n.value).map(|v| match v {
-            crate::tree::Value::Bin(b) => b,
-            other => other.to_text().into_bytes(),
-        }))
-    };
-    let client_identity_pem = match (raw("Auth/Trsp/Data")?, raw("Auth/Trsp/Secret")?) {
-        (Some(cert), Some(key)) => {
-            let mut pem = as_pem(cert, "CERTIFICATE");
-            pem.extend(as_pem(key, "PRIVATE KEY"));
-            Some(pem)
-        }
-        _ => None,
-    };
-    let http_auth = match (text("Ext/HttpAuth/UserName")?, text("Ext/HttpAuth/Secret")?) {
-        (Some(u), Some(p)) => Some((u, p)),
-        _ => None,
-    };
-    Ok(text("SrvURI")?.map(|srv_uri| Account {
-        server_id: server_id.to_owned(),
-        srv_uri,
-        name: text("Name")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| server_id.to_owned()),
-        http_auth,
-        client_identity_pem,
-    }))
-}
-
-/// Every account's SrvID.
-pub fn accounts(store: &dyn TreeStore) -> Result<Vec<Account>, StoreError> {
-    let mut out = Vec::new();
-    for inst in store.instances(Some(crate::mo::DMACC))? {
-        let key = InstanceKey::new(crate::mo::DMACC, inst.miid);
-        if let Some(id) = store.node(&key, "SrvID")?.and_then(|n| n.value)
-            && let Some(a) = account(store, &id.to_text())?
-        {
-            out.push(a);
-        }
-    }
-    Ok(out)
 }
 
 /// The name a trigger has in the history and on D-Bus.
@@ -465,9 +380,11 @@ mod tests {
                 max_value_bytes: 1024,
                 max_document_bytes: 1 << 16,
                 max_nodes: 100,
+                max_server_bytes: 1 << 20,
+                max_server_instances: 100,
             },
         );
-        let acc = account(&f.store, "dms1").unwrap().unwrap();
+        let acc = crate::mo::account::load(&f.store, "dms1").unwrap().unwrap();
         run(
             &f.store,
             &engine,
@@ -486,7 +403,7 @@ mod tests {
     #[tokio::test]
     async fn a_multi_package_session_with_cont_and_end() {
         let f = fixture();
-        assert_eq!(accounts(&f.store).unwrap().len(), 1);
+        assert_eq!(crate::mo::account::all(&f.store).unwrap().len(), 1);
         let server = Scripted::default();
         server.answers.borrow_mut().extend([
             p2(json!([

@@ -57,6 +57,10 @@ pub struct NotificationsFragment {
     pub remember_secs: Option<u64>,
     /// Datagrams per second accepted from one source address.
     pub rate_per_source: Option<u32>,
+    /// Datagrams per second looked at from all sources together.
+    pub rate_total: Option<u32>,
+    /// Seconds between two notification-triggered sessions with one server.
+    pub min_interval_secs: Option<u64>,
 }
 
 /// `[sessions]`: when sessions happen.
@@ -91,6 +95,13 @@ pub struct HttpFragment {
     pub read_timeout_secs: Option<u64>,
     /// Extra CA certificates (PEM) trusted beside the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Let servers' HGET/HPUT/HPOST, SUB, EXEC and CONT URLs reach private addresses
+    /// (RFC 1918, fc00::/7).
+    pub allow_private_targets: Option<bool>,
+    /// Hosts and address ranges (CIDR) servers' URLs may reach whatever their address.
+    pub allow_targets: Option<Vec<String>>,
+    /// Send HTTP credentials over plain http too (tests and labs only).
+    pub allow_insecure_auth: Option<bool>,
 }
 
 /// `[paths]`.
@@ -117,6 +128,10 @@ pub struct LimitsFragment {
     pub max_nodes_per_document: Option<u64>,
     /// Most commands in one Package#2.
     pub max_commands_per_package: Option<u64>,
+    /// Most bytes of node values in the MO instances one server created.
+    pub max_server_bytes: Option<u64>,
+    /// Most MO instances one server may have created.
+    pub max_server_instances: Option<u64>,
 }
 
 /// `[log]`.
@@ -153,6 +168,14 @@ impl Fragment {
                     .limits
                     .max_commands_per_package
                     .or(self.limits.max_commands_per_package),
+                max_server_bytes: later
+                    .limits
+                    .max_server_bytes
+                    .or(self.limits.max_server_bytes),
+                max_server_instances: later
+                    .limits
+                    .max_server_instances
+                    .or(self.limits.max_server_instances),
             },
             devinfo: self.devinfo.merged(later.devinfo),
             sessions: SessionsFragment {
@@ -200,6 +223,14 @@ impl Fragment {
                     .notifications
                     .rate_per_source
                     .or(self.notifications.rate_per_source),
+                rate_total: later
+                    .notifications
+                    .rate_total
+                    .or(self.notifications.rate_total),
+                min_interval_secs: later
+                    .notifications
+                    .min_interval_secs
+                    .or(self.notifications.min_interval_secs),
             },
             http: HttpFragment {
                 connect_timeout_secs: later
@@ -208,6 +239,15 @@ impl Fragment {
                     .or(self.http.connect_timeout_secs),
                 read_timeout_secs: later.http.read_timeout_secs.or(self.http.read_timeout_secs),
                 ca_file: later.http.ca_file.or(self.http.ca_file),
+                allow_private_targets: later
+                    .http
+                    .allow_private_targets
+                    .or(self.http.allow_private_targets),
+                allow_targets: later.http.allow_targets.or(self.http.allow_targets),
+                allow_insecure_auth: later
+                    .http
+                    .allow_insecure_auth
+                    .or(self.http.allow_insecure_auth),
             },
             log: LogFragment {
                 level: later.log.level.or(self.log.level),
@@ -241,6 +281,24 @@ impl Fragment {
                 self.limits.max_commands_per_package,
                 1,
                 1_000_000,
+            ),
+            (
+                "limits.max-server-bytes",
+                self.limits.max_server_bytes,
+                1024,
+                1 << 40,
+            ),
+            (
+                "limits.max-server-instances",
+                self.limits.max_server_instances,
+                1,
+                10_000_000,
+            ),
+            (
+                "notifications.min-interval-secs",
+                self.notifications.min_interval_secs,
+                0,
+                86_400,
             ),
         ];
         for (key, value, min, max) in limits {
@@ -302,11 +360,20 @@ impl Fragment {
                 format!("{l:?} is not an address:port"),
             ));
         }
-        if self.notifications.rate_per_source == Some(0) {
-            return Err((
-                "notifications.rate-per-source".into(),
-                "must be at least 1".into(),
-            ));
+        for (key, rate) in [
+            (
+                "notifications.rate-per-source",
+                self.notifications.rate_per_source,
+            ),
+            ("notifications.rate-total", self.notifications.rate_total),
+        ] {
+            if rate == Some(0) {
+                return Err((key.into(), "must be at least 1".into()));
+            }
+        }
+        for t in self.http.allow_targets.iter().flatten() {
+            crate::transport::target::Allowed::parse(t)
+                .map_err(|why| ("http.allow-targets".to_owned(), why))?;
         }
         if let Some(n) = self.sessions.max_packages
             && n == 0

@@ -80,6 +80,10 @@ pub struct Limits {
     pub max_nodes_per_document: usize,
     /// Most commands in one Package#2.
     pub max_commands_per_package: usize,
+    /// Most bytes of node values in the MO instances one server created.
+    pub max_server_bytes: u64,
+    /// Most MO instances one server may have created.
+    pub max_server_instances: u64,
 }
 
 impl Default for Limits {
@@ -89,6 +93,8 @@ impl Default for Limits {
             max_package_bytes: 4 << 20,
             max_nodes_per_document: 100_000,
             max_commands_per_package: 1000,
+            max_server_bytes: 64 << 20,
+            max_server_instances: 1000,
         }
     }
 }
@@ -139,6 +145,10 @@ pub struct Notifications {
     pub remember_secs: u64,
     /// Datagrams per second accepted from one source.
     pub rate_per_source: u32,
+    /// Datagrams per second looked at from all sources together.
+    pub rate_total: u32,
+    /// Seconds between two notification-triggered sessions with one server.
+    pub min_interval_secs: u64,
 }
 
 fn listen_text<S: serde::Serializer>(
@@ -181,6 +191,12 @@ pub struct Http {
     /// Extra trusted CA certificates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Servers' URLs may reach private addresses.
+    pub allow_private_targets: bool,
+    /// Hosts and ranges servers' URLs may always reach.
+    pub allow_targets: Vec<String>,
+    /// HTTP credentials go over plain http too.
+    pub allow_insecure_auth: bool,
 }
 
 /// Resolved paths.
@@ -357,6 +373,14 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
                 merged.limits.max_commands_per_package,
                 defaults.max_commands_per_package,
             ),
+            max_server_bytes: merged
+                .limits
+                .max_server_bytes
+                .unwrap_or(defaults.max_server_bytes),
+            max_server_instances: merged
+                .limits
+                .max_server_instances
+                .unwrap_or(defaults.max_server_instances),
         },
         devinfo: merged.devinfo,
         log: Log {
@@ -385,11 +409,16 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             max_age_secs: merged.notifications.max_age_secs.unwrap_or(600),
             remember_secs: merged.notifications.remember_secs.unwrap_or(86_400),
             rate_per_source: merged.notifications.rate_per_source.unwrap_or(20),
+            rate_total: merged.notifications.rate_total.unwrap_or(1000),
+            min_interval_secs: merged.notifications.min_interval_secs.unwrap_or(60),
         },
         http: Http {
             connect_timeout_secs: merged.http.connect_timeout_secs.unwrap_or(30),
             read_timeout_secs: merged.http.read_timeout_secs.unwrap_or(300),
             ca_file: merged.http.ca_file,
+            allow_private_targets: merged.http.allow_private_targets.unwrap_or(false),
+            allow_targets: merged.http.allow_targets.unwrap_or_default(),
+            allow_insecure_auth: merged.http.allow_insecure_auth.unwrap_or(false),
         },
     })
 }

@@ -10,7 +10,6 @@ use super::{Action, Error, Shared, authorize};
 use crate::engine::Trigger;
 use crate::protocol::packages::Alert;
 use crate::scheduler::Request;
-use crate::session;
 use crate::tree::{Outgoing, OutgoingKind, PendingExec, TreeOp, TreeStore};
 
 /// A session history row: id, server, trigger, start, end (0: none), outcome, detail,
@@ -110,8 +109,8 @@ impl Manager {
         Manager { shared }
     }
 
-    fn account(&self, server_id: &str) -> Result<session::Account, Error> {
-        session::account(&self.shared.prepared.store, server_id)?
+    fn account(&self, server_id: &str) -> Result<crate::mo::account::Account, Error> {
+        crate::mo::account::load(&self.shared.prepared.store, server_id)?
             .ok_or_else(|| Error::NotFound(format!("no DM account for server {server_id:?}")))
     }
 }
@@ -143,7 +142,7 @@ impl Manager {
 
     /// The DM accounts: (server id, display name, server URL).
     fn accounts(&self) -> Result<Vec<(String, String, String)>, Error> {
-        Ok(session::accounts(&self.shared.prepared.store)?
+        Ok(crate::mo::account::all(&self.shared.prepared.store)?
             .into_iter()
             .map(|a| (a.server_id, a.name, a.srv_uri))
             .collect())
@@ -248,12 +247,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
         authorize(conn, &header, Action::InjectNotification).await?;
-        let a = crate::notify::check(
-            &self.shared.prepared.store,
-            &package,
-            self.shared.notify_policy,
-        )
-        .map_err(|e| Error::InvalidArgument(format!("notification dropped: {e}")))?;
+        let prepared = &self.shared.prepared;
+        let a = prepared
+            .gate
+            .admit(&prepared.store, &package, self.shared.notify_policy)
+            .map_err(|e| Error::InvalidArgument(format!("notification dropped: {e}")))?;
         tracing::info!(server = %a.server_id, notification_id = ?a.notification_id, "notification injected over D-Bus");
         let trigger = Trigger::ServerInitiated {
             notification_id: a.notification_id,

@@ -5,7 +5,7 @@ use zbus::interface;
 
 use super::{Error, Shared};
 use crate::engine::resolve::{self, ResolveError};
-use crate::mo::{self, Visibility};
+use crate::mo;
 use crate::protocol::dmmo;
 use crate::protocol::uri::ClientUri;
 use crate::tree::{AccessType, TreeStore};
@@ -51,13 +51,7 @@ impl Tree {
         for loc in locs {
             let mut nodes = p.store.subtree(&loc.key, &loc.path, u.level)?;
             mo::standard::overlay_live(&loc.key, &mut nodes, &p.host);
-            items.extend(mo::item(
-                &p.store,
-                &loc.key,
-                &loc.path,
-                &nodes,
-                Visibility::Local,
-            )?);
+            items.extend(mo::item(&p.store, &loc.key, &loc.path, &nodes)?);
         }
         if items.is_empty() {
             return Err(Error::AccessDenied(format!("{client_uri} is not readable")));

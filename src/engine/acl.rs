@@ -52,6 +52,8 @@ pub struct Acl<'a> {
     store: &'a dyn TreeStore,
     server_id: String,
     moids: Vec<String>,
+    /// The server's own DMAcc instance: the only account it has rights on.
+    own_account: Option<InstanceKey>,
     sets: RefCell<HashMap<InstanceKey, Option<Vec<PermSet>>>>,
     creators: RefCell<HashMap<InstanceKey, Option<String>>>,
 }
@@ -67,35 +69,18 @@ fn text(
         .map(|v| v.to_text()))
 }
 
-/// The DMAcc instance of a server, by SrvID.
-pub fn account_of(
-    store: &dyn TreeStore,
-    server_id: &str,
-) -> Result<Option<InstanceKey>, StoreError> {
-    for inst in store.instances(Some(DMACC))? {
-        let key = InstanceKey::new(DMACC, inst.miid);
-        if text(store, &key, "SrvID")?.as_deref() == Some(server_id) {
-            return Ok(Some(key));
-        }
-    }
-    Ok(None)
-}
-
 impl<'a> Acl<'a> {
     /// Loads the MOIDs the server was provisioned with.
     pub fn for_server(store: &'a dyn TreeStore, server_id: &str) -> Result<Acl<'a>, StoreError> {
-        let mut moids = Vec::new();
-        if let Some(acc) = account_of(store, server_id)? {
-            for group in store.children(&acc, "Perm")? {
-                if let Some(m) = text(store, &acc, &format!("{}/MOID", group.path))? {
-                    moids.push(crate::mo::canonical_moid(&m).to_owned());
-                }
-            }
-        }
+        let account = crate::mo::account::load(store, server_id)?;
         Ok(Acl {
             store,
             server_id: server_id.to_owned(),
-            moids,
+            moids: account
+                .as_ref()
+                .map(|a| a.moids.clone())
+                .unwrap_or_default(),
+            own_account: account.map(|a| a.key),
             sets: RefCell::default(),
             creators: RefCell::default(),
         })
@@ -192,7 +177,10 @@ impl<'a> Acl<'a> {
         if !self.moid_permitted(&key.moid) {
             return Ok(Rights::default());
         }
-        let mut rights = match self.dacmo_sets(key)? {
+        if key.moid == DMACC {
+            return Ok(self.account_rights(key, path));
+        }
+        let rights = match self.dacmo_sets(key)? {
             Some(sets) => {
                 // The most specific Path covering the node decides (TS §12.3).
                 let covers =
@@ -222,15 +210,29 @@ impl<'a> Acl<'a> {
                 _ => Rights::default(),
             },
         };
-        // Perm is bootstrap-only data (TS §12.2).
-        if key.moid == DMACC && (path == "Perm" || path.starts_with("Perm/")) {
-            rights.0 &= !Rights::WRITE.0;
-        }
         Ok(rights)
     }
 
-    /// Rights for creating a new instance of `moid`: the MOID must be provisioned.
+    /// Rights on a DM account (TS §12.2, docs/security.md): a server has them on its own
+    /// account only, whatever the DACMO or the creator say, and never writes what makes
+    /// the account its own: `SrvID` and the bootstrap-only `Perm` (nor, through them, the
+    /// whole account: replacing or deleting it needs Write on every node).
+    fn account_rights(&self, key: &InstanceKey, path: &str) -> Rights {
+        if self.own_account.as_ref() != Some(key) {
+            return Rights::default();
+        }
+        let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+        if under("SrvID") || under("Perm") {
+            Rights(Rights::ALL.0 & !Rights::WRITE.0)
+        } else {
+            Rights::ALL
+        }
+    }
+
+    /// Rights for creating a new instance of `moid`: the MOID must be provisioned, and no
+    /// server creates a DM account (only bootstrap does, TS §8, §12.2).
     pub fn may_create(&self, moid: &str) -> bool {
-        self.moid_permitted(moid)
+        let moid = crate::mo::canonical_moid(moid);
+        moid != DMACC && self.moid_permitted(moid)
     }
 }

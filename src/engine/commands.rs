@@ -7,7 +7,7 @@ use super::acl::{Acl, Rights};
 use super::resolve::{self, Location, ResolveError};
 use super::{Engine, ExecRequest, Executed, Method, Ports, Sent, Session, Shown, sc};
 use crate::mo::ddf::DefNode;
-use crate::mo::{self, MoError, Visibility, canonical_moid, def_at};
+use crate::mo::{self, MoError, canonical_moid, def_at};
 use crate::protocol::dmmo::{self, MoItem};
 use crate::protocol::packages::{Command, Part, Status};
 use crate::protocol::uri::{self, ClientUri, InstanceSel, Segment};
@@ -163,8 +163,12 @@ impl<P: Ports> Ctx<'_, '_, P> {
         }
     }
 
+    /// True when the server may read `node`: it has the Get access type, is not a secret
+    /// (TS §12.2 gives `Auth/Noti/Secret` Get, but no server reads key material), and the
+    /// server holds Read on it.
     fn readable(&self, key: &InstanceKey, node: &Node) -> bool {
         node.props.access.contains(AccessType::GET)
+            && !node.props.secret
             && self
                 .acl
                 .rights(key, &node.path)
@@ -199,11 +203,16 @@ impl<P: Ports> Ctx<'_, '_, P> {
     }
 
     /// The nodes a read returns, after checking the server may read every one (nodes
-    /// without the Get access type are left out; an unreadable top is 403).
+    /// without the Get access type and secrets are left out; an unreadable or secret top
+    /// is 403).
     fn read_subtree(&self, loc: &Location, level: Option<u32>) -> Result<Vec<Node>, Fail> {
         let nodes = self.store().subtree(&loc.key, &loc.path, level)?;
         let top = nodes.first().ok_or(Fail(sc::NOT_FOUND))?;
         if !top.props.access.contains(AccessType::GET) {
+            return Err(Fail(sc::FORBIDDEN));
+        }
+        if top.props.secret {
+            tracing::warn!(server = %self.acl.server_id(), node = %loc.uri(), "a server asked to read a secret; refused");
             return Err(Fail(sc::FORBIDDEN));
         }
         let mut hidden: Vec<&str> = Vec::new();
@@ -211,7 +220,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
             if hidden.iter().any(|h| n.path.starts_with(&format!("{h}/"))) {
                 continue;
             }
-            if !n.props.access.contains(AccessType::GET) {
+            if !n.props.access.contains(AccessType::GET) || n.props.secret {
                 hidden.push(&n.path);
                 continue;
             }
@@ -238,13 +247,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
     fn items(&self, locs: &[(Location, Vec<Node>)]) -> Result<Vec<MoItem>, Fail> {
         let mut items = Vec::new();
         for (loc, nodes) in locs {
-            items.extend(mo::item(
-                self.store(),
-                &loc.key,
-                &loc.path,
-                nodes,
-                Visibility::Server,
-            )?);
+            items.extend(mo::item(self.store(), &loc.key, &loc.path, nodes)?);
         }
         Ok(items)
     }
@@ -337,6 +340,8 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 self.hget_anywhere(&fetched.body)?
             }
         };
+        self.check_delegations(&ops)?;
+        self.check_quota(&ops)?;
         self.commit(ops, &changed)?;
         Ok(Reply {
             status: Status {
@@ -345,6 +350,116 @@ impl<P: Ports> Ctx<'_, '_, P> {
             },
             ..Reply::code(sc::OK)
         })
+    }
+
+    /// DACMO (TS §12.3): "the client MUST reject" a delegation to a Management Authority
+    /// that was not provisioned with that MOID at bootstrap. Every MAID a write puts in the
+    /// DACMO must be `*` or a server whose `Perm` lists the MOID the grant is for.
+    fn check_delegations(&self, ops: &[TreeOp]) -> Result<(), Fail> {
+        let mut grants: Vec<(&str, String)> = Vec::new();
+        for op in ops {
+            match op {
+                TreeOp::PutInstance { key, nodes, .. } | TreeOp::PutSubtree { key, nodes }
+                    if key.moid == mo::DACMO =>
+                {
+                    for n in nodes {
+                        if let Some(v) = &n.value {
+                            grants.push((&n.path, v.to_text()));
+                        }
+                    }
+                }
+                TreeOp::SetValue { key, path, value } if key.moid == mo::DACMO => {
+                    grants.push((path, value.to_text()));
+                }
+                _ => {}
+            }
+        }
+        for (path, maid) in grants {
+            if path.rsplit('/').next() != Some("MAID") || maid == "*" {
+                continue;
+            }
+            let moid = path.split('/').next().unwrap_or_default();
+            // TS §12.3 writes `serverid:<id>`; Figure 17 bare IDs (§14 #4). An `appid:`
+            // authority was never provisioned by bootstrap, so it is refused too.
+            let provisioned = match maid.strip_prefix("appid:") {
+                Some(_) => false,
+                None => {
+                    let id = maid.strip_prefix("serverid:").unwrap_or(&maid);
+                    mo::account::load(self.store(), id)?.is_some_and(|a| {
+                        a.moids
+                            .iter()
+                            .any(|m| m == "*" || m == canonical_moid(moid))
+                    })
+                }
+            };
+            if !provisioned {
+                tracing::warn!(server = %self.acl.server_id(), maid = %maid, moid = %moid,
+                    "delegation refused: that authority was not provisioned with the MOID");
+                return Err(Fail(sc::FORBIDDEN));
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-server quota (`limits.max-server-bytes`, `limits.max-server-instances`): what
+    /// the instances this server created would hold after `ops`. Over it: 506 Device Full
+    /// (TS App. C), logged.
+    fn check_quota(&self, ops: &[TreeOp]) -> Result<(), Fail> {
+        let creator = format!("serverid:{}", self.acl.server_id());
+        let size = |nodes: &[Node]| -> i128 {
+            nodes
+                .iter()
+                .map(|n| n.value.as_ref().map_or(0, |v| v.size() as i128))
+                .sum()
+        };
+        // The server's own account was made by bootstrap, not by the server.
+        let usage = self.store().usage(&creator, mo::DMACC)?;
+        let (mut instances, mut bytes) = (i128::from(usage.instances), i128::from(usage.bytes));
+        let mut counted = false;
+        for op in ops {
+            let (key, path, new) = match op {
+                TreeOp::PutInstance { key, nodes, .. } => (key, "", size(nodes)),
+                TreeOp::PutSubtree { key, nodes } => (
+                    key,
+                    nodes.first().map_or("", |n| n.path.as_str()),
+                    size(nodes),
+                ),
+                TreeOp::SetValue { key, path, value } => (key, path.as_str(), value.size() as i128),
+                _ => continue,
+            };
+            counted = true;
+            match self.store().instance(&key.moid, &key.miid)? {
+                // A new instance: only a PutInstance makes one, as this server's.
+                None => {
+                    instances += 1;
+                    bytes += new;
+                }
+                Some(i) if i.creator == creator => {
+                    let old = match op {
+                        TreeOp::SetValue { .. } => self
+                            .store()
+                            .node(key, path)?
+                            .and_then(|n| n.value)
+                            .map_or(0, |v| v.size() as i128),
+                        _ => size(&self.store().subtree(key, path, None)?),
+                    };
+                    bytes += new - old;
+                }
+                // Data in instances it did not create counts against their DDF's bounds.
+                Some(_) => {}
+            }
+        }
+        let limits = &self.engine.limits;
+        if counted
+            && (instances > i128::from(limits.max_server_instances)
+                || bytes > i128::from(limits.max_server_bytes))
+        {
+            tracing::warn!(server = %self.acl.server_id(), instances = %instances, bytes = %bytes,
+                max_instances = limits.max_server_instances, max_bytes = limits.max_server_bytes,
+                "HGET refused: the server's quota would be exceeded");
+            return Err(Fail(sc::DEVICE_FULL));
+        }
+        Ok(())
     }
 
     /// Where an HGET with a ClientURI stores, checked for rights before anything is fetched.
@@ -460,7 +575,19 @@ impl<P: Ports> Ctx<'_, '_, P> {
             let item = items.remove(0);
             mo::build_nodes(&moid, def, &t.path, &item.data, max).map_err(Self::data_error)?
         } else {
-            // A raw leaf body (TS App. I.2: text/plain into a leaf).
+            // A raw leaf body (TS App. I.2: text/plain into a leaf), only in a media type
+            // that fits a leaf: an HTML error page is not a value.
+            let declared = t
+                .existing
+                .as_ref()
+                .and_then(|n| n.props.mime.as_deref())
+                .or_else(|| def.and_then(|d| d.mime.first().map(String::as_str)));
+            if !matches!(ct, "text/plain" | "application/octet-stream")
+                && declared.is_none_or(|m| media_type(m) != ct)
+            {
+                tracing::info!(server = %self.acl.server_id(), content_type = %ct, "HGET data in a media type no leaf takes");
+                return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
+            }
             let format = match (&t.existing, def) {
                 (Some(n), _) => n.props.format,
                 (None, Some(d)) => d.format,

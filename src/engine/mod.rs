@@ -191,6 +191,10 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// Most nodes in one document.
     pub max_nodes: usize,
+    /// Most bytes of values in the instances one server created (its quota).
+    pub max_server_bytes: u64,
+    /// Most instances one server may have created.
+    pub max_server_instances: u64,
 }
 
 /// The state of one DM session that commands read and change.

@@ -102,6 +102,14 @@ const TEST_DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
       <DFType><MIME>application/octet-stream</MIME></DFType></DFProperties></Node>
   </Node></MgmtTree>"#;
 
+const LIMITS: Limits = Limits {
+    max_value_bytes: 4096,
+    max_document_bytes: 1 << 16,
+    max_nodes: 1000,
+    max_server_bytes: 1 << 20,
+    max_server_instances: 100,
+};
+
 struct World {
     _dir: tempfile::TempDir,
     store: SqliteStore,
@@ -226,19 +234,14 @@ impl World {
     }
 
     fn engine(&self) -> Engine<'_, Recorder> {
-        Engine::new(
-            &self.store,
-            &self.reg,
-            &self.ports,
-            Limits {
-                max_value_bytes: 4096,
-                max_document_bytes: 1 << 16,
-                max_nodes: 1000,
-            },
-        )
+        Engine::new(&self.store, &self.reg, &self.ports, LIMITS)
     }
 
     async fn run_in(&self, session: &mut Session, cmds: Json) -> Outcome {
+        self.run_with(LIMITS, session, cmds).await
+    }
+
+    async fn run_with(&self, limits: Limits, session: &mut Session, cmds: Json) -> Outcome {
         let body = json!({ "CMD": cmds }).to_string();
         let cmds = decode_package2(
             body.as_bytes(),
@@ -248,7 +251,9 @@ impl World {
             },
         )
         .unwrap();
-        self.engine().run(session, &cmds).await
+        Engine::new(&self.store, &self.reg, &self.ports, limits)
+            .run(session, &cmds)
+            .await
     }
 
     async fn run(&self, server: &str, cmds: Json) -> Outcome {
@@ -629,9 +634,9 @@ async fn get_statuses() {
     let acc: Json = serde_json::from_slice(&out.parts[2].body).unwrap();
     let acc = &acc[0]["MOData"]["dms1"];
     assert!(acc.get("Perm").is_none(), "No Get subtree left out: {acc}");
-    assert_eq!(
-        acc["Auth"]["Noti"]["Secret"], "c2VjcmV0",
-        "servers may read Noti/Secret (TS §12.2)"
+    assert!(
+        acc["Auth"]["Noti"].get("Secret").is_none() && acc["Auth"]["Noti"]["Data"] == "AA==",
+        "a secret is left out of a subtree read: {acc}"
     );
     // Another server's instance, a null leaf.
     assert_eq!(
@@ -1402,4 +1407,333 @@ async fn ts_app_f_get_results_in_a_multipart_package3() {
         si[0]["MOData"]["SessionInfoMO"],
         json!({"CBT": 0, "ROAMING": 0})
     );
+}
+
+/// The attacks of a provisioned server on the accounts (docs/security.md): each is refused
+/// with its status and changes nothing.
+#[tokio::test]
+async fn a_server_cannot_create_take_over_or_read_accounts() {
+    let w = World::new();
+    let evil = |miid: &str, srv: &str| {
+        json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {miid: {
+            "SrvID": srv, "SrvURI": "https://evil.example/dm", "Name": "evil",
+            "Perm": {"all": {"MOID": "*"}}}}}])
+        .to_string()
+    };
+    w.serve(
+        "https://r/escalate",
+        dmmo::MEDIA_TYPE,
+        evil("aaa", "dms3").as_bytes(),
+    );
+    w.serve(
+        "https://r/hijack",
+        dmmo::MEDIA_TYPE,
+        evil("aab", "dms2").as_bytes(),
+    );
+    let one = |srv: &str| {
+        json!({"SrvID": srv, "SrvURI": "https://evil.example/dm", "Name": "evil",
+            "Perm": {"all": {"MOID": "*"}}})
+        .to_string()
+    };
+    w.serve(
+        "https://r/one-dms2",
+        dmmo::MEDIA_TYPE,
+        format!(
+            r#"[{{"ClientURI":"urn:oma:mo:oma-dm-dmacc:1.2/zzz","MOData":{{"zzz":{}}}}}]"#,
+            one("dms2")
+        )
+        .as_bytes(),
+    );
+    w.serve("https://r/id", "text/plain", b"dms2");
+    w.serve("https://r/moid", "text/plain", b"*");
+    w.serve("https://r/name", "text/plain", b"Renamed");
+    let before = w.snapshot();
+    let cases = [
+        // dms3 holds only DevInfo: no DMAcc at all, and no new instance with '*'.
+        ("dms3", json!(["HGET", "https://r/escalate"]), 403),
+        // dms1 holds '*' (DMAcc included): it still creates no account, under any name.
+        ("dms1", json!(["HGET", "https://r/escalate"]), 403),
+        ("dms1", json!(["HGET", "https://r/hijack"]), 403),
+        (
+            "dms1",
+            json!([
+                "HGET",
+                "https://r/one-dms2",
+                "urn:oma:mo:oma-dm-dmacc:1.2/zzz/"
+            ]),
+            403,
+        ),
+        // Nor rewrites what makes an account its own, nor another server's account.
+        (
+            "dms1",
+            json!([
+                "HGET",
+                "https://r/id",
+                "urn:oma:mo:oma-dm-dmacc:1.2/dms1/SrvID"
+            ]),
+            403,
+        ),
+        (
+            "dms1",
+            json!([
+                "HGET",
+                "https://r/moid",
+                "urn:oma:mo:oma-dm-dmacc:1.2/dms1/Perm/p0/MOID"
+            ]),
+            403,
+        ),
+        (
+            "dms1",
+            json!([
+                "HGET",
+                "https://r/name",
+                "urn:oma:mo:oma-dm-dmacc:1.2/dms2/Name"
+            ]),
+            403,
+        ),
+        (
+            "dms1",
+            json!([
+                "HGET",
+                "https://r/escalate",
+                "urn:oma:mo:oma-dm-dmacc:1.2/dms1/"
+            ]),
+            403,
+        ),
+        (
+            "dms1",
+            json!(["DELETE", "urn:oma:mo:oma-dm-dmacc:1.2/dms2/"]),
+            403,
+        ),
+        (
+            "dms1",
+            json!(["DELETE", "urn:oma:mo:oma-dm-dmacc:1.2/dms1/"]),
+            403,
+        ),
+        // Nor reads another's account, or any secret.
+        (
+            "dms1",
+            json!(["GET", "urn:oma:mo:oma-dm-dmacc:1.2/dms2/SrvURI"]),
+            403,
+        ),
+        (
+            "dms1",
+            json!(["GET", "urn:oma:mo:oma-dm-dmacc:1.2/dms1/Auth/Noti/Secret"]),
+            403,
+        ),
+        (
+            "dms1",
+            json!([
+                "HPUT",
+                "https://r/x",
+                "urn:oma:mo:oma-dm-dmacc:1.2/dms1/Auth/Noti/Secret"
+            ]),
+            403,
+        ),
+        (
+            "dms1",
+            json!([
+                "HPOST",
+                "https://r/x",
+                "urn:oma:mo:oma-dm-dmacc:1.2/dms1/Auth/Noti/Secret"
+            ]),
+            403,
+        ),
+        // nv cannot probe a secret either.
+        (
+            "dms1",
+            json!([
+                "GET",
+                "urn:oma:mo:oma-dm-dmacc:1.2/(x)/SrvID?nv=(x)/Auth/Noti/Secret:c2VjcmV0"
+            ]),
+            404,
+        ),
+    ];
+    for (server, c, want) in cases {
+        let got = w.codes(server, json!([c.clone()])).await;
+        assert_eq!(got, [want], "{server} {c}");
+        assert_eq!(w.snapshot(), before, "{server} {c} changed the tree");
+    }
+    assert!(
+        w.ports.sends.borrow().is_empty(),
+        "no secret was sent anywhere"
+    );
+    // What TS App. I.2 does stays allowed: a server replaces leaves of its own account.
+    assert_eq!(
+        w.codes(
+            "dms1",
+            json!([[
+                "HGET",
+                "https://r/name",
+                "urn:oma:mo:oma-dm-dmacc:1.2/dms1/Name"
+            ]])
+        )
+        .await,
+        [200]
+    );
+    assert_eq!(
+        w.value(DMACC, "dms1", "Name"),
+        Some(Value::Chr("Renamed".into()))
+    );
+}
+
+/// TS §12.3: "the client MUST reject" a delegation to an authority that was not
+/// provisioned with that MOID at bootstrap.
+#[tokio::test]
+async fn delegation_only_to_authorities_provisioned_with_the_moid() {
+    let w = World::new();
+    grant(&w, &[("/", &[("serverid:dms1", 15)])]);
+    let maid_uri =
+        "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/(m)/left/s0/Permissions/g0/MAID?nv=(m)/left/s0/Path:/";
+    let before = w.snapshot();
+    // dms3 holds only DevInfo; "nobody" has no account; no app was ever provisioned.
+    for maid in [
+        "serverid:dms3",
+        "dms3",
+        "serverid:nobody",
+        "appid:com.example",
+    ] {
+        w.serve("https://r/maid", "text/plain", maid.as_bytes());
+        assert_eq!(
+            w.codes("dms1", json!([["HGET", "https://r/maid", maid_uri]]))
+                .await,
+            [403],
+            "{maid}"
+        );
+        assert_eq!(w.snapshot(), before, "{maid} was stored");
+    }
+    // A whole permission set in MO data is checked the same way.
+    w.serve(
+        "https://r/set",
+        dmmo::MEDIA_TYPE,
+        br#"[{"ClientURI":"urn:oma:mo:oma-dm-dacmo:1.0/DacMO/x","MOData":{"x":{"Path":"/","Permissions":{"a":{"MAID":"serverid:dms1","AR":15},"b":{"MAID":"serverid:dms3","AR":15}}}}}]"#,
+    );
+    let set_uri = "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/(m)/left/s1?nv=(m)/left/s0/Path:/";
+    assert_eq!(
+        w.codes("dms1", json!([["HGET", "https://r/set", set_uri]]))
+            .await,
+        [403]
+    );
+    assert_eq!(w.snapshot(), before);
+    // To everyone, or to a server provisioned with the MOID: stored.
+    for maid in ["*", "serverid:dms2"] {
+        w.serve("https://r/maid", "text/plain", maid.as_bytes());
+        assert_eq!(
+            w.codes("dms1", json!([["HGET", "https://r/maid", maid_uri]]))
+                .await,
+            [200],
+            "{maid}"
+        );
+    }
+}
+
+/// A provisioned server cannot fill the disk: its instances and their bytes are bounded,
+/// and over the bound HGET answers 506 (TS App. C) and stores nothing.
+#[tokio::test]
+async fn per_server_quotas_refuse_with_506() {
+    let w = World::new();
+    // dms1 created `left` and `right` (63 bytes of values between them).
+    let limits = Limits {
+        max_server_bytes: 400,
+        max_server_instances: 3,
+        ..LIMITS
+    };
+    let dev = |name: &str| {
+        format!(r#"[{{"ClientURI":"{TESTMO}/x","MOData":{{"x":{{"Name":"{name}"}}}}}}]"#)
+    };
+    w.serve("https://r/small", dmmo::MEDIA_TYPE, dev("n").as_bytes());
+    w.serve("https://r/big", "text/plain", "b".repeat(400).as_bytes());
+    w.serve("https://r/fits", "text/plain", "b".repeat(300).as_bytes());
+    let run = |server: &'static str, c: Json| {
+        let w = &w;
+        async move {
+            w.run_with(limits, &mut World::session(server), json!([c]))
+                .await
+                .package3
+                .status[0]
+                .sc
+        }
+    };
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["HGET", "https://r/small", format!("{TESTMO}/one/")])
+        )
+        .await,
+        200
+    );
+    let before = w.snapshot();
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["HGET", "https://r/small", format!("{TESTMO}/two/")])
+        )
+        .await,
+        506,
+        "a fourth instance"
+    );
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["HGET", "https://r/big", format!("{TESTMO}/one/Name")])
+        )
+        .await,
+        506,
+        "400 more bytes"
+    );
+    assert_eq!(w.snapshot(), before, "nothing stored over quota");
+    // A replacement counts what it frees: 300 bytes in place of 1 fit.
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["HGET", "https://r/fits", format!("{TESTMO}/one/Name")])
+        )
+        .await,
+        200
+    );
+    // The quota is per server: dms2 has created nothing.
+    assert_eq!(
+        run(
+            "dms2",
+            json!(["HGET", "https://r/small", format!("{TESTMO}/mine/")])
+        )
+        .await,
+        200
+    );
+}
+
+/// A raw leaf body must come in a media type that fits a leaf: an HTML page is no value.
+#[tokio::test]
+async fn a_raw_leaf_body_needs_a_leaf_media_type() {
+    let w = World::new();
+    let before = w.snapshot();
+    for ct in ["text/html", "application/json", "image/png"] {
+        w.serve("https://r/page", ct, b"<html>login</html>");
+        assert_eq!(
+            w.codes(
+                "dms1",
+                json!([["HGET", "https://r/page", "urn:oma:mo:moid:1.0/left/ID"]])
+            )
+            .await,
+            [415],
+            "{ct}"
+        );
+    }
+    assert_eq!(w.snapshot(), before);
+    for ct in [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/octet-stream",
+    ] {
+        w.serve("https://r/page", ct, b"GPS2");
+        assert_eq!(
+            w.codes(
+                "dms1",
+                json!([["HGET", "https://r/page", "urn:oma:mo:moid:1.0/left/ID"]])
+            )
+            .await,
+            [200],
+            "{ct}"
+        );
+    }
 }

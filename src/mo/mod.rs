@@ -2,6 +2,7 @@
 //! (`application/dmmo+json`) and tree nodes, the standard MOs a DM 2.0 client hosts
 //! (TS §12), and factory bootstrap (TS §8).
 
+pub mod account;
 pub mod bootstrap;
 pub mod ddf;
 pub mod standard;
@@ -472,28 +473,17 @@ fn infer_format(json: &serde_json::Value) -> Format {
     }
 }
 
-/// Which nodes a reader may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visibility {
-    /// What a server may read: nodes with the Get access type.
-    Server,
-    /// What local tools (diagnostics, D-Bus) may read: everything but secrets and nodes
-    /// without Get.
-    Local,
-}
-
-impl Visibility {
-    /// True when `node`'s value may be shown.
-    pub fn shows(self, node: &Node) -> bool {
-        node.props.access.contains(AccessType::GET)
-            && (self == Visibility::Server || !node.props.secret)
-    }
+/// True when `node`'s value may leave the daemon, to a server or a local reader: it has
+/// the Get access type and is not key material (TS §12.2 gives `Auth/Noti/Secret` Get; no
+/// reader gets it from us).
+pub fn shows(node: &Node) -> bool {
+    node.props.access.contains(AccessType::GET) && !node.props.secret
 }
 
 /// Turns stored nodes (a subtree, parents first, the first being its top) back into MO
-/// data, leaving out what `visibility` hides (an interior node without Get hides its whole
+/// data, leaving out what [`shows`] hides (an interior node without Get hides its whole
 /// subtree). `None` when the top itself is hidden.
-pub fn nodes_to_data(nodes: &[Node], visibility: Visibility) -> Option<DataNode> {
+pub fn nodes_to_data(nodes: &[Node]) -> Option<DataNode> {
     let top = nodes.first()?;
     let mut kids: HashMap<&str, Vec<&Node>> = HashMap::new();
     for n in &nodes[1..] {
@@ -501,12 +491,8 @@ pub fn nodes_to_data(nodes: &[Node], visibility: Visibility) -> Option<DataNode>
             kids.entry(parent).or_default().push(n);
         }
     }
-    fn to_data<'a>(
-        n: &'a Node,
-        kids: &HashMap<&str, Vec<&'a Node>>,
-        visibility: Visibility,
-    ) -> Option<DataNode> {
-        if !visibility.shows(n) {
+    fn to_data<'a>(n: &'a Node, kids: &HashMap<&str, Vec<&'a Node>>) -> Option<DataNode> {
+        if !shows(n) {
             return None;
         }
         match &n.value {
@@ -517,26 +503,25 @@ pub fn nodes_to_data(nodes: &[Node], visibility: Visibility) -> Option<DataNode>
                     .flatten()
                     .filter_map(|c| {
                         let name = c.path.rsplit('/').next().unwrap_or(&c.path).to_owned();
-                        to_data(c, kids, visibility).map(|d| (name, d))
+                        to_data(c, kids).map(|d| (name, d))
                     })
                     .collect(),
             )),
         }
     }
-    to_data(top, &kids, visibility)
+    to_data(top, &kids)
 }
 
 /// The MO data item for one stored subtree (TS §7.2.1.4): addressed by its concrete
-/// ClientURI, with `CV` and `DDF` when it is an instance root; `None` when `visibility`
+/// ClientURI, with `CV` and `DDF` when it is an instance root; `None` when [`shows`]
 /// hides its top.
 pub fn item(
     store: &dyn crate::tree::TreeStore,
     key: &crate::tree::InstanceKey,
     path: &str,
     nodes: &[Node],
-    visibility: Visibility,
 ) -> Result<Option<crate::protocol::dmmo::MoItem>, crate::tree::StoreError> {
-    let Some(data) = nodes_to_data(nodes, visibility) else {
+    let Some(data) = nodes_to_data(nodes) else {
         return Ok(None);
     };
     let root = path.is_empty();

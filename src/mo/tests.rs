@@ -379,8 +379,7 @@ fn ts_examples_round_trip_through_the_store() {
                 nodes,
             }])
             .unwrap();
-        let back =
-            nodes_to_data(&store.subtree(&key, "", None).unwrap(), Visibility::Server).unwrap();
+        let back = nodes_to_data(&store.subtree(&key, "", None).unwrap()).unwrap();
         let mut want = item.clone();
         want.data = sort(want.data);
         let got = dmmo::MoItem {
@@ -403,39 +402,26 @@ fn sort(d: DataNode) -> DataNode {
 }
 
 #[test]
-fn visibility_hides_no_get_and_secrets() {
+fn no_get_nodes_and_secrets_never_leave() {
     let root = dmacc_root();
     let nodes = account_with_noti_nodes(&root);
     let mut sorted = nodes.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let server = serde_json::to_string(&dmmo_json(
-        nodes_to_data(&sorted, Visibility::Server).unwrap(),
-    ))
-    .unwrap();
-    let local = serde_json::to_string(&dmmo_json(
-        nodes_to_data(&sorted, Visibility::Local).unwrap(),
-    ))
-    .unwrap();
+    let shown = serde_json::to_string(&dmmo_json(nodes_to_data(&sorted).unwrap())).unwrap();
+    assert!(!shown.contains("Perm"), "{shown}");
+    // TS §12.2 gives Noti/Secret Get; it is key material all the same.
     assert!(
-        !server.contains("Perm") && !local.contains("Perm"),
-        "{server}"
+        !shown.contains("c2VjcmV0") && !shown.contains("Secret"),
+        "{shown}"
     );
-    assert!(
-        server.contains("c2VjcmV0"),
-        "servers read Noti/Secret per TS §12.2: {server}"
-    );
-    assert!(
-        !local.contains("c2VjcmV0") && !local.contains("Secret"),
-        "{local}"
-    );
-    assert!(local.contains("\"Data\":\"AAE=\""), "{local}");
+    assert!(shown.contains("\"Data\":\"AAE=\""), "{shown}");
     // A hidden top gives nothing.
     let perm: Vec<Node> = sorted
         .iter()
         .filter(|n| n.path.starts_with("Perm"))
         .cloned()
         .collect();
-    assert_eq!(nodes_to_data(&perm, Visibility::Server), None);
+    assert_eq!(nodes_to_data(&perm), None);
 }
 
 fn dmmo_json(d: DataNode) -> serde_json::Value {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::{Accepted, Policy, check};
+use super::{Accepted, Gate, Policy};
 use crate::tree::TreeStore;
 
 /// Dropped datagrams logged one by one per second; more are counted.
@@ -18,6 +18,43 @@ pub const LOG_PER_SEC: u32 = 20;
 
 /// Largest datagram read; a Package#0 with every option fits many times over.
 const MAX_DATAGRAM: usize = 8192;
+
+/// How many datagrams a second are looked at.
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    /// From one source address.
+    pub per_source_per_sec: u32,
+    /// From all sources together.
+    pub total_per_sec: u32,
+}
+
+/// A token bucket holding up to two seconds' worth.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn full(rate: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: rate * 2.0,
+            last: now,
+        }
+    }
+
+    /// Refills for the time since the last call and takes a token if there is one.
+    fn take(&mut self, rate: f64, now: Instant) -> bool {
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate * 2.0);
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
 
 /// Where notifications come from.
 #[derive(Debug)]
@@ -49,21 +86,26 @@ impl Listener {
     }
 
     /// Receives and checks datagrams forever, calling `accepted` for each valid
-    /// notification. Floods are cut per source by a token bucket before any work is done
-    /// on their datagrams, so one noisy peer cannot delay another's notification. Up to
-    /// [`LOG_PER_SEC`] dropped datagrams a second are logged one by one; the rest as a count.
+    /// notification. Floods are cut by token buckets before any work is done on their
+    /// datagrams: one per source, so one noisy peer cannot delay another's notification,
+    /// and one for all sources in front of them, so spoofed source addresses cannot buy
+    /// unlimited digest work. Up to [`LOG_PER_SEC`] dropped datagrams a second are logged
+    /// one by one; the rest as a count.
     pub async fn run(
         &self,
         store: &dyn TreeStore,
+        gate: &Gate,
         policy: Policy,
-        per_source_per_sec: u32,
+        rates: Rates,
         mut accepted: impl FnMut(Accepted),
     ) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut buckets: HashMap<IpAddr, (f64, Instant)> = HashMap::new();
+        let mut buckets: HashMap<IpAddr, Bucket> = HashMap::new();
+        let total_rate = f64::from(rates.total_per_sec.max(1));
+        let mut total = Bucket::full(total_rate, Instant::now());
         let (mut logged, mut suppressed, mut limited, mut period) =
             (0u32, 0u64, 0u64, Instant::now());
-        let rate = f64::from(per_source_per_sec.max(1));
+        let rate = f64::from(rates.per_source_per_sec.max(1));
         loop {
             let (len, from) = match self.socket.recv_from(&mut buf).await {
                 Ok(x) => x,
@@ -87,14 +129,15 @@ impl Listener {
             if buckets.len() > 10_000 {
                 buckets.clear();
             }
-            let (tokens, last) = buckets.entry(from.ip()).or_insert((rate * 2.0, now));
-            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate * 2.0);
-            *last = now;
-            if *tokens < 1.0 {
+            let source = buckets
+                .entry(from.ip())
+                .or_insert_with(|| Bucket::full(rate, now));
+            // The source's own bucket first: one noisy peer spends its own tokens, not the
+            // shared ones another sender's notification needs.
+            if !source.take(rate, now) || !total.take(total_rate, now) {
                 limited += 1;
             } else {
-                *tokens -= 1.0;
-                match check(store, &buf[..len], policy) {
+                match gate.admit(store, &buf[..len], policy) {
                     Ok(a) => {
                         tracing::info!(server = %a.server_id, notification_id = ?a.notification_id, req_mos = a.req_mos, from = %from, "notification accepted");
                         accepted(a);

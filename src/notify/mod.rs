@@ -4,10 +4,13 @@
 
 pub mod listener;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::mo::account::Directory;
 use crate::protocol::package0::{self, Notification};
-use crate::tree::{InstanceKey, StoreError, TreeStore, Value};
+use crate::tree::{StoreError, TreeStore};
 
 /// WSP PDU type of a Push (WAP-230 §8.2.1).
 const WSP_PUSH: u8 = 0x06;
@@ -40,6 +43,17 @@ pub enum Dropped {
     /// A NOTIFICATION-ID already acted on.
     #[error("duplicate NOTIFICATION-ID {0}")]
     Duplicate(u16),
+    /// The server's last notification-triggered session was less than
+    /// `notifications.min-interval-secs` ago.
+    #[error(
+        "server {server:?} had a notification-triggered session too recently (next in {wait_secs} s)"
+    )]
+    TooSoon {
+        /// The server.
+        server: String,
+        /// Seconds until one is admitted again.
+        wait_secs: u64,
+    },
     /// The store failed.
     #[error("store: {0}")]
     Store(String),
@@ -170,20 +184,6 @@ pub fn compose(c: &Compose) -> Result<Vec<u8>, crate::protocol::DecodeError> {
     Ok(if c.wap { wrap(&bytes, 1) } else { bytes })
 }
 
-fn raw(
-    store: &dyn TreeStore,
-    key: &InstanceKey,
-    path: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(store
-        .node(key, path)?
-        .and_then(|n| n.value)
-        .map(|v| match v {
-            Value::Bin(b) => b,
-            other => other.to_text().into_bytes(),
-        }))
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -192,19 +192,25 @@ fn now_secs() -> u64 {
 
 /// Checks a datagram (reference §7.2): a Package#0 for one of our servers, with a correct
 /// SHA256-DIGEST when the account has notification credentials (and none when it has not:
-/// TS §5.2.1.2 says to ignore it), a TIMESTAMP inside the window, and a NOTIFICATION-ID not
-/// seen before, which is then remembered (across restarts).
-pub fn check(store: &dyn TreeStore, datagram: &[u8], policy: Policy) -> Result<Accepted, Dropped> {
+/// TS §5.2.1.2 says to ignore it) and a TIMESTAMP inside the window. Its NOTIFICATION-ID
+/// is not looked at ([`check`] and [`Gate::admit`] do that).
+///
+/// The account is found in `accounts`, from memory: a datagram costs no database read.
+pub fn verify(
+    store: &dyn TreeStore,
+    accounts: &Directory,
+    datagram: &[u8],
+    policy: Policy,
+) -> Result<Accepted, Dropped> {
     let bytes = unwrap(datagram)?;
     let n: Notification = package0::decode(bytes).map_err(|e| Dropped::Malformed(e.to_string()))?;
     let server_id = n.server_id.clone().ok_or(Dropped::UnknownServer(None))?;
-    let account = crate::engine::acl::account_of(store, &server_id)?
+    let account = accounts
+        .get(store, &server_id)?
         .ok_or_else(|| Dropped::UnknownServer(Some(server_id.clone())))?;
-    let secret = raw(store, &account, "Auth/Noti/Secret")?;
-    let data = raw(store, &account, "Auth/Noti/Data")?.unwrap_or_default();
-    match (&secret, n.digest.is_some()) {
-        (Some(secret), true) => {
-            if !package0::verify(bytes, &n, secret, &data) {
+    match (&account.noti, n.digest.is_some()) {
+        (Some(noti), true) => {
+            if !package0::verify(bytes, &n, &noti.secret, &noti.data) {
                 return Err(Dropped::Digest("the digest does not match"));
             }
         }
@@ -227,16 +233,77 @@ pub fn check(store: &dyn TreeStore, datagram: &[u8], policy: Policy) -> Result<A
             return Err(Dropped::Stale(ts));
         }
     }
-    if let Some(id) = n.notification_id
-        && !store.note_notification(&server_id, id, policy.remember_secs)?
-    {
-        return Err(Dropped::Duplicate(id));
-    }
     Ok(Accepted {
         server_id,
         notification_id: n.notification_id,
         req_mos: n.req_mos,
     })
+}
+
+/// Checks a datagram as [`verify`] does, then remembers its NOTIFICATION-ID, refusing one
+/// seen before (across restarts).
+pub fn check(
+    store: &dyn TreeStore,
+    accounts: &Directory,
+    datagram: &[u8],
+    policy: Policy,
+) -> Result<Accepted, Dropped> {
+    let a = verify(store, accounts, datagram, policy)?;
+    if let Some(id) = a.notification_id
+        && !store.note_notification(&a.server_id, id, policy.remember_secs)?
+    {
+        return Err(Dropped::Duplicate(id));
+    }
+    Ok(a)
+}
+
+/// What stands between a notification and a session: the account directory, and the
+/// per-server spacing of notification-triggered sessions (reference §10.1). A signed
+/// notification without TIMESTAMP and NOTIFICATION-ID can be replayed by anyone who saw it
+/// once; whatever the packet, a server gets at most one notification-triggered session
+/// per `min_interval`.
+#[derive(Debug)]
+pub struct Gate {
+    /// The accounts, kept in memory.
+    pub accounts: Directory,
+    min_interval: Duration,
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl Gate {
+    /// A gate spacing sessions by `min_interval` (zero: no spacing).
+    pub fn new(min_interval: Duration) -> Gate {
+        Gate {
+            accounts: Directory::default(),
+            min_interval,
+            last: Mutex::default(),
+        }
+    }
+
+    /// Checks a notification from any transport ([`check`]: a replay is reported as a
+    /// duplicate) and admits it when its server's last notification-triggered session is
+    /// at least the interval ago.
+    pub fn admit(
+        &self,
+        store: &dyn TreeStore,
+        datagram: &[u8],
+        policy: Policy,
+    ) -> Result<Accepted, Dropped> {
+        let a = check(store, &self.accounts, datagram, policy)?;
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = last.get(&a.server_id)
+            && now.duration_since(*t) < self.min_interval
+        {
+            let wait = self.min_interval - now.duration_since(*t);
+            return Err(Dropped::TooSoon {
+                server: a.server_id,
+                wait_secs: wait.as_secs().max(1),
+            });
+        }
+        last.insert(a.server_id.clone(), now);
+        Ok(a)
+    }
 }
 
 #[cfg(test)]

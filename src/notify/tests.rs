@@ -57,23 +57,34 @@ fn a_signed_notification_passes_once_even_across_a_restart() {
     {
         let s = store(dir.path());
         assert_eq!(
-            check(&s, &bytes, POLICY),
+            check(&s, &Directory::default(), &bytes, POLICY),
             Ok(Accepted {
                 server_id: "dms1".into(),
                 notification_id: Some(41),
                 req_mos: true
             })
         );
-        assert_eq!(check(&s, &bytes, POLICY), Err(Dropped::Duplicate(41)));
+        assert_eq!(
+            check(&s, &Directory::default(), &bytes, POLICY),
+            Err(Dropped::Duplicate(41))
+        );
     }
     let s = SqliteStore::open(&dir.path().join("t.db"), OpenMode::ReadWrite).unwrap();
     assert_eq!(
-        check(&s, &bytes, POLICY),
+        check(&s, &Directory::default(), &bytes, POLICY),
         Err(Dropped::Duplicate(41)),
         "remembered across a restart"
     );
     // The same ID from another server is no duplicate.
-    assert!(check(&s, &encode(&note("dms2", 41)).unwrap(), POLICY).is_ok());
+    assert!(
+        check(
+            &s,
+            &Directory::default(),
+            &encode(&note("dms2", 41)).unwrap(),
+            POLICY
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -86,7 +97,7 @@ fn every_bad_notification_is_dropped_with_its_reason() {
         let mut bad = good.clone();
         bad[i / 8] ^= 1 << (i % 8);
         assert!(
-            check(&s, &bad, POLICY).is_err(),
+            check(&s, &Directory::default(), &bad, POLICY).is_err(),
             "bit {i} flipped and accepted"
         );
     }
@@ -137,12 +148,13 @@ fn every_bad_notification_is_dropped_with_its_reason() {
         ),
     ];
     for (bytes, want) in cases {
-        assert_eq!(check(&s, &bytes, POLICY), Err(want));
+        assert_eq!(check(&s, &Directory::default(), &bytes, POLICY), Err(want));
     }
     // A dropped notification's ID is not remembered: the genuine one still passes.
     assert!(
         check(
             &s,
+            &Directory::default(),
             &encode_signed(&note("dms1", 5), SECRET, DATA).unwrap(),
             POLICY
         )
@@ -181,5 +193,5 @@ fn wap_push_framing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
-    assert!(check(&s, &push, POLICY).is_ok());
+    assert!(check(&s, &Directory::default(), &push, POLICY).is_ok());
 }

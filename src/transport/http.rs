@@ -3,6 +3,8 @@
 //! an optional client certificate, generous configurable timeouts, cookies kept for the
 //! life of one client (one session), and redirects followed only within the same scheme.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -10,6 +12,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use crate::engine::{Fetched, Method, PortError, Sent};
 use crate::protocol::packages::P2_TYPE;
 use crate::session::{HttpReply, Transport, TransportError};
+use crate::transport::target::TargetPolicy;
 
 /// The `OMADM-DevID` header (TS §5.2.2).
 pub const DEVID_HEADER: &str = "OMADM-DevID";
@@ -30,6 +33,10 @@ pub struct HttpSettings {
     pub client_identity_pem: Option<Vec<u8>>,
     /// Largest response body read.
     pub max_body: usize,
+    /// Where the server's URLs may lead (checked on the connected address).
+    pub targets: TargetPolicy,
+    /// HTTP credentials go over plain http too (`http.allow-insecure-auth`).
+    pub allow_insecure_auth: bool,
 }
 
 impl Default for HttpSettings {
@@ -40,6 +47,8 @@ impl Default for HttpSettings {
             extra_ca_pem: None,
             client_identity_pem: None,
             max_body: 4 << 20,
+            targets: TargetPolicy::default(),
+            allow_insecure_auth: false,
         }
     }
 }
@@ -101,18 +110,24 @@ pub struct HttpClient {
     client: reqwest::Client,
     dev_id: String,
     max_body: usize,
+    targets: Arc<TargetPolicy>,
+    allow_insecure_auth: bool,
     credentials: Option<Credentials>,
     scheme: std::sync::Arc<std::sync::Mutex<Option<Scheme>>>,
     jar: std::sync::Arc<SessionJar>,
 }
 
 /// A redirect is followed only to the same scheme, at most five times: a session never
-/// moves from https to http, nor from http to https behind the server's back.
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
+/// moves from https to http, nor from http to https behind the server's back. Each hop's
+/// target is checked against the server's [`TargetPolicy`] like the first URL.
+fn redirect_policy(targets: Arc<TargetPolicy>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
         let first = attempt.previous().first().map(|u| u.scheme().to_owned());
         if attempt.previous().len() >= 5 {
             attempt.error("more than 5 redirects")
+        } else if let Err(refused) = targets.check_url(attempt.url()) {
+            tracing::warn!(url = %redact(attempt.url().as_str()), reason = %refused, "redirect refused");
+            attempt.error(refused)
         } else if first
             .as_deref()
             .is_some_and(|s| s != attempt.url().scheme())
@@ -129,15 +144,76 @@ fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
+/// Resolves host names for one server's client and keeps only the addresses its
+/// [`TargetPolicy`] allows: the address checked is the address connected to.
+struct GuardedResolver(Arc<TargetPolicy>);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| match policy.check(&host, a.ip()) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        refused.get_or_insert(r);
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some(r)) => {
+                    tracing::warn!(host = %host, reason = %r, "server URL refused");
+                    Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>)
+                }
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
+
+/// A URL as it may be shown outside the daemon (logs, history, D-Bus): scheme, host, port
+/// and path; user information and the query (where tokens travel) are dropped.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        // Not a URL: show no more than what precedes a query or userinfo could.
+        Err(_) => url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
 impl HttpClient {
     /// A client sending `dev_id` in `OMADM-DevID`.
     pub fn new(settings: &HttpSettings, dev_id: &str) -> Result<HttpClient, TransportError> {
         let err = |what: &str, e: reqwest::Error| TransportError(format!("{what}: {e}"));
         let jar = std::sync::Arc::new(SessionJar::default());
+        let targets = Arc::new(settings.targets.clone());
         let mut b = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.read_timeout)
-            .redirect(redirect_policy())
+            .redirect(redirect_policy(targets.clone()))
+            .dns_resolver(Arc::new(GuardedResolver(targets.clone())))
+            // A proxy would resolve and connect in our place, out of reach of the checks
+            // on the connected address.
+            .no_proxy()
             .cookie_provider(jar.clone())
             // An idle connection is not kept long: sessions are minutes or hours apart, and
             // an idle daemon should hold little (PRODUCT.md §5).
@@ -160,6 +236,8 @@ impl HttpClient {
             client: b.build().map_err(|e| err("HTTP client", e))?,
             dev_id: dev_id.to_owned(),
             max_body: settings.max_body,
+            targets,
+            allow_insecure_auth: settings.allow_insecure_auth,
             credentials: None,
             scheme: std::sync::Arc::default(),
             jar,
@@ -183,10 +261,12 @@ impl HttpClient {
         self
     }
 
-    /// The credentials, when `url` belongs to their origin.
+    /// The credentials, when `url` belongs to their origin and is https (plain http only
+    /// with `http.allow-insecure-auth`: a password over http is a password given away).
     fn credentials_for(&self, url: &str) -> Option<&Credentials> {
         let c = self.credentials.as_ref()?;
-        (url::Url::parse(url).ok()?.origin() == c.origin).then_some(c)
+        let u = url::Url::parse(url).ok()?;
+        (u.origin() == c.origin && (u.scheme() == "https" || self.allow_insecure_auth)).then_some(c)
     }
 
     /// The Authorization header for a request, from the scheme the server asked for.
@@ -255,7 +335,13 @@ impl HttpClient {
         url: &str,
         headers: HeaderMap,
         body: Option<Vec<u8>>,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    ) -> Result<reqwest::Response, String> {
+        if let Ok(u) = url::Url::parse(url)
+            && let Err(refused) = self.targets.check_url(&u)
+        {
+            tracing::warn!(url = %redact(url), reason = %refused, "server URL refused");
+            return Err(refused.to_string());
+        }
         let build = |auth: Option<HeaderValue>| {
             let mut req = self
                 .client
@@ -271,15 +357,19 @@ impl HttpClient {
         };
         let first = build(self.authorization(method.as_str(), url, body.as_deref()))
             .send()
-            .await?;
+            .await
+            .map_err(|e| describe(&e))?;
         if first.status() != reqwest::StatusCode::UNAUTHORIZED || !self.learn(&first) {
             return Ok(first);
         }
         build(self.authorization(method.as_str(), url, body.as_deref()))
             .send()
             .await
+            .map_err(|e| describe(&e))
     }
 
+    /// Headers for a request to the Data Repository (HGET, HPUT, HPOST): no device
+    /// identity, which goes only to the DM server's session URL (reference §2.1).
     fn headers(&self, content_type: Option<&str>, accept: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
@@ -287,9 +377,6 @@ impl HttpClient {
         }
         if let Ok(a) = HeaderValue::from_str(accept) {
             h.insert(ACCEPT, a);
-        }
-        if let Ok(d) = HeaderValue::from_str(&self.dev_id) {
-            h.insert(DEVID_HEADER, d);
         }
         h
     }
@@ -356,15 +443,14 @@ impl Transport for HttpClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<HttpReply, TransportError> {
+        let mut headers = self.headers(Some(content_type), P2_TYPE);
+        if let Ok(d) = HeaderValue::from_str(&self.dev_id) {
+            headers.insert(DEVID_HEADER, d);
+        }
         let resp = self
-            .send_authed(
-                reqwest::Method::POST,
-                url,
-                self.headers(Some(content_type), P2_TYPE),
-                Some(body),
-            )
+            .send_authed(reqwest::Method::POST, url, headers, Some(body))
             .await
-            .map_err(|e| TransportError(describe(&e)))?;
+            .map_err(TransportError)?;
         let status = resp.status().as_u16();
         let content_type = media_type(&resp);
         let omadm_accept = omadm_accept(&resp);
@@ -389,7 +475,7 @@ impl HttpClient {
                 None,
             )
             .await
-            .map_err(|e| PortError(describe(&e)))?;
+            .map_err(PortError)?;
         if !resp.status().is_success() {
             return Err(PortError(format!("HTTP {}", resp.status().as_u16())));
         }
@@ -413,7 +499,7 @@ impl HttpClient {
         let resp = self
             .send_authed(m, url, self.headers(Some(content_type), "*/*"), Some(body))
             .await
-            .map_err(|e| PortError(describe(&e)))?;
+            .map_err(PortError)?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(Sent::Ok),

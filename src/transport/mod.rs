@@ -2,5 +2,6 @@
 //! Data Repository (TS §5.2, §5.5, §5.6, §9.2). No protocol logic lives here.
 
 pub mod http;
+pub mod target;
 
 pub use http::{Credentials, HttpClient, HttpSettings};

@@ -12,6 +12,8 @@
 //! - v4: `session` (one row per DM session: trigger, server, start, end, outcome, counts).
 //! - v5: `seen_notification` (NOTIFICATION-IDs already acted on, per server).
 //! - v6: `pending_exec` (EXECs a handler accepted and will answer later).
+//! - v7: triggers keeping DMAcc `SrvID` unique across instances (TS §12.2: "unique
+//!   within the client"), so no write, whoever makes it, can give two accounts one server.
 
 use rusqlite::Transaction;
 
@@ -112,6 +114,22 @@ const STEPS: &[&str] = &[
         handler    TEXT NOT NULL,
         created_at INTEGER NOT NULL
      ) STRICT;",
+    // v7. Each check is an index lookup: DMAcc instances by MOID (the UNIQUE (moid, miid)
+    // index), then their SrvID node by primary key.
+    "CREATE TRIGGER dmacc_srvid_unique_insert BEFORE INSERT ON node
+     WHEN NEW.path = 'SrvID'
+      AND (SELECT moid FROM instance WHERE id = NEW.instance_id) = 'urn:oma:mo:oma-dm-dmacc:1.2'
+      AND EXISTS (SELECT 1 FROM instance i JOIN node n ON n.instance_id = i.id AND n.path = 'SrvID'
+                  WHERE i.moid = 'urn:oma:mo:oma-dm-dmacc:1.2' AND i.id <> NEW.instance_id
+                    AND n.value = NEW.value)
+     BEGIN SELECT RAISE(ABORT, 'SrvID is already used by another DM account'); END;
+     CREATE TRIGGER dmacc_srvid_unique_update BEFORE UPDATE OF value ON node
+     WHEN NEW.path = 'SrvID'
+      AND (SELECT moid FROM instance WHERE id = NEW.instance_id) = 'urn:oma:mo:oma-dm-dmacc:1.2'
+      AND EXISTS (SELECT 1 FROM instance i JOIN node n ON n.instance_id = i.id AND n.path = 'SrvID'
+                  WHERE i.moid = 'urn:oma:mo:oma-dm-dmacc:1.2' AND i.id <> NEW.instance_id
+                    AND n.value = NEW.value)
+     BEGIN SELECT RAISE(ABORT, 'SrvID is already used by another DM account'); END;",
 ];
 
 /// The schema version this build writes.

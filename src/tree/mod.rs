@@ -487,6 +487,15 @@ pub struct SessionRecord {
     pub commands: i64,
 }
 
+/// What one creator's instances hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Instances.
+    pub instances: u64,
+    /// Bytes of node values.
+    pub bytes: u64,
+}
+
 /// A session the daemon owes a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwedSession {
@@ -523,6 +532,9 @@ pub trait TreeStore: fmt::Debug {
     ) -> Result<Vec<Node>, StoreError>;
     /// Applies a batch of writes in one transaction.
     fn apply(&self, ops: &[TreeOp]) -> Result<(), StoreError>;
+    /// A number, read from memory, that changes after every committed [`TreeStore::apply`]
+    /// of this store object: caches of tree data compare it to know when to read again.
+    fn generation(&self) -> u64;
     /// The digest recorded for a bootstrap source, if it was applied.
     fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError>;
     /// Sessions owed to servers, oldest first.
@@ -563,6 +575,10 @@ pub trait TreeStore: fmt::Debug {
     fn interrupt_running(&self) -> Result<usize, StoreError>;
     /// The most recent sessions (at most [`HISTORY_KEEP`]), newest first.
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
+    /// What the instances made by `creator` (`serverid:<SrvID>`), other than those of
+    /// `except_moid`, hold: their number and the bytes of their values (as
+    /// [`Value::size`] counts them), for per-server quotas.
+    fn usage(&self, creator: &str, except_moid: &str) -> Result<Usage, StoreError>;
     /// The most recent session with one server.
     fn last_session(&self, server_id: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Where configuration for a MOID comes from: (server id, ServerURI).

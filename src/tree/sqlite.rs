@@ -4,6 +4,7 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,7 +17,7 @@ use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
     AccessType, Format, InstanceInfo, InstanceKey, Node, NodeProps, Outgoing, OutgoingKind,
     OwedReason, OwedSession, PendingExec, Scope, SessionRecord, StoreError, Subscription, TreeOp,
-    TreeStore, Value, is_node_name, parent_path,
+    TreeStore, Usage, Value, is_node_name, parent_path,
 };
 
 /// How to open the database.
@@ -35,6 +36,8 @@ pub enum OpenMode {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Bumped after every committed `apply`, so caches of tree data know when to reread.
+    generation: AtomicU64,
 }
 
 const NODE_COLUMNS: &str = "path, format, mime, permanent, access, secret, value";
@@ -187,6 +190,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -222,6 +226,19 @@ impl SqliteStore {
         // Back to FULL before anything else may write; a failure here is reported.
         conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(result?)
+    }
+}
+
+/// A write a schema trigger refused (migration v7: a second account with one SrvID) is
+/// invalid input, not a database failure.
+fn refused_by_schema(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, msg))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER =>
+        {
+            StoreError::Invalid(msg.unwrap_or_else(|| "refused by a schema rule".into()))
+        }
+        e => e,
     }
 }
 
@@ -791,10 +808,15 @@ impl TreeStore for SqliteStore {
         )?;
         let writer = Writer { tx, seq };
         for op in ops {
-            writer.apply(op)?;
+            writer.apply(op).map_err(refused_by_schema)?;
         }
         writer.tx.commit()?;
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError> {
@@ -926,6 +948,28 @@ impl TreeStore for SqliteStore {
         ))?;
         let rows = stmt.query_map([limit], session_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn usage(&self, creator: &str, except_moid: &str) -> Result<Usage, StoreError> {
+        // Sizes as Value::size counts them: bool 1, numbers 4, text and blobs their bytes.
+        Ok(self.lock().query_row(
+            "SELECT COUNT(*),
+                    (SELECT COALESCE(SUM(CASE
+                        WHEN n.value IS NULL THEN 0
+                        WHEN n.format = 'bool' THEN 1
+                        WHEN typeof(n.value) IN ('integer', 'real') THEN 4
+                        ELSE length(CAST(n.value AS BLOB)) END), 0)
+                     FROM node n WHERE n.instance_id IN
+                        (SELECT id FROM instance WHERE creator = ?1 AND moid <> ?2))
+             FROM instance WHERE creator = ?1 AND moid <> ?2",
+            [creator, except_moid],
+            |r| {
+                Ok(Usage {
+                    instances: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
+                    bytes: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                })
+            },
+        )?)
     }
 
     fn last_session(&self, server_id: &str) -> Result<Option<SessionRecord>, StoreError> {

@@ -177,7 +177,9 @@ impl Root {
         // Many daemons run at once: each listens for notifications on a free port.
         root.write(
             "usr/lib/omadmd/config.d/00-test.toml",
-            "[notifications]\nlisten = \"127.0.0.1:0\"\n[dbus]\nenabled = false\n",
+            // Tests send notifications in quick succession; the spacing of
+            // notification-triggered sessions has tests of its own.
+            "[notifications]\nlisten = \"127.0.0.1:0\"\nmin-interval-secs = 0\n[dbus]\nenabled = false\n",
         );
         root
     }

@@ -276,6 +276,9 @@ fn owed_work_survives_kill_dash_9() {
     assert_eq!(h[0]["trigger"], "bootstrap");
 }
 
+/// The test server speaks plain http: credentials go over it only with this lab setting.
+const INSECURE_AUTH: &str = "[http]\nallow-insecure-auth = true\n";
+
 /// A bootstrap for `base` with HTTP credentials in the DMAcc extension.
 fn with_http_auth(root: Root, base: &str, user: &str, password: &str) -> Root {
     let doc = json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"auth": {
@@ -298,7 +301,11 @@ fn http_basic_and_digest_challenges_are_answered() {
         });
         let server = TestServer::start(&script, false);
         let root = with_http_auth(Root::new(), &server.base, "dev1", "s3cret");
-        one_session(&root, "");
+        let log = one_session(&root, INSECURE_AUTH);
+        assert!(
+            log.iter().any(|l| l.contains("allow-insecure-auth is set")),
+            "{scheme}: the lab setting is announced"
+        );
         let p1 = &server.of_kind("package1")[0];
         let auth = p1["headers"]["authorization"].as_str().unwrap_or_default();
         assert!(
@@ -329,11 +336,38 @@ fn http_basic_and_digest_challenges_are_answered() {
 }
 
 #[test]
+fn credentials_never_go_over_plain_http() {
+    for scheme in ["basic", "digest"] {
+        let script = json!({"auth": {"scheme": scheme, "user": "dev1", "password": "s3cret"}, "sessions": [{"packages": [{"CMD": [["END"]]}]}]});
+        let server = TestServer::start(&script, false);
+        let root = with_http_auth(Root::new(), &server.base, "dev1", "s3cret");
+        let log = finished_with(&root, "", "HTTP 401");
+        let challenges = server.of_kind("auth-challenge");
+        assert_eq!(
+            challenges.len(),
+            1,
+            "{scheme}: challenged once, never answered"
+        );
+        assert_eq!(challenges[0]["had_credentials"], false, "{scheme}");
+        assert!(
+            server
+                .events()
+                .iter()
+                .all(|e| e["headers"]["authorization"].is_null()
+                    && !e.to_string().contains("s3cret")),
+            "{scheme}: {:#?}",
+            server.events()
+        );
+        assert!(!log.join("\n").contains("s3cret"));
+    }
+}
+
+#[test]
 fn wrong_credentials_abort_after_one_answer() {
     let script = json!({"auth": {"scheme": "digest", "user": "dev1", "password": "right"}, "sessions": [{"packages": [{"CMD": [["END"]]}]}]});
     let server = TestServer::start(&script, false);
     let root = with_http_auth(Root::new(), &server.base, "dev1", "wrong");
-    finished_with(&root, "", "HTTP 401");
+    finished_with(&root, INSECURE_AUTH, "HTTP 401");
     assert_eq!(
         server.of_kind("auth-challenge").len(),
         2,

@@ -783,3 +783,67 @@ fn the_last_session_is_per_server() {
     assert_eq!(s.last_session("a").unwrap().unwrap().id, a2);
     assert_eq!(s.last_session("b").unwrap().unwrap().id, b1);
 }
+
+/// TS §12.2: SrvID is unique within the client. The store refuses a second account with
+/// one SrvID however it is written (a new instance, a replaced subtree, a replaced value),
+/// and the refused batch leaves nothing behind.
+#[test]
+fn srvid_is_unique_across_accounts() {
+    const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
+    let (_d, s) = store();
+    let account = |miid: &str, id: &str| TreeOp::PutInstance {
+        key: InstanceKey::new(DMACC, miid),
+        ddf_url: None,
+        creator: "local".into(),
+        nodes: vec![interior(""), chr("SrvID", id), chr("Name", miid)],
+    };
+    s.apply(&[account("one", "dms1"), account("two", "dms2")])
+        .unwrap();
+    let generation = s.generation();
+    let before: Vec<_> = s.instances(None).unwrap();
+    let attempts = [
+        vec![account("aaa", "dms1")],
+        vec![
+            account("three", "dms3"),
+            TreeOp::SetValue {
+                key: InstanceKey::new(DMACC, "three"),
+                path: "SrvID".into(),
+                value: Value::Chr("dms2".into()),
+            },
+        ],
+        vec![TreeOp::SetValue {
+            key: InstanceKey::new(DMACC, "two"),
+            path: "SrvID".into(),
+            value: Value::Chr("dms1".into()),
+        }],
+        vec![TreeOp::PutSubtree {
+            key: InstanceKey::new(DMACC, "two"),
+            nodes: vec![chr("SrvID", "dms1")],
+        }],
+    ];
+    for ops in attempts {
+        match s.apply(&ops) {
+            Err(StoreError::Invalid(why)) => assert!(why.contains("SrvID"), "{why}"),
+            other => panic!("{ops:?} gave {other:?}"),
+        }
+        assert_eq!(s.instances(None).unwrap(), before);
+        assert_eq!(s.generation(), generation, "a refused batch is no change");
+    }
+    // The same SrvID in another MO is no account; re-bootstrap (delete, then put) works.
+    s.apply(&[TreeOp::PutInstance {
+        key: InstanceKey::new("urn:x:other:1.0", "x"),
+        ddf_url: None,
+        creator: "local".into(),
+        nodes: vec![interior(""), chr("SrvID", "dms1")],
+    }])
+    .unwrap();
+    s.apply(&[
+        TreeOp::DeleteSubtree {
+            key: InstanceKey::new(DMACC, "one"),
+            path: String::new(),
+        },
+        account("new", "dms1"),
+    ])
+    .unwrap();
+    assert!(s.generation() > generation);
+}
