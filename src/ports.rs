@@ -60,6 +60,10 @@ impl Ports for DaemonPorts<'_> {
         self.http.send(method, url, content_type, body).await
     }
 
+    async fn check_target(&self, url: &str) -> Result<(), PortError> {
+        self.http.check_target(url).await
+    }
+
     async fn show(&self, url: &str, server_id: &str) -> Shown {
         let agents = self.local.map(|(_, p)| p.agents()).unwrap_or_default();
         let Some((conn, peers)) = self.local.filter(|_| !agents.is_empty()) else {

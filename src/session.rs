@@ -316,6 +316,9 @@ mod tests {
         ) -> impl Future<Output = Result<Sent, PortError>> {
             ready(Err(PortError("no repository".into())))
         }
+        fn check_target(&self, _: &str) -> impl Future<Output = Result<(), PortError>> {
+            ready(Ok(()))
+        }
         fn show(&self, _: &str, _: &str) -> impl Future<Output = Shown> {
             ready(Shown::NoAgent)
         }

@@ -97,9 +97,14 @@ pub struct ScriptPackage {
 #[serde(deny_unknown_fields)]
 pub struct Resource {
     /// Its media type.
+    #[serde(default)]
     pub content_type: String,
     /// The body: a string as is, any other JSON serialized.
+    #[serde(default)]
     pub body: Json,
+    /// Answer with a 307 redirect to this URL (`{base}` allowed) instead.
+    #[serde(default)]
+    pub redirect: Option<String>,
 }
 
 impl Resource {
@@ -433,6 +438,16 @@ async fn repo_get(State(st): State<Shared>, uri: Uri, headers: HeaderMap) -> Res
         format!("repository GET {}{}", uri, if found.is_some() { "" } else { " (not found)" }),
     );
     match found {
+        Some(Resource {
+            redirect: Some(to), ..
+        }) => {
+            let to = to.replace("{base}", &live.base);
+            let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
         Some(r) => ([(header::CONTENT_TYPE, r.content_type.clone())], r.bytes()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -468,6 +483,7 @@ async fn repo_store(
         Resource {
             content_type: ct,
             body,
+            redirect: None,
         },
     );
     StatusCode::OK.into_response()

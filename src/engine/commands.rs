@@ -113,7 +113,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
             } => self.exec(client_uri, server_uri.as_deref()).await,
             Command::Get { client_uri } => self.get(client_uri, index),
             Command::Show { server_uri } => self.show(server_uri).await,
-            Command::Cont { server_uri } => self.cont(server_uri),
+            Command::Cont { server_uri } => self.cont(server_uri).await,
             Command::End => Ok(Reply {
                 end: true,
                 ..Reply::code(sc::OK)
@@ -122,7 +122,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
             Command::Sub {
                 server_uri,
                 client_uri,
-            } => self.sub(server_uri, client_uri),
+            } => self.sub(server_uri, client_uri).await,
             Command::Unsub { client_uri } => self.unsub(client_uri),
             Command::Unknown { name } => {
                 tracing::info!(command = %name, "unknown command");
@@ -166,6 +166,19 @@ impl<P: Ports> Ctx<'_, '_, P> {
     /// True when the server may read `node`: it has the Get access type, is not a secret
     /// (TS §12.2 gives `Auth/Noti/Secret` Get, but no server reads key material), and the
     /// server holds Read on it.
+    /// Refuses (403, logged) a URL the server named for later use that leads where a
+    /// server's URLs may not (docs/security.md): checked now, and again when it is used.
+    async fn reachable(&self, url: &url::Url) -> Result<(), Fail> {
+        self.engine
+            .ports
+            .check_target(url.as_str())
+            .await
+            .map_err(|e| {
+                tracing::warn!(server = %self.acl.server_id(), error = %e, "a URL the server named was refused");
+                Fail(sc::FORBIDDEN)
+            })
+    }
+
     fn readable(&self, key: &InstanceKey, node: &Node) -> bool {
         node.props.access.contains(AccessType::GET)
             && !node.props.secret
@@ -837,10 +850,11 @@ impl<P: Ports> Ctx<'_, '_, P> {
             return Err(Fail(sc::NOT_ALLOWED));
         }
         self.require(&loc.key, &loc.path, Rights::EXECUTE)?;
-        let report_to = server_uri
-            .map(|s| self.server_url(s))
-            .transpose()?
-            .map(String::from);
+        let report_to = server_uri.map(|s| self.server_url(s)).transpose()?;
+        if let Some(u) = &report_to {
+            self.reachable(u).await?;
+        }
+        let report_to = report_to.map(String::from);
         let request = ExecRequest {
             server_id: self.acl.server_id().to_owned(),
             client_uri: loc.uri(),
@@ -956,8 +970,9 @@ impl<P: Ports> Ctx<'_, '_, P> {
 
     // ---- CONT (TS §5.3.8) ----
 
-    fn cont(&self, server_uri: &str) -> Res {
+    async fn cont(&self, server_uri: &str) -> Res {
         let url = self.server_url(server_uri)?;
+        self.reachable(&url).await?;
         // Never move a session from https to http.
         if url.scheme() == "http" && self.session.target.starts_with("https:") {
             tracing::warn!(url = %url, "CONT to http refused in an https session");
@@ -992,8 +1007,9 @@ impl<P: Ports> Ctx<'_, '_, P> {
 
     // ---- SUB / UNSUB (TS §5.3.11–12) ----
 
-    fn sub(&self, server_uri: &str, client_uri: &str) -> Res {
+    async fn sub(&self, server_uri: &str, client_uri: &str) -> Res {
         let url = self.server_url(server_uri)?;
+        self.reachable(&url).await?;
         let u = self.parse(client_uri)?;
         for loc in self.resolve(&u)? {
             self.read_subtree(&loc, None)?;

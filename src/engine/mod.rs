@@ -176,6 +176,9 @@ pub trait Ports {
         content_type: &str,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<Sent, PortError>>;
+    /// Whether a URL a server named for later use (SUB, an EXEC result, CONT) may be
+    /// reached from this device (docs/security.md); `Err` says why not.
+    fn check_target(&self, url: &str) -> impl Future<Output = Result<(), PortError>>;
     /// Hands a SHOW URL to the Web Browser Component (TS §5.3.7).
     fn show(&self, url: &str, server_id: &str) -> impl Future<Output = Shown>;
     /// Carries out an EXEC (TS §5.3.5).

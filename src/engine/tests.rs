@@ -74,6 +74,15 @@ impl Ports for Recorder {
         )
     }
 
+    fn check_target(&self, url: &str) -> impl Future<Output = Result<(), PortError>> {
+        // The daemon's policy for address literals; names are the resolver's business.
+        let policy = crate::transport::target::TargetPolicy::new("https://r/", false, vec![]);
+        ready(match url::Url::parse(url) {
+            Ok(u) => policy.check_url(&u).map_err(|e| PortError(e.to_string())),
+            Err(e) => Err(PortError(e.to_string())),
+        })
+    }
+
     fn show(&self, url: &str, server_id: &str) -> impl Future<Output = Shown> {
         self.shows
             .borrow_mut()
@@ -1736,4 +1745,42 @@ async fn a_raw_leaf_body_needs_a_leaf_media_type() {
             "{ct}"
         );
     }
+}
+
+/// A URL a server names for later use is refused (403) when it leads to the device's own
+/// network position: loopback, link-local (cloud metadata), private ranges.
+#[tokio::test]
+async fn urls_for_later_use_cannot_lead_into_the_device_network() {
+    let w = World::new();
+    w.serve(
+        "https://r/dev",
+        dmmo::MEDIA_TYPE,
+        br#"[{"ClientURI":"urn:test:mo:dev:1.0//","MOData":{"x":{"Name":"one","Reboot":null}}}]"#,
+    );
+    assert_eq!(
+        w.codes("dms1", json!([["HGET", "https://r/dev"]])).await,
+        [200]
+    );
+    let before = w.snapshot();
+    let cases = [
+        json!([
+            "SUB",
+            "http://127.0.0.1:8080/hook",
+            "urn:oma:mo:moid:1.0/left/"
+        ]),
+        json!(["SUB", "http://[::1]/hook", "urn:oma:mo:moid:1.0/left/"]),
+        json!(["CONT", "http://169.254.169.254/latest/meta-data/"]),
+        json!(["CONT", "http://10.0.0.1/dm"]),
+        json!([
+            "EXEC",
+            "urn:test:mo:dev:1.0/x/Reboot",
+            "http://[fe80::1]/result"
+        ]),
+    ];
+    for c in cases {
+        assert_eq!(w.codes("dms1", json!([c.clone()])).await, [403], "{c}");
+    }
+    assert_eq!(w.snapshot(), before);
+    assert!(w.store.subscriptions().unwrap().is_empty());
+    assert!(w.ports.execs.borrow().is_empty(), "no EXEC ran");
 }

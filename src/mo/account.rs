@@ -246,10 +246,7 @@ pub type Accounts = Arc<HashMap<String, Account>>;
 
 impl Directory {
     /// Every account, by SrvID, as of the store's current generation.
-    pub fn current(
-        &self,
-        store: &dyn TreeStore,
-    ) -> Result<Accounts, StoreError> {
+    pub fn current(&self, store: &dyn TreeStore) -> Result<Accounts, StoreError> {
         let generation = store.generation();
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((g, map)) = cached.as_ref()
@@ -300,8 +297,14 @@ mod tests {
             max_value_bytes: 1024,
             max_nodes: 100,
         };
-        apply_document(&s, &Registry::builtin(), "b", doc.to_string().as_bytes(), limits)
-            .unwrap();
+        apply_document(
+            &s,
+            &Registry::builtin(),
+            "b",
+            doc.to_string().as_bytes(),
+            limits,
+        )
+        .unwrap();
         s
     }
 
@@ -338,7 +341,10 @@ mod tests {
         let d = Directory::default();
         let first = d.current(&s).unwrap();
         assert_eq!(first["dms1"].name, "A");
-        assert!(Arc::ptr_eq(&first, &d.current(&s).unwrap()), "kept in memory");
+        assert!(
+            Arc::ptr_eq(&first, &d.current(&s).unwrap()),
+            "kept in memory"
+        );
         s.apply(&[TreeOp::SetValue {
             key: InstanceKey::new(DMACC, "b"),
             path: "Name".into(),

@@ -12,7 +12,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use crate::engine::{Fetched, Method, PortError, Sent};
 use crate::protocol::packages::P2_TYPE;
 use crate::session::{HttpReply, Transport, TransportError};
-use crate::transport::target::TargetPolicy;
+use crate::transport::target::{Refused, TargetPolicy};
 
 /// The `OMADM-DevID` header (TS §5.2.2).
 pub const DEVID_HEADER: &str = "OMADM-DevID";
@@ -153,27 +153,53 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.0.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| match policy.check(&host, a.ip()) {
-                    Ok(()) => true,
-                    Err(r) => {
-                        refused.get_or_insert(r);
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), refused) {
-                (true, Some(r)) => {
-                    tracing::warn!(host = %host, reason = %r, "server URL refused");
-                    Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>)
-                }
-                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            let allowed = allowed_addrs(&policy, &host).await?;
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Why a host's addresses cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum Unreachable {
+    /// The name did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Lookup {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// It resolved only to addresses the policy refuses.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+}
+
+/// Resolves `host` and keeps the addresses `policy` allows; refused when none is left.
+async fn allowed_addrs(policy: &TargetPolicy, host: &str) -> Result<Vec<SocketAddr>, Unreachable> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|source| Unreachable::Lookup {
+            host: host.to_owned(),
+            source,
+        })?
+        .collect();
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|a| match policy.check(host, a.ip()) {
+            Ok(()) => true,
+            Err(r) => {
+                refused.get_or_insert(r);
+                false
             }
         })
+        .collect();
+    match (allowed.is_empty(), refused) {
+        (true, Some(r)) => {
+            tracing::warn!(host = %host, reason = %r, "server URL refused");
+            Err(r.into())
+        }
+        _ => Ok(allowed),
     }
 }
 
@@ -465,6 +491,24 @@ impl Transport for HttpClient {
 }
 
 impl HttpClient {
+    /// Whether a URL a server named may be used later (a SUB delivery, an EXEC result, a
+    /// CONT): refused when it is, or resolves only to, an address the policy refuses. A
+    /// name that does not resolve now is not refused: it is checked again when used.
+    pub async fn check_target(&self, url: &str) -> Result<(), PortError> {
+        let u = url::Url::parse(url).map_err(|e| PortError(e.to_string()))?;
+        self.targets.check_url(&u).map_err(|r| {
+            tracing::warn!(url = %redact(url), reason = %r, "server URL refused");
+            PortError(r.to_string())
+        })?;
+        match u.host() {
+            Some(url::Host::Domain(host)) => match allowed_addrs(&self.targets, host).await {
+                Err(Unreachable::Refused(r)) => Err(PortError(r.to_string())),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
     /// HTTP GET of MO data (HGET's half of [`crate::engine::Ports`]).
     pub async fn fetch(&self, url: &str, accept: &[&str]) -> Result<Fetched, PortError> {
         let resp = self

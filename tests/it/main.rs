@@ -14,3 +14,4 @@ mod install;
 mod notify;
 mod polkit;
 mod session;
+mod trust;
