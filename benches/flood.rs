@@ -83,7 +83,7 @@ fn main() {
         dir.path(),
         "etc/omadmd/config.d/00-bench.toml",
         &format!(
-            "[dbus]\nenabled = false\n[notifications]\nlisten = \"{addr}\"\n[sessions]\nretry-base-secs = 3600\n"
+            "[dbus]\nenabled = false\n[notifications]\nlisten = \"{addr}\"\nmin-interval-secs = 0\n[sessions]\nretry-base-secs = 3600\n"
         ),
     );
     let mut child = Reaped(

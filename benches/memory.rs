@@ -52,7 +52,10 @@ fn main() {
     common::write(
         dir.path(),
         "etc/omadmd/config.d/00-bench.toml",
-        &format!("[dbus]\nenabled = false\n[notifications]\nlisten = \"{notify_addr}\"\n"),
+        // Notifications wake sessions back to back: no spacing between them.
+        &format!(
+            "[dbus]\nenabled = false\n[notifications]\nlisten = \"{notify_addr}\"\nmin-interval-secs = 0\n"
+        ),
     );
     let mut child = Reaped(
         Command::new(env!("CARGO_BIN_EXE_omadmd"))

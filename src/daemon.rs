@@ -531,11 +531,11 @@ async fn deliver(
             // Delivered; or nothing left to deliver (the subtree is gone, or the server may
             // no longer read it).
             200 | 404 | 403 => {
-                tracing::info!(server = %server_id, subscription = %uri, to = %target, status = code, "subscription delivery done");
+                tracing::info!(server = %server_id, subscription = %uri, to = %crate::protocol::uri::redact(&target), status = code, "subscription delivery done");
                 p.store.remove_outgoing(&ids)?;
             }
             _ => {
-                tracing::warn!(server = %server_id, subscription = %uri, to = %target, status = code, "subscription delivery failed; kept");
+                tracing::warn!(server = %server_id, subscription = %uri, to = %crate::protocol::uri::redact(&target), status = code, "subscription delivery failed; kept");
                 all = false;
             }
         }

@@ -132,7 +132,7 @@ pub async fn run<T: Transport, P: Ports>(
     let id = store.session_started(&account.server_id, &trigger_name(trigger))?;
     let span = tracing::info_span!("session", id, server = %account.server_id);
     let _guard = span.enter();
-    tracing::info!(trigger = %trigger_name(trigger), url = %url.unwrap_or(&account.srv_uri), "session starts");
+    tracing::info!(trigger = %trigger_name(trigger), url = %crate::protocol::uri::redact(url.unwrap_or(&account.srv_uri)), "session starts");
     let mut session = Session {
         server_id: account.server_id.clone(),
         uri_values: uri_values.clone(),

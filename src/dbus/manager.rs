@@ -9,6 +9,7 @@ use super::peers::{Peer, handler_target};
 use super::{Action, Error, Shared, authorize};
 use crate::engine::Trigger;
 use crate::protocol::packages::Alert;
+use crate::protocol::uri::redact;
 use crate::scheduler::Request;
 use crate::tree::{Outgoing, OutgoingKind, PendingExec, TreeOp, TreeStore};
 
@@ -144,7 +145,7 @@ impl Manager {
     fn accounts(&self) -> Result<Vec<(String, String, String)>, Error> {
         Ok(crate::mo::account::all(&self.shared.prepared.store)?
             .into_iter()
-            .map(|a| (a.server_id, a.name, a.srv_uri))
+            .map(|a| (a.server_id, a.name, redact(&a.srv_uri)))
             .collect())
     }
 
@@ -163,7 +164,7 @@ impl Manager {
         Ok(AccountState {
             server_id: account.server_id,
             name: account.name,
-            url: account.srv_uri,
+            url: redact(&account.srv_uri),
             queued: u32::try_from(queued).unwrap_or(u32::MAX),
             owed,
             last_session: last.as_ref().map(|s| s.id),

@@ -1,5 +1,6 @@
 //! `org.omadm.Client1.Tree`: read-only access to the management tree. Open to every
-//! caller; "No Get" nodes and secrets never leave the daemon.
+//! caller; "No Get" nodes and secrets never leave the daemon, and of a DM account only
+//! which server it is for is shown (`mo::account::local_view`).
 
 use zbus::interface;
 
@@ -8,7 +9,7 @@ use crate::engine::resolve::{self, ResolveError};
 use crate::mo;
 use crate::protocol::dmmo;
 use crate::protocol::uri::ClientUri;
-use crate::tree::{AccessType, TreeStore};
+use crate::tree::TreeStore;
 
 /// The Tree interface.
 #[derive(Debug)]
@@ -39,8 +40,8 @@ impl Tree {
     fn get(&self, client_uri: &str) -> Result<String, Error> {
         let p = &self.shared.prepared;
         let u = ClientUri::parse(client_uri).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let readable = |_: &crate::tree::InstanceKey, n: &crate::tree::Node| {
-            n.props.access.contains(AccessType::GET) && !n.props.secret
+        let readable = |k: &crate::tree::InstanceKey, n: &crate::tree::Node| {
+            mo::shows(n) && (k.moid != mo::DMACC || mo::account::locally_visible(&n.path))
         };
         let locs = resolve::resolve(&p.store, &u, &readable).map_err(|e| match e {
             ResolveError::NotFound => Error::NotFound(format!("nothing at {client_uri}")),
@@ -51,6 +52,9 @@ impl Tree {
         for loc in locs {
             let mut nodes = p.store.subtree(&loc.key, &loc.path, u.level)?;
             mo::standard::overlay_live(&loc.key, &mut nodes, &p.host);
+            if loc.key.moid == mo::DMACC {
+                mo::account::local_view(&mut nodes);
+            }
             items.extend(mo::item(&p.store, &loc.key, &loc.path, &nodes)?);
         }
         if items.is_empty() {

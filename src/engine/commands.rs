@@ -157,7 +157,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
         match url::Url::parse(&s) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(u),
             _ => {
-                tracing::info!(server_uri = %s, "ServerURI is not an http(s) URL");
+                tracing::info!(server_uri = %uri::redact(&s), "ServerURI is not an http(s) URL");
                 Err(Fail(sc::BAD_REQUEST))
             }
         }
@@ -334,7 +334,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
             .fetch(url.as_str(), &accept)
             .await
             .map_err(|e| {
-                tracing::info!(url = %url, error = %e, "HGET fetch failed");
+                tracing::info!(url = %uri::redact(url.as_str()), error = %e, "HGET fetch failed");
                 Fail(sc::SERVER_URI_ERROR)
             })?;
         if fetched.body.len() > self.engine.limits.max_document_bytes {
@@ -946,7 +946,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
     async fn show(&self, server_uri: &str) -> Res {
         let url = self.server_url(server_uri)?;
         if url.scheme() != "https" && !self.session.allow_http_show {
-            tracing::info!(url = %url, "SHOW refused: not https");
+            tracing::info!(url = %uri::redact(url.as_str()), "SHOW refused: not https");
             return Err(Fail(sc::BAD_REQUEST));
         }
         // The client does not wait for the user (TS §5.3.7); the agent only launches.
@@ -975,7 +975,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
         self.reachable(&url).await?;
         // Never move a session from https to http.
         if url.scheme() == "http" && self.session.target.starts_with("https:") {
-            tracing::warn!(url = %url, "CONT to http refused in an https session");
+            tracing::warn!(url = %uri::redact(url.as_str()), "CONT to http refused in an https session");
             return Err(Fail(sc::BAD_REQUEST));
         }
         Ok(Reply {
@@ -1048,7 +1048,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
 
 /// A repository PUT/POST that failed: 419 (TS App. C), with a log line.
 fn send_failed(url: &url::Url, e: &super::PortError) -> Fail {
-    tracing::info!(url = %url, error = %e, "repository send failed");
+    tracing::info!(url = %uri::redact(url.as_str()), error = %e, "repository send failed");
     Fail(sc::SERVER_URI_ERROR)
 }
 

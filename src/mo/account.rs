@@ -232,6 +232,24 @@ pub fn all(store: &dyn TreeStore) -> Result<Vec<Account>, StoreError> {
     Ok(out)
 }
 
+/// What a local reader over D-Bus (any user of the machine) sees of a DM account
+/// (docs/security.md, "What a local user sees"): which server it is for (`SrvID`, `Name`)
+/// and where it is (`SrvURI`, without user information or query). Credentials and their
+/// neighbours (`Auth`, `Ext`, `Push`, `Perm`) stay in the daemon.
+pub fn locally_visible(path: &str) -> bool {
+    matches!(path, "" | "SrvID" | "Name" | "SrvURI")
+}
+
+/// An account's nodes as a local reader may see them ([`locally_visible`]).
+pub fn local_view(nodes: &mut Vec<crate::tree::Node>) {
+    nodes.retain(|n| locally_visible(&n.path));
+    for n in nodes.iter_mut().filter(|n| n.path == "SrvURI") {
+        if let Some(v) = &n.value {
+            n.value = Some(Value::Chr(crate::protocol::uri::redact(&v.to_text())));
+        }
+    }
+}
+
 /// The accounts kept in memory, read again only after the store changed: the notification
 /// check finds the account behind a SERVER-ID without touching the database, so a flood of
 /// datagrams costs no disk work (reference §10).

@@ -357,8 +357,48 @@ pub fn substitute(server_uri: &str, v: &ServerUriValues) -> String {
     out
 }
 
+/// A URL as it may be shown outside the daemon (logs, the history, D-Bus): scheme, host,
+/// port and path. User information and the query, where servers put tokens and
+/// credentials, are dropped; so is a fragment.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.has_host() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        // Not a URL with a host: nothing after a '?' or '#', nothing before an '@'.
+        _ => {
+            let head = url.split(['?', '#']).next().unwrap_or_default();
+            head.rsplit('@').next().unwrap_or_default().to_owned()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redacted_urls_keep_host_and_path_only() {
+        let table = [
+            ("https://dms.example/dm?token=abc", "https://dms.example/dm"),
+            (
+                "https://user:pw@dms.example:8443/a/b?x=1#frag",
+                "https://dms.example:8443/a/b",
+            ),
+            (
+                "http://127.0.0.1:9/repo/[DevID]",
+                "http://127.0.0.1:9/repo/[DevID]",
+            ),
+            ("not a url?secret=1", "not a url"),
+            ("user:pw@host/path?q", "host/path"),
+        ];
+        for (url, want) in table {
+            assert_eq!(redact(url), want, "{url}");
+        }
+    }
+
     use super::*;
 
     fn parse(s: &str) -> ClientUri {

@@ -11,6 +11,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use crate::engine::{Fetched, Method, PortError, Sent};
 use crate::protocol::packages::P2_TYPE;
+use crate::protocol::uri::redact;
 use crate::session::{HttpReply, Transport, TransportError};
 use crate::transport::target::{Refused, TargetPolicy};
 
@@ -203,29 +204,6 @@ async fn allowed_addrs(policy: &TargetPolicy, host: &str) -> Result<Vec<SocketAd
     }
 }
 
-/// A URL as it may be shown outside the daemon (logs, history, D-Bus): scheme, host, port
-/// and path; user information and the query (where tokens travel) are dropped.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.set_fragment(None);
-            u.to_string()
-        }
-        // Not a URL: show no more than what precedes a query or userinfo could.
-        Err(_) => url
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .rsplit('@')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    }
-}
-
 impl HttpClient {
     /// A client sending `dev_id` in `OMADM-DevID`.
     pub fn new(settings: &HttpSettings, dev_id: &str) -> Result<HttpClient, TransportError> {
@@ -381,17 +359,20 @@ impl HttpClient {
             }
             req
         };
+        // reqwest puts the whole URL in its errors; what leaves the daemon (history, D-Bus,
+        // logs) shows it redacted.
+        let failed = |e: reqwest::Error| format!("{}: {}", redact(url), describe(&e.without_url()));
         let first = build(self.authorization(method.as_str(), url, body.as_deref()))
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(failed)?;
         if first.status() != reqwest::StatusCode::UNAUTHORIZED || !self.learn(&first) {
             return Ok(first);
         }
         build(self.authorization(method.as_str(), url, body.as_deref()))
             .send()
             .await
-            .map_err(|e| describe(&e))
+            .map_err(failed)
     }
 
     /// Headers for a request to the Data Repository (HGET, HPUT, HPOST): no device

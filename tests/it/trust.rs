@@ -301,3 +301,68 @@ fn a_server_over_its_quota_gets_506_and_the_daemon_keeps_serving() {
         "{log}"
     );
 }
+
+#[test]
+fn url_tokens_and_credentials_never_leave_the_daemon() {
+    // The server's SrvURI carries a token; it moves the session to a URL with another
+    // token, where nothing answers.
+    let script = json!({"sessions": [{"packages": [
+        {"CMD": [["CONT", "http://user:CONTPASS@127.0.0.1:9/dm?token=CONTTOKEN"]]}
+    ]}]});
+    let server = TestServer::start(&script, false);
+    let root = Root::new();
+    let doc = json!([{"ClientURI": format!("{DMACC}//"), "MOData": {"acc": {
+        "SrvID": "demo-server", "SrvURI": format!("{}/dm?token=SRVTOKEN", server.base),
+        "Name": "demo", "Perm": {"p": {"MOID": "*"}},
+        "Ext": {"HttpAuth": {"UserName": "LOCALUSER", "Secret": "PASSWORD"}}}}}]);
+    root.write("etc/omadmd/bootstrap.d/10-acc.json", &doc.to_string());
+    let bus = crate::common::PrivateBus::start();
+    let monitor_out = root.path("monitor.txt");
+    let monitor = crate::common::Reaped(
+        std::process::Command::new("dbus-monitor")
+            .args([
+                "--address",
+                &bus.address,
+                "type='signal',interface='org.omadm.Client1.Manager'",
+            ])
+            .stdout(std::fs::File::create(&monitor_out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session aborted", 30);
+    let (_, history, _) = crate::common::omadmctl(&bus.address, &["--json", "history"]);
+    let (_, accounts, _) = crate::common::omadmctl(&bus.address, &["--json", "accounts"]);
+    let (_, tree, _) =
+        crate::common::omadmctl(&bus.address, &["tree", "get", &format!("{DMACC}/acc/")]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(monitor);
+    let (status, log) = d.terminate();
+    assert!(status.success());
+    let signals = std::fs::read_to_string(&monitor_out).unwrap();
+    assert!(signals.contains("SessionFinished"), "{signals}");
+    assert!(
+        history.contains("127.0.0.1:9/dm"),
+        "the history still says where: {history}"
+    );
+    assert!(accounts.contains("/dm"), "{accounts}");
+    let (_, offline_history, _) = root.run(&["history", "--json"]);
+    for (what, text) in [
+        ("log", log.join("\n")),
+        ("history", history),
+        ("offline history", offline_history),
+        ("accounts", accounts),
+        ("signals", signals),
+        ("tree", tree.clone()),
+    ] {
+        for secret in ["SRVTOKEN", "CONTTOKEN", "CONTPASS", "PASSWORD"] {
+            assert!(!text.contains(secret), "{secret} in the {what}: {text}");
+        }
+    }
+    // A local user sees which server an account is for, not its credentials' neighbours.
+    assert!(
+        tree.contains("demo-server") && !tree.contains("LOCALUSER"),
+        "{tree}"
+    );
+}
