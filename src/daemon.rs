@@ -189,6 +189,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             notify_policy: policy,
             status: status.clone(),
             peers: peers.clone(),
+            allow_http_show: settings.sessions.allow_http_show,
         };
         let conn = dbus::serve(None, shared).await.with_context(|| {
             format!(

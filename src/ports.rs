@@ -70,7 +70,16 @@ impl Ports for DaemonPorts<'_> {
             tracing::info!(server = %server_id, "SHOW: no agent is registered");
             return Shown::NoAgent;
         };
-        let agents = crate::dbus::logind::order(conn, agents).await;
+        let choice = crate::dbus::logind::choose(conn, agents).await;
+        for a in &choice.passed_over {
+            tracing::info!(server = %server_id, agent = %a.peer.bus_name, uid = a.uid,
+                "SHOW not offered to an agent that is not the person at the device");
+        }
+        if choice.ask.is_empty() {
+            tracing::info!(server = %server_id, "SHOW: no agent of the person at the device is registered");
+            return Shown::NoAgent;
+        }
+        let agents = choice.ask;
         // The user sees the server's display name, never just an id.
         let name = crate::mo::account::load(self.store, server_id)
             .ok()

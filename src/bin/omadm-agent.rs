@@ -1,8 +1,10 @@
 //! `omadm-agent`: the reference desktop SHOW agent. Run in a user's session, it registers
 //! with omadmd on the system bus; when a server asks the user to see a page it shows a
 //! desktop notification naming the server and opens the URL through the
-//! `org.freedesktop.portal.OpenURI` portal, falling back to `xdg-open`. It registers again
-//! whenever the daemon restarts.
+//! `org.freedesktop.portal.OpenURI` portal, falling back to `xdg-open` (launched, not
+//! waited for). It answers only omadmd (the owner of `org.omadm.Client1`), opens only https
+//! URLs (http only when the daemon allows it), and registers again whenever the daemon
+//! restarts.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use futures_util::StreamExt as _;
 use omadmd::cli::agent::Cli;
-use omadmd::dbus::client::{AgentError, AgentManagerProxy};
+use omadmd::dbus::client::{AgentError, AgentManagerProxy, check_show};
 use zbus::Variant;
 
 const AGENT_PATH: &str = "/org/omadm/Client1/Agent";
@@ -67,9 +69,17 @@ impl DesktopAgent {
                 }
             }
         }
-        match std::process::Command::new("xdg-open").arg(url).status() {
-            Ok(s) if s.success() => Ok("xdg-open"),
-            Ok(s) => Err(format!("xdg-open exited with {s}")),
+        // Launched, not waited for: a browser may run for hours, and the daemon only
+        // needs to know the page is on its way (TS §5.3.7).
+        match std::process::Command::new("xdg-open")
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(mut child) => {
+                std::thread::spawn(move || child.wait());
+                Ok("xdg-open")
+            }
             Err(e) => Err(format!("cannot run xdg-open: {e}")),
         }
     }
@@ -77,7 +87,17 @@ impl DesktopAgent {
 
 #[zbus::interface(name = "org.omadm.Client1.Agent")]
 impl DesktopAgent {
-    async fn show(&self, url: String, server_name: String) -> Result<(), AgentError> {
+    async fn show(
+        &self,
+        url: String,
+        server_name: String,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(), AgentError> {
+        if let Err(e) = check_show(conn, &header, &url).await {
+            eprintln!("omadm-agent: Show refused: {e}");
+            return Err(e);
+        }
         if self.notify {
             self.notify(&server_name).await;
         }

@@ -18,13 +18,19 @@ struct TerminalAgent {
 
 #[zbus::interface(name = "org.omadm.Client1.Agent")]
 impl TerminalAgent {
-    /// A server asks the user to see a page.
-    fn show(
+    /// A server asks the user to see a page (only omadmd may ask; see `check_show`).
+    async fn show(
         &self,
         url: String,
         server_name: String,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), omadmd::dbus::client::AgentError> {
         use std::io::Write as _;
+        if let Err(e) = omadmd::dbus::client::check_show(conn, &header, &url).await {
+            eprintln!("omadmctl: Show refused: {e}");
+            return Err(e);
+        }
         println!("{server_name} asks you to open: {url}");
         let _ = std::io::stdout().flush();
         if self.decline {
@@ -32,10 +38,14 @@ impl TerminalAgent {
                 "declined in the terminal".into(),
             ));
         }
-        if self.open
-            && let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn()
-        {
-            eprintln!("omadmctl: cannot run xdg-open: {e}");
+        if self.open {
+            match std::process::Command::new("xdg-open").arg(&url).spawn() {
+                // Launched, not waited for; reaped when it exits.
+                Ok(mut child) => {
+                    std::thread::spawn(move || child.wait());
+                }
+                Err(e) => eprintln!("omadmctl: cannot run xdg-open: {e}"),
+            }
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 
 use super::peers::{Agent, Peer};
-use super::{Action, Error, Shared, authorize};
+use super::{Action, Error, Shared, authorize_caller};
 
 /// The AgentManager interface.
 #[derive(Debug)]
@@ -26,8 +26,9 @@ impl AgentManager {
 impl AgentManager {
     /// Registers the caller's object at `path` as a SHOW agent. Any local user may register
     /// for themselves: with polkit, from an active local session (the `register-agent`
-    /// action). A SHOW asks the agent of the session in front first (logind), then the
-    /// most recent one.
+    /// action). A SHOW goes only to agents of the person at the device: root's, the active
+    /// session on seat0's (logind), and those polkit let in from another active local
+    /// session while nobody else sits in front (`logind::choose`).
     async fn register_agent(
         &self,
         path: zbus::ObjectPath<'_>,
@@ -35,7 +36,8 @@ impl AgentManager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Error> {
-        let uid = authorize(conn, &header, Action::RegisterAgent).await?;
+        let caller = authorize_caller(conn, &header, Action::RegisterAgent).await?;
+        let uid = caller.uid;
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("no sender".into()))?;
@@ -52,6 +54,7 @@ impl AgentManager {
             },
             uid,
             pid,
+            vetted: caller.by_polkit,
         });
         self.agent_count_changed(&emitter).await?;
         Ok(())
@@ -72,6 +75,13 @@ impl AgentManager {
         }
         self.agent_count_changed(&emitter).await?;
         Ok(())
+    }
+
+    /// Whether SHOW may open plain http URLs (`sessions.allow-http-show`); agents refuse
+    /// other http URLs themselves.
+    #[zbus(property)]
+    fn allow_http_show(&self) -> bool {
+        self.shared.allow_http_show
     }
 
     /// How many SHOW agents are registered (0: a SHOW now would tell the server there is

@@ -1,6 +1,6 @@
 //! Who sits at the device: logind says which session an agent's process belongs to, so a
-//! SHOW goes to the person in front of the screen (linux-integration.md §3.4). Without
-//! logind on the bus the most recently registered agent is asked first.
+//! SHOW goes to the person in front of the screen (linux-integration.md §3.4), and never
+//! to another user's agent ([`rank`]).
 
 use zbus::OwnedObjectPath;
 use zbus::proxy::CacheProperties;
@@ -76,29 +76,83 @@ async fn place(conn: &zbus::Connection, login: &LoginProxy<'_>, pid: u32) -> Opt
     Some(session.await.unwrap_or(Place::Elsewhere))
 }
 
-/// The agents in the order to ask them: the front seat's first, then other active local
-/// sessions, then the rest; the most recent first within each. `agents` comes most recent
-/// first.
-pub async fn order(conn: &zbus::Connection, agents: Vec<Agent>) -> Vec<Agent> {
-    let Ok(login) = LoginProxy::builder(conn)
+/// Where each agent sits; `None` when logind is not on the bus.
+async fn places(conn: &zbus::Connection, agents: &[Agent]) -> Option<Vec<Place>> {
+    let login = LoginProxy::builder(conn)
         .cache_properties(CacheProperties::No)
         .build()
         .await
-    else {
-        return agents;
+        .ok()?;
+    let mut out = Vec::with_capacity(agents.len());
+    for agent in agents {
+        out.push(place(conn, &login, agent.pid).await?);
+    }
+    Some(out)
+}
+
+/// The agents a SHOW may go to, in the order to ask them, and those passed over.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Choice {
+    /// Ask these, in order.
+    pub ask: Vec<Agent>,
+    /// Never ask these: they are not the person at the device.
+    pub passed_over: Vec<Agent>,
+}
+
+/// Which agents a SHOW goes to (docs/security.md, "SHOW"). A page meant for the person at
+/// the device never goes to another user's agent:
+/// - root's agents and the daemon's own user's always may;
+/// - with logind: agents of the active session on seat0 (the person in front), and agents
+///   polkit let in from another active local session, unless someone else's agent sits in
+///   front;
+/// - without logind, where nobody can say who is in front: only agents polkit let in.
+///
+/// Order: the front seat first, then other active local sessions, then the rest; the most
+/// recent first within each (`agents` comes most recent first).
+pub fn rank(agents: Vec<Agent>, places: Option<Vec<Place>>, own_uid: u32) -> Choice {
+    let privileged = |a: &Agent| a.uid == 0 || a.uid == own_uid;
+    let mut choice = Choice::default();
+    let Some(places) = places else {
+        // No logind: nobody can say who is in front; polkit's word is all there is.
+        for agent in agents {
+            if privileged(&agent) || agent.vetted {
+                choice.ask.push(agent);
+            } else {
+                choice.passed_over.push(agent);
+            }
+        }
+        return choice;
     };
-    let mut places = Vec::with_capacity(agents.len());
-    for agent in &agents {
-        match place(conn, &login, agent.pid).await {
-            Some(p) => places.push(p),
-            // No logind: keep the order of registration.
-            None => return agents,
+    let front: Vec<u32> = agents
+        .iter()
+        .zip(&places)
+        .filter(|(a, p)| **p == Place::FrontSeat && !privileged(a))
+        .map(|(a, _)| a.uid)
+        .collect();
+    let mut ranked: Vec<(Place, Agent)> = Vec::new();
+    for (agent, place) in agents.into_iter().zip(places) {
+        let eligible = privileged(&agent)
+            || match place {
+                Place::FrontSeat => true,
+                Place::ActiveLocal => agent.vetted && front.iter().all(|&u| u == agent.uid),
+                Place::Elsewhere => false,
+            };
+        if eligible {
+            ranked.push((place, agent));
+        } else {
+            choice.passed_over.push(agent);
         }
     }
-    let mut ranked: Vec<(Place, Agent)> = places.into_iter().zip(agents).collect();
     // A stable sort keeps the most recent first within a place.
     ranked.sort_by_key(|(p, _)| *p);
-    ranked.into_iter().map(|(_, a)| a).collect()
+    choice.ask = ranked.into_iter().map(|(_, a)| a).collect();
+    choice
+}
+
+/// The agents a SHOW may go to now, asking logind where each sits.
+pub async fn choose(conn: &zbus::Connection, agents: Vec<Agent>) -> Choice {
+    let places = places(conn, &agents).await;
+    rank(agents, places, nix::unistd::Uid::effective().as_raw())
 }
 
 #[cfg(test)]
@@ -123,5 +177,96 @@ mod tests {
             );
         }
         assert!(Place::FrontSeat < Place::ActiveLocal && Place::ActiveLocal < Place::Elsewhere);
+    }
+
+    fn agent(name: &str, uid: u32, vetted: bool) -> Agent {
+        Agent {
+            peer: super::super::peers::Peer {
+                bus_name: name.into(),
+                path: "/a".into(),
+            },
+            uid,
+            pid: 1,
+            vetted,
+        }
+    }
+
+    fn names(agents: &[Agent]) -> Vec<&str> {
+        agents.iter().map(|a| a.peer.bus_name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_show_never_reaches_another_users_agent() {
+        use Place::*;
+        const OWN: u32 = 990;
+        // (agents most recent first with their places or None without logind; asked;
+        // passed over)
+        type Row = (
+            Vec<(Agent, Place)>,
+            bool,
+            Vec<&'static str>,
+            Vec<&'static str>,
+        );
+        let rows: Vec<Row> = vec![
+            // Without logind and polkit: root's and the daemon user's agents only.
+            (
+                vec![
+                    (agent("alice", 1000, false), Elsewhere),
+                    (agent("root", 0, false), Elsewhere),
+                    (agent("own", OWN, false), Elsewhere),
+                ],
+                false,
+                vec!["root", "own"],
+                vec!["alice"],
+            ),
+            // Without logind, polkit vouched for alice at registration.
+            (
+                vec![(agent("alice", 1000, true), Elsewhere)],
+                false,
+                vec!["alice"],
+                vec![],
+            ),
+            // The person in front gets it; bob on another seat does not, vetted or not,
+            // while someone else sits in front; an inactive session never does.
+            (
+                vec![
+                    (agent("bob", 1001, true), ActiveLocal),
+                    (agent("carol", 1002, true), Elsewhere),
+                    (agent("alice", 1000, false), FrontSeat),
+                    (agent("root", 0, false), Elsewhere),
+                ],
+                true,
+                vec!["alice", "root"],
+                vec!["bob", "carol"],
+            ),
+            // Nobody's agent in front: another active local session, if polkit let it in.
+            (
+                vec![
+                    (agent("bob", 1001, true), ActiveLocal),
+                    (agent("dave", 1003, false), ActiveLocal),
+                ],
+                true,
+                vec!["bob"],
+                vec!["dave"],
+            ),
+            // The same user in front and on another seat.
+            (
+                vec![
+                    (agent("alice-2", 1000, true), ActiveLocal),
+                    (agent("alice", 1000, false), FrontSeat),
+                ],
+                true,
+                vec!["alice", "alice-2"],
+                vec![],
+            ),
+        ];
+        for (agents, logind, ask, passed) in rows {
+            let places = logind.then(|| agents.iter().map(|(_, p)| *p).collect());
+            let choice = rank(agents.into_iter().map(|(a, _)| a).collect(), places, OWN);
+            assert_eq!(
+                (names(&choice.ask), names(&choice.passed_over)),
+                (ask.clone(), passed.clone())
+            );
+        }
     }
 }

@@ -287,13 +287,17 @@ impl Manager {
             .to_string();
         let target = handler_target(target).map_err(Error::InvalidArgument)?;
         tracing::info!(target, handler = %sender, path = %path, "EXEC handler registered");
-        self.shared.peers.set_handler(
+        let displaced = self.shared.peers.set_handler(
             &target,
             Peer {
-                bus_name: sender,
+                bus_name: sender.clone(),
                 path: path.to_string(),
             },
         );
+        if let Some(old) = displaced {
+            tracing::warn!(target, handler = %sender, displaced = %old.bus_name, displaced_path = %old.path,
+                "EXEC handler registration displaced another handler of the same target");
+        }
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use crate::tree::TreeStore as _;
 
 pub use agents::AgentManager;
 pub use manager::{AccountState, Manager};
-pub use polkit::{Action, authorize};
+pub use polkit::{Action, Caller, authorize, authorize_caller};
 pub use tree::Tree;
 
 use crate::daemon::Prepared;
@@ -67,6 +67,8 @@ pub struct Shared {
     pub status: Arc<std::sync::Mutex<(String, String)>>,
     /// Registered EXEC handlers.
     pub peers: peers::Peers,
+    /// `sessions.allow-http-show`, told to agents.
+    pub allow_http_show: bool,
 }
 
 impl Shared {

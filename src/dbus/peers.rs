@@ -49,6 +49,9 @@ pub struct Agent {
     pub uid: u32,
     /// Its process, by which logind knows its session.
     pub pid: u32,
+    /// polkit allowed the registration (the `register-agent` action: an active local
+    /// session); false when polkit was not there to ask, or for root.
+    pub vetted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -88,9 +91,13 @@ impl Peers {
         self.inner().agents.iter().rev().cloned().collect()
     }
 
-    /// Registers (or replaces) the handler of a target (a [`handler_target`]).
-    pub fn set_handler(&self, target: &str, peer: Peer) {
-        self.inner().handlers.insert(target.to_owned(), peer);
+    /// Registers (or replaces) the handler of a target (a [`handler_target`]); returns the
+    /// handler it displaced, if another peer held the target.
+    pub fn set_handler(&self, target: &str, peer: Peer) -> Option<Peer> {
+        self.inner()
+            .handlers
+            .insert(target.to_owned(), peer.clone())
+            .filter(|old| old.bus_name != peer.bus_name)
     }
 
     /// Removes a target's handler if `bus_name` owns it; true when it did.
@@ -179,9 +186,21 @@ mod tests {
     fn the_deepest_registration_handles_a_node() {
         let p = Peers::default();
         let moid = "urn:x:mo:ops:1.0";
-        p.set_handler(moid, peer(":1.1"));
-        p.set_handler(&format!("{moid}//Ops"), peer(":1.2"));
-        p.set_handler(&format!("{moid}//Ops/Reboot"), peer(":1.3"));
+        assert_eq!(p.set_handler(moid, peer(":1.1")), None);
+        assert_eq!(p.set_handler(&format!("{moid}//Ops"), peer(":1.2")), None);
+        assert_eq!(
+            p.set_handler(&format!("{moid}//Ops/Reboot"), peer(":1.9")),
+            None
+        );
+        // Registering again is no displacement; taking another's target is, and says whose.
+        assert_eq!(
+            p.set_handler(&format!("{moid}//Ops/Reboot"), peer(":1.9")),
+            None
+        );
+        assert_eq!(
+            p.set_handler(&format!("{moid}//Ops/Reboot"), peer(":1.3")),
+            Some(peer(":1.9"))
+        );
         let rows = [
             ("Ops/Reboot", ":1.3"),
             ("Ops/Reboot/Now", ":1.3"),

@@ -106,15 +106,34 @@ pub async fn authorize(
     header: &Header<'_>,
     action: Action,
 ) -> Result<u32, Error> {
+    Ok(authorize_caller(conn, header, action).await?.uid)
+}
+
+/// Who a caller is and how it was let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Its unix user.
+    pub uid: u32,
+    /// polkit said yes (rather than: root, the daemon's user, or no polkit to ask).
+    pub by_polkit: bool,
+}
+
+/// Like [`authorize`], saying also whether polkit vouched for the caller.
+pub async fn authorize_caller(
+    conn: &zbus::Connection,
+    header: &Header<'_>,
+    action: Action,
+) -> Result<Caller, Error> {
     let uid = caller_uid(conn, header).await?;
+    let caller = |by_polkit| Caller { uid, by_polkit };
     // Root, and the daemon's own user, who owns its process and files anyway.
     if uid == 0 || uid == nix::unistd::Uid::effective().as_raw() {
-        return Ok(uid);
+        return Ok(caller(false));
     }
     let what = action.what();
     let refused = match check(conn, header, action).await? {
-        Verdict::Yes => return Ok(uid),
-        Verdict::Absent if action.open_without_polkit() => return Ok(uid),
+        Verdict::Yes => return Ok(caller(true)),
+        Verdict::Absent if action.open_without_polkit() => return Ok(caller(false)),
         Verdict::Absent => format!("{what} needs root: polkit is not running (uid {uid} asked)"),
         Verdict::No { challenge: true } => format!(
             "{what} needs authentication as an administrator ({}); uid {uid} asked without it",

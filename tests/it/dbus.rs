@@ -423,16 +423,30 @@ fn the_desktop_agent_opens_pages_and_registers_again_after_a_restart() {
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
     // No portal on this bus: the agent falls back to xdg-open, here a stand-in that notes
-    // the URL it was given.
+    // the URL it was given and then stays, as a browser would: the agent must not wait
+    // for it (the daemon gives up on an agent after show-timeout-secs, 10 s).
     let opened = root.path("opened.txt");
     let bin = root.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("xdg-open");
     std::fs::write(
         &fake,
-        format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display()),
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\nexec sleep 30 </dev/null >/dev/null 2>&1\n",
+            opened.display()
+        ),
     )
     .unwrap();
+    let opened_urls = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&opened).unwrap_or_default();
+            if text.lines().count() >= n || std::time::Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     let mut d = root.start_on_bus(&bus.address);
@@ -468,11 +482,44 @@ fn the_desktop_agent_opens_pages_and_registers_again_after_a_restart() {
         }
     };
     wait_line("registered with omadmd");
+    let registered = d.wait_for("SHOW agent registered", 10);
+    let unique = registered
+        .split("agent=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    // Anyone else on the bus asking the agent to open a page is refused.
+    let spoof = Command::new("dbus-send")
+        .args([
+            &format!("--bus={}", bus.address),
+            "--print-reply",
+            &format!("--dest={unique}"),
+            "/org/omadm/Client1/Agent",
+            "org.omadm.Client1.Agent.Show",
+            "string:https://phish.example/login",
+            "string:Your bank",
+        ])
+        .output()
+        .unwrap();
+    let spoof_err = String::from_utf8_lossy(&spoof.stderr);
+    assert!(!spoof.status.success(), "{spoof_err}");
+    assert!(
+        spoof_err.contains("org.omadm.Client1.Agent.Error.Refused")
+            && spoof_err.contains("only omadmd may ask"),
+        "{spoof_err}"
+    );
+    let started = std::time::Instant::now();
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(9),
+        "the agent did not wait for the browser"
+    );
     wait_line("opened a page for omadm-testserver (demo) with xdg-open");
     assert_eq!(
-        std::fs::read_to_string(&opened).unwrap().trim(),
-        "https://ui.example/consent?uiid=1"
+        opened_urls(1).trim(),
+        "https://ui.example/consent?uiid=1",
+        "only the daemon's page was opened"
     );
 
     // The daemon restarts: the agent registers again by itself.
@@ -482,7 +529,7 @@ fn the_desktop_agent_opens_pages_and_registers_again_after_a_restart() {
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
     let p3s = server.of_kind("package3");
     assert_eq!(p3s.last().unwrap()["body"]["Status"][0]["sc"], 200);
-    assert!(std::fs::read_to_string(&opened).unwrap().contains("uiid=2"));
+    assert!(opened_urls(2).contains("uiid=2"));
     agent.kill().unwrap();
     agent.wait().unwrap();
     d.terminate();

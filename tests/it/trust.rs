@@ -366,3 +366,81 @@ fn url_tokens_and_credentials_never_leave_the_daemon() {
         "{tree}"
     );
 }
+
+/// An `omadmctl agent` on the bus as `uid`, with its stdout lines.
+fn agent_as(
+    bus: &str,
+    uid: Option<u32>,
+) -> (crate::common::Reaped, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = std::process::Command::new(crate::common::OMADMCTL);
+    cmd.arg("agent")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert!(first.contains("agent registered"), "{first}");
+    (crate::common::Reaped(child), rx)
+}
+
+#[test]
+fn another_users_agent_never_receives_a_show() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: running an agent as another user needs root");
+        return;
+    }
+    let show = |uiid: u32| json!({"packages": [{"CMD": [["SHOW", format!("https://ui.example/consent?uiid={uiid}")]]}, {"CMD": [["END"]]}]});
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, show(1), show(2)]}), false);
+    let bus = crate::common::PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    let last_status = || {
+        server.of_kind("package3").last().unwrap()["body"]["Status"][0]["sc"]
+            .as_u64()
+            .unwrap()
+    };
+    // Without polkit any local user may register an agent, here `nobody`; but nobody
+    // can say it sits in front of the device (no logind): it is not asked.
+    let (_nobody, nobody_lines) = agent_as(&bus.address, Some(65534));
+    assert_eq!(
+        crate::common::omadmctl(&bus.address, &["session", "start", "--wait"]).0,
+        0
+    );
+    assert_eq!(last_status(), 501, "no agent of the person at the device");
+    d.wait_for(
+        "SHOW not offered to an agent that is not the person at the device",
+        10,
+    );
+    // root's agent is.
+    let (_root_agent, root_lines) = agent_as(&bus.address, None);
+    assert_eq!(
+        crate::common::omadmctl(&bus.address, &["session", "start", "--wait"]).0,
+        0
+    );
+    assert_eq!(last_status(), 200);
+    let seen = root_lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(seen.contains("uiid=2"), "{seen}");
+    assert!(
+        nobody_lines
+            .try_iter()
+            .all(|l| !l.contains("asks you to open")),
+        "the URL never reached nobody's agent"
+    );
+    d.terminate();
+}
