@@ -49,6 +49,10 @@ pub struct AuthSpec {
     pub user: String,
     /// Password.
     pub password: String,
+    /// Send this `WWW-Authenticate` value, as bytes, instead of the scheme's own (fault
+    /// injection: a malformed or non-ASCII challenge).
+    #[serde(default)]
+    pub challenge: Option<String>,
 }
 
 /// One scripted session.
@@ -281,8 +285,9 @@ fn challenge(
             spec.scheme
         ),
     );
+    let challenge = spec.challenge.clone().unwrap_or(challenge);
     let mut resp = StatusCode::UNAUTHORIZED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
+    if let Ok(v) = HeaderValue::from_bytes(challenge.as_bytes()) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     Some(resp)

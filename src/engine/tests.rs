@@ -1399,7 +1399,8 @@ async fn ts_app_f_get_results_in_a_multipart_package3() {
         .await;
     let codes: Vec<u16> = out.package3.status.iter().map(|s| s.sc).collect();
     assert_eq!(codes, [200, 200, 200, 200, 404, 200]);
-    let (ct, body) = crate::protocol::packages::encode_package3_http(&out.package3, &out.parts);
+    let (ct, body) =
+        crate::protocol::packages::encode_package3_http(&out.package3, &out.parts).unwrap();
     let (p3, parts) = crate::protocol::packages::decode_package3_http(&ct, &body).unwrap();
     assert_eq!(p3, out.package3);
     assert_eq!(parts.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 1, 2]);

@@ -146,7 +146,7 @@ pub fn parse(xml: &str) -> Result<MoDef, DdfError> {
     let mut roots = Vec::new();
     for n in &top {
         let path = child_text(*n, "Path");
-        let def = parse_node(*n, &invalid)?;
+        let def = parse_node(*n, &invalid, 1)?;
         match path {
             // A node with a Path continues a tree described elsewhere in the file
             // (TND 1.3 §10.5.1.7): attach it where the path says.
@@ -226,10 +226,22 @@ fn child_text(n: roxmltree::Node<'_, '_>, tag: &str) -> Option<String> {
     child(n, tag).map(|c| c.text().unwrap_or_default().trim().to_owned())
 }
 
+/// How deep `<Node>` elements may nest in a DDF. Real MOs are a dozen levels deep; the
+/// parser recurses once per level, so a file nested thousands deep would overflow the
+/// stack at start-up, on every start. This is the `URI/MaxDepth` DevDetail would report.
+pub const MAX_DEPTH: usize = 64;
+
 fn parse_node<'a, 'i>(
     n: roxmltree::Node<'a, 'i>,
     invalid: &impl Fn(roxmltree::Node<'a, 'i>, String) -> DdfError,
+    depth: usize,
 ) -> Result<DefNode, DdfError> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(
+            n,
+            format!("<Node> elements nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
     let name_el =
         child(n, "NodeName").ok_or_else(|| invalid(n, "<Node> without <NodeName>".into()))?;
     let name = name_el.text().unwrap_or_default().trim().to_owned();
@@ -338,7 +350,16 @@ fn parse_node<'a, 'i>(
         for el in t.children().filter(|c| c.is_element()) {
             let text = el.text().unwrap_or_default().trim().to_owned();
             match el.tag_name().name() {
-                "MIME" if !text.is_empty() => mime.push(text),
+                "MIME" if !text.is_empty() => {
+                    // It becomes a Content-Type header (GET results, HPUT bodies).
+                    if !crate::protocol::packages::is_media_type(&text) {
+                        return Err(invalid(
+                            el,
+                            format!("node {shown}: <MIME> {text:?} is not a media type"),
+                        ));
+                    }
+                    mime.push(text)
+                }
                 "DDFName" => ddf_name = Some(text),
                 _ => {}
             }
@@ -348,7 +369,7 @@ fn parse_node<'a, 'i>(
     let children = n
         .children()
         .filter(|c| c.has_tag_name("Node"))
-        .map(|c| parse_node(c, invalid))
+        .map(|c| parse_node(c, invalid, depth + 1))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(DefNode {
         name,

@@ -163,6 +163,9 @@ fn malformed_ddfs_are_refused_with_a_line() {
         (leaf("<AccessType/><Occurrence><ZeroOrN>x</ZeroOrN></Occurrence>"), "needs a number".to_owned()),
         (leaf("<AccessType/><Occurrence><Many/></Occurrence>"), "unknown occurrence".to_owned()),
         (leaf("<AccessType/><Scope><Forever/></Scope>"), "unknown scope".to_owned()),
+        // A MIME type becomes a Content-Type header: nothing that could end one.
+        (leaf("<AccessType/><DFType><MIME>text/plain&#13;&#10;X: y</MIME></DFType>"), "is not a media type".to_owned()),
+        (leaf("<AccessType/><DFType><MIME>text plain</MIME></DFType>"), "is not a media type".to_owned()),
         (with("<Node><NodeName>a/b</NodeName><DFProperties><AccessType/></DFProperties></Node>"), "not 1*unreserved".to_owned()),
         (
             with("<Node><NodeName>a</NodeName><DFProperties><AccessType/><DFFormat><int/></DFFormat></DFProperties><Node><NodeName>b</NodeName><DFProperties><AccessType/></DFProperties></Node></Node>"),
@@ -433,4 +436,42 @@ fn dmmo_json(d: DataNode) -> serde_json::Value {
         data: d,
     };
     serde_json::from_slice(&dmmo::encode(&[item])).unwrap()
+}
+
+/// A DDF nested thousands of levels deep (issue: the parser recursed once per level and
+/// overflowed the stack at start-up) is refused like any bad DDF, naming the file.
+#[test]
+fn a_ddf_nested_too_deep_is_refused_not_a_crash() {
+    let node = |inner: &str| {
+        format!(
+            "<Node><NodeName>n</NodeName><DFProperties><AccessType><Get/></AccessType><DFFormat><node/></DFFormat></DFProperties>{inner}</Node>"
+        )
+    };
+    let nested = |levels: usize| {
+        let mut inner = String::new();
+        for _ in 0..levels {
+            inner = node(&inner);
+        }
+        format!(
+            "<MgmtTree><VerDTD>1.2</VerDTD><Node><NodeName/><DFProperties><AccessType><Get/></AccessType><DFFormat><node/></DFFormat><DFType><DDFName>urn:x:deep:1.0</DDFName></DFType></DFProperties>{inner}</Node></MgmtTree>"
+        )
+    };
+    // The limit itself is fine; one more level is not.
+    assert!(ddf::parse(&nested(ddf::MAX_DEPTH - 1)).is_ok());
+    let err = ddf::parse(&nested(ddf::MAX_DEPTH)).unwrap_err().to_string();
+    assert!(err.contains("nested deeper than 64 levels"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let deep = nested(6000);
+    assert!(deep.len() > 500_000);
+    std::fs::write(dir.path().join("deep.xml"), &deep).unwrap();
+    let mut reg = Registry::builtin();
+    let failures = reg.load_dir(dir.path());
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].path.ends_with("deep.xml"));
+    assert!(
+        failures[0].error.contains("nested deeper"),
+        "{}",
+        failures[0].error
+    );
+    assert!(reg.get("urn:x:deep:1.0").is_none());
 }

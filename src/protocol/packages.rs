@@ -492,12 +492,62 @@ pub struct Part {
     pub body: Vec<u8>,
 }
 
+/// True when `s` is a media type (RFC 6838 §4.2: `type/subtype` of restricted names,
+/// then optional `; name=value` parameters of the same characters, or a quoted value of
+/// visible ASCII): nothing that could end a header line or a multipart part.
+pub fn is_media_type(s: &str) -> bool {
+    fn restricted(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.len() <= 127
+            && chars.all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    }
+    let mut pieces = s.split(';');
+    let essence = pieces.next().unwrap_or_default();
+    let type_ok = essence
+        .split_once('/')
+        .is_some_and(|(t, sub)| restricted(t) && restricted(sub));
+    type_ok
+        && pieces.all(|param| {
+            param
+                .trim_start_matches(' ')
+                .split_once('=')
+                .is_some_and(|(name, value)| {
+                    let quoted = value.len() >= 2
+                        && value.starts_with('"')
+                        && value.ends_with('"')
+                        && value[1..value.len() - 1]
+                            .chars()
+                            .all(|c| (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\');
+                    restricted(name) && (restricted(value) || quoted)
+                })
+        })
+}
+
+/// A part the multipart encoder refuses: its content type would break the framing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("part {index}: content type {content_type:?} is not a media type")]
+pub struct BadPart {
+    /// The part's index.
+    pub index: usize,
+    /// Its content type.
+    pub content_type: String,
+}
+
 /// A Package#3 ready to POST: its media type and body. Without parts it is plain JSON;
-/// with parts, `multipart/form-data` (TS App. F, RFC 7578).
-pub fn encode_package3_http(p: &Package3, parts: &[Part]) -> (String, Vec<u8>) {
+/// with parts, `multipart/form-data` (TS App. F, RFC 7578). A part whose content type is
+/// not a media type ([`is_media_type`]: a CR, LF or quote there would end its header or
+/// its part) is refused.
+pub fn encode_package3_http(p: &Package3, parts: &[Part]) -> Result<(String, Vec<u8>), BadPart> {
     let json = encode_package3(p);
     if parts.is_empty() {
-        return (P3_TYPE.to_owned(), json);
+        return Ok((P3_TYPE.to_owned(), json));
+    }
+    if let Some(bad) = parts.iter().find(|p| !is_media_type(&p.content_type)) {
+        return Err(BadPart {
+            index: bad.index,
+            content_type: bad.content_type.clone(),
+        });
     }
     // A boundary that occurs in no part: a hash of the content, lengthened until unique.
     let mut h = sha2::Sha256::default();
@@ -507,8 +557,9 @@ pub fn encode_package3_http(p: &Package3, parts: &[Part]) -> (String, Vec<u8>) {
     }
     let seed = hex::encode(sha2::Digest::finalize(h));
     let mut boundary = format!("omadm-{}", &seed[..24]);
-    while parts.iter().any(|p| contains(&p.body, boundary.as_bytes()))
-        || contains(&json, boundary.as_bytes())
+    while parts.iter().any(|p| {
+        contains(&p.body, boundary.as_bytes()) || p.content_type.contains(boundary.as_str())
+    }) || contains(&json, boundary.as_bytes())
     {
         boundary.push_str(&seed[..8]);
     }
@@ -532,7 +583,7 @@ pub fn encode_package3_http(p: &Package3, parts: &[Part]) -> (String, Vec<u8>) {
         );
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    Ok((format!("multipart/form-data; boundary={boundary}"), body))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -73,9 +73,34 @@ impl std::fmt::Debug for Credentials {
 
 /// How the server asked to be answered, remembered for the rest of the session.
 #[derive(Debug, Clone)]
-enum Scheme {
+pub enum Challenge {
+    /// HTTP Basic (RFC 7617).
     Basic,
+    /// HTTP Digest (RFC 7616), with the server's parameters.
     Digest(Box<digest_auth::WwwAuthenticateHeader>),
+}
+
+/// The challenge to answer among a 401's `WWW-Authenticate` values: Digest preferred, then
+/// Basic; `None` when there is none we can answer.
+///
+/// Only values that are visible ASCII are looked at (`HeaderValue::to_str`). This guard
+/// is load-bearing: `digest_auth` 0.3.1 counts characters but slices by bytes, and panics on
+/// a non-ASCII challenge such as `Digest\xc3\xa9=`; such a value is skipped here, and the
+/// server gets no credentials (a clean authentication failure).
+pub fn challenge<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Option<Challenge> {
+    let challenges: Vec<&str> = values.into_iter().filter_map(|v| v.to_str().ok()).collect();
+    let digest = challenges
+        .iter()
+        .find(|c| c.trim_start().to_ascii_lowercase().starts_with("digest"))
+        .and_then(|c| digest_auth::parse(c).ok());
+    let basic = challenges
+        .iter()
+        .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
+    match (digest, basic) {
+        (Some(d), _) => Some(Challenge::Digest(Box::new(d))),
+        (None, true) => Some(Challenge::Basic),
+        (None, false) => None,
+    }
 }
 
 /// The cookies of one session: a jar that is emptied when the next session starts, so a
@@ -114,7 +139,7 @@ pub struct HttpClient {
     targets: Arc<TargetPolicy>,
     allow_insecure_auth: bool,
     credentials: Option<Credentials>,
-    scheme: std::sync::Arc<std::sync::Mutex<Option<Scheme>>>,
+    scheme: std::sync::Arc<std::sync::Mutex<Option<Challenge>>>,
     jar: std::sync::Arc<SessionJar>,
 }
 
@@ -278,13 +303,13 @@ impl HttpClient {
         let c = self.credentials_for(url)?;
         let mut scheme = self.scheme.lock().unwrap_or_else(|p| p.into_inner());
         let value = match scheme.as_mut()? {
-            Scheme::Basic => {
+            Challenge::Basic => {
                 use base64::Engine as _;
                 let token = base64::engine::general_purpose::STANDARD
                     .encode(format!("{}:{}", c.user, c.password));
                 format!("Basic {token}")
             }
-            Scheme::Digest(prompt) => {
+            Challenge::Digest(prompt) => {
                 let parsed = url::Url::parse(url).ok()?;
                 let uri = match parsed.query() {
                     Some(q) => format!("{}?{q}", parsed.path()),
@@ -309,24 +334,7 @@ impl HttpClient {
         if self.credentials_for(resp.url().as_str()).is_none() {
             return false;
         }
-        let challenges: Vec<&str> = resp
-            .headers()
-            .get_all(reqwest::header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let digest = challenges
-            .iter()
-            .find(|c| c.trim_start().to_ascii_lowercase().starts_with("digest"))
-            .and_then(|c| digest_auth::parse(c).ok());
-        let basic = challenges
-            .iter()
-            .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
-        let learned = match (digest, basic) {
-            (Some(d), _) => Some(Scheme::Digest(Box::new(d))),
-            (None, true) => Some(Scheme::Basic),
-            (None, false) => None,
-        };
+        let learned = challenge(resp.headers().get_all(reqwest::header::WWW_AUTHENTICATE));
         let ok = learned.is_some();
         *self.scheme.lock().unwrap_or_else(|p| p.into_inner()) = learned;
         ok
@@ -532,6 +540,45 @@ impl HttpClient {
                 accept: omadm_accept(&resp),
             }),
             _ => Err(PortError(format!("HTTP {status}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(raw: &[&[u8]]) -> Vec<HeaderValue> {
+        raw.iter()
+            .map(|b| HeaderValue::from_bytes(b).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn challenges_answered_and_skipped() {
+        let digest = b"Digest realm=\"r\", qop=\"auth\", nonce=\"n\", algorithm=MD5".as_slice();
+        let kind = |raw: &[&[u8]]| match challenge(&values(raw)) {
+            Some(Challenge::Basic) => "basic",
+            Some(Challenge::Digest(_)) => "digest",
+            None => "none",
+        };
+        assert_eq!(kind(&[b"Basic realm=\"r\""]), "basic");
+        assert_eq!(
+            kind(&[b"Basic realm=\"r\"", digest]),
+            "digest",
+            "Digest preferred"
+        );
+        assert_eq!(kind(&[b"Bearer x"]), "none");
+        assert_eq!(kind(&[]), "none");
+        // digest_auth 0.3.1 panics on these (it slices by bytes what it counted in chars):
+        // the guard never lets a non-ASCII value reach it.
+        for raw in [
+            b"Digest\xc3\xa9=".as_slice(),
+            b"Digest realm=\"\xc3\xa9\", nonce=\"n\"",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(kind(&[raw]), "none", "{raw:?}");
+            assert_eq!(kind(&[raw, b"Basic realm=\"r\""]), "basic");
         }
     }
 }

@@ -237,6 +237,27 @@ fn a_bad_bootstrap_file_is_named_and_the_daemon_still_serves() {
 }
 
 #[test]
+fn a_ddf_nested_thousands_deep_is_refused_and_the_daemon_starts() {
+    let root = Root::new().with_demo_bootstrap();
+    let level =
+        "<Node><NodeName>n</NodeName><DFProperties><AccessType><Get/></AccessType></DFProperties>";
+    let deep = format!(
+        "<MgmtTree><VerDTD>1.2</VerDTD><Node><NodeName/><DFProperties><AccessType><Get/></AccessType><DFType><DDFName>urn:x:deep:1.0</DDFName></DFType></DFProperties>{}{}</Node></MgmtTree>",
+        level.repeat(6000),
+        "</Node>".repeat(6000)
+    );
+    root.write("etc/omadmd/ddf/deep.xml", &deep);
+    let mut d = root.start(&[]);
+    let line = d.wait_for("DDF not loaded", 30);
+    assert!(
+        line.contains("deep.xml") && line.contains("nested deeper than 64 levels"),
+        "{line}"
+    );
+    d.wait_for("ready", 10);
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn dump_tree_without_a_database_says_so() {
     let root = Root::new();
     let (status, _, err) = root.run(&["dump-tree"]);

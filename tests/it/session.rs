@@ -363,6 +363,20 @@ fn credentials_never_go_over_plain_http() {
 }
 
 #[test]
+fn a_non_ascii_challenge_is_a_clean_authentication_failure() {
+    // digest_auth 0.3.1 panics on such a challenge; the daemon must not reach it.
+    let script = json!({"auth": {"scheme": "digest", "user": "dev1", "password": "pw", "challenge": "Digest\u{e9}=\u{e9}"}, "sessions": [{"packages": [{"CMD": [["END"]]}]}]});
+    let server = TestServer::start(&script, false);
+    let root = with_http_auth(Root::new(), &server.base, "dev1", "pw");
+    finished_with(&root, INSECURE_AUTH, "HTTP 401");
+    assert_eq!(
+        server.of_kind("auth-challenge").len(),
+        1,
+        "nothing to answer it with"
+    );
+}
+
+#[test]
 fn wrong_credentials_abort_after_one_answer() {
     let script = json!({"auth": {"scheme": "digest", "user": "dev1", "password": "right"}, "sessions": [{"packages": [{"CMD": [["END"]]}]}]});
     let server = TestServer::start(&script, false);

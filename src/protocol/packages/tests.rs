@@ -328,14 +328,14 @@ fn multipart_package3_round_trips_and_reads_the_ts_example() {
             body: br#"[{"ClientURI":"x","MOData":{"a":1}}]"#.to_vec(),
         },
     ];
-    let (ct, body) = encode_package3_http(&p, &parts);
+    let (ct, body) = encode_package3_http(&p, &parts).unwrap();
     assert!(ct.starts_with("multipart/form-data; boundary="), "{ct}");
     assert_eq!(
         decode_package3_http(&ct, &body).unwrap(),
         (p.clone(), parts)
     );
     // No parts: plain JSON.
-    let (ct, body) = encode_package3_http(&p, &[]);
+    let (ct, body) = encode_package3_http(&p, &[]).unwrap();
     assert_eq!(ct, P3_TYPE);
     assert_eq!(decode_package3_http(&ct, &body).unwrap().0, p);
     // A part containing the would-be boundary forces a longer one.
@@ -346,7 +346,8 @@ fn multipart_package3_round_trips_and_reads_the_ts_example() {
             content_type: "text/plain".into(),
             body: b"--omadm-".to_vec(),
         }],
-    );
+    )
+    .unwrap();
     let (ct2, body2) = {
         let b = ct.split("boundary=").nth(1).unwrap().to_owned();
         encode_package3_http(
@@ -357,6 +358,7 @@ fn multipart_package3_round_trips_and_reads_the_ts_example() {
                 body: b.into_bytes(),
             }],
         )
+        .unwrap()
     };
     assert!(decode_package3_http(&ct2, &body2).is_ok());
 
@@ -429,5 +431,97 @@ proptest::proptest! {
     #[test]
     fn multipart_decode_never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
         let _ = decode_package3_http("multipart/form-data; boundary=x", &b);
+    }
+}
+
+#[test]
+fn media_types_that_cannot_break_a_header() {
+    let table = [
+        ("text/plain", true),
+        ("application/dmmo+json", true),
+        ("application/vnd.oma.dm.response+json", true),
+        ("text/plain; charset=utf-8", true),
+        ("text/plain; charset=\"utf-8\"", true),
+        ("image/svg+xml", true),
+        ("", false),
+        ("text", false),
+        ("text/", false),
+        ("/plain", false),
+        ("text/plain\r\nX-Injected: 1", false),
+        ("text/plain\n", false),
+        ("text/pl ain", false),
+        ("text/plain; charset", false),
+        ("text/plain; charset=\"a\"b\"", false),
+        ("text/plain; x=\"\r\n\"", false),
+        ("täxt/plain", false),
+        ("text/plain\0", false),
+    ];
+    for (ct, ok) in table {
+        assert_eq!(is_media_type(ct), ok, "{ct:?}");
+    }
+}
+
+/// The framing defect: a part's content type holding CR/LF or the boundary used to go out
+/// unchecked, and the decoder then read a part without headers.
+#[test]
+fn the_multipart_encoder_refuses_a_content_type_that_breaks_framing() {
+    let p = Package3 {
+        status: vec![Status::code(200)],
+        ..Default::default()
+    };
+    for ct in ["text/plain\r\n\r\nforged", "text/plain\r\n--", "a\"b"] {
+        let err = encode_package3_http(
+            &p,
+            &[Part {
+                index: 0,
+                content_type: ct.into(),
+                body: b"x".to_vec(),
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(err.index, 0, "{ct:?}");
+    }
+}
+
+fn any_part() -> impl proptest::strategy::Strategy<Value = Part> {
+    use proptest::prelude::*;
+    let ct = prop_oneof![
+        Just("text/plain".to_owned()),
+        Just("application/dmmo+json".to_owned()),
+        "[a-z0-9]{1,8}/[a-z0-9.+-]{1,12}",
+        "[a-z]{1,5}/[a-z]{1,5}; [a-z]{1,5}=[a-z0-9]{1,5}",
+        // Anything at all: refused unless it is a media type.
+        "\\PC{0,20}",
+        "[ -~\r\n]{0,20}",
+    ];
+    (
+        0usize..20,
+        ct,
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(index, content_type, body)| Part {
+            index,
+            content_type,
+            body,
+        })
+}
+
+proptest::proptest! {
+    /// Encode then decode gives back the parts, content types included; what the encoder
+    /// refuses is exactly what is not a media type.
+    #[test]
+    fn multipart_round_trips_with_content_types(parts in proptest::collection::vec(any_part(), 1..5)) {
+        let p = Package3 { status: vec![Status::code(200)], ..Default::default() };
+        match encode_package3_http(&p, &parts) {
+            Ok((ct, body)) => {
+                proptest::prop_assert!(parts.iter().all(|x| is_media_type(&x.content_type)));
+                let (back, got) = decode_package3_http(&ct, &body).unwrap();
+                proptest::prop_assert_eq!(back, p);
+                proptest::prop_assert_eq!(got, parts);
+            }
+            Err(e) => {
+                proptest::prop_assert!(parts.iter().any(|x| x.index == e.index && !is_media_type(&x.content_type)));
+            }
+        }
     }
 }
