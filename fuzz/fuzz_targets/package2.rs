@@ -5,7 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 use omadmd::protocol::packages::{P2Limits, decode_package2, encode_package2};
 
-const LIMITS: P2Limits = P2Limits { max_bytes: 1 << 20, max_commands: 1000 };
+const LIMITS: P2Limits = P2Limits {
+    max_bytes: 1 << 20,
+    max_commands: 1000,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(cmds) = decode_package2(data, LIMITS) {

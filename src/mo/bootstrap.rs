@@ -164,9 +164,26 @@ pub fn apply_document(
     bytes: &[u8],
     limits: BootstrapLimits,
 ) -> Result<Outcome, BootstrapError> {
+    let (ops, outcome) = plan_document(store, reg, source, bytes, limits)?;
+    if !ops.is_empty() {
+        store.apply(&ops)?;
+    }
+    Ok(outcome)
+}
+
+/// What applying one bootstrap document would write, in one batch, and what it would
+/// mean; no writes when the document was applied before with this content. Reads the
+/// store, never writes it (fuzzed as `bootstrap`).
+pub fn plan_document(
+    store: &dyn TreeStore,
+    reg: &Registry,
+    source: &str,
+    bytes: &[u8],
+    limits: BootstrapLimits,
+) -> Result<(Vec<TreeOp>, Outcome), BootstrapError> {
     let digest = hex::encode(Sha256::digest(bytes));
     if store.bootstrap_digest(source)?.as_deref() == Some(digest.as_str()) {
-        return Ok(Outcome::Unchanged);
+        return Ok((Vec::new(), Outcome::Unchanged));
     }
     let items = dmmo::decode(
         bytes,
@@ -196,8 +213,7 @@ pub fn apply_document(
         source: source.to_owned(),
         sha256: digest,
     });
-    store.apply(&ops)?;
-    Ok(Outcome::Applied { instances, servers })
+    Ok((ops, Outcome::Applied { instances, servers }))
 }
 
 /// Splits a bootstrap item's ClientURI into MOID and optional MIID. Bootstrap data must

@@ -97,6 +97,19 @@ fn a_scripted_session_over_http_exercises_commands_and_cont() {
         "{:#?}",
         server.of_kind("expect")
     );
+    // The device's identity goes to the DM server's session URL only (reference §2.1).
+    for r in server
+        .of_kind("repo-get")
+        .iter()
+        .chain(&server.of_kind("repo-put"))
+    {
+        assert!(r["headers"]["omadm-devid"].is_null(), "{r}");
+    }
+    assert!(
+        server.of_kind("package3")[0]["headers"]["omadm-devid"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("UUID:"))
+    );
     let put = &server.of_kind("repo-put")[0];
     assert!(
         put["path"]

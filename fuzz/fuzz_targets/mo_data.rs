@@ -1,0 +1,42 @@
+//! Fuzzes what an HGET body goes through in the engine: dmmo+json decoding, then typing
+//! the data against the shipped DDFs (DevInfo, DMAcc, DACMO, SessionInfo) and against no
+//! DDF. Never a panic; what is accepted holds only valid node names, parents first.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use omadmd::mo::{Registry, build_nodes};
+use omadmd::protocol::dmmo::{Limits, decode};
+
+fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
+    REG.get_or_init(Registry::builtin)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let Ok(items) = decode(
+        body,
+        Limits {
+            max_bytes: 1 << 20,
+            max_nodes: 10_000,
+        },
+    ) else {
+        return;
+    };
+    let defs: Vec<_> = registry().iter().collect();
+    for item in items {
+        let def = defs.get(usize::from(pick) % (defs.len() + 1));
+        let moid = def.map_or("urn:x:fuzz:1.0", |d| d.def.moid.as_str());
+        if let Ok(nodes) = build_nodes(moid, def.map(|d| &d.def.root), "", &item.data, 4096) {
+            assert_eq!(nodes.first().map(|n| n.path.as_str()), Some(""));
+            for n in &nodes[1..] {
+                let name = n.path.rsplit('/').next().unwrap_or_default();
+                assert!(omadmd::tree::is_node_name(name), "{:?}", n.path);
+            }
+        }
+    }
+});
