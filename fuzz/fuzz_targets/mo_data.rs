@@ -1,6 +1,7 @@
 //! Fuzzes what an HGET body goes through in the engine: dmmo+json decoding, then typing
 //! the data against the shipped DDFs (DevInfo, DMAcc, DACMO, SessionInfo) and against no
-//! DDF. Never a panic; what is accepted holds only valid node names, parents first.
+//! DDF; and a raw leaf body parsed as a value of each format. Never a panic; what is
+//! accepted holds only valid node names, parents first, and raw values print back.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -8,6 +9,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use omadmd::mo::{Registry, build_nodes};
 use omadmd::protocol::dmmo::{Limits, decode};
+use omadmd::tree::{Format, Value};
 
 fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
@@ -18,6 +20,13 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
+    // A raw leaf body (TS App. I.2: text/plain into a leaf).
+    if let Ok(text) = std::str::from_utf8(body) {
+        let format = Format::ALL[usize::from(pick) % Format::ALL.len()];
+        if let Ok(v) = Value::from_text(format, text) {
+            let _ = (v.to_text(), v.to_json(), v.size());
+        }
+    }
     let Ok(items) = decode(
         body,
         Limits {
