@@ -39,6 +39,19 @@ fn defaults_without_any_file() {
         ]
     );
     assert_eq!(s.limits, Limits::default());
+    assert_eq!(
+        (s.limits.max_server_bytes, s.limits.max_server_instances),
+        (64 << 20, 1000)
+    );
+    assert_eq!(
+        (
+            s.notifications.min_interval_secs,
+            s.notifications.rate_total
+        ),
+        (60, 1000)
+    );
+    assert!(!s.http.allow_private_targets && !s.http.allow_insecure_auth);
+    assert!(s.http.allow_targets.is_empty());
     assert_eq!(s.log.level, "info");
     // systemd's $STATE_DIRECTORY is the default when no file sets one.
     let mut src = sources(dir.path());
@@ -191,6 +204,18 @@ fn errors_name_the_file_and_the_key() {
             "devinfo.dev-id: must not be empty",
         ),
         ("[devinfo]\ncolour = \"red\"\n", "colour"),
+        (
+            "[http]\nallow-targets = [\"10.0.0.0/8\", \"http://x\"]\n",
+            "http.allow-targets: \"http://x\" is neither",
+        ),
+        (
+            "[notifications]\nrate-total = 0\n",
+            "notifications.rate-total: must be at least 1",
+        ),
+        (
+            "[limits]\nmax-server-instances = 0\n",
+            "limits.max-server-instances: 0 is outside",
+        ),
         ("[nonsense]\n", "nonsense"),
         ("this is not toml", "this is not toml"),
     ];
