@@ -16,7 +16,8 @@ pub mod logging;
 pub mod mo;
 pub mod notify;
 pub mod ports;
-pub mod protocol;
+/// The DM 2.0 wire formats: the `omadm-proto` crate.
+pub use omadm_proto as protocol;
 pub mod scheduler;
 pub mod session;
 pub mod testserver;

@@ -17,7 +17,8 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn new(what: impl Into<String>, at: impl Into<String>) -> Self {
+    /// An error saying `what` was wrong `at` a place.
+    pub fn new(what: impl Into<String>, at: impl Into<String>) -> Self {
         DecodeError {
             what: what.into(),
             at: at.into(),

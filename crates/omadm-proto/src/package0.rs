@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::DecodeError;
+use crate::DecodeError;
 
 /// The only notification format version (TS §7.1.1: VER MUST be 0x02).
 pub const VERSION: u8 = 2;

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::DecodeError;
+use crate::DecodeError;
 
 /// Media type of MO data.
 pub const MEDIA_TYPE: &str = "application/dmmo+json";

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::DecodeError;
+use crate::DecodeError;
 
 /// Media type of Package#1.
 pub const P1_TYPE: &str = "application/vnd.oma.dm.initiation+json";
