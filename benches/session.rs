@@ -106,6 +106,7 @@ fn main() {
         max_nodes: settings.limits.max_nodes_per_document,
         max_server_bytes: settings.limits.max_server_bytes,
         max_server_instances: settings.limits.max_server_instances,
+        max_server_registrations: settings.limits.max_server_registrations,
     };
     let values = ServerUriValues {
         dev_id: Some(dev_id.into()),

@@ -608,6 +608,7 @@ fn engine_for<'a>(
         max_nodes: settings.limits.max_nodes_per_document,
         max_server_bytes: settings.limits.max_server_bytes,
         max_server_instances: settings.limits.max_server_instances,
+        max_server_registrations: settings.limits.max_server_registrations,
     };
     let local = events.bus.as_ref().map(|c| (c, &events.peers));
     Ok((

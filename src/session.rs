@@ -386,6 +386,7 @@ mod tests {
                 max_nodes: 100,
                 max_server_bytes: 1 << 20,
                 max_server_instances: 100,
+                max_server_registrations: 100,
             },
         );
         let acc = crate::mo::account::load(&f.store, "dms1").unwrap().unwrap();

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omadmd::notify::{unwrap, wrap};
+use omadmd::protocol::wap::{unwrap, wrap};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(body) = unwrap(data) {

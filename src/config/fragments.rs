@@ -132,6 +132,8 @@ pub struct LimitsFragment {
     pub max_server_bytes: Option<u64>,
     /// Most MO instances one server may have created.
     pub max_server_instances: Option<u64>,
+    /// Most subscriptions and DEFAULT registrations one server may hold.
+    pub max_server_registrations: Option<u64>,
 }
 
 /// `[log]`.
@@ -176,6 +178,10 @@ impl Fragment {
                     .limits
                     .max_server_instances
                     .or(self.limits.max_server_instances),
+                max_server_registrations: later
+                    .limits
+                    .max_server_registrations
+                    .or(self.limits.max_server_registrations),
             },
             devinfo: self.devinfo.merged(later.devinfo),
             sessions: SessionsFragment {
@@ -293,6 +299,12 @@ impl Fragment {
                 self.limits.max_server_instances,
                 1,
                 10_000_000,
+            ),
+            (
+                "limits.max-server-registrations",
+                self.limits.max_server_registrations,
+                0,
+                1_000_000,
             ),
             (
                 "notifications.min-interval-secs",

@@ -84,6 +84,8 @@ pub struct Limits {
     pub max_server_bytes: u64,
     /// Most MO instances one server may have created.
     pub max_server_instances: u64,
+    /// Most subscriptions and DEFAULT registrations one server may hold.
+    pub max_server_registrations: u64,
 }
 
 impl Default for Limits {
@@ -95,6 +97,7 @@ impl Default for Limits {
             max_commands_per_package: 1000,
             max_server_bytes: 64 << 20,
             max_server_instances: 1000,
+            max_server_registrations: 100,
         }
     }
 }
@@ -381,6 +384,10 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
                 .limits
                 .max_server_instances
                 .unwrap_or(defaults.max_server_instances),
+            max_server_registrations: merged
+                .limits
+                .max_server_registrations
+                .unwrap_or(defaults.max_server_registrations),
         },
         devinfo: merged.devinfo,
         log: Log {

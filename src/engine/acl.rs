@@ -215,14 +215,16 @@ impl<'a> Acl<'a> {
 
     /// Rights on a DM account (TS §12.2, docs/security.md): a server has them on its own
     /// account only, whatever the DACMO or the creator say, and never writes what makes
-    /// the account its own: `SrvID` and the bootstrap-only `Perm` (nor, through them, the
-    /// whole account: replacing or deleting it needs Write on every node).
+    /// the account its own and trusted: `SrvID`, `SrvURI` (its host is where the server's
+    /// URLs may always lead, and its origin where the HTTP credentials go) and the
+    /// bootstrap-only `Perm` (nor, through them, the whole account: replacing or deleting
+    /// it needs Write on every node).
     fn account_rights(&self, key: &InstanceKey, path: &str) -> Rights {
         if self.own_account.as_ref() != Some(key) {
             return Rights::default();
         }
         let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-        if under("SrvID") || under("Perm") {
+        if under("SrvID") || under("SrvURI") || under("Perm") {
             Rights(Rights::ALL.0 & !Rights::WRITE.0)
         } else {
             Rights::ALL
@@ -230,9 +232,12 @@ impl<'a> Acl<'a> {
     }
 
     /// Rights for creating a new instance of `moid`: the MOID must be provisioned, and no
-    /// server creates a DM account (only bootstrap does, TS §8, §12.2).
+    /// server creates a DM account (only bootstrap does, TS §8, §12.2) nor a DACMO
+    /// instance: a new one would hold grants on any instance, and the rights read grants
+    /// from every DACMO instance. Delegation happens inside the provisioned DACMO, with
+    /// Delegate on the instance concerned.
     pub fn may_create(&self, moid: &str) -> bool {
         let moid = crate::mo::canonical_moid(moid);
-        moid != DMACC && self.moid_permitted(moid)
+        moid != DMACC && moid != DACMO && self.moid_permitted(moid)
     }
 }

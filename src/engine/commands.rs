@@ -415,8 +415,9 @@ impl<P: Ports> Ctx<'_, '_, P> {
     }
 
     /// The per-server quota (`limits.max-server-bytes`, `limits.max-server-instances`): what
-    /// the instances this server created would hold after `ops`. Over it: 506 Device Full
-    /// (TS App. C), logged.
+    /// the instances this server created (its own account included) would hold after
+    /// `ops`; and what an instance it did not create would hold, which is bounded by the
+    /// same byte limit. Over either: 506 Device Full (TS App. C), logged.
     fn check_quota(&self, ops: &[TreeOp]) -> Result<(), Fail> {
         let creator = format!("serverid:{}", self.acl.server_id());
         let size = |nodes: &[Node]| -> i128 {
@@ -425,10 +426,15 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 .map(|n| n.value.as_ref().map_or(0, |v| v.size() as i128))
                 .sum()
         };
-        // The server's own account was made by bootstrap, not by the server.
-        let usage = self.store().usage(&creator, mo::DMACC)?;
-        let (mut instances, mut bytes) = (i128::from(usage.instances), i128::from(usage.bytes));
-        let mut counted = false;
+        let limits = &self.engine.limits;
+        let over = |what: &str, instances: i128, bytes: i128| {
+            tracing::warn!(server = %self.acl.server_id(), what, instances = %instances, bytes = %bytes,
+                max_instances = limits.max_server_instances, max_bytes = limits.max_server_bytes,
+                "HGET refused: the server's quota would be exceeded");
+            Fail(sc::DEVICE_FULL)
+        };
+        let mut own: Option<(i128, i128)> = None;
+        let mut foreign: Vec<(InstanceKey, i128)> = Vec::new();
         for op in ops {
             let (key, path, new) = match op {
                 TreeOp::PutInstance { key, nodes, .. } => (key, "", size(nodes)),
@@ -440,37 +446,63 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 TreeOp::SetValue { key, path, value } => (key, path.as_str(), value.size() as i128),
                 _ => continue,
             };
-            counted = true;
+            let old = || -> Result<i128, Fail> {
+                Ok(match op {
+                    TreeOp::SetValue { .. } => self
+                        .store()
+                        .node(key, path)?
+                        .and_then(|n| n.value)
+                        .map_or(0, |v| v.size() as i128),
+                    _ => size(&self.store().subtree(key, path, None)?),
+                })
+            };
+            let (instances, bytes) = match own {
+                Some(u) => u,
+                None => {
+                    let u = self.store().usage(&creator)?;
+                    (i128::from(u.instances), i128::from(u.bytes))
+                }
+            };
             match self.store().instance(&key.moid, &key.miid)? {
                 // A new instance: only a PutInstance makes one, as this server's.
-                None => {
-                    instances += 1;
-                    bytes += new;
-                }
-                Some(i) if i.creator == creator => {
-                    let old = match op {
-                        TreeOp::SetValue { .. } => self
-                            .store()
-                            .node(key, path)?
-                            .and_then(|n| n.value)
-                            .map_or(0, |v| v.size() as i128),
-                        _ => size(&self.store().subtree(key, path, None)?),
+                None => own = Some((instances + 1, bytes + new)),
+                Some(i) if i.creator == creator => own = Some((instances, bytes + new - old()?)),
+                // Someone else's instance (a local one without a DDF, one delegated to
+                // this server): it may not grow past the same bound.
+                Some(_) => {
+                    let total = match foreign.iter_mut().find(|(k, _)| k == key) {
+                        Some((_, t)) => t,
+                        None => {
+                            let t = i128::from(self.store().instance_bytes(key)?);
+                            foreign.push((key.clone(), t));
+                            &mut foreign.last_mut().ok_or(Fail(sc::INTERNAL_ERROR))?.1
+                        }
                     };
-                    bytes += new - old;
+                    *total += new - old()?;
+                    if *total > i128::from(limits.max_server_bytes) {
+                        return Err(over("an instance it did not create", 1, *total));
+                    }
                 }
-                // Data in instances it did not create counts against their DDF's bounds.
-                Some(_) => {}
             }
         }
-        let limits = &self.engine.limits;
-        if counted
+        if let Some((instances, bytes)) = own
             && (instances > i128::from(limits.max_server_instances)
                 || bytes > i128::from(limits.max_server_bytes))
         {
-            tracing::warn!(server = %self.acl.server_id(), instances = %instances, bytes = %bytes,
-                max_instances = limits.max_server_instances, max_bytes = limits.max_server_bytes,
-                "HGET refused: the server's quota would be exceeded");
-            return Err(Fail(sc::DEVICE_FULL));
+            return Err(over("its instances", instances, bytes));
+        }
+        Ok(())
+    }
+
+    /// Subscriptions and DEFAULT registrations are rows a server adds; each change may
+    /// fan out to every subscription. At most `limits.max-server-registrations` per server;
+    /// over it: 503 (the TS's only code for "not now" outside HGET), logged.
+    fn check_registrations(&self, replacing: bool) -> Result<(), Fail> {
+        let max = self.engine.limits.max_server_registrations;
+        if !replacing && self.store().registrations(self.acl.server_id())? >= max {
+            tracing::warn!(server = %self.acl.server_id(), max,
+                "SUB/DEFAULT refused: the server holds as many registrations as allowed");
+            return Err(Fail(sc::SERVICE_UNAVAILABLE));
         }
         Ok(())
     }
@@ -994,6 +1026,11 @@ impl<P: Ports> Ctx<'_, '_, P> {
         if !self.acl.moid_permitted(moid) {
             return Err(Fail(sc::FORBIDDEN));
         }
+        let mine = self
+            .store()
+            .default_source(canonical_moid(moid))?
+            .is_some_and(|(s, _)| s == self.acl.server_id());
+        self.check_registrations(mine)?;
         self.commit(
             vec![TreeOp::SetDefault {
                 moid: canonical_moid(moid).to_owned(),
@@ -1014,6 +1051,13 @@ impl<P: Ports> Ctx<'_, '_, P> {
         for loc in self.resolve(&u)? {
             self.read_subtree(&loc, None)?;
         }
+        let me = self.acl.server_id();
+        let again = self
+            .store()
+            .subscriptions()?
+            .iter()
+            .any(|s| s.server_id == me && s.client_uri == client_uri);
+        self.check_registrations(again)?;
         self.commit(
             vec![TreeOp::Subscribe(Subscription {
                 server_id: self.acl.server_id().to_owned(),

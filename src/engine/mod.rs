@@ -24,63 +24,8 @@ use crate::tree::{InstanceKey, OutgoingKind, StoreError, TreeStore};
 
 pub use acl::{Acl, Rights};
 
-/// Status codes the engine answers with (TS App. C; only these are valid).
-pub mod sc {
-    /// OK.
-    pub const OK: u16 = 200;
-    /// Accepted (EXEC, asynchronous result later).
-    pub const ACCEPTED: u16 = 202;
-    /// No Content (GET of an empty target).
-    pub const NO_CONTENT: u16 = 204;
-    /// Not Modified (cache validator matched).
-    pub const NOT_MODIFIED: u16 = 304;
-    /// Bad Request.
-    pub const BAD_REQUEST: u16 = 400;
-    /// Forbidden.
-    pub const FORBIDDEN: u16 = 403;
-    /// Not Found.
-    pub const NOT_FOUND: u16 = 404;
-    /// Command Not Allowed.
-    pub const NOT_ALLOWED: u16 = 405;
-    /// Not Acceptable.
-    pub const NOT_ACCEPTABLE: u16 = 406;
-    /// Unsupported Media Type.
-    pub const UNSUPPORTED_MEDIA_TYPE: u16 = 415;
-    /// ServerURI Error.
-    pub const SERVER_URI_ERROR: u16 = 419;
-    /// Internal Error.
-    pub const INTERNAL_ERROR: u16 = 500;
-    /// Not Implemented.
-    pub const NOT_IMPLEMENTED: u16 = 501;
-    /// Service Unavailable.
-    pub const SERVICE_UNAVAILABLE: u16 = 503;
-    /// Device Full.
-    pub const DEVICE_FULL: u16 = 506;
-    /// User Rejected.
-    pub const USER_REJECTED: u16 = 507;
-
-    /// True for a code the TS table allows (App. C), including 1000–1999.
-    pub fn is_valid(code: u16) -> bool {
-        matches!(
-            code,
-            200 | 202
-                | 204
-                | 304
-                | 400
-                | 403
-                | 404
-                | 405
-                | 406
-                | 415
-                | 419
-                | 500
-                | 501
-                | 503
-                | 506
-                | 507
-        ) || (1000..=1999).contains(&code)
-    }
-}
+/// DM status codes (TS App. C): the `omadm-proto` crate's.
+pub use crate::protocol::sc;
 
 /// Data fetched from the Data Repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +143,8 @@ pub struct Limits {
     pub max_server_bytes: u64,
     /// Most instances one server may have created.
     pub max_server_instances: u64,
+    /// Most subscriptions and DEFAULT registrations one server may hold.
+    pub max_server_registrations: u64,
 }
 
 /// The state of one DM session that commands read and change.

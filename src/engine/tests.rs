@@ -117,6 +117,7 @@ const LIMITS: Limits = Limits {
     max_nodes: 1000,
     max_server_bytes: 1 << 20,
     max_server_instances: 100,
+    max_server_registrations: 100,
 };
 
 struct World {
@@ -1455,6 +1456,14 @@ async fn a_server_cannot_create_take_over_or_read_accounts() {
         .as_bytes(),
     );
     w.serve("https://r/id", "text/plain", b"dms2");
+    w.serve("https://r/uri", "text/plain", b"https://127.0.0.1/dm");
+    let dacmo = r#"[{"ClientURI":"urn:oma:mo:oma-dm-dacmo:1.0//","MOData":{"x":{"urn:oma:mo:moid:1.0":{"left":{"s":{"Path":"/","Permissions":{"g":{"MAID":"serverid:dms1","AR":15}}}}}}}}]"#;
+    w.serve("https://r/dacmo", dmmo::MEDIA_TYPE, dacmo.as_bytes());
+    w.serve(
+        "https://r/dacmo-one",
+        dmmo::MEDIA_TYPE,
+        dacmo.replace("//", "/x").as_bytes(),
+    );
     w.serve("https://r/moid", "text/plain", b"*");
     w.serve("https://r/name", "text/plain", b"Renamed");
     let before = w.snapshot();
@@ -1642,10 +1651,17 @@ async fn delegation_only_to_authorities_provisioned_with_the_moid() {
 #[tokio::test]
 async fn per_server_quotas_refuse_with_506() {
     let w = World::new();
-    // dms1 created `left` and `right` (63 bytes of values between them).
+    // dms1 created `left` and `right` and holds its account: 3 instances, 106 bytes.
+    assert_eq!(
+        w.store.usage("serverid:dms1").unwrap(),
+        crate::tree::Usage {
+            instances: 3,
+            bytes: 106
+        }
+    );
     let limits = Limits {
-        max_server_bytes: 400,
-        max_server_instances: 3,
+        max_server_bytes: 500,
+        max_server_instances: 4,
         ..LIMITS
     };
     let dev = |name: &str| {
@@ -1680,7 +1696,7 @@ async fn per_server_quotas_refuse_with_506() {
         )
         .await,
         506,
-        "a fourth instance"
+        "a fifth instance"
     );
     assert_eq!(
         run(
@@ -1701,7 +1717,7 @@ async fn per_server_quotas_refuse_with_506() {
         .await,
         200
     );
-    // The quota is per server: dms2 has created nothing.
+    // The quota is per server: dms2 has created nothing but its account.
     assert_eq!(
         run(
             "dms2",
@@ -1709,6 +1725,129 @@ async fn per_server_quotas_refuse_with_506() {
         )
         .await,
         200
+    );
+    // Its own account counts: data piled, one HGET at a time, into the open Ext node
+    // (each write small, their sum over the bound) is refused once the sum is over.
+    let ext = |name: &str, data: serde_json::Value| {
+        let uri = format!("{DMACC}/dms1/{name}");
+        let body = json!([{"ClientURI": uri, "MOData": {name.rsplit('/').next().unwrap(): data}}]);
+        w.serve(
+            &format!("https://r/{name}"),
+            dmmo::MEDIA_TYPE,
+            body.to_string().as_bytes(),
+        );
+        json!(["HGET", format!("https://r/{name}"), uri])
+    };
+    assert_eq!(
+        run("dms1", ext("Ext", json!({"e1": {}, "e2": {}}))).await,
+        200
+    );
+    assert_eq!(
+        run("dms1", ext("Ext/e1", json!({"d": "e".repeat(60)}))).await,
+        200
+    );
+    let before = w.snapshot();
+    assert_eq!(
+        run("dms1", ext("Ext/e2", json!({"d": "e".repeat(60)}))).await,
+        506
+    );
+    assert_eq!(w.snapshot(), before);
+    // An instance it did not create (here a local one without a DDF, which every server
+    // provisioned with '*' may write) may not grow past the byte bound through its writes.
+    w.store
+        .apply(&[TreeOp::PutInstance {
+            key: InstanceKey::new("urn:x:open:1.0", "o"),
+            ddf_url: None,
+            creator: "local".into(),
+            nodes: vec![node("", None), node("v", Some("small"))],
+        }])
+        .unwrap();
+    w.serve("https://r/huge", "text/plain", "h".repeat(600).as_bytes());
+    w.serve("https://r/ok", "text/plain", "h".repeat(100).as_bytes());
+    let before = w.snapshot();
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["HGET", "https://r/huge", "urn:x:open:1.0/o/v"])
+        )
+        .await,
+        506
+    );
+    assert_eq!(w.snapshot(), before);
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["HGET", "https://r/ok", "urn:x:open:1.0/o/v"])
+        )
+        .await,
+        200
+    );
+}
+
+/// SUB and DEFAULT add rows a server holds, and every change may fan out to each
+/// subscription: bounded per server (503 beyond, logged).
+#[tokio::test]
+async fn registrations_per_server_are_bounded() {
+    let w = World::new();
+    let limits = Limits {
+        max_server_registrations: 2,
+        ..LIMITS
+    };
+    let run = |server: &'static str, c: Json| {
+        let w = &w;
+        async move {
+            w.run_with(limits, &mut World::session(server), json!([c]))
+                .await
+                .package3
+                .status[0]
+                .sc
+        }
+    };
+    let sub = |q: u8| {
+        json!([
+            "SUB",
+            "https://r/a",
+            format!("urn:oma:mo:moid:1.0/left/?z={q}")
+        ])
+    };
+    assert_eq!(run("dms1", sub(1)).await, 200);
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["DEFAULT", "https://r/d", "urn:oma:mo:mms:1.0"])
+        )
+        .await,
+        200
+    );
+    assert_eq!(run("dms1", sub(2)).await, 503);
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["DEFAULT", "https://r/d", "urn:oma:mo:other:1.0"])
+        )
+        .await,
+        503
+    );
+    // Renewing what it holds is not one more.
+    assert_eq!(run("dms1", sub(1)).await, 200);
+    assert_eq!(
+        run(
+            "dms1",
+            json!(["DEFAULT", "https://r/e", "urn:oma:mo:mms:1.0"])
+        )
+        .await,
+        200
+    );
+    assert_eq!(w.store.subscriptions().unwrap().len(), 1);
+    // Another server's count is its own.
+    assert_eq!(
+        run(
+            "dms2",
+            json!(["SUB", "https://r/a", "urn:oma:mo:moid:1.0/right/"])
+        )
+        .await,
+        403,
+        "refused for its rights, not for dms1's registrations"
     );
 }
 

@@ -110,6 +110,20 @@ fn as_pem(bytes: Vec<u8>, label: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A server's `Name` as it may be shown to a person (SHOW prompts, desktop notifications,
+/// `omadmctl`): a server sets it, so control characters (terminal escapes) and bidi
+/// overrides, which could make it pose as something else, are dropped, and it is cut to
+/// 64 characters.
+pub fn display_name(name: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    name.chars()
+        .filter(|&c| !c.is_control() && !bidi(c))
+        .take(64)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 /// Every DMAcc instance with its SrvID, in MIID order.
 fn with_ids(store: &dyn TreeStore) -> Result<Vec<(InstanceKey, String, String)>, StoreError> {
     let mut out = Vec::new();
@@ -191,7 +205,10 @@ fn read(
             moids.push(super::canonical_moid(&m).to_owned());
         }
     }
-    let name = text(store, &key, "Name")?.unwrap_or_else(|| server_id.to_owned());
+    let name = text(store, &key, "Name")
+        .map(|n| n.map(|n| display_name(&n)))?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| server_id.to_owned());
     Ok(Some(Account {
         key,
         server_id: server_id.to_owned(),
@@ -350,6 +367,20 @@ mod tests {
         assert_eq!(load(&s, "nobody").unwrap(), None);
         let ids: Vec<String> = all(&s).unwrap().into_iter().map(|a| a.server_id).collect();
         assert_eq!(ids, ["dms2", "dms1"], "MIID order");
+    }
+
+    #[test]
+    fn display_names_cannot_carry_escapes() {
+        let table = [
+            ("IT Dept", "IT Dept"),
+            ("\x1b]52;c;ZXZpbA==\x07IT Dept", "]52;c;ZXZpbA==IT Dept"),
+            ("\u{202E}tpeD TI", "tpeD TI"),
+            ("  a\nb  ", "ab"),
+        ];
+        for (raw, want) in table {
+            assert_eq!(display_name(raw), want, "{raw:?}");
+        }
+        assert_eq!(display_name(&"x".repeat(100)).len(), 64);
     }
 
     #[test]

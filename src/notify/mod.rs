@@ -10,17 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::mo::account::Directory;
 use crate::protocol::package0::{self, Notification};
+use crate::protocol::wap::WapError;
 use crate::tree::{StoreError, TreeStore};
-
-/// WSP PDU type of a Push (WAP-230 §8.2.1).
-const WSP_PUSH: u8 = 0x06;
-/// Content type `application/vnd.syncml.dm.notification` as a WSP short integer
-/// (well-known value 0x58, TS App. E.1).
-const CT_DM_NOTIFICATION: u8 = 0x58 | 0x80;
-/// The X-WAP-Application-Id header field (0x2F) as a short integer.
-const HDR_APPLICATION_ID: u8 = 0x2F | 0x80;
-/// Application ID 0x07 (`x-wap-application:syncml.dm`) as a short integer.
-const APP_SYNCML_DM: u8 = 0x07 | 0x80;
 
 /// Why a datagram was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,69 +76,15 @@ pub struct Policy {
     pub remember_secs: i64,
 }
 
-/// The Package#0 inside a datagram: the datagram itself, or the body of a connectionless
-/// WAP Push (WSP) whose content type is `application/vnd.syncml.dm.notification` and
-/// whose application ID, if given, is 0x07 (TS App. E.1).
-pub fn unwrap(datagram: &[u8]) -> Result<&[u8], Dropped> {
-    // A bare Package#0 has VER=2 in the high nibble and reserved bits zero, so its second
-    // byte is 0x00 or 0x80; a WSP push has the PDU type 0x06 there.
-    if datagram.get(1) != Some(&WSP_PUSH) {
-        return Ok(datagram);
-    }
-    let bad = |what: &str| Dropped::Malformed(format!("WAP Push: {what}"));
-    // TID, PDU type, HeadersLen (uintvar), then Content-Type and headers, then the body.
-    let mut at = 2;
-    let mut headers_len: usize = 0;
-    loop {
-        let b = *datagram
-            .get(at)
-            .ok_or_else(|| bad("truncated header length"))?;
-        at += 1;
-        headers_len = headers_len
-            .checked_mul(128)
-            .ok_or_else(|| bad("header length overflows"))?
-            | usize::from(b & 0x7F);
-        if b & 0x80 == 0 {
-            break;
-        }
-        if at > 7 {
-            return Err(bad("header length too long"));
-        }
-    }
-    let headers = datagram
-        .get(at..at + headers_len)
-        .ok_or_else(|| bad("headers past the end"))?;
-    let body = &datagram[at + headers_len..];
-    let (&ct, rest) = headers
-        .split_first()
-        .ok_or_else(|| bad("no content type"))?;
-    let text_ct = b"application/vnd.syncml.dm.notification\0";
-    let rest = if ct == CT_DM_NOTIFICATION {
-        rest
-    } else if headers.starts_with(text_ct) {
-        &headers[text_ct.len()..]
-    } else {
-        return Err(Dropped::NotForUs(format!("content type {ct:#04x}")));
-    };
-    // X-WAP-Application-Id, if present, must be the DM application.
-    if let Some(i) = rest.iter().position(|&b| b == HDR_APPLICATION_ID)
-        && rest.get(i + 1) != Some(&APP_SYNCML_DM)
-    {
-        return Err(Dropped::NotForUs(format!(
-            "application id {:?}",
-            rest.get(i + 1)
-        )));
-    }
-    Ok(body)
-}
+pub use crate::protocol::wap::wrap;
 
-/// Wraps a Package#0 in a connectionless WAP Push (for test servers and bridges).
-pub fn wrap(package0: &[u8], tid: u8) -> Vec<u8> {
-    let headers = [CT_DM_NOTIFICATION, HDR_APPLICATION_ID, APP_SYNCML_DM];
-    let mut out = vec![tid, WSP_PUSH, headers.len() as u8];
-    out.extend_from_slice(&headers);
-    out.extend_from_slice(package0);
-    out
+/// The Package#0 inside a datagram: the datagram itself, or the body of a connectionless
+/// WAP Push for DM (TS App. E.1; [`crate::protocol::wap::unwrap`]).
+pub fn unwrap(datagram: &[u8]) -> Result<&[u8], Dropped> {
+    crate::protocol::wap::unwrap(datagram).map_err(|e| match e {
+        WapError::Malformed(why) => Dropped::Malformed(format!("WAP Push: {why}")),
+        WapError::NotForUs(why) => Dropped::NotForUs(why),
+    })
 }
 
 /// A notification to make up, for testing a device or a bridge (`omadmctl notify
@@ -249,12 +186,18 @@ pub fn check(
     policy: Policy,
 ) -> Result<Accepted, Dropped> {
     let a = verify(store, accounts, datagram, policy)?;
-    if let Some(id) = a.notification_id
-        && !store.note_notification(&a.server_id, id, policy.remember_secs)?
-    {
-        return Err(Dropped::Duplicate(id));
-    }
+    remember(store, &a, policy)?;
     Ok(a)
+}
+
+/// Remembers a notification's NOTIFICATION-ID; a repeat is a duplicate.
+fn remember(store: &dyn TreeStore, a: &Accepted, policy: Policy) -> Result<(), Dropped> {
+    match a.notification_id {
+        Some(id) if !store.note_notification(&a.server_id, id, policy.remember_secs)? => {
+            Err(Dropped::Duplicate(id))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What stands between a notification and a session: the account directory, and the
@@ -280,16 +223,17 @@ impl Gate {
         }
     }
 
-    /// Checks a notification from any transport ([`check`]: a replay is reported as a
-    /// duplicate) and admits it when its server's last notification-triggered session is
-    /// at least the interval ago.
+    /// Checks a notification from any transport as [`check`] does, admitting it only when
+    /// its server's last notification-triggered session is at least the interval ago. The
+    /// spacing is checked before the NOTIFICATION-ID is remembered, so a notification
+    /// refused as too soon may be sent again later.
     pub fn admit(
         &self,
         store: &dyn TreeStore,
         datagram: &[u8],
         policy: Policy,
     ) -> Result<Accepted, Dropped> {
-        let a = check(store, &self.accounts, datagram, policy)?;
+        let a = verify(store, &self.accounts, datagram, policy)?;
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = last.get(&a.server_id)
@@ -301,6 +245,7 @@ impl Gate {
                 wait_secs: wait.as_secs().max(1),
             });
         }
+        remember(store, &a, policy)?;
         last.insert(a.server_id.clone(), now);
         Ok(a)
     }

@@ -66,7 +66,10 @@ pub enum Class {
     Unspecified,
     /// 224.0.0.0/4, 255.255.255.255, ff00::/8.
     Multicast,
-    /// RFC 1918, 100.64.0.0/10 (shared address space), fc00::/7.
+    /// 240.0.0.0/4 (reserved; nothing a server's URL should reach).
+    Reserved,
+    /// RFC 1918, 100.64.0.0/10 (shared address space), 198.18.0.0/15 (benchmarking
+    /// networks, used inside labs), fc00::/7.
     Private,
     /// Anything else.
     Public,
@@ -83,19 +86,53 @@ impl Class {
             Class::Unspecified
         } else if ip.is_multicast() || ip.is_broadcast() {
             Class::Multicast
-        } else if ip.is_private() || (o[0] == 100 && (o[1] & 0xC0) == 64) {
+        } else if o[0] >= 240 {
+            Class::Reserved
+        } else if ip.is_private()
+            || (o[0] == 100 && (o[1] & 0xC0) == 64)
+            || (o[0] == 198 && (o[1] & 0xFE) == 18)
+        {
             Class::Private
         } else {
             Class::Public
         }
     }
 
-    /// The class of an address; IPv4-mapped IPv6 addresses are classed as their IPv4.
+    /// The IPv4 address an IPv6 address carries by a translation or tunnelling scheme, so
+    /// that it is classed as where it leads: IPv4-mapped (`::ffff:a.b.c.d`), SIIT
+    /// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`,
+    /// `64:ff9b:1::/48`) and 6to4 (`2002:AABB:CCDD::/48`).
+    fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<Ipv4Addr> {
+        let s = v6.segments();
+        let last = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            Some(v4)
+        } else if s[..4] == [0, 0, 0, 0] && s[4] == 0xFFFF && s[5] == 0 {
+            Some(last)
+        } else if s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1) {
+            // ::a.b.c.d, but not :: nor ::1.
+            Some(last)
+        } else if s[0] == 0x64 && s[1] == 0xFF9B && (s[2..6] == [0; 4] || s[2] == 1) {
+            Some(last)
+        } else if s[0] == 0x2002 {
+            Some(Ipv4Addr::new(
+                (s[1] >> 8) as u8,
+                s[1] as u8,
+                (s[2] >> 8) as u8,
+                s[2] as u8,
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The class of an address; an IPv6 address carrying an IPv4 one (see
+    /// `embedded_v4`) is classed as that IPv4 address.
     pub fn of(ip: IpAddr) -> Class {
         match ip {
             IpAddr::V4(v4) => Class::of_v4(v4),
             IpAddr::V6(v6) => {
-                if let Some(v4) = v6.to_ipv4_mapped() {
+                if let Some(v4) = Class::embedded_v4(v6) {
                     return Class::of_v4(v4);
                 }
                 let first = v6.segments()[0];
@@ -238,6 +275,21 @@ mod tests {
             ("fc00::1", Class::Private),
             ("fd12:3456::1", Class::Private),
             ("::ffff:10.0.0.1", Class::Private),
+            // IPv6 forms that lead to an IPv4 address are classed as it.
+            ("::ffff:0:127.0.0.1", Class::Loopback),
+            ("::127.0.0.1", Class::Loopback),
+            ("::7f00:1", Class::Loopback),
+            ("64:ff9b::a00:1", Class::Private),
+            ("64:ff9b::a9fe:a9fe", Class::LinkLocal),
+            ("64:ff9b:1::7f00:1", Class::Loopback),
+            ("2002:7f00:1::", Class::Loopback),
+            ("2002:a9fe:a9fe::1", Class::LinkLocal),
+            ("64:ff9b::808:808", Class::Public),
+            ("2002:808:808::1", Class::Public),
+            ("198.18.0.1", Class::Private),
+            ("198.19.255.254", Class::Private),
+            ("240.0.0.1", Class::Reserved),
+            ("255.255.255.254", Class::Reserved),
             ("172.32.0.1", Class::Public),
             ("100.128.0.1", Class::Public),
             ("8.8.8.8", Class::Public),

@@ -575,10 +575,13 @@ pub trait TreeStore: fmt::Debug {
     fn interrupt_running(&self) -> Result<usize, StoreError>;
     /// The most recent sessions (at most [`HISTORY_KEEP`]), newest first.
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
-    /// What the instances made by `creator` (`serverid:<SrvID>`), other than those of
-    /// `except_moid`, hold: their number and the bytes of their values (as
-    /// [`Value::size`] counts them), for per-server quotas.
-    fn usage(&self, creator: &str, except_moid: &str) -> Result<Usage, StoreError>;
+    /// What the instances made by `creator` (`serverid:<SrvID>`) hold: their number and
+    /// the bytes of their values (as [`Value::size`] counts them), for per-server quotas.
+    fn usage(&self, creator: &str) -> Result<Usage, StoreError>;
+    /// The bytes of one instance's values, counted as [`TreeStore::usage`] counts them.
+    fn instance_bytes(&self, key: &InstanceKey) -> Result<u64, StoreError>;
+    /// How many subscriptions and DEFAULT registrations a server holds.
+    fn registrations(&self, server_id: &str) -> Result<u64, StoreError>;
     /// The most recent session with one server.
     fn last_session(&self, server_id: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Where configuration for a MOID comes from: (server id, ServerURI).

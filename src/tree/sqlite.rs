@@ -40,6 +40,11 @@ pub struct SqliteStore {
     generation: AtomicU64,
 }
 
+/// A node value's size as `Value::size` counts it: bool 1, numbers 4, text and blobs
+/// their bytes (for quotas).
+const VALUE_SIZE: &str = "CASE WHEN n.value IS NULL THEN 0 WHEN n.format = 'bool' THEN 1 \
+     WHEN typeof(n.value) IN ('integer', 'real') THEN 4 ELSE length(CAST(n.value AS BLOB)) END";
+
 const NODE_COLUMNS: &str = "path, format, mime, permanent, access, secret, value";
 
 const PENDING_COLUMNS: &str = "token, server_id, client_uri, report_to, handler";
@@ -950,19 +955,15 @@ impl TreeStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn usage(&self, creator: &str, except_moid: &str) -> Result<Usage, StoreError> {
-        // Sizes as Value::size counts them: bool 1, numbers 4, text and blobs their bytes.
+    fn usage(&self, creator: &str) -> Result<Usage, StoreError> {
         Ok(self.lock().query_row(
-            "SELECT COUNT(*),
-                    (SELECT COALESCE(SUM(CASE
-                        WHEN n.value IS NULL THEN 0
-                        WHEN n.format = 'bool' THEN 1
-                        WHEN typeof(n.value) IN ('integer', 'real') THEN 4
-                        ELSE length(CAST(n.value AS BLOB)) END), 0)
-                     FROM node n WHERE n.instance_id IN
-                        (SELECT id FROM instance WHERE creator = ?1 AND moid <> ?2))
-             FROM instance WHERE creator = ?1 AND moid <> ?2",
-            [creator, except_moid],
+            &format!(
+                "SELECT COUNT(*),
+                        (SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n WHERE n.instance_id IN
+                            (SELECT id FROM instance WHERE creator = ?1))
+                 FROM instance WHERE creator = ?1"
+            ),
+            [creator],
             |r| {
                 Ok(Usage {
                     instances: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
@@ -970,6 +971,28 @@ impl TreeStore for SqliteStore {
                 })
             },
         )?)
+    }
+
+    fn instance_bytes(&self, key: &InstanceKey) -> Result<u64, StoreError> {
+        let bytes: i64 = self.lock().query_row(
+            &format!(
+                "SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n
+                 WHERE n.instance_id = (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2)"
+            ),
+            [&key.moid, &key.miid],
+            |r| r.get(0),
+        )?;
+        Ok(bytes.try_into().unwrap_or(0))
+    }
+
+    fn registrations(&self, server_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.lock().query_row(
+            "SELECT (SELECT COUNT(*) FROM subscription WHERE server_id = ?1)
+                  + (SELECT COUNT(*) FROM default_source WHERE server_id = ?1)",
+            [server_id],
+            |r| r.get(0),
+        )?;
+        Ok(n.try_into().unwrap_or(0))
     }
 
     fn last_session(&self, server_id: &str) -> Result<Option<SessionRecord>, StoreError> {
