@@ -66,7 +66,22 @@ impl Default for Limits {
     }
 }
 
-/// Decodes a document.
+/// Decodes a document: an array of items, or a single item object.
+///
+/// The DCMO data of TS App. I.2, which a server offers for HGET:
+///
+/// ```
+/// use omadm_proto::dmmo::{DataNode, Limits, decode};
+///
+/// let doc = br#"[{"DDF":"http://www.vendor.com/DDF/dcmo1.0.ddf",
+///   "ClientURI":"urn:oma:mo:oma-dcmo:1.0//",
+///   "MOData":{"usb":{"Property":"USB","Group":"I/O","Description":"USB Control",
+///   "Enabled":"true"}}}]"#;
+/// let items = decode(doc, Limits::default()).unwrap();
+/// assert_eq!(items[0].name, "usb");
+/// assert_eq!(items[0].client_uri, "urn:oma:mo:oma-dcmo:1.0//");
+/// assert!(matches!(&items[0].data, DataNode::Interior(children) if children.len() == 4));
+/// ```
 pub fn decode(bytes: &[u8], limits: Limits) -> Result<Vec<MoItem>, DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::new(

@@ -1,5 +1,60 @@
-//! The DM 2.0 wire formats as pure codecs: bytes in, typed data out, and back. No I/O, no
-//! async, no tree access; limits come in as arguments.
+//! The OMA DM 2.0 wire formats (OMA-TS-DM_Protocol-V2_0) as pure codecs: bytes in, typed
+//! data out, and back. No I/O, no async, no storage; limits come in as arguments. Enough to
+//! write a DM 2.0 client or server in Rust:
+//!
+//! - [`package0`]: the binary DM Notification, with its SHA256-DIGEST; [`wap`]: its
+//!   connectionless WAP Push framing (TS §7.1.1, App. E).
+//! - [`packages`]: Package#1, #2, #3 in JSON, Generic Alerts, and the multipart Package#3
+//!   carrying GET results (TS §7.2.1, App. F).
+//! - [`dmmo`]: `application/dmmo+json`, MO data (TS §7.2.1.4).
+//! - [`uri`]: ClientURI parsing and display, ServerURI `[DevID]` substitution (TS §6).
+//! - [`sc`]: the status codes (TS App. C).
+//!
+//! A server sends a Package#2 (here, the commands of the TS's §7.2.1.2 example); a client
+//! decodes it:
+//!
+//! ```
+//! use omadm_proto::packages::{Command, P2Limits, decode_package2};
+//!
+//! let p2 = br#"{"CMD": [
+//!     ["HPOST", "https://DMcontent.DMserver.operator.com/[DevID]",
+//!      "urn:oma:mo:oma-dm-devinfo:1.0//", "urn:oma:mo:oma-sessioninfomo:1.0//"],
+//!     ["HGET", "https://DMcontent.DMserver.operator.com/new_mo"],
+//!     ["GET", "urn:oma:mo:oma-sessioninfomo:1.0//CBT"]]}"#;
+//! let limits = P2Limits { max_bytes: 1 << 20, max_commands: 100 };
+//! let cmds = decode_package2(p2, limits).unwrap();
+//! assert_eq!(cmds.len(), 3);
+//! assert!(matches!(&cmds[2], Command::Get { client_uri } if client_uri.ends_with("//CBT")));
+//! ```
+//!
+//! A ClientURI from the TS's §6.1.3 examples, an x-name chosen by a node value:
+//!
+//! ```
+//! use omadm_proto::uri::{ClientUri, InstanceSel};
+//!
+//! let u = ClientUri::parse("urn:oma:mo:moid:1.0/(x)/Data/1/Value?nv=(x)/ID:GPS").unwrap();
+//! assert_eq!(u.moid, "urn:oma:mo:moid:1.0");
+//! assert_eq!(u.instance, InstanceSel::XName('x'));
+//! assert_eq!(u.nv_for('x').count(), 1);
+//! ```
+//!
+//! A notification, signed with the account's secret and checked on arrival:
+//!
+//! ```
+//! use omadm_proto::package0::{Notification, decode, encode_signed, verify};
+//!
+//! let n = Notification {
+//!     server_id: Some("dms1".into()),
+//!     notification_id: Some(7),
+//!     req_mos: true,
+//!     ..Default::default()
+//! };
+//! let bytes = encode_signed(&n, b"server-secret", b"auth-data").unwrap();
+//! let got = decode(&bytes).unwrap();
+//! assert_eq!(got.server_id.as_deref(), Some("dms1"));
+//! assert!(verify(&bytes, &got, b"server-secret", b"auth-data"));
+//! assert!(!verify(&bytes, &got, b"another-secret", b"auth-data"));
+//! ```
 
 pub mod dmmo;
 pub mod package0;

@@ -591,6 +591,22 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Splits a multipart Package#3 (servers, tests) into its JSON and its parts.
+///
+/// The GET results of TS App. F: a DevID leaf as `text/plain` for the command at index 0:
+///
+/// ```
+/// use omadm_proto::packages::decode_package3_http;
+///
+/// let body = "--simple_boundary\r\nContent-Disposition: form-data\r\n\
+/// Content-Type: application/vnd.oma.dm.response+json\r\n\r\n{\"Status\": [200]}\r\n\
+/// --simple_boundary\r\nContent-Disposition: form-data; name=\"0\"\r\n\
+/// Content-Type: text/plain\r\n\r\nIMEI:493005100592800\r\n--simple_boundary--\r\n";
+/// let (p3, parts) =
+///     decode_package3_http("multipart/form-data; boundary=simple_boundary", body.as_bytes())
+///         .unwrap();
+/// assert_eq!(p3.status[0].sc, 200);
+/// assert_eq!((parts[0].index, parts[0].body.as_slice()), (0, &b"IMEI:493005100592800"[..]));
+/// ```
 pub fn decode_package3_http(
     content_type: &str,
     body: &[u8],
