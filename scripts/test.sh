@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --locked --workspace --all-targets "$@"
+# The examples in the rustdoc of the crates (omadm-proto's are the TS's own).
+cargo test --locked --workspace --doc

@@ -4,6 +4,7 @@
 // Test helpers panic on failure by design: a panic is a failed test.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod architecture;
 mod common;
 mod crash;
 mod daemon;
