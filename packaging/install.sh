@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs omadmd's files under $DESTDIR (default: /), the layout the Debian package and
-# the RPM spec use. Build first: cargo build --release --locked.
+# the RPM spec use. Build first: cargo build --release --locked --workspace --bins.
 #   DESTDIR=/tmp/root packaging/install.sh [TARGET_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

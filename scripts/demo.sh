@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --locked --quiet --bins
+cargo build --locked --quiet --workspace --bins
 
 root=$(mktemp -d)
 pids=()

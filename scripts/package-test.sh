@@ -12,7 +12,9 @@ fi
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
 command -v lintian >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null; }
 
-deb=$(cargo deb --locked 2>&1 | tail -n 1)
+# The test server is its own workspace package: build every binary, then package them.
+cargo build --release --locked --workspace --bins
+deb=$(cargo deb --locked --no-build 2>&1 | tail -n 1)
 [ -f "$deb" ] || { echo "package-test: cargo deb did not say where the package is: $deb" >&2; exit 1; }
 echo "== built $deb"
 

@@ -20,6 +20,5 @@ pub mod ports;
 pub use omadm_proto as protocol;
 pub mod scheduler;
 pub mod session;
-pub mod testserver;
 pub mod transport;
 pub mod tree;

@@ -13,8 +13,8 @@ pub fn start_testserver(script: serde_json::Value) -> String {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let script: omadmd::testserver::Script = serde_json::from_value(script).expect("script");
-    let opts = omadmd::testserver::Options {
+    let script: omadm_testserver::Script = serde_json::from_value(script).expect("script");
+    let opts = omadm_testserver::Options {
         listen: format!("127.0.0.1:{port}").parse().expect("addr"),
         tls: false,
         ca_out: None,
@@ -27,7 +27,7 @@ pub fn start_testserver(script: serde_json::Value) -> String {
             .enable_all()
             .build()
             .expect("runtime");
-        let _ = rt.block_on(omadmd::testserver::serve(script, opts));
+        let _ = rt.block_on(omadm_testserver::serve(script, opts));
     });
     std::thread::sleep(Duration::from_millis(200));
     format!("http://127.0.0.1:{port}")

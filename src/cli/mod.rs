@@ -3,7 +3,6 @@
 
 pub mod agent;
 pub mod ctl;
-pub mod testserver;
 
 use std::path::PathBuf;
 

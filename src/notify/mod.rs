@@ -76,8 +76,6 @@ pub struct Policy {
     pub remember_secs: i64,
 }
 
-pub use crate::protocol::wap::wrap;
-
 /// The Package#0 inside a datagram: the datagram itself, or the body of a connectionless
 /// WAP Push for DM (TS App. E.1; [`crate::protocol::wap::unwrap`]).
 pub fn unwrap(datagram: &[u8]) -> Result<&[u8], Dropped> {
@@ -87,38 +85,11 @@ pub fn unwrap(datagram: &[u8]) -> Result<&[u8], Dropped> {
     })
 }
 
-/// A notification to make up, for testing a device or a bridge (`omadmctl notify
-/// --server`, `omadm-testserver --notify`).
-#[derive(Debug, Clone, Default)]
-pub struct Compose {
-    /// SERVER-ID.
-    pub server_id: String,
-    /// NOTIFICATION-ID.
-    pub notification_id: Option<u16>,
-    /// REQ-MOS.
-    pub req_mos: bool,
-    /// The account's notification secret (`Auth/Noti/Secret`); unsigned without one.
-    pub secret: Option<Vec<u8>>,
-    /// The account's notification auth-data (`Auth/Noti/Data`).
-    pub auth_data: Vec<u8>,
-    /// Wrap it in a connectionless WAP Push.
-    pub wap: bool,
-}
+pub use crate::protocol::package0::Compose;
 
 /// Encodes a [`Compose`], timestamped now and signed when it has a secret (TS §5.2.1.2).
 pub fn compose(c: &Compose) -> Result<Vec<u8>, crate::protocol::DecodeError> {
-    let n = Notification {
-        server_id: Some(c.server_id.clone()),
-        notification_id: c.notification_id,
-        timestamp: Some(now_secs()),
-        req_mos: c.req_mos,
-        ..Default::default()
-    };
-    let bytes = match &c.secret {
-        Some(secret) => package0::encode_signed(&n, secret, &c.auth_data)?,
-        None => package0::encode(&n)?,
-    };
-    Ok(if c.wap { wrap(&bytes, 1) } else { bytes })
+    package0::compose(c, now_secs())
 }
 
 fn now_secs() -> u64 {

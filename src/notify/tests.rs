@@ -7,6 +7,7 @@ use super::*;
 use crate::mo::Registry;
 use crate::mo::bootstrap::{BootstrapLimits, apply_document};
 use crate::protocol::package0::{Notification, encode, encode_signed};
+use crate::protocol::wap::wrap;
 use crate::tree::{OpenMode, SqliteStore};
 
 const POLICY: Policy = Policy {

@@ -12,8 +12,25 @@ use nix::unistd::Pid;
 
 /// Path of the daemon binary cargo built for these tests.
 pub const OMADMD: &str = env!("CARGO_BIN_EXE_omadmd");
-/// Path of the test server binary.
-pub const TESTSERVER: &str = env!("CARGO_BIN_EXE_omadm-testserver");
+/// Path of the test server binary: another package of the workspace
+/// (`crates/omadm-testserver`), built beside this test's own binaries by `cargo test
+/// --workspace` (scripts/test.sh), whose integration tests make cargo build it.
+pub fn testserver() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/it-<hash> → target/<profile>/omadm-testserver
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("omadm-testserver");
+    assert!(
+        bin.exists(),
+        "{} is not built: run the tests with `cargo test --workspace` (scripts/test.sh), \
+         or `cargo build -p omadm-testserver` first",
+        bin.display()
+    );
+    bin
+}
 
 /// A private `dbus-daemon` (system-style, everything allowed); killed when dropped.
 pub struct PrivateBus {
@@ -103,7 +120,7 @@ impl TestServer {
         std::fs::write(&script_path, script.to_string()).unwrap();
         let record = dir.path().join("record.jsonl");
         let ca = dir.path().join("ca.pem");
-        let mut cmd = Command::new(TESTSERVER);
+        let mut cmd = Command::new(testserver());
         cmd.arg("--script")
             .arg(&script_path)
             .arg("--record")

@@ -44,7 +44,7 @@ fn expected() -> BTreeMap<PathBuf, Vec<u8>> {
     man_pages(omadmd::cli::Cli::command(), "8", &mut out);
     man_pages(omadmd::cli::ctl::Cli::command(), "1", &mut out);
     man_pages(omadmd::cli::agent::Cli::command(), "1", &mut out);
-    man_pages(omadmd::cli::testserver::Cli::command(), "1", &mut out);
+    man_pages(omadm_testserver::cli::Cli::command(), "1", &mut out);
     for (shell, file) in [
         (Shell::Bash, "completions/omadmctl.bash"),
         (Shell::Zsh, "completions/_omadmctl"),

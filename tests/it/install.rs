@@ -161,7 +161,7 @@ fn the_daemon_takes_its_notification_socket_from_systemd() {
     let mut d = crate::common::Daemon::spawn_cmd(cmd);
     // The first datagram starts the daemon, which reads it from the socket it was given.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = Command::new(crate::common::TESTSERVER)
+    let out = Command::new(crate::common::testserver())
         .args([
             "--notify",
             &listen,

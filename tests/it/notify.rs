@@ -6,14 +6,14 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{Root, TESTSERVER, TestServer};
+use crate::common::{Root, TestServer, testserver};
 
 /// The demo account's notification credentials (examples/demo/bootstrap.d).
 const SECRET: &str = "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0";
 const DATA: &str = "ZGVtby1hdXRoLWRhdGE=";
 
 fn send(to: &str, id: u16, secret: &str, extra: &[&str]) {
-    let out = Command::new(TESTSERVER)
+    let out = Command::new(testserver())
         .args([
             "--notify",
             to,

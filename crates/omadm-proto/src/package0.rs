@@ -221,6 +221,55 @@ pub fn encode(n: &Notification) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
+/// A notification to make up, for testing a device or a bridge.
+#[derive(Debug, Clone, Default)]
+pub struct Compose {
+    /// SERVER-ID.
+    pub server_id: String,
+    /// NOTIFICATION-ID.
+    pub notification_id: Option<u16>,
+    /// REQ-MOS.
+    pub req_mos: bool,
+    /// The account's notification secret (`Auth/Noti/Secret`); unsigned without one.
+    pub secret: Option<Vec<u8>>,
+    /// The account's notification auth-data (`Auth/Noti/Data`).
+    pub auth_data: Vec<u8>,
+    /// Wrap it in a connectionless WAP Push (TS App. E.1).
+    pub wap: bool,
+}
+
+/// Encodes a [`Compose`] with TIMESTAMP `timestamp` (seconds since the epoch), signed
+/// when it has a secret (TS §5.2.1.2).
+///
+/// ```
+/// use omadm_proto::package0::{Compose, compose, decode};
+/// use omadm_proto::wap::unwrap;
+///
+/// let c = Compose { server_id: "dms1".into(), notification_id: Some(1), wap: true,
+///     secret: Some(b"s".to_vec()), ..Default::default() };
+/// let datagram = compose(&c, 1_700_000_000).unwrap();
+/// let n = decode(unwrap(&datagram).unwrap()).unwrap();
+/// assert_eq!((n.timestamp, n.digest.is_some()), (Some(1_700_000_000), true));
+/// ```
+pub fn compose(c: &Compose, timestamp: u64) -> Result<Vec<u8>, DecodeError> {
+    let n = Notification {
+        server_id: Some(c.server_id.clone()),
+        notification_id: c.notification_id,
+        timestamp: Some(timestamp),
+        req_mos: c.req_mos,
+        ..Default::default()
+    };
+    let bytes = match &c.secret {
+        Some(secret) => encode_signed(&n, secret, &c.auth_data)?,
+        None => encode(&n)?,
+    };
+    Ok(if c.wap {
+        crate::wap::wrap(&bytes, 1)
+    } else {
+        bytes
+    })
+}
+
 /// `SHA-256(server-secret | message | auth-data)` (TS §5.2.1.2), over `message` as given.
 pub fn compute_digest(secret: &[u8], message: &[u8], auth_data: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();

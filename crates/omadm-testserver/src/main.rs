@@ -5,19 +5,26 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use omadmd::cli::testserver::Cli;
-use omadmd::testserver::{Options, Script, serve};
+use omadm_proto::package0::{Compose, compose};
+use omadm_testserver::cli::Cli;
+use omadm_testserver::{Options, Script, serve};
 
 /// Sends one notification as the options say.
 fn send_notification(cli: &Cli, to: SocketAddr) -> Result<(), String> {
-    let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
-        server_id: cli.server_id.clone().unwrap_or_default(),
-        notification_id: cli.notification_id,
-        req_mos: cli.req_mos,
-        secret: cli.secret.clone().map(|b| b.0),
-        auth_data: cli.auth_data.clone().map(|b| b.0).unwrap_or_default(),
-        wap: cli.wap,
-    })
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let bytes = compose(
+        &Compose {
+            server_id: cli.server_id.clone().unwrap_or_default(),
+            notification_id: cli.notification_id,
+            req_mos: cli.req_mos,
+            secret: cli.secret.clone().map(|b| b.0),
+            auth_data: cli.auth_data.clone().map(|b| b.0).unwrap_or_default(),
+            wap: cli.wap,
+        },
+        now,
+    )
     .map_err(|e| e.to_string())?;
     let socket = std::net::UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
         .map_err(|e| e.to_string())?;

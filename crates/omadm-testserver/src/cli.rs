@@ -46,15 +46,28 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Sending a notification")]
     pub notification_id: Option<u16>,
     /// Sign with this server-secret (base64; the account's Auth/Noti/Secret).
-    #[arg(long, value_name = "B64", value_parser = super::base64_arg, help_heading = "Sending a notification")]
-    pub secret: Option<super::Bytes>,
+    #[arg(long, value_name = "B64", value_parser = base64_arg, help_heading = "Sending a notification")]
+    pub secret: Option<Bytes>,
     /// auth-data for the digest (base64; the account's Auth/Noti/Data).
-    #[arg(long, value_name = "B64", value_parser = super::base64_arg, help_heading = "Sending a notification")]
-    pub auth_data: Option<super::Bytes>,
+    #[arg(long, value_name = "B64", value_parser = base64_arg, help_heading = "Sending a notification")]
+    pub auth_data: Option<Bytes>,
     /// Set REQ-MOS.
     #[arg(long, help_heading = "Sending a notification")]
     pub req_mos: bool,
     /// Send as connectionless WAP Push (WSP) rather than a bare Package#0.
     #[arg(long, help_heading = "Sending a notification")]
     pub wap: bool,
+}
+
+/// Bytes given as base64 on the command line.
+#[derive(Debug, Clone)]
+pub struct Bytes(pub Vec<u8>);
+
+/// Parses a base64 argument (standard alphabet, padded).
+fn base64_arg(s: &str) -> Result<Bytes, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map(Bytes)
+        .map_err(|e| format!("not base64: {e}"))
 }

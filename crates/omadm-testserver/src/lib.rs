@@ -5,6 +5,8 @@
 //! Package#3 gets the session's next Package#2 (END when the script runs out). It records
 //! every package and repository request as JSON lines, serves and accepts MO data under
 //! `/repo/`, and serves a page for SHOW under `/ui`. See docs/testserver.md.
+//!
+//! It depends on the wire formats (`omadm-proto`) and on nothing of the client's.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -22,7 +24,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::protocol::packages::{self, P1_TYPE, P2_TYPE};
+pub mod cli;
+
+use omadm_proto::packages::{self, P1_TYPE, P2_TYPE};
 
 /// A script: the sessions to play, and what the repository holds at start.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -603,7 +607,7 @@ pub fn router(
     verbose: bool,
 ) -> Router {
     let live = Live {
-        nonce: hex::encode(crate::scheduler::jitter_seed().to_be_bytes()),
+        nonce: hex::encode(random_u64().to_be_bytes()),
         repo: script.repository.clone(),
         script,
         base,
@@ -676,4 +680,16 @@ pub async fn serve(script: Script, opts: Options) -> anyhow::Result<()> {
         axum::serve(tokio::net::TcpListener::from_std(listener)?, app).await?;
     }
     Ok(())
+}
+
+/// A random number for nonces: the standard library's per-process random hash keys.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
