@@ -1,0 +1,96 @@
+//! DELETE and EXEC (TS §5.3.4–5, §5.4.1): remove a subtree; carry out a node through its handler, at once or later as a Generic Alert.
+
+use super::*;
+
+impl<P: Ports> Ctx<'_, '_, P> {
+    // ---- DELETE (TS §5.3.4) ----
+
+    pub(super) fn delete(&self, client_uri: &str) -> Res {
+        let loc = self.single(&self.parse(client_uri)?)?;
+        let nodes = self.store().subtree(&loc.key, &loc.path, None)?;
+        let top = nodes.first().ok_or(Fail(sc::NOT_FOUND))?;
+        if !top.props.access.contains(AccessType::DELETE)
+            || nodes.iter().any(|n| n.props.scope == Scope::Permanent)
+        {
+            return Err(Fail(sc::NOT_ALLOWED));
+        }
+        for n in &nodes {
+            self.require(&loc.key, &n.path, Rights::WRITE)?;
+        }
+        let mut ops = vec![TreeOp::DeleteSubtree {
+            key: loc.key.clone(),
+            path: loc.path.clone(),
+        }];
+        if loc.path.is_empty() {
+            // The instance's DACMO entries go with it.
+            for d in self.store().instances(Some(mo::DACMO))? {
+                let dk = InstanceKey::new(mo::DACMO, d.miid);
+                let p = format!("{}/{}", loc.key.moid, loc.key.miid);
+                if self.store().node(&dk, &p)?.is_some() {
+                    ops.push(TreeOp::DeleteSubtree { key: dk, path: p });
+                }
+            }
+        }
+        self.commit(ops, &[(loc.key, loc.path)])?;
+        Ok(Reply::code(sc::OK))
+    }
+
+    // ---- EXEC (TS §5.3.5, §5.4.1) ----
+
+    pub(super) async fn exec(&self, client_uri: &str, server_uri: Option<&str>) -> Res {
+        let loc = self.single(&self.parse(client_uri)?)?;
+        let node = self
+            .store()
+            .node(&loc.key, &loc.path)?
+            .ok_or(Fail(sc::NOT_FOUND))?;
+        if !node.props.access.contains(AccessType::EXEC) {
+            return Err(Fail(sc::NOT_ALLOWED));
+        }
+        self.require(&loc.key, &loc.path, Rights::EXECUTE)?;
+        let report_to = server_uri.map(|s| self.server_url(s)).transpose()?;
+        if let Some(u) = &report_to {
+            self.reachable(u).await?;
+        }
+        let report_to = report_to.map(String::from);
+        let request = ExecRequest {
+            server_id: self.acl.server_id().to_owned(),
+            client_uri: loc.uri(),
+            location: loc,
+            report_to: report_to.clone(),
+        };
+        match self.engine.ports.exec(&request).await {
+            Executed::Done { status, alert } => {
+                let status = if sc::is_valid(status) {
+                    status
+                } else {
+                    sc::INTERNAL_ERROR
+                };
+                let Some(to) = report_to else {
+                    return Ok(Reply::code(status));
+                };
+                // With a ServerURI the result MUST come asynchronously (TS §5.3.5).
+                let alert = alert.unwrap_or_else(|| {
+                    crate::engine::exec_result_alert(&request.client_uri, status)
+                });
+                let payload = serde_json::to_vec(&alert).map_err(|_| Fail(sc::INTERNAL_ERROR))?;
+                self.commit(
+                    vec![TreeOp::Enqueue(Outgoing {
+                        id: 0,
+                        server_id: request.server_id.clone(),
+                        kind: OutgoingKind::Alert,
+                        target: Some(to),
+                        payload,
+                    })],
+                    &[],
+                )?;
+                Ok(Reply::code(sc::ACCEPTED))
+            }
+            Executed::Accepted => Ok(Reply::code(sc::ACCEPTED)),
+            Executed::NoHandler => Err(Fail(sc::NOT_ALLOWED)),
+            Executed::Failed(why) => {
+                tracing::warn!(node = %request.client_uri, why = %why, "EXEC failed");
+                Err(Fail(sc::INTERNAL_ERROR))
+            }
+        }
+    }
+}
