@@ -216,7 +216,8 @@ fn main() {
     let history = median(
         (0..rounds)
             .map(|_| {
-                use omadmd::tree::TreeStore as _;
+                use omadmd::tree::Journal as _;
+
                 let start = Instant::now();
                 let id = prepared
                     .store

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use omadmd::config::{Settings, Sources};
 use omadmd::host::Host;
+use omadmd::tree::Tree as _;
 use omadmd::tree::{
-    AccessType, Format, InstanceKey, Node, NodeProps, OpenMode, Scope, SqliteStore, TreeOp,
-    TreeStore, Value,
+    AccessType, Format, InstanceKey, Node, NodeProps, OpenMode, Scope, SqliteStore, TreeOp, Value,
 };
 
 fn nodes(groups: usize, per: usize) -> Vec<Node> {

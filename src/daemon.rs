@@ -26,7 +26,8 @@ use crate::scheduler::{self, Request};
 use crate::session::{self, SessionOptions};
 use crate::transport::target::{Allowed, TargetPolicy};
 use crate::transport::{Credentials, HttpClient, HttpSettings};
-use crate::tree::{OpenMode, SqliteStore, TreeStore};
+use crate::tree::{Journal as _, Tree as _};
+use crate::tree::{OpenMode, SqliteStore};
 
 /// Everything start-up prepared: the daemon's long-lived state.
 #[derive(Debug)]

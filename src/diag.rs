@@ -8,7 +8,8 @@ use crate::config::Settings;
 use crate::host::Host;
 use crate::mo;
 use crate::protocol::dmmo;
-use crate::tree::{AccessType, InstanceKey, Node, OpenMode, SqliteStore, TreeStore};
+use crate::tree::{AccessType, InstanceKey, Node, OpenMode, SqliteStore};
+use crate::tree::{Journal as _, Tree as _};
 
 /// The whole tree, as a listing or as `application/dmmo+json`.
 pub fn dump_tree(settings: &Settings, json: bool) -> anyhow::Result<String> {

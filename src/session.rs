@@ -274,6 +274,7 @@ mod tests {
     use crate::engine::{Executed, Fetched, Limits, Method, PortError, Sent, Shown};
     use crate::mo::Registry;
     use crate::mo::bootstrap::{BootstrapLimits, apply_document};
+    use crate::tree::{Journal as _, Tree as _};
     use crate::tree::{OpenMode, Outgoing, OutgoingKind, SqliteStore};
 
     /// A server as a script of answers; records every POST.

@@ -11,7 +11,8 @@ use crate::engine::Trigger;
 use crate::protocol::packages::Alert;
 use crate::protocol::uri::redact;
 use crate::scheduler::Request;
-use crate::tree::{Outgoing, OutgoingKind, PendingExec, TreeOp, TreeStore};
+use crate::tree::{Journal as _, Tree as _};
+use crate::tree::{Outgoing, OutgoingKind, PendingExec, TreeOp};
 
 /// A session history row: id, server, trigger, start, end (0: none), outcome, detail,
 /// packages, commands.

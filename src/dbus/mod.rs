@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use zbus::message::Header;
 
-use crate::tree::TreeStore as _;
+use crate::tree::Journal as _;
 
 pub use agents::AgentManager;
 pub use manager::{AccountState, Manager};

@@ -9,7 +9,7 @@ use crate::engine::resolve::{self, ResolveError};
 use crate::mo;
 use crate::protocol::dmmo;
 use crate::protocol::uri::ClientUri;
-use crate::tree::TreeStore;
+use crate::tree::Tree as _;
 
 /// The Tree interface.
 #[derive(Debug)]

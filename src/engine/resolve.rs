@@ -165,6 +165,7 @@ fn nv_holds<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::Tree as _;
     use crate::tree::{AccessType, NodeProps, OpenMode, Scope, SqliteStore, TreeOp, Value};
 
     const MOID: &str = "urn:oma:mo:moid:1.0";

@@ -15,9 +15,9 @@ use crate::mo::{DEVINFO, DMACC};
 use crate::protocol::dmmo;
 use crate::protocol::packages::{P2Limits, decode_package2};
 use crate::tree::{
-    AccessType, Format, InstanceKey, Node, NodeProps, OpenMode, Scope, SqliteStore, TreeOp,
-    TreeStore, Value,
+    AccessType, Format, InstanceKey, Node, NodeProps, OpenMode, Scope, SqliteStore, TreeOp, Value,
 };
+use crate::tree::{Journal as _, Tree as _};
 
 const FIG5: &str = "urn:oma:mo:moid:1.0";
 const TESTMO: &str = "urn:test:mo:dev:1.0";

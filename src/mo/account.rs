@@ -316,6 +316,7 @@ mod tests {
     use super::*;
     use crate::mo::Registry;
     use crate::mo::bootstrap::{BootstrapLimits, apply_document};
+    use crate::tree::Tree as _;
     use crate::tree::{OpenMode, SqliteStore, TreeOp};
 
     fn store(dir: &std::path::Path) -> SqliteStore {

@@ -331,6 +331,7 @@ fn plan_item(
 mod tests {
     use super::*;
     use crate::mo::DEVINFO;
+    use crate::tree::{Journal as _, Tree as _};
     use crate::tree::{OpenMode, SqliteStore, Value};
     use serde_json::json;
 

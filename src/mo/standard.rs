@@ -272,6 +272,7 @@ pub fn overlay_live(key: &InstanceKey, nodes: &mut [Node], host: &Host) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::Tree as _;
     use crate::tree::{OpenMode, SqliteStore};
 
     fn fake_host(dir: &std::path::Path) -> Host {

@@ -5,7 +5,8 @@ use serde_json::json;
 use super::ddf::{self, Occurrence};
 use super::*;
 use crate::protocol::dmmo::{self, Limits};
-use crate::tree::{InstanceKey, OpenMode, SqliteStore, TreeOp, TreeStore};
+use crate::tree::Tree as _;
+use crate::tree::{InstanceKey, OpenMode, SqliteStore, TreeOp};
 
 #[test]
 fn shipped_ddfs_parse_with_the_ts_node_tables() {

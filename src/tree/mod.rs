@@ -507,13 +507,14 @@ pub struct OwedSession {
     pub since: i64,
 }
 
-/// Persistent storage of the management tree. Each method is atomic; `apply` runs a batch
 /// How many sessions the history keeps; older ones are dropped as new ones start, so a
 /// flood of notifications or years of polling cannot grow the database without bound.
 pub const HISTORY_KEEP: u32 = 1000;
 
-/// in one transaction. Reads and writes scale with the subtree touched, not the tree.
-pub trait TreeStore: fmt::Debug {
+/// The management tree: MO instances and their nodes. Each method is atomic; `apply` runs a
+/// batch in one transaction (its journal entries with it). Reads and writes scale with the
+/// subtree touched, not the tree.
+pub trait Tree: fmt::Debug {
     /// Every instance, optionally only those of one MOID, ordered by MOID then MIID.
     fn instances(&self, moid: Option<&str>) -> Result<Vec<InstanceInfo>, StoreError>;
     /// One instance.
@@ -535,6 +536,18 @@ pub trait TreeStore: fmt::Debug {
     /// A number, read from memory, that changes after every committed [`TreeStore::apply`]
     /// of this store object: caches of tree data compare it to know when to read again.
     fn generation(&self) -> u64;
+    /// What the instances made by `creator` (`serverid:<SrvID>`) hold: their number and
+    /// the bytes of their values (as [`Value::size`] counts them), for per-server quotas.
+    fn usage(&self, creator: &str) -> Result<Usage, StoreError>;
+    /// The bytes of one instance's values, counted as [`TreeStore::usage`] counts them.
+    fn instance_bytes(&self, key: &InstanceKey) -> Result<u64, StoreError>;
+}
+
+/// The daemon's journal beside the tree: bootstrap records, owed sessions, the outbox,
+/// subscriptions, DEFAULT sources, pending EXECs, seen NOTIFICATION-IDs and the session
+/// history. Written through [`Tree::apply`] batches where a change belongs with a tree
+/// change, and by its own methods otherwise.
+pub trait Journal: fmt::Debug {
     /// The digest recorded for a bootstrap source, if it was applied.
     fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError>;
     /// Sessions owed to servers, oldest first.
@@ -575,11 +588,6 @@ pub trait TreeStore: fmt::Debug {
     fn interrupt_running(&self) -> Result<usize, StoreError>;
     /// The most recent sessions (at most [`HISTORY_KEEP`]), newest first.
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
-    /// What the instances made by `creator` (`serverid:<SrvID>`) hold: their number and
-    /// the bytes of their values (as [`Value::size`] counts them), for per-server quotas.
-    fn usage(&self, creator: &str) -> Result<Usage, StoreError>;
-    /// The bytes of one instance's values, counted as [`TreeStore::usage`] counts them.
-    fn instance_bytes(&self, key: &InstanceKey) -> Result<u64, StoreError>;
     /// How many subscriptions and DEFAULT registrations a server holds.
     fn registrations(&self, server_id: &str) -> Result<u64, StoreError>;
     /// The most recent session with one server.
@@ -587,6 +595,11 @@ pub trait TreeStore: fmt::Debug {
     /// Where configuration for a MOID comes from: (server id, ServerURI).
     fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError>;
 }
+
+/// A whole store: the tree and its journal.
+pub trait TreeStore: Tree + Journal {}
+
+impl<T: Tree + Journal> TreeStore for T {}
 
 /// True when `name` can be stored as a node name.
 ///

@@ -6,9 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use omadmd::tree::Tree as _;
+
 use omadmd::tree::{
-    AccessType, InstanceKey, Node, NodeProps, OpenMode, Scope, SqliteStore, TreeOp, TreeStore,
-    Value,
+    AccessType, InstanceKey, Node, NodeProps, OpenMode, Scope, SqliteStore, TreeOp, Value,
 };
 
 const ENV: &str = "OMADMD_CRASH_DB";

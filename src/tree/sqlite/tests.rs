@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::tree::{
-    AccessType, Format, InstanceKey, Node, NodeProps, Scope, TreeOp, TreeStore, Value,
-};
+use crate::tree::{AccessType, Format, InstanceKey, Node, NodeProps, Scope, TreeOp, Value};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

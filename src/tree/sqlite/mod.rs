@@ -1,0 +1,288 @@
+//! The store on SQLite (rusqlite, bundled): one database file, WAL, every write batch one
+//! transaction, subtrees read and deleted by index range scans on the node path. This file
+//! holds the store and its [`Tree`] side; opening and checking the file (`open.rs`), row
+//! encoding (`rows.rs`), the writer of a batch (`writer.rs`) and the [`Journal`] tables
+//! (`journal.rs`) have files of their own.
+
+mod journal;
+mod open;
+mod rows;
+mod writer;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+
+use super::migrations::{self, APPLICATION_ID, LATEST};
+use super::{
+    AccessType, Format, InstanceInfo, InstanceKey, Journal, Node, NodeProps, Outgoing,
+    OutgoingKind, OwedReason, OwedSession, PendingExec, Scope, SessionRecord, StoreError,
+    Subscription, Tree, TreeOp, Usage, Value, is_node_name, parent_path,
+};
+
+use rows::{NODE_COLUMNS, VALUE_SIZE, cv_string, depth, descendant_range, row_to_node};
+use writer::Writer;
+
+/// How to open the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file if missing (mode 0600) and migrate it to the current schema: the
+    /// daemon's mode.
+    ReadWrite,
+    /// Open an existing, current database without changing anything: diagnostic tools.
+    ReadOnly,
+}
+
+/// The SQLite tree store. The connection sits behind a mutex so the store can be shared;
+/// callers on an async runtime use it from a blocking thread.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    /// Bumped after every committed `apply`, so caches of tree data know when to reread.
+    generation: AtomicU64,
+}
+
+impl SqliteStore {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i32, StoreError> {
+        Ok(self
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (the transaction
+        // rolls back on drop), so a poisoned lock is safe to keep using.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` with commits that reach the WAL but are not fsynced (`synchronous =
+    /// NORMAL`), for the session history: a log whose last rows may be lost on power loss,
+    /// never on a crash of the process, and whose two writes per session would otherwise
+    /// cost two fsyncs (docs/performance.md). The next durable commit syncs them too.
+    fn relaxed<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = f(&conn);
+        // Back to FULL before anything else may write; a failure here is reported.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(result?)
+    }
+}
+
+/// A write a schema trigger refused (migration v7: a second account with one SrvID) is
+/// invalid input, not a database failure.
+fn refused_by_schema(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, msg))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER =>
+        {
+            StoreError::Invalid(msg.unwrap_or_else(|| "refused by a schema rule".into()))
+        }
+        e => e,
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn salt(conn: &Connection) -> Result<String, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'cv_salt'")?
+        .query_row([], |r| r.get(0))?)
+}
+
+impl SqliteStore {
+    fn query_nodes(
+        &self,
+        key: &InstanceKey,
+        sql: &str,
+        extra: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Node>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&key.moid, &key.miid];
+        args.extend_from_slice(extra);
+        let rows = stmt.query_map(args.as_slice(), row_to_node)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+}
+
+impl Tree for SqliteStore {
+    fn instances(&self, moid: Option<&str>) -> Result<Vec<InstanceInfo>, StoreError> {
+        let conn = self.lock();
+        let salt = salt(&conn)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT moid, miid, ddf_url, creator, cv FROM instance
+             WHERE ?1 IS NULL OR moid = ?1 ORDER BY moid, miid",
+        )?;
+        let rows = stmt.query_map([moid], |r| {
+            Ok(InstanceInfo {
+                moid: r.get(0)?,
+                miid: r.get(1)?,
+                ddf_url: r.get(2)?,
+                creator: r.get(3)?,
+                cv: cv_string(&salt, r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn instance(&self, moid: &str, miid: &str) -> Result<Option<InstanceInfo>, StoreError> {
+        let conn = self.lock();
+        let salt = salt(&conn)?;
+        Ok(conn
+            .prepare_cached(
+                "SELECT ddf_url, creator, cv FROM instance WHERE moid = ?1 AND miid = ?2",
+            )?
+            .query_row([moid, miid], |r| {
+                Ok(InstanceInfo {
+                    moid: moid.to_owned(),
+                    miid: miid.to_owned(),
+                    ddf_url: r.get(0)?,
+                    creator: r.get(1)?,
+                    cv: cv_string(&salt, r.get(2)?),
+                })
+            })
+            .optional()?)
+    }
+
+    fn node(&self, key: &InstanceKey, path: &str) -> Result<Option<Node>, StoreError> {
+        Ok(self
+            .query_nodes(
+                key,
+                &format!(
+                    "SELECT {NODE_COLUMNS} FROM node WHERE instance_id =
+                     (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2) AND path = ?3"
+                ),
+                &[&path],
+            )?
+            .pop())
+    }
+
+    fn children(&self, key: &InstanceKey, path: &str) -> Result<Vec<Node>, StoreError> {
+        self.query_nodes(
+            key,
+            &format!(
+                "SELECT {NODE_COLUMNS} FROM node WHERE instance_id =
+                 (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2) AND parent = ?3
+                 ORDER BY path"
+            ),
+            &[&path],
+        )
+    }
+
+    fn subtree(
+        &self,
+        key: &InstanceKey,
+        path: &str,
+        max_depth: Option<u32>,
+    ) -> Result<Vec<Node>, StoreError> {
+        let mut nodes = if path.is_empty() {
+            self.query_nodes(
+                key,
+                &format!(
+                    "SELECT {NODE_COLUMNS} FROM node WHERE instance_id =
+                     (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2) ORDER BY path"
+                ),
+                &[],
+            )?
+        } else {
+            let (lo, hi) = descendant_range(path);
+            self.query_nodes(
+                key,
+                &format!(
+                    "SELECT {NODE_COLUMNS} FROM node WHERE instance_id =
+                     (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2)
+                     AND (path = ?3 OR (path >= ?4 AND path < ?5)) ORDER BY path"
+                ),
+                &[&path, &lo, &hi],
+            )?
+        };
+        if let Some(max) = max_depth {
+            let base = depth(path);
+            nodes.retain(|n| depth(&n.path) - base <= max as usize);
+        }
+        // Sorting by path puts every parent before its children, since a string sorts
+        // before every longer string it is a prefix of.
+        Ok(nodes)
+    }
+
+    fn apply(&self, ops: &[TreeOp]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq: i64 = tx.query_row(
+            "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value",
+            [],
+            |r| r.get(0),
+        )?;
+        let writer = Writer { tx, seq };
+        for op in ops {
+            writer.apply(op).map_err(refused_by_schema)?;
+        }
+        writer.tx.commit()?;
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn usage(&self, creator: &str) -> Result<Usage, StoreError> {
+        Ok(self.lock().query_row(
+            &format!(
+                "SELECT COUNT(*),
+                        (SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n WHERE n.instance_id IN
+                            (SELECT id FROM instance WHERE creator = ?1))
+                 FROM instance WHERE creator = ?1"
+            ),
+            [creator],
+            |r| {
+                Ok(Usage {
+                    instances: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
+                    bytes: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                })
+            },
+        )?)
+    }
+
+    fn instance_bytes(&self, key: &InstanceKey) -> Result<u64, StoreError> {
+        let bytes: i64 = self.lock().query_row(
+            &format!(
+                "SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n
+                 WHERE n.instance_id = (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2)"
+            ),
+            [&key.moid, &key.miid],
+            |r| r.get(0),
+        )?;
+        Ok(bytes.try_into().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests;
