@@ -20,5 +20,6 @@ pub mod ports;
 pub use omadm_proto as protocol;
 pub mod scheduler;
 pub mod session;
+pub mod state;
 pub mod transport;
 pub mod tree;

@@ -22,8 +22,8 @@ pub use manager::{AccountState, Manager};
 pub use polkit::{Action, Caller, authorize, authorize_caller};
 pub use tree::Tree;
 
-use crate::daemon::Prepared;
 use crate::scheduler;
+use crate::state::Prepared;
 
 /// The bus name.
 pub const BUS_NAME: &str = "org.omadm.Client1";

@@ -1,0 +1,79 @@
+//! The D-Bus event glue: what the scheduling loop tells bus peers about sessions.
+
+use std::sync::Arc;
+
+use crate::dbus;
+use crate::engine::Trigger;
+use crate::session;
+
+/// Tells D-Bus peers about sessions: the SessionStarted and SessionFinished signals and
+/// the State and ActiveServer properties.
+#[derive(Debug)]
+pub(super) struct Events {
+    pub(super) bus: Option<zbus::Connection>,
+    pub(super) status: Arc<std::sync::Mutex<(String, String)>>,
+    pub(super) peers: dbus::peers::Peers,
+}
+
+impl Events {
+    fn set(&self, state: &str, server: &str) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) =
+            (state.to_owned(), server.to_owned());
+    }
+
+    async fn manager(&self) -> Option<zbus::object_server::InterfaceRef<dbus::Manager>> {
+        let conn = self.bus.as_ref()?;
+        conn.object_server()
+            .interface::<_, dbus::Manager>(dbus::PATH)
+            .await
+            .ok()
+    }
+
+    async fn properties_changed(&self, iface: &zbus::object_server::InterfaceRef<dbus::Manager>) {
+        let emitter = iface.signal_emitter();
+        let m = iface.get().await;
+        if let Err(e) = m
+            .state_changed(emitter)
+            .await
+            .and(m.active_server_changed(emitter).await)
+        {
+            tracing::warn!(error = %e, "cannot signal property changes");
+        }
+    }
+
+    pub(super) async fn started(&self, server: &str, trigger: Trigger) {
+        self.set("session", server);
+        if let Some(iface) = self.manager().await {
+            let name = session::trigger_name(trigger);
+            if let Err(e) =
+                dbus::Manager::session_started(iface.signal_emitter(), server, &name).await
+            {
+                tracing::warn!(error = %e, "cannot signal SessionStarted");
+            }
+            self.properties_changed(&iface).await;
+        }
+    }
+
+    pub(super) async fn finished(&self, server: &str, report: Option<&session::Report>) {
+        self.set("idle", "");
+        if let Some(iface) = self.manager().await {
+            let (id, outcome, detail) = match report.map(|r| (r.id, &r.finish)) {
+                Some((id, session::Finish::Ended)) => (id, "ended", String::new()),
+                Some((id, session::Finish::Aborted(why))) => (id, "aborted", why.clone()),
+                None => (0, "failed", "the session could not run".to_owned()),
+            };
+            if let Err(e) = dbus::Manager::session_finished(
+                iface.signal_emitter(),
+                id,
+                server,
+                outcome,
+                &detail,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "cannot signal SessionFinished");
+            }
+            self.properties_changed(&iface).await;
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Wiring: opens the store, loads MO definitions, brings the standard MOs and factory
+//! bootstrap up to date (`startup.rs`), tells systemd it is ready, serves D-Bus and the
+//! notification socket, and runs the scheduling loop (`schedule.rs`, `sessions.rs`, with
+//! `events.rs` telling bus peers) until told to stop.
+
+mod events;
+mod schedule;
+mod sessions;
+mod startup;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::dbus;
+use crate::engine::Trigger;
+use crate::host::Host;
+use crate::notify::Policy as NotifyPolicy;
+use crate::notify::listener::Listener;
+use crate::scheduler::{self, Request};
+use crate::tree::{Journal as _, Tree as _};
+use events::Events;
+use schedule::{initial_requests, schedule};
+use sessions::{HttpClients, Runner};
+
+pub use crate::state::Prepared;
+pub use startup::{load_registry, prepare};
+
+/// Runs the daemon until `shutdown` completes.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // First, while no other thread runs: systemd's socket, if it passed one.
+    let listener = match settings.notifications.listen {
+        None => None,
+        Some(addr) => match Listener::open(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                // Sessions still work without notifications: run, and say why they don't.
+                tracing::error!(address = %addr, error = %e, "cannot listen for notifications; running without them");
+                None
+            }
+        },
+    };
+    let prepared = Arc::new(prepare(&settings, Host::default())?);
+    let crashed = prepared.store.interrupt_running()?;
+    if crashed > 0 {
+        tracing::warn!(
+            sessions = crashed,
+            "sessions left running by an earlier stop marked interrupted"
+        );
+    }
+    let (handle, requests) = scheduler::channel();
+    let policy = NotifyPolicy {
+        max_age_secs: settings.notifications.max_age_secs,
+        remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
+    };
+    let status = Arc::new(std::sync::Mutex::new(("idle".to_owned(), String::new())));
+    let peers = dbus::peers::Peers::default();
+    // READY comes after the bus name is owned: serve first.
+    let bus = if settings.dbus.enabled {
+        let shared = dbus::Shared {
+            prepared: prepared.clone(),
+            scheduler: handle.clone(),
+            notify_policy: policy,
+            status: status.clone(),
+            peers: peers.clone(),
+            allow_http_show: settings.sessions.allow_http_show,
+        };
+        let conn = dbus::serve(None, shared).await.with_context(|| {
+            format!(
+                "cannot serve {} on the system bus (is another omadmd running? is the bus up?)",
+                dbus::BUS_NAME
+            )
+        })?;
+        tracing::info!(name = dbus::BUS_NAME, "D-Bus name owned");
+        Some(conn)
+    } else {
+        None
+    };
+    let events = Events { bus, status, peers };
+    let runner = Runner {
+        p: &prepared,
+        settings: &settings,
+        clients: HttpClients::default(),
+        events: &events,
+    };
+    // READY: the database is migrated and the bus name is owned.
+    let instances = prepared.store.instances(None)?;
+    tracing::info!(
+        database = %prepared.store.path().display(),
+        instances = instances.len(),
+        "ready"
+    );
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
+    initial_requests(&prepared, &settings, &handle)?;
+    if let Some(l) = &listener {
+        tracing::info!(address = %l.local_addr()?, socket = l.origin, "listening for notifications");
+    }
+    let notifications = async {
+        match &listener {
+            Some(l) => {
+                l.run(
+                    &prepared.store,
+                    &prepared.gate,
+                    policy,
+                    crate::notify::listener::Rates {
+                        per_source_per_sec: settings.notifications.rate_per_source,
+                        total_per_sec: settings.notifications.rate_total,
+                    },
+                    |a| {
+                        let trigger = Trigger::ServerInitiated {
+                            notification_id: a.notification_id,
+                        };
+                        handle.request(
+                            Some(&a.server_id),
+                            Request {
+                                trigger,
+                                req_mos: a.req_mos,
+                            },
+                        );
+                    },
+                )
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {}
+        () = notifications => {}
+                result = schedule(&runner, &handle, requests) => {
+            if let Err(e) = result {
+                tracing::error!(error = %format!("{e:#}"), "the scheduler stopped");
+            }
+            shutdown.await;
+        }
+    }
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    let interrupted = prepared.store.interrupt_running()?;
+    if interrupted > 0 {
+        tracing::warn!(sessions = interrupted, "session interrupted by the stop");
+    }
+    tracing::info!("stopping");
+    Ok(())
+}
+
+/// Tells systemd about our state; a no-op when not started by systemd.
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Installs SIGTERM and SIGINT handlers now (so a signal arriving at any later moment is
+/// caught) and returns a future that completes on the first of them. Must be called from
+/// within the runtime.
+pub fn termination() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

@@ -1,0 +1,261 @@
+//! Running sessions and subscription deliveries with a server: the engine, its ports and
+//! the HTTP client (kept per server between sessions) put together for each.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::events::Events;
+use crate::config::Settings;
+use crate::engine::{Engine, Limits as EngineLimits, Session};
+use crate::mo::standard;
+use crate::ports::DaemonPorts;
+use crate::protocol::uri::ServerUriValues;
+use crate::scheduler::Request;
+use crate::session::{self, SessionOptions};
+use crate::state::Prepared;
+use crate::transport::target::{Allowed, TargetPolicy};
+use crate::transport::{Credentials, HttpClient, HttpSettings};
+use crate::tree::{Journal as _, SqliteStore, Tree as _};
+
+/// One HTTP client per server, kept between its sessions (its TLS set-up and idle
+/// connections), with the fingerprint of the settings it was built with.
+#[derive(Debug, Default)]
+pub(super) struct HttpClients(std::sync::Mutex<HashMap<String, (u64, HttpClient)>>);
+
+impl HttpClients {
+    /// The HTTP client for a server's next session: the kept one when its settings are
+    /// unchanged, else a new one.
+    fn get(
+        &self,
+        server_id: &str,
+        settings: &HttpSettings,
+        dev_id: &str,
+    ) -> anyhow::Result<HttpClient> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (settings, dev_id).hash(&mut h);
+        let fingerprint = h.finish();
+        let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((f, c)) = clients.get(server_id)
+            && *f == fingerprint
+        {
+            return Ok(c.session());
+        }
+        let client = HttpClient::new(settings, dev_id)?;
+        clients.insert(server_id.to_owned(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+}
+
+/// The DevID the daemon presents (DevInfo's, as stored).
+fn dev_id(store: &SqliteStore) -> anyhow::Result<String> {
+    let key = crate::tree::InstanceKey::new(crate::mo::DEVINFO, standard::DEVINFO_MIID);
+    store
+        .node(&key, "DevID")?
+        .and_then(|n| n.value)
+        .map(|v| v.to_text())
+        .context("DevInfo has no DevID")
+}
+
+type EnginePorts<'a> = (DaemonPorts<'a>, EngineLimits);
+
+/// What sessions with servers need: the daemon's state, the settings, the kept HTTP
+/// clients, and the bus to tell about them.
+#[derive(Debug)]
+pub(super) struct Runner<'a> {
+    pub p: &'a Prepared,
+    pub settings: &'a Settings,
+    pub clients: HttpClients,
+    pub events: &'a Events,
+}
+
+impl<'a> Runner<'a> {
+    /// Runs a session, telling D-Bus peers, and logs a failure to run it; true when it ended
+    /// normally.
+    pub(super) async fn run_logged(&self, server: &str, req: Request, url: Option<&str>) -> bool {
+        self.events.started(server, req.trigger).await;
+        let result = self.session_with(server, req, url).await;
+        let ok = match &result {
+            Ok(report) => report.finish == session::Finish::Ended,
+            Err(e) => {
+                tracing::error!(server = %server, error = %format!("{e:#}"), "session could not run");
+                false
+            }
+        };
+        self.events.finished(server, result.as_ref().ok()).await;
+        ok
+    }
+
+    /// Sends the server's queued subscription deliveries (TS §5.3.11): each is an HPUT of the
+    /// subscribed ClientURI to the subscription's ServerURI, made with the server's current
+    /// rights and data. Several queued changes of one subscription go out once. Returns whether
+    /// nothing remains queued.
+    pub(super) async fn deliver(&self, server_id: &str) -> anyhow::Result<bool> {
+        let p = self.p;
+        use crate::protocol::packages::Command;
+        let queued: Vec<_> = p
+            .store
+            .outbox(server_id)?
+            .into_iter()
+            .filter(|o| o.kind == crate::tree::OutgoingKind::Delivery)
+            .collect();
+        if queued.is_empty() {
+            return Ok(true);
+        }
+        let account = crate::mo::account::load(&p.store, server_id)?
+            .with_context(|| format!("no DM account for server {server_id}"))?;
+        let (engine_parts, values) = self.engine_for(&account)?;
+        let engine = Engine::new(&p.store, &p.registry, &engine_parts.0, engine_parts.1);
+        let mut groups: std::collections::BTreeMap<(String, String), Vec<i64>> =
+            std::collections::BTreeMap::new();
+        for o in &queued {
+            let uri = String::from_utf8_lossy(&o.payload).into_owned();
+            groups
+                .entry((o.target.clone().unwrap_or_default(), uri))
+                .or_default()
+                .push(o.id);
+        }
+        let mut all = true;
+        for ((target, uri), ids) in groups {
+            let mut s = Session {
+                server_id: server_id.to_owned(),
+                uri_values: values.clone(),
+                server_accept: Vec::new(),
+                target: String::new(),
+                allow_http_show: false,
+            };
+            let out = engine
+                .run(
+                    &mut s,
+                    &[Command::Hput {
+                        server_uri: target.clone(),
+                        client_uris: vec![uri.clone()],
+                    }],
+                )
+                .await;
+            let code = out.package3.status.first().map_or(500, |st| st.sc);
+            match code {
+                // Delivered; or nothing left to deliver (the subtree is gone, or the server may
+                // no longer read it).
+                200 | 404 | 403 => {
+                    tracing::info!(server = %server_id, subscription = %uri, to = %crate::protocol::uri::redact(&target), status = code, "subscription delivery done");
+                    p.store.remove_outgoing(&ids)?;
+                }
+                _ => {
+                    tracing::warn!(server = %server_id, subscription = %uri, to = %crate::protocol::uri::redact(&target), status = code, "subscription delivery failed; kept");
+                    all = false;
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// What an engine needs from the settings: ports with a fresh HTTP client (cookies live for
+    /// one session) and limits; and the ServerURI substitution values.
+    fn engine_for(
+        &self,
+        account: &crate::mo::account::Account,
+    ) -> anyhow::Result<(EnginePorts<'a>, ServerUriValues)> {
+        let (p, settings, events) = (self.p, self.settings, self.events);
+        let dev_id = dev_id(&p.store)?;
+        let http_settings = HttpSettings {
+            connect_timeout: Duration::from_secs(settings.http.connect_timeout_secs),
+            read_timeout: Duration::from_secs(settings.http.read_timeout_secs),
+            extra_ca_pem: match &settings.http.ca_file {
+                Some(f) => Some(
+                    std::fs::read(f)
+                        .with_context(|| format!("cannot read CA file {}", f.display()))?,
+                ),
+                None => None,
+            },
+            client_identity_pem: account.client_identity_pem.clone(),
+            max_body: settings.limits.max_package_bytes,
+            targets: TargetPolicy::new(
+                &account.srv_uri,
+                settings.http.allow_private_targets,
+                settings
+                    .http
+                    .allow_targets
+                    .iter()
+                    .filter_map(|t| Allowed::parse(t).ok())
+                    .collect(),
+            ),
+            allow_insecure_auth: settings.http.allow_insecure_auth,
+        };
+        let origin = url::Url::parse(&account.srv_uri)
+            .with_context(|| format!("SrvURI of {} is not a URL", account.server_id))?
+            .origin();
+        let credentials = account
+            .http_auth
+            .clone()
+            .map(|(user, password)| Credentials {
+                user,
+                password,
+                origin,
+            });
+        let http = self
+            .clients
+            .get(&account.server_id, &http_settings, &dev_id)?
+            .with_credentials(credentials);
+        let limits = EngineLimits {
+            max_value_bytes: settings.limits.max_node_value_bytes,
+            max_document_bytes: settings.limits.max_package_bytes,
+            max_nodes: settings.limits.max_nodes_per_document,
+            max_server_bytes: settings.limits.max_server_bytes,
+            max_server_instances: settings.limits.max_server_instances,
+            max_server_registrations: settings.limits.max_server_registrations,
+        };
+        let local = events.bus.as_ref().map(|c| (c, &events.peers));
+        Ok((
+            (
+                DaemonPorts {
+                    http,
+                    store: &p.store,
+                    local,
+                    exec_timeout: Duration::from_secs(settings.sessions.exec_timeout_secs),
+                    show_timeout: Duration::from_secs(settings.sessions.show_timeout_secs),
+                },
+                limits,
+            ),
+            ServerUriValues {
+                dev_id: Some(dev_id),
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// Runs one session with a server.
+    async fn session_with(
+        &self,
+        server_id: &str,
+        req: Request,
+        url: Option<&str>,
+    ) -> anyhow::Result<session::Report> {
+        let (p, settings) = (self.p, self.settings);
+        let account = crate::mo::account::load(&p.store, server_id)?
+            .with_context(|| format!("no DM account for server {server_id}"))?;
+        let ((ports, limits), values) = self.engine_for(&account)?;
+        let engine = Engine::new(&p.store, &p.registry, &ports, limits);
+        let options = SessionOptions {
+            max_package_bytes: settings.limits.max_package_bytes,
+            max_commands: settings.limits.max_commands_per_package,
+            max_packages: settings.sessions.max_packages,
+            allow_http_show: settings.sessions.allow_http_show,
+        };
+        standard::refresh_sessioninfo(&p.store, &p.registry, &p.host)?;
+        Ok(session::run(
+            &p.store,
+            &engine,
+            &ports.http,
+            &account,
+            req.trigger,
+            req.req_mos,
+            &values,
+            options,
+            url,
+        )
+        .await?)
+    }
+}
