@@ -132,32 +132,18 @@ fn main() {
                 inner: &ports.http,
                 posts: RefCell::new(Vec::new()),
             };
+            let plan = session::Plan {
+                account: &account,
+                trigger: Trigger::ClientInitiated,
+                req_mos: false,
+                uri_values: &values,
+                options,
+                url: None,
+            };
             let report = if record {
-                session::run(
-                    &prepared.store,
-                    &engine,
-                    &recording,
-                    &account,
-                    Trigger::ClientInitiated,
-                    false,
-                    &values,
-                    options,
-                    None,
-                )
-                .await
+                session::run(&prepared.store, &engine, &recording, plan).await
             } else {
-                session::run(
-                    &prepared.store,
-                    &engine,
-                    &ports.http,
-                    &account,
-                    Trigger::ClientInitiated,
-                    false,
-                    &values,
-                    options,
-                    None,
-                )
-                .await
+                session::run(&prepared.store, &engine, &ports.http, plan).await
             }
             .expect("session");
             let took = start.elapsed();

@@ -39,10 +39,12 @@ fn peer_gone(error: &zbus::Error) -> bool {
     crate::dbus::no_owner(error) || error.to_string().contains("UnknownObject")
 }
 
-fn token() -> String {
-    let a = crate::scheduler::jitter_seed();
-    let b = crate::scheduler::jitter_seed();
-    format!("{a:016x}{b:016x}")
+/// An EXEC token: 128 bits from the OS, so no other peer can guess one and answer in the
+/// handler's place (the handler's bus name is checked too).
+fn token() -> Result<String, getrandom::Error> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)?;
+    Ok(hex::encode(b))
 }
 
 impl Ports for DaemonPorts<'_> {
@@ -140,9 +142,13 @@ impl Ports for DaemonPorts<'_> {
             tracing::info!(server = %request.server_id, node = %request.client_uri, "EXEC: no handler is registered");
             return Executed::NoHandler;
         };
+        let token = match token() {
+            Ok(t) => t,
+            Err(e) => return Executed::Failed(format!("no randomness for an EXEC token: {e}")),
+        };
         // Recorded before the call, so an answer that comes back at once finds it.
         let pending = PendingExec {
-            token: token(),
+            token,
             server_id: request.server_id.clone(),
             client_uri: request.client_uri.clone(),
             report_to: request.report_to.clone(),

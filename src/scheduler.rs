@@ -62,18 +62,14 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter_seed: u64) ->
     d.saturating_sub(Duration::from_millis(cut))
 }
 
-/// A random seed for jitter, from the OS.
+/// A random seed for jitter, from the OS (`getrandom`); the clock's nanoseconds if the OS
+/// cannot give one, which only makes the jitter less spread.
 pub fn jitter_seed() -> u64 {
-    use std::io::Read as _;
-    let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(&mut b).is_ok()
-    {
-        return u64::from_le_bytes(b);
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos().into())
+    getrandom::u64().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos().into())
+    })
 }
 
 /// Pending session requests per server and the retry state; the pure part of the

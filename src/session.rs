@@ -116,22 +116,55 @@ pub fn trigger_name(t: Trigger) -> String {
     }
 }
 
-/// Runs one session with `account`, recording it in the history.
-#[allow(clippy::too_many_arguments)]
+/// What one session is to be: with whom, why, and where it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// The server's account.
+    pub account: &'a Account,
+    /// Why the session happens (its Package#1 alert).
+    pub trigger: Trigger,
+    /// Send the MOS in Package#1 (a notification's REQ-MOS).
+    pub req_mos: bool,
+    /// Values for `[DevID]`-style ServerURI substitution.
+    pub uri_values: &'a ServerUriValues,
+    /// Bounds and switches.
+    pub options: SessionOptions,
+    /// Where Package#1 goes instead of the SrvURI (alerts bound for an EXEC's ServerURI).
+    pub url: Option<&'a str>,
+}
+
+/// Runs one session as `plan` says, recording it in the history. Its log lines carry the
+/// session's span, and only its own: the span is attached to this future, not held by the
+/// task across awaits.
 pub async fn run<T: Transport, P: Ports>(
     store: &dyn TreeStore,
     engine: &Engine<'_, P>,
     transport: &T,
-    account: &Account,
-    trigger: Trigger,
-    req_mos: bool,
-    uri_values: &ServerUriValues,
-    limits: SessionOptions,
-    url: Option<&str>,
+    plan: Plan<'_>,
 ) -> Result<Report, StoreError> {
-    let id = store.session_started(&account.server_id, &trigger_name(trigger))?;
-    let span = tracing::info_span!("session", id, server = %account.server_id);
-    let _guard = span.enter();
+    use tracing::Instrument as _;
+    let id = store.session_started(&plan.account.server_id, &trigger_name(plan.trigger))?;
+    let span = tracing::info_span!("session", id, server = %plan.account.server_id);
+    drive(store, engine, transport, plan, id)
+        .instrument(span)
+        .await
+}
+
+async fn drive<T: Transport, P: Ports>(
+    store: &dyn TreeStore,
+    engine: &Engine<'_, P>,
+    transport: &T,
+    plan: Plan<'_>,
+    id: i64,
+) -> Result<Report, StoreError> {
+    let Plan {
+        account,
+        trigger,
+        req_mos,
+        uri_values,
+        options: limits,
+        url,
+    } = plan;
     tracing::info!(trigger = %trigger_name(trigger), url = %crate::protocol::uri::redact(url.unwrap_or(&account.srv_uri)), "session starts");
     let mut session = Session {
         server_id: account.server_id.clone(),
@@ -395,12 +428,14 @@ mod tests {
             &f.store,
             &engine,
             server,
-            &acc,
-            trigger,
-            false,
-            &ServerUriValues::default(),
-            LIMITS,
-            None,
+            Plan {
+                account: &acc,
+                trigger,
+                req_mos: false,
+                uri_values: &ServerUriValues::default(),
+                options: LIMITS,
+                url: None,
+            },
         )
         .await
         .unwrap()

@@ -249,12 +249,14 @@ impl<'a> Runner<'a> {
             &p.store,
             &engine,
             &ports.http,
-            &account,
-            req.trigger,
-            req.req_mos,
-            &values,
-            options,
-            url,
+            session::Plan {
+                account: &account,
+                trigger: req.trigger,
+                req_mos: req.req_mos,
+                uri_values: &values,
+                options,
+                url,
+            },
         )
         .await?)
     }
