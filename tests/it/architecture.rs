@@ -58,3 +58,147 @@ fn the_protocol_crate_depends_on_no_io() {
         );
     }
 }
+
+/// What each module of the daemon may not use: the rule table of docs/ARCHITECTURE.md
+/// ("Who may use whom"), in a form a test can hold the code to. `ours` are the daemon's
+/// modules (`crate::<name>`), `crates` external crates; test code is not held to it.
+const RULES: &[(&str, &[&str], &[&str])] = &[
+    // (module, modules of ours it may use, crates it may not use)
+    ("tree", &[], &["reqwest", "zbus", "tokio"]),
+    ("host", &[], &["rusqlite", "reqwest", "zbus"]),
+    (
+        "mo",
+        &["protocol", "tree", "host"],
+        &["rusqlite", "reqwest", "zbus", "tokio"],
+    ),
+    (
+        "config",
+        &["mo", "transport"],
+        &["rusqlite", "reqwest", "zbus"],
+    ),
+    (
+        "engine",
+        &["protocol", "tree", "mo"],
+        &["rusqlite", "reqwest", "zbus"],
+    ),
+    (
+        "session",
+        &["engine", "protocol", "tree", "mo"],
+        &["rusqlite", "reqwest", "zbus"],
+    ),
+    ("scheduler", &["engine"], &["rusqlite", "reqwest", "zbus"]),
+    (
+        "transport",
+        &["engine", "session", "protocol"],
+        &["rusqlite", "zbus"],
+    ),
+    (
+        "ports",
+        &["engine", "transport", "tree", "dbus", "mo", "protocol"],
+        &["rusqlite"],
+    ),
+    (
+        "notify",
+        &["protocol", "tree", "mo"],
+        &["rusqlite", "reqwest", "zbus"],
+    ),
+    (
+        "state",
+        &["tree", "mo", "host", "notify"],
+        &["reqwest", "zbus"],
+    ),
+    (
+        "dbus",
+        &[
+            "state",
+            "scheduler",
+            "notify",
+            "engine",
+            "mo",
+            "protocol",
+            "tree",
+            "session",
+        ],
+        &["rusqlite", "reqwest"],
+    ),
+];
+
+/// The non-test source of a module: its file, or every file under its directory, with
+/// `#[cfg(test)]` modules and `tests.rs` files left out.
+fn module_source(name: &str) -> Vec<(std::path::PathBuf, String)> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let file = src.join(format!("{name}.rs"));
+    if file.exists() {
+        files.push(file);
+    }
+    let mut dirs = vec![src.join(name)];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && p.file_name().is_some_and(|f| f != "tests.rs")
+            {
+                files.push(p);
+            }
+        }
+    }
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (p, code)
+        })
+        .collect()
+}
+
+#[test]
+fn modules_use_only_what_the_architecture_allows() {
+    let mut broken = Vec::new();
+    for (module, may, crates) in RULES {
+        let files = module_source(module);
+        assert!(!files.is_empty(), "no source for module {module}");
+        for (path, code) in files {
+            for (n, line) in code.lines().enumerate() {
+                let line = line.trim_start();
+                if line.starts_with("//") {
+                    continue;
+                }
+                for used in line.split("crate::").skip(1) {
+                    let name: String = used
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != *module && !may.contains(&name.as_str()) {
+                        broken.push(format!(
+                            "{}:{}: {module} uses crate::{name}",
+                            path.display(),
+                            n + 1
+                        ));
+                    }
+                }
+                for c in *crates {
+                    if line.contains(&format!("{c}::")) && !line.contains(&format!("_{c}::")) {
+                        broken.push(format!(
+                            "{}:{}: {module} uses the {c} crate",
+                            path.display(),
+                            n + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "the code breaks docs/ARCHITECTURE.md's rule table:\n{}",
+        broken.join("\n")
+    );
+}
