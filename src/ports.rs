@@ -36,7 +36,9 @@ pub struct DaemonPorts<'a> {
 /// True when a call failed because the peer has left the bus, or no longer serves the
 /// object it registered (its registration is stale).
 fn peer_gone(error: &zbus::Error) -> bool {
-    crate::dbus::no_owner(error) || error.to_string().contains("UnknownObject")
+    crate::dbus::no_owner(error)
+        || crate::dbus::error_name(error).as_deref()
+            == Some("org.freedesktop.DBus.Error.UnknownObject")
 }
 
 /// An EXEC token: 128 bits from the OS, so no other peer can guess one and answer in the
@@ -103,7 +105,7 @@ impl Ports for DaemonPorts<'_> {
                     tracing::info!(server = %server_id, agent = %agent.peer.bus_name, uid = agent.uid, "SHOW handed to an agent");
                     return Shown::Launched;
                 }
-                Ok(Err(e)) if e.to_string().contains(DECLINED) => {
+                Ok(Err(e)) if crate::dbus::error_name(&e).as_deref() == Some(DECLINED) => {
                     tracing::info!(server = %server_id, agent = %agent.peer.bus_name, "SHOW declined by the user");
                     return Shown::Declined;
                 }

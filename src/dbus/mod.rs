@@ -84,10 +84,25 @@ impl Shared {
 /// True when a call failed because nobody owns (or can be started for) the name it went
 /// to: the peer has left, or the service (polkit, logind) is not on this bus.
 pub fn no_owner(error: &zbus::Error) -> bool {
-    let text = error.to_string();
-    ["ServiceUnknown", "NameHasNoOwner"]
-        .iter()
-        .any(|n| text.contains(n))
+    matches!(
+        error_name(error).as_deref(),
+        Some(
+            "org.freedesktop.DBus.Error.ServiceUnknown"
+                | "org.freedesktop.DBus.Error.NameHasNoOwner"
+        )
+    )
+}
+
+/// The D-Bus error name of a failed call (`org.freedesktop.DBus.Error.UnknownObject`, an
+/// agent's `org.omadm.Client1.Agent.Error.Declined`), by which failures are told apart;
+/// `None` for failures that are not D-Bus errors (I/O, timeouts, bad replies).
+pub fn error_name(error: &zbus::Error) -> Option<String> {
+    use zbus::DBusError as _;
+    match error {
+        zbus::Error::MethodError(name, _, _) => Some(name.to_string()),
+        zbus::Error::FDO(e) => Some(e.name().to_string()),
+        _ => None,
+    }
 }
 
 /// The caller's unix user, from the bus (never from arguments).

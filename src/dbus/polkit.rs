@@ -185,5 +185,29 @@ mod tests {
         assert!(!crate::dbus::no_owner(&zbus::Error::Failure(
             "timeout".into()
         )));
+        // Told apart by name, never by the message text.
+        let named = |name: &str, text: &str| {
+            zbus::Error::MethodError(
+                zbus::names::OwnedErrorName::try_from(name).unwrap(),
+                Some(text.into()),
+                zbus::message::Message::method_call("/", "X")
+                    .build(&())
+                    .unwrap(),
+            )
+        };
+        let declined = named("org.omadm.Client1.Agent.Error.Declined", "no");
+        assert_eq!(
+            crate::dbus::error_name(&declined).as_deref(),
+            Some("org.omadm.Client1.Agent.Error.Declined")
+        );
+        let lookalike = named("org.example.Error.Other", "ServiceUnknown NameHasNoOwner");
+        assert!(
+            !crate::dbus::no_owner(&lookalike),
+            "the text does not count"
+        );
+        assert_eq!(
+            crate::dbus::error_name(&zbus::Error::Failure("x".into())),
+            None
+        );
     }
 }
