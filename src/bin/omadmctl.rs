@@ -224,28 +224,24 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
         Cmd::History { limit } => {
             let rows = manager.history(limit).await?;
             if cli.json {
-                let list: Vec<_> = rows
-                    .iter()
-                    .map(|r| json!({"id": r.0, "server_id": r.1, "trigger": r.2, "started_at": r.3, "ended_at": r.4, "outcome": r.5, "detail": r.6, "packages": r.7, "commands": r.8}))
-                    .collect();
-                println!("{}", json!(list));
+                println!("{}", json!(rows));
             } else if rows.is_empty() {
                 println!("no sessions yet");
             } else {
                 for r in rows {
-                    let detail = if r.6.is_empty() {
+                    let detail = if r.detail.is_empty() {
                         String::new()
                     } else {
-                        format!(": {}", r.6)
+                        format!(": {}", r.detail)
                     };
                     println!(
                         "#{:<4} {:<10} {:<16} {:<20} {} package(s), {} command(s){detail}",
-                        r.0,
-                        when(r.3),
-                        r.2,
-                        format!("{} {}", r.1, r.5),
-                        r.7,
-                        r.8
+                        r.id,
+                        when(r.started_at),
+                        r.trigger,
+                        format!("{} {}", r.server_id, r.outcome),
+                        r.packages,
+                        r.commands
                     );
                 }
             }

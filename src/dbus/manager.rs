@@ -14,9 +14,28 @@ use crate::scheduler::Request;
 use crate::tree::{Journal as _, Tree as _};
 use crate::tree::{Outgoing, OutgoingKind, PendingExec, TreeOp};
 
-/// A session history row: id, server, trigger, start, end (0: none), outcome, detail,
-/// packages, commands.
-pub type HistoryRow = (i64, String, String, i64, i64, String, String, i64, i64);
+/// A session history row, sent as the struct `(xssxxssxx)` (fields in this order).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::Type)]
+pub struct HistoryRow {
+    /// History id.
+    pub id: i64,
+    /// The server.
+    pub server_id: String,
+    /// What started it (`client`, `bootstrap`, `notification:<id>`).
+    pub trigger: String,
+    /// Start, seconds since the epoch.
+    pub started_at: i64,
+    /// End, seconds since the epoch; 0 while it runs.
+    pub ended_at: i64,
+    /// `running`, `ended`, `aborted`, `interrupted`.
+    pub outcome: String,
+    /// Why it did not end normally ("" when it did).
+    pub detail: String,
+    /// Packages received.
+    pub packages: i64,
+    /// Commands executed.
+    pub commands: i64,
+}
 
 /// One account's state (`AccountState`), sent as `a{sv}` with kebab-case keys; keys of
 /// absent values are left out.
@@ -184,18 +203,16 @@ impl Manager {
             .store
             .sessions(limit.min(crate::tree::HISTORY_KEEP))?
             .into_iter()
-            .map(|s| {
-                (
-                    s.id,
-                    s.server_id,
-                    s.trigger,
-                    s.started_at,
-                    s.ended_at.unwrap_or(0),
-                    s.outcome,
-                    s.detail.unwrap_or_default(),
-                    s.packages,
-                    s.commands,
-                )
+            .map(|s| HistoryRow {
+                id: s.id,
+                server_id: s.server_id,
+                trigger: s.trigger,
+                started_at: s.started_at,
+                ended_at: s.ended_at.unwrap_or(0),
+                outcome: s.outcome,
+                detail: s.detail.unwrap_or_default(),
+                packages: s.packages,
+                commands: s.commands,
             })
             .collect())
     }
