@@ -198,3 +198,6 @@ async fn forget_departed(
         manager::fail_orphaned_execs(&shared, args.name());
     }
 }
+
+#[cfg(test)]
+mod tests;
