@@ -35,10 +35,10 @@ pub struct HttpReply {
     pub body: Vec<u8>,
 }
 
-/// Why a package could not be carried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
+/// Why a package could not be carried; it keeps the transport's own error as its cause.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Carries session packages: POSTs a body with its media type to a URL (adding `Accept`
 /// and `OMADM-DevID`) and returns the answer.

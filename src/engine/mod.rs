@@ -57,10 +57,11 @@ pub enum Sent {
     },
 }
 
-/// A repository exchange that failed (connection, TLS, HTTP status): 419 for the command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PortError(pub String);
+/// A repository exchange that failed (connection, TLS, HTTP status, a refused URL): 419 for
+/// the command. It keeps the transport's own error as its cause.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PortError(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// What became of a SHOW.
 #[derive(Debug, Clone, PartialEq, Eq)]

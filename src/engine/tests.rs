@@ -78,8 +78,8 @@ impl Ports for Recorder {
         // The daemon's policy for address literals; names are the resolver's business.
         let policy = crate::transport::target::TargetPolicy::new("https://r/", false, vec![]);
         ready(match url::Url::parse(url) {
-            Ok(u) => policy.check_url(&u).map_err(|e| PortError(e.to_string())),
-            Err(e) => Err(PortError(e.to_string())),
+            Ok(u) => policy.check_url(&u).map_err(|e| PortError(Box::new(e))),
+            Err(e) => Err(PortError(Box::new(e))),
         })
     }
 

@@ -14,7 +14,7 @@ use crate::protocol::wap::WapError;
 use crate::tree::{StoreError, TreeStore};
 
 /// Why a datagram was dropped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Dropped {
     /// Not a Package#0 (nor a WAP Push carrying one).
     #[error("malformed: {0}")]
@@ -47,14 +47,25 @@ pub enum Dropped {
     },
     /// The store failed.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[source] std::sync::Arc<StoreError>),
 }
 
 impl From<StoreError> for Dropped {
     fn from(e: StoreError) -> Self {
-        Dropped::Store(e.to_string())
+        Dropped::Store(std::sync::Arc::new(e))
     }
 }
+
+/// Drops compare by what they say (a store failure keeps its cause, which has no equality
+/// of its own).
+impl PartialEq for Dropped {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Dropped {}
 
 /// A notification that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -170,6 +170,75 @@ fn redirect_policy(targets: Arc<TargetPolicy>) -> reqwest::redirect::Policy {
     })
 }
 
+/// Why an HTTP exchange failed. What it shows carries URLs redacted; the reqwest error it
+/// keeps as its cause has its URL taken out.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The URL leads where a server's URLs may not.
+    #[error("{0}")]
+    Refused(#[from] Refused),
+    /// The request failed (connection, TLS, redirect, timeout).
+    #[error("{url}: {what}")]
+    Request {
+        /// The URL, redacted.
+        url: String,
+        /// What failed, with its causes.
+        what: String,
+        /// reqwest's error, without the URL.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with a status that is not a success.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The body was larger than the limit.
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body could not be read to its end.
+    #[error("reading the body: {what}")]
+    Body {
+        /// What failed, with its causes.
+        what: String,
+        /// reqwest's error, without the URL.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The client could not be built (a bad CA file, certificate or DevID).
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl HttpError {
+    fn request(url: &str, e: reqwest::Error) -> HttpError {
+        let source = e.without_url();
+        HttpError::Request {
+            url: redact(url),
+            what: describe(&source),
+            source,
+        }
+    }
+
+    fn body(e: reqwest::Error) -> HttpError {
+        let source = e.without_url();
+        HttpError::Body {
+            what: describe(&source),
+            source,
+        }
+    }
+}
+
+impl From<HttpError> for PortError {
+    fn from(e: HttpError) -> PortError {
+        PortError(Box::new(e))
+    }
+}
+
+impl From<HttpError> for TransportError {
+    fn from(e: HttpError) -> TransportError {
+        TransportError(Box::new(e))
+    }
+}
+
 /// Resolves host names for one server's client and keeps only the addresses its
 /// [`TargetPolicy`] allows: the address checked is the address connected to.
 struct GuardedResolver(Arc<TargetPolicy>);
@@ -232,7 +301,9 @@ async fn allowed_addrs(policy: &TargetPolicy, host: &str) -> Result<Vec<SocketAd
 impl HttpClient {
     /// A client sending `dev_id` in `OMADM-DevID`.
     pub fn new(settings: &HttpSettings, dev_id: &str) -> Result<HttpClient, TransportError> {
-        let err = |what: &str, e: reqwest::Error| TransportError(format!("{what}: {e}"));
+        let err = |what: &str, e: reqwest::Error| {
+            TransportError::from(HttpError::Setup(format!("{what}: {e}")))
+        };
         let jar = std::sync::Arc::new(SessionJar::default());
         let targets = Arc::new(settings.targets.clone());
         let mut b = reqwest::Client::builder()
@@ -260,7 +331,7 @@ impl HttpClient {
             );
         }
         HeaderValue::from_str(dev_id)
-            .map_err(|_| TransportError("DevID is not a valid header value".into()))?;
+            .map_err(|_| HttpError::Setup("DevID is not a valid header value".into()))?;
         Ok(HttpClient {
             client: b.build().map_err(|e| err("HTTP client", e))?,
             dev_id: dev_id.to_owned(),
@@ -347,12 +418,12 @@ impl HttpClient {
         url: &str,
         headers: HeaderMap,
         body: Option<Vec<u8>>,
-    ) -> Result<reqwest::Response, String> {
+    ) -> Result<reqwest::Response, HttpError> {
         if let Ok(u) = url::Url::parse(url)
             && let Err(refused) = self.targets.check_url(&u)
         {
             tracing::warn!(url = %redact(url), reason = %refused, "server URL refused");
-            return Err(refused.to_string());
+            return Err(refused.into());
         }
         let build = |auth: Option<HeaderValue>| {
             let mut req = self
@@ -369,7 +440,7 @@ impl HttpClient {
         };
         // reqwest puts the whole URL in its errors; what leaves the daemon (history, D-Bus,
         // logs) shows it redacted.
-        let failed = |e: reqwest::Error| format!("{}: {}", redact(url), describe(&e.without_url()));
+        let failed = |e: reqwest::Error| HttpError::request(url, e);
         let first = build(self.authorization(method.as_str(), url, body.as_deref()))
             .send()
             .await
@@ -397,17 +468,17 @@ impl HttpClient {
     }
 
     /// Reads a body, refusing one larger than the limit.
-    async fn body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    async fn body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
         if resp
             .content_length()
             .is_some_and(|l| l > self.max_body as u64)
         {
-            return Err(format!("body larger than {} bytes", self.max_body));
+            return Err(HttpError::TooLarge(self.max_body));
         }
         let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(HttpError::body)? {
             if out.len() + chunk.len() > self.max_body {
-                return Err(format!("body larger than {} bytes", self.max_body));
+                return Err(HttpError::TooLarge(self.max_body));
             }
             out.extend_from_slice(&chunk);
         }
@@ -465,11 +536,11 @@ impl Transport for HttpClient {
         let resp = self
             .send_authed(reqwest::Method::POST, url, headers, Some(body))
             .await
-            .map_err(TransportError)?;
+            .map_err(TransportError::from)?;
         let status = resp.status().as_u16();
         let content_type = media_type(&resp);
         let omadm_accept = omadm_accept(&resp);
-        let body = self.body(resp).await.map_err(TransportError)?;
+        let body = self.body(resp).await.map_err(TransportError::from)?;
         Ok(HttpReply {
             status,
             content_type,
@@ -484,14 +555,14 @@ impl HttpClient {
     /// CONT): refused when it is, or resolves only to, an address the policy refuses. A
     /// name that does not resolve now is not refused: it is checked again when used.
     pub async fn check_target(&self, url: &str) -> Result<(), PortError> {
-        let u = url::Url::parse(url).map_err(|e| PortError(e.to_string()))?;
+        let u = url::Url::parse(url).map_err(|e| PortError(Box::new(e)))?;
         self.targets.check_url(&u).map_err(|r| {
             tracing::warn!(url = %redact(url), reason = %r, "server URL refused");
-            PortError(r.to_string())
+            PortError::from(HttpError::Refused(r))
         })?;
         match u.host() {
             Some(url::Host::Domain(host)) => match allowed_addrs(&self.targets, host).await {
-                Err(Unreachable::Refused(r)) => Err(PortError(r.to_string())),
+                Err(Unreachable::Refused(r)) => Err(HttpError::Refused(r).into()),
                 _ => Ok(()),
             },
             _ => Ok(()),
@@ -508,12 +579,12 @@ impl HttpClient {
                 None,
             )
             .await
-            .map_err(PortError)?;
+            .map_err(PortError::from)?;
         if !resp.status().is_success() {
-            return Err(PortError(format!("HTTP {}", resp.status().as_u16())));
+            return Err(HttpError::Status(resp.status().as_u16()).into());
         }
         let content_type = media_type(&resp).unwrap_or_else(|| "application/octet-stream".into());
-        let body = self.body(resp).await.map_err(PortError)?;
+        let body = self.body(resp).await.map_err(PortError::from)?;
         Ok(Fetched { content_type, body })
     }
 
@@ -532,14 +603,14 @@ impl HttpClient {
         let resp = self
             .send_authed(m, url, self.headers(Some(content_type), "*/*"), Some(body))
             .await
-            .map_err(PortError)?;
+            .map_err(PortError::from)?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(Sent::Ok),
             415 => Ok(Sent::Unsupported {
                 accept: omadm_accept(&resp),
             }),
-            _ => Err(PortError(format!("HTTP {status}"))),
+            _ => Err(HttpError::Status(status).into()),
         }
     }
 }
@@ -552,6 +623,45 @@ mod tests {
         raw.iter()
             .map(|b| HeaderValue::from_bytes(b).unwrap())
             .collect()
+    }
+
+    /// A failed exchange keeps reqwest's error as its cause, and shows its URL redacted.
+    #[tokio::test]
+    async fn failures_keep_their_cause_and_no_url_secrets() {
+        let settings = HttpSettings {
+            connect_timeout: Duration::from_secs(2),
+            targets: TargetPolicy::new("http://127.0.0.1:9/dm", false, vec![]),
+            ..HttpSettings::default()
+        };
+        let client = HttpClient::new(&settings, "UUID:test").unwrap();
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+        let err = client
+            .fetch(
+                "http://user:pw@127.0.0.1:9/repo?token=S3CR3T",
+                &["text/plain"],
+            )
+            .await
+            .unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("http://127.0.0.1:9/repo: "), "{shown}");
+        assert!(
+            !shown.contains("S3CR3T") && !shown.contains("pw@"),
+            "{shown}"
+        );
+        let mut cause = std::error::Error::source(&err);
+        let mut depth = 0;
+        while let Some(c) = cause {
+            assert!(!c.to_string().contains("S3CR3T"), "{c}");
+            depth += 1;
+            cause = c.source();
+        }
+        assert!(depth >= 1, "the cause is kept: {err:?}");
+        // A refused target is its own kind, with the address that was refused.
+        let refused = client
+            .fetch("http://169.254.169.254/latest/meta-data/", &["text/plain"])
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("LinkLocal"), "{refused}");
     }
 
     #[test]
