@@ -308,7 +308,7 @@ mod tests {
     use crate::mo::Registry;
     use crate::mo::bootstrap::{BootstrapLimits, apply_document};
     use crate::tree::{Journal as _, Tree as _};
-    use crate::tree::{OpenMode, Outgoing, OutgoingKind, SqliteStore};
+    use crate::tree::{OpenMode, OutItem, Outgoing, SqliteStore};
 
     /// A server as a script of answers; records every POST.
     #[derive(Default)]
@@ -554,9 +554,10 @@ mod tests {
                 .apply(&[TreeOp::Enqueue(Outgoing {
                     id: 0,
                     server_id: "dms1".into(),
-                    kind: OutgoingKind::Alert,
-                    target: None,
-                    payload: serde_json::to_vec(&alert).unwrap(),
+                    item: OutItem::Alert {
+                        alert: serde_json::to_value(&alert).unwrap(),
+                        to: None,
+                    },
                 })])
                 .unwrap();
             let server = Scripted::default();

@@ -107,8 +107,10 @@ fn alert_targets(p: &Prepared, server: &str) -> anyhow::Result<Vec<String>> {
         .store
         .outbox(server)?
         .into_iter()
-        .filter(|o| o.kind == crate::tree::OutgoingKind::Alert)
-        .filter_map(|o| o.target)
+        .filter_map(|o| match o.item {
+            crate::tree::OutItem::Alert { to, .. } => to,
+            crate::tree::OutItem::Delivery { .. } => None,
+        })
         .filter(|t| *t != srv_uri)
         .collect();
     urls.sort();

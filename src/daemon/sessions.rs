@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::events::Events;
 use crate::config::Settings;
-use crate::engine::{Engine, Limits as EngineLimits, Session};
+use crate::engine::{Engine, Limits as EngineLimits};
 use crate::mo::standard;
 use crate::ports::DaemonPorts;
 use crate::protocol::uri::ServerUriValues;
@@ -94,12 +94,14 @@ impl<'a> Runner<'a> {
     /// nothing remains queued.
     pub(super) async fn deliver(&self, server_id: &str) -> anyhow::Result<bool> {
         let p = self.p;
-        use crate::protocol::packages::Command;
-        let queued: Vec<_> = p
+        let queued: Vec<(i64, String, String)> = p
             .store
             .outbox(server_id)?
             .into_iter()
-            .filter(|o| o.kind == crate::tree::OutgoingKind::Delivery)
+            .filter_map(|o| match o.item {
+                crate::tree::OutItem::Delivery { client_uri, to } => Some((o.id, client_uri, to)),
+                crate::tree::OutItem::Alert { .. } => None,
+            })
             .collect();
         if queued.is_empty() {
             return Ok(true);
@@ -110,32 +112,12 @@ impl<'a> Runner<'a> {
         let engine = Engine::new(&p.store, &p.registry, &engine_parts.0, engine_parts.1);
         let mut groups: std::collections::BTreeMap<(String, String), Vec<i64>> =
             std::collections::BTreeMap::new();
-        for o in &queued {
-            let uri = String::from_utf8_lossy(&o.payload).into_owned();
-            groups
-                .entry((o.target.clone().unwrap_or_default(), uri))
-                .or_default()
-                .push(o.id);
+        for (id, uri, to) in queued {
+            groups.entry((to, uri)).or_default().push(id);
         }
         let mut all = true;
         for ((target, uri), ids) in groups {
-            let mut s = Session {
-                server_id: server_id.to_owned(),
-                uri_values: values.clone(),
-                server_accept: Vec::new(),
-                target: String::new(),
-                allow_http_show: false,
-            };
-            let out = engine
-                .run(
-                    &mut s,
-                    &[Command::Hput {
-                        server_uri: target.clone(),
-                        client_uris: vec![uri.clone()],
-                    }],
-                )
-                .await;
-            let code = out.package3.status.first().map_or(500, |st| st.sc);
+            let code = engine.deliver(server_id, &values, &uri, &target).await?;
             match code {
                 // Delivered; or nothing left to deliver (the subtree is gone, or the server may
                 // no longer read it).

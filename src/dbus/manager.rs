@@ -12,7 +12,7 @@ use crate::protocol::packages::Alert;
 use crate::protocol::uri::redact;
 use crate::scheduler::Request;
 use crate::tree::{Journal as _, Tree as _};
-use crate::tree::{Outgoing, OutgoingKind, PendingExec, TreeOp};
+use crate::tree::{OutItem, Outgoing, PendingExec, TreeOp};
 
 /// A session history row, sent as the struct `(xssxxssxx)` (fields in this order).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::Type)]
@@ -73,14 +73,15 @@ pub(super) fn finish_exec(
     pending: &PendingExec,
     alert: &Alert,
 ) -> Result<(), Error> {
-    let payload = serde_json::to_vec(alert).map_err(|e| Error::Failed(e.to_string()))?;
+    let alert = serde_json::to_value(alert).map_err(|e| Error::Failed(e.to_string()))?;
     shared.prepared.store.apply(&[
         TreeOp::Enqueue(Outgoing {
             id: 0,
             server_id: pending.server_id.clone(),
-            kind: OutgoingKind::Alert,
-            target: pending.report_to.clone(),
-            payload,
+            item: OutItem::Alert {
+                alert,
+                to: pending.report_to.clone(),
+            },
         }),
         TreeOp::RemovePendingExec {
             token: pending.token.clone(),
@@ -235,16 +236,14 @@ impl Manager {
                 "an alert needs an AlertType, and a DataType when it has Data".into(),
             ));
         }
-        let payload = serde_json::to_vec(&alert).map_err(|e| Error::Failed(e.to_string()))?;
+        let alert = serde_json::to_value(&alert).map_err(|e| Error::Failed(e.to_string()))?;
         self.shared
             .prepared
             .store
             .apply(&[TreeOp::Enqueue(Outgoing {
                 id: 0,
                 server_id: server_id.to_owned(),
-                kind: OutgoingKind::Alert,
-                target: None,
-                payload,
+                item: OutItem::Alert { alert, to: None },
             })])?;
         self.shared.scheduler.request(
             Some(server_id),

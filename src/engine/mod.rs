@@ -20,7 +20,7 @@ use crate::protocol::packages::{
     Alert, Command, MoSupported, Package1, Package3, Part, Status, alert_type,
 };
 use crate::protocol::uri::ServerUriValues;
-use crate::tree::{InstanceKey, OutgoingKind, StoreError, TreeStore};
+use crate::tree::{InstanceKey, OutItem, StoreError, TreeStore};
 
 pub use acl::{Acl, Rights};
 
@@ -310,6 +310,37 @@ impl<P: Ports> Engine<'_, P> {
             code => Configured::Failed(code),
         })
     }
+
+    /// Sends one subscription delivery (TS §5.3.11): the data `client_uri` addresses now,
+    /// read with the server's rights now, PUT to the subscription's ServerURI `to` as an
+    /// HPUT of it would. Returns that status: 200 delivered; 403 or 404 nothing left the
+    /// server may see; 419 and others, the repository failed.
+    pub async fn deliver(
+        &self,
+        server_id: &str,
+        uri_values: &ServerUriValues,
+        client_uri: &str,
+        to: &str,
+    ) -> Result<u16, StoreError> {
+        let acl = Acl::for_server(self.store, server_id)?;
+        let session = Session {
+            server_id: server_id.to_owned(),
+            uri_values: uri_values.clone(),
+            server_accept: Vec::new(),
+            target: String::new(),
+            allow_http_show: false,
+        };
+        let ctx = commands::Ctx {
+            engine: self,
+            acl: &acl,
+            session: &session,
+        };
+        let hput = Command::Hput {
+            server_uri: to.to_owned(),
+            client_uris: vec![client_uri.to_owned()],
+        };
+        Ok(ctx.execute(&hput, 0).await.status.sc)
+    }
 }
 
 /// The Generic Alert reporting an EXEC's result when the handler gives none of its own
@@ -367,10 +398,13 @@ impl<P: Ports> Engine<'_, P> {
         let mut alerts = vec![session_alert];
         let mut carried = Vec::new();
         for o in self.store.outbox(server_id)? {
-            if o.kind != OutgoingKind::Alert || o.target.as_deref().unwrap_or(srv_uri) != url {
+            let OutItem::Alert { alert, to } = o.item else {
+                continue;
+            };
+            if to.as_deref().unwrap_or(srv_uri) != url {
                 continue;
             }
-            match serde_json::from_slice::<Alert>(&o.payload) {
+            match serde_json::from_value::<Alert>(alert) {
                 Ok(a) => {
                     alerts.push(a);
                     carried.push(o.id);

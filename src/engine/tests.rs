@@ -928,8 +928,11 @@ async fn exec_statuses_and_async_results() {
     );
     let q = w.store.outbox("dms2").unwrap();
     assert_eq!(q.len(), 1);
-    assert_eq!(q[0].target.as_deref(), Some("https://dms2.example/results"));
-    let alert: Alert = serde_json::from_slice(&q[0].payload).unwrap();
+    let crate::tree::OutItem::Alert { alert, to } = q[0].item.clone() else {
+        panic!("{q:?}")
+    };
+    assert_eq!(to.as_deref(), Some("https://dms2.example/results"));
+    let alert: Alert = serde_json::from_value(alert).unwrap();
     assert_eq!(
         alert.source_uri.as_deref(),
         Some("urn:test:mo:dev:1.0/d1/Reboot")
@@ -1098,12 +1101,11 @@ async fn sub_queues_deliveries_and_unsub_stops_them() {
     let q = w.store.outbox("dms1").unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(
-        (q[0].kind, q[0].target.as_deref(), q[0].payload.as_slice()),
-        (
-            crate::tree::OutgoingKind::Delivery,
-            Some("https://dms1.example/changes"),
-            b"urn:oma:mo:moid:1.0/left/Data".as_slice()
-        )
+        q[0].item,
+        crate::tree::OutItem::Delivery {
+            client_uri: "urn:oma:mo:moid:1.0/left/Data".into(),
+            to: "https://dms1.example/changes".into()
+        }
     );
     assert_eq!(
         w.codes(

@@ -396,46 +396,70 @@ impl OwedReason {
     }
 }
 
-/// What kind of thing waits in the outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutgoingKind {
-    /// A Generic Alert (JSON), sent in the next session's Package#1 or #3.
-    Alert,
-    /// A subscription delivery: MO data to PUT to `target` (TS §5.3.11).
-    Delivery,
+/// What waits in the outbox for a server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutItem {
+    /// A Generic Alert (its JSON, TS §7.2.1.5), sent in the next session's Package#1: one a
+    /// local service queued, or an asynchronous EXEC result (TS §5.4.1), which goes to the
+    /// EXEC's ServerURI (`to`) rather than the account's SrvURI.
+    Alert {
+        /// The alert.
+        alert: serde_json::Value,
+        /// Where it must go, when not the SrvURI.
+        to: Option<String>,
+    },
+    /// A subscription delivery (TS §5.3.11): the subscribed ClientURI's data, read when it is
+    /// sent, to PUT to the subscription's ServerURI.
+    Delivery {
+        /// The subscribed ClientURI.
+        client_uri: String,
+        /// The subscription's ServerURI.
+        to: String,
+    },
 }
 
-impl OutgoingKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            OutgoingKind::Alert => "alert",
-            OutgoingKind::Delivery => "delivery",
-        }
+impl OutItem {
+    /// The row's `kind`, `target` and `payload` columns.
+    fn to_row(&self) -> Result<(&'static str, Option<&str>, Vec<u8>), StoreError> {
+        Ok(match self {
+            OutItem::Alert { alert, to } => (
+                "alert",
+                to.as_deref(),
+                serde_json::to_vec(alert).map_err(|e| StoreError::Invalid(e.to_string()))?,
+            ),
+            OutItem::Delivery { client_uri, to } => (
+                "delivery",
+                Some(to.as_str()),
+                client_uri.clone().into_bytes(),
+            ),
+        })
     }
 
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "alert" => Some(OutgoingKind::Alert),
-            "delivery" => Some(OutgoingKind::Delivery),
+    /// From a row; `None` for a kind a newer build wrote, or a payload that does not read.
+    fn from_row(kind: &str, target: Option<String>, payload: &[u8]) -> Option<OutItem> {
+        match kind {
+            "alert" => Some(OutItem::Alert {
+                alert: serde_json::from_slice(payload).ok()?,
+                to: target,
+            }),
+            "delivery" => Some(OutItem::Delivery {
+                client_uri: String::from_utf8(payload.to_vec()).ok()?,
+                to: target?,
+            }),
             _ => None,
         }
     }
 }
 
 /// Something waiting for a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
     /// Outbox row id (0 before it is stored).
     pub id: i64,
     /// The server it is for.
     pub server_id: String,
     /// What it is.
-    pub kind: OutgoingKind,
-    /// Where it goes: for an alert, the ServerURI of an EXEC that asked for one (else the
-    /// account's SrvURI); for a delivery, the subscription's ServerURI.
-    pub target: Option<String>,
-    /// The JSON alert, or the delivery's body.
-    pub payload: Vec<u8>,
+    pub item: OutItem,
 }
 
 /// A SUB registration.

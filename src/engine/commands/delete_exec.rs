@@ -72,14 +72,15 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 let alert = alert.unwrap_or_else(|| {
                     crate::engine::exec_result_alert(&request.client_uri, status)
                 });
-                let payload = serde_json::to_vec(&alert).map_err(|_| Fail(sc::INTERNAL_ERROR))?;
+                let alert = serde_json::to_value(&alert).map_err(|_| Fail(sc::INTERNAL_ERROR))?;
                 self.commit(
                     vec![TreeOp::Enqueue(Outgoing {
                         id: 0,
                         server_id: request.server_id.clone(),
-                        kind: OutgoingKind::Alert,
-                        target: Some(to),
-                        payload,
+                        item: OutItem::Alert {
+                            alert,
+                            to: Some(to),
+                        },
                     })],
                     &[],
                 )?;

@@ -20,7 +20,7 @@ use crate::protocol::dmmo::{self, MoItem};
 use crate::protocol::packages::{Command, Part, Status};
 use crate::protocol::uri::{self, ClientUri, InstanceSel, Segment};
 use crate::tree::{
-    AccessType, Format, InstanceKey, Node, Outgoing, OutgoingKind, Scope, StoreError, Subscription,
+    AccessType, Format, InstanceKey, Node, OutItem, Outgoing, Scope, StoreError, Subscription,
     TreeOp, Value, child_path,
 };
 
@@ -284,9 +284,10 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 ops.push(TreeOp::Enqueue(Outgoing {
                     id: 0,
                     server_id: sub.server_id.clone(),
-                    kind: OutgoingKind::Delivery,
-                    target: Some(sub.server_uri.clone()),
-                    payload: sub.client_uri.into_bytes(),
+                    item: OutItem::Delivery {
+                        client_uri: sub.client_uri,
+                        to: sub.server_uri,
+                    },
                 }));
             }
         }

@@ -205,16 +205,18 @@ impl SqliteStore {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, kind, target, payload) = row?;
-            // A kind this build does not know came from a newer one: skip, keep the row.
-            if let Some(kind) = OutgoingKind::parse(&kind) {
-                out.push(Outgoing {
+            let (id, kind, target, payload): (i64, String, Option<String>, Vec<u8>) = row?;
+            // A kind this build does not know came from a newer one, and a payload that does
+            // not read is a defect: skip either, keep the row.
+            match OutItem::from_row(&kind, target, &payload) {
+                Some(item) => out.push(Outgoing {
                     id,
                     server_id: server_id.to_owned(),
-                    kind,
-                    target,
-                    payload,
-                });
+                    item,
+                }),
+                None => {
+                    tracing::warn!(id, kind = %kind, "outbox row not understood; left in place")
+                }
             }
         }
         Ok(out)

@@ -23,9 +23,9 @@ use rusqlite::{
 
 use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
-    AccessType, Format, InstanceInfo, InstanceKey, Journal, Node, NodeProps, Outgoing,
-    OutgoingKind, OwedReason, OwedSession, PendingExec, Scope, SessionRecord, StoreError,
-    Subscription, Tree, TreeOp, Usage, Value, is_node_name, parent_path,
+    AccessType, Format, InstanceInfo, InstanceKey, Journal, Node, NodeProps, OutItem, Outgoing,
+    OwedReason, OwedSession, PendingExec, Scope, SessionRecord, StoreError, Subscription, Tree,
+    TreeOp, Usage, Value, is_node_name, parent_path,
 };
 
 use rows::{NODE_COLUMNS, VALUE_SIZE, cv_string, depth, descendant_range, row_to_node};

@@ -652,7 +652,7 @@ fn scale_100k_nodes_and_point_reads_use_the_index() {
 
 #[test]
 fn outbox_subscriptions_and_defaults_persist() {
-    use crate::tree::{Outgoing, OutgoingKind, Subscription};
+    use crate::tree::{OutItem, Outgoing, Subscription};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tree.db");
     {
@@ -661,9 +661,10 @@ fn outbox_subscriptions_and_defaults_persist() {
             TreeOp::Enqueue(Outgoing {
                 id: 0,
                 server_id: server.into(),
-                kind: OutgoingKind::Alert,
-                target: Some("https://x/async".into()),
-                payload: payload.as_bytes().to_vec(),
+                item: OutItem::Alert {
+                    alert: serde_json::json!({ "AlertType": payload }),
+                    to: Some("https://x/async".into()),
+                },
             })
         };
         s.apply(&[out("dms1", "a1"), out("dms2", "b1"), out("dms1", "a2")])
@@ -694,11 +695,27 @@ fn outbox_subscriptions_and_defaults_persist() {
     // Everything survives a reopen (a restart).
     let s = SqliteStore::open(&path, OpenMode::ReadWrite).unwrap();
     let q = s.outbox("dms1").unwrap();
-    assert_eq!(
-        q.iter().map(|o| o.payload.as_slice()).collect::<Vec<_>>(),
-        [b"a1", b"a2"]
+    let kinds: Vec<&serde_json::Value> = q
+        .iter()
+        .filter_map(|o| match &o.item {
+            OutItem::Alert { alert, .. } => alert.get("AlertType"),
+            OutItem::Delivery { .. } => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["a1", "a2"]);
+    assert!(
+        matches!(&q[0].item, OutItem::Alert { to: Some(t), .. } if t == "https://x/async"),
+        "{q:?}"
     );
-    assert_eq!(q[0].target.as_deref(), Some("https://x/async"));
+    // A row this build cannot read (a newer kind, or a damaged payload) is left alone.
+    s.lock()
+        .execute(
+            "INSERT INTO outbox (server_id, kind, target, payload, created_at)
+             VALUES ('dms1', 'exec-result-v9', NULL, x'00', 0), ('dms1', 'alert', NULL, x'ff', 0)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(s.outbox("dms1").unwrap().len(), 2);
     s.remove_outgoing(&[q[0].id]).unwrap();
     assert_eq!(s.outbox("dms1").unwrap().len(), 1);
     assert_eq!(s.outbox("dms2").unwrap().len(), 1);

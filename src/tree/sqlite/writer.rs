@@ -229,18 +229,13 @@ impl Writer<'_> {
                 Ok(())
             }
             TreeOp::Enqueue(o) => {
+                let (kind, target, payload) = o.item.to_row()?;
                 self.tx
                     .prepare_cached(
                         "INSERT INTO outbox (server_id, kind, target, payload, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
-                    .execute(params![
-                        o.server_id,
-                        o.kind.as_str(),
-                        o.target,
-                        o.payload,
-                        now()
-                    ])?;
+                    .execute(params![o.server_id, kind, target, payload, now()])?;
                 Ok(())
             }
             TreeOp::Subscribe(sub) => {
