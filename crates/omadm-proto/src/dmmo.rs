@@ -237,6 +237,34 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Found by the `dmmo` fuzz target: a float that came back one ulp off after encode
+    /// and decode (serde_json's default float parsing is not exact), so a value passed
+    /// through the daemon changed. Decoding now rounds exactly (`float_roundtrip`).
+    #[test]
+    fn floats_survive_a_round_trip() {
+        let doc =
+            br#"[{"ClientURI": ".2//", "MOData": {"d": {"dev": 9999999999919999999999994}}}]"#;
+        let items = decode(doc, Limits::default()).unwrap();
+        assert_eq!(decode(&encode(&items), Limits::default()).unwrap(), items);
+        for f in [
+            0.1,
+            1e-300,
+            9.999999999919999e24,
+            f64::MAX,
+            2.2250738585072014e-308,
+        ] {
+            let one = MoItem {
+                ddf: None,
+                client_uri: "x".into(),
+                cv: None,
+                name: "n".into(),
+                data: DataNode::Leaf(json!(f)),
+            };
+            let back = decode(&encode(std::slice::from_ref(&one)), Limits::default()).unwrap();
+            assert_eq!(back, [one], "{f:e}");
+        }
+    }
+
     /// TS §7.2.1.4's example, verbatim (with its `oma:mo:` ClientURI, §14 #9).
     const TS_DEVINFO: &str = r#"[
       {
