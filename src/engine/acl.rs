@@ -58,16 +58,7 @@ pub struct Acl<'a> {
     creators: RefCell<HashMap<InstanceKey, Option<String>>>,
 }
 
-fn text(
-    store: &dyn TreeStore,
-    key: &InstanceKey,
-    path: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(store
-        .node(key, path)?
-        .and_then(|n| n.value)
-        .map(|v| v.to_text()))
-}
+use crate::mo::leaf_text as text;
 
 impl<'a> Acl<'a> {
     /// Loads the MOIDs the server was provisioned with.

@@ -283,28 +283,11 @@ impl<P: Ports> Engine<'_, P> {
         let Some((server_id, server_uri)) = self.store.default_source(moid)? else {
             return Ok(Configured::NoDefault);
         };
-        let acl = Acl::for_server(self.store, &server_id)?;
-        let session = Session {
-            server_id: server_id.clone(),
-            uri_values: uri_values.clone(),
-            server_accept: Vec::new(),
-            target: String::new(),
-            allow_http_show: false,
+        let hget = Command::Hget {
+            server_uri,
+            client_uri: None,
         };
-        let ctx = commands::Ctx {
-            engine: self,
-            acl: &acl,
-            session: &session,
-        };
-        let reply = ctx
-            .execute(
-                &Command::Hget {
-                    server_uri,
-                    client_uri: None,
-                },
-                0,
-            )
-            .await;
+        let reply = self.on_behalf_of(&server_id, uri_values, &hget).await?;
         Ok(match reply.status.sc {
             sc::OK => Configured::Fetched(reply.status.uri),
             code => Configured::Failed(code),
@@ -322,6 +305,25 @@ impl<P: Ports> Engine<'_, P> {
         client_uri: &str,
         to: &str,
     ) -> Result<u16, StoreError> {
+        let hput = Command::Hput {
+            server_uri: to.to_owned(),
+            client_uris: vec![client_uri.to_owned()],
+        };
+        Ok(self
+            .on_behalf_of(server_id, uri_values, &hput)
+            .await?
+            .status
+            .sc)
+    }
+
+    /// Runs one command for a server outside any session (a DEFAULT's HGET, a
+    /// subscription's delivery), with the server's rights now.
+    async fn on_behalf_of(
+        &self,
+        server_id: &str,
+        uri_values: &ServerUriValues,
+        cmd: &Command,
+    ) -> Result<commands::Reply, StoreError> {
         let acl = Acl::for_server(self.store, server_id)?;
         let session = Session {
             server_id: server_id.to_owned(),
@@ -335,11 +337,7 @@ impl<P: Ports> Engine<'_, P> {
             acl: &acl,
             session: &session,
         };
-        let hput = Command::Hput {
-            server_uri: to.to_owned(),
-            client_uris: vec![client_uri.to_owned()],
-        };
-        Ok(ctx.execute(&hput, 0).await.status.sc)
+        Ok(ctx.execute(cmd, 0).await)
     }
 }
 

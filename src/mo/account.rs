@@ -83,16 +83,7 @@ fn raw(
         }))
 }
 
-fn text(
-    store: &dyn TreeStore,
-    key: &InstanceKey,
-    path: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(store
-        .node(key, path)?
-        .and_then(|n| n.value)
-        .map(|v| v.to_text()))
-}
+use super::leaf_text as text;
 
 /// PEM from what a `bin` leaf holds: PEM as is, DER wrapped with `label`.
 fn as_pem(bytes: Vec<u8>, label: &str) -> Vec<u8> {

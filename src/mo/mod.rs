@@ -212,6 +212,18 @@ impl Registry {
     }
 }
 
+/// A leaf's value as text (`None` when the node or its value is missing).
+pub fn leaf_text(
+    store: &dyn crate::tree::TreeStore,
+    key: &crate::tree::InstanceKey,
+    path: &str,
+) -> Result<Option<String>, crate::tree::StoreError> {
+    Ok(store
+        .node(key, path)?
+        .and_then(|n| n.value)
+        .map(|v| v.to_text()))
+}
+
 /// The MOID we store an MOID under: the TS's examples use `...dmacc:2.0` for the account
 /// MO whose registered MOID is `...dmacc:1.2` (§14 #3); we accept the former as an alias.
 pub fn canonical_moid(moid: &str) -> &str {

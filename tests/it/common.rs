@@ -327,6 +327,16 @@ impl Daemon {
         }
     }
 
+    /// Waits for the notification listener and returns the address it listens on.
+    pub fn notification_address(&mut self) -> String {
+        let line = self.wait_for("listening for notifications", 30);
+        line.split("address=")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned()
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the status and the rest of the log.
     pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
@@ -393,4 +403,35 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// An `omadmctl agent` on the bus (as `uid` when given), with its stdout lines; it has
+/// registered when this returns.
+pub fn ctl_agent(
+    bus: &str,
+    uid: Option<u32>,
+    args: &[&str],
+) -> (Reaped, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = std::process::Command::new(OMADMCTL);
+    cmd.arg("agent")
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert!(first.contains("agent registered"), "{first}");
+    (Reaped(child), rx)
 }

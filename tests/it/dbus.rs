@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{OMADMCTL, PrivateBus, Reaped, Root, TestServer, omadmctl};
+use crate::common::{OMADMCTL, PrivateBus, Root, TestServer, ctl_agent, omadmctl};
 
 #[test]
 fn omadmctl_drives_the_daemon() {
@@ -342,28 +342,6 @@ async fn live_introspection_matches_the_published_contract() {
     d.terminate();
 }
 
-/// Runs `omadmctl agent` on the bus; returns the child and its stdout lines.
-fn agent(bus: &str, args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
-    use std::io::BufRead as _;
-    let mut child = Command::new(OMADMCTL)
-        .arg("agent")
-        .args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
-    assert!(first.contains("agent registered"), "{first}");
-    (Reaped(child), rx)
-}
-
 #[test]
 fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
     let show = |uiid: u32| json!({"packages": [{"CMD": [["SHOW", format!("https://ui.example/consent?uiid={uiid}&dev=[DevID]")]]}, {"CMD": [["END"]]}]});
@@ -384,7 +362,7 @@ fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
     };
 
     // An agent takes it: 200, and it saw the server's name and the substituted URL.
-    let (mut a, lines) = agent(&bus.address, &[]);
+    let (mut a, lines) = ctl_agent(&bus.address, None, &[]);
     let (_, out, _) = omadmctl(&bus.address, &["status"]);
     assert!(out.trim_end().ends_with("; 1 SHOW agent(s)"), "{out}");
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
@@ -397,7 +375,7 @@ fn show_reaches_the_registered_agent_and_never_fakes_a_yes() {
     a.wait().unwrap();
 
     // A user who declines: 507.
-    let (mut a, _lines) = agent(&bus.address, &["--decline"]);
+    let (mut a, _lines) = ctl_agent(&bus.address, None, &["--decline"]);
     assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
     assert_eq!(status_of_last_session(), 507);
     a.kill().unwrap();
@@ -561,7 +539,7 @@ async fn a_hanging_agent_cannot_stall_the_session() {
     // A working agent first, then a hanging one, which is asked first (the most recent).
     let (mut good, lines) = tokio::task::spawn_blocking({
         let a = bus.address.clone();
-        move || agent(&a, &[])
+        move || ctl_agent(&a, None, &[])
     })
     .await
     .unwrap();
@@ -683,12 +661,12 @@ async fn show_goes_to_the_agent_of_the_session_in_front() {
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("session ended", 30);
     let a = bus.address.clone();
-    let (front, front_lines) = tokio::task::spawn_blocking(move || agent(&a, &[]))
+    let (front, front_lines) = tokio::task::spawn_blocking(move || ctl_agent(&a, None, &[]))
         .await
         .unwrap();
     // Registered later, so without logind it would be asked first.
     let a = bus.address.clone();
-    let (away, away_lines) = tokio::task::spawn_blocking(move || agent(&a, &[]))
+    let (away, away_lines) = tokio::task::spawn_blocking(move || ctl_agent(&a, None, &[]))
         .await
         .unwrap();
     let _login = zbus::connection::Builder::address(bus.address.as_str())

@@ -42,15 +42,7 @@ fn a_notification_starts_its_session_even_in_a_flood() {
     let server = TestServer::start(&json!({"sessions": [end, end, end, end]}), false);
     let root = Root::new().with_bootstrap_for(&server.base);
     let mut d = root.start(&[]);
-    let line = d.wait_for("listening for notifications", 30);
-    let addr = line
-        .split("address=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = d.notification_address();
     d.wait_for("session ended", 30); // the owed BootstrapComplete session
 
     // A flood of garbage and wrongly signed notifications from another loopback address.

@@ -224,15 +224,7 @@ fn a_replayed_notification_without_id_forces_at_most_one_session_per_interval() 
         "[notifications]\nmin-interval-secs = 60\n",
     );
     let mut d = root.start(&[]);
-    let line = d.wait_for("listening for notifications", 30);
-    let addr = line
-        .split("address=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = d.notification_address();
     d.wait_for("session ended", 30); // the owed BootstrapComplete session
     // Signed, but with neither TIMESTAMP nor NOTIFICATION-ID: whoever saw it can resend it.
     let packet = omadmd::protocol::package0::encode_signed(
@@ -367,34 +359,6 @@ fn url_tokens_and_credentials_never_leave_the_daemon() {
     );
 }
 
-/// An `omadmctl agent` on the bus as `uid`, with its stdout lines.
-fn agent_as(
-    bus: &str,
-    uid: Option<u32>,
-) -> (crate::common::Reaped, std::sync::mpsc::Receiver<String>) {
-    use std::io::BufRead as _;
-    use std::os::unix::process::CommandExt as _;
-    let mut cmd = std::process::Command::new(crate::common::OMADMCTL);
-    cmd.arg("agent")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
-    if let Some(uid) = uid {
-        cmd.uid(uid).gid(uid);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
-    assert!(first.contains("agent registered"), "{first}");
-    (crate::common::Reaped(child), rx)
-}
-
 #[test]
 fn another_users_agent_never_receives_a_show() {
     if !nix::unistd::Uid::effective().is_root() {
@@ -415,7 +379,7 @@ fn another_users_agent_never_receives_a_show() {
     };
     // Without polkit any local user may register an agent, here `nobody`; but nobody
     // can say it sits in front of the device (no logind): it is not asked.
-    let (_nobody, nobody_lines) = agent_as(&bus.address, Some(65534));
+    let (_nobody, nobody_lines) = crate::common::ctl_agent(&bus.address, Some(65534), &[]);
     assert_eq!(
         crate::common::omadmctl(&bus.address, &["session", "start", "--wait"]).0,
         0
@@ -426,7 +390,7 @@ fn another_users_agent_never_receives_a_show() {
         10,
     );
     // root's agent is.
-    let (_root_agent, root_lines) = agent_as(&bus.address, None);
+    let (_root_agent, root_lines) = crate::common::ctl_agent(&bus.address, None, &[]);
     assert_eq!(
         crate::common::omadmctl(&bus.address, &["session", "start", "--wait"]).0,
         0
