@@ -198,7 +198,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
         }
         Cmd::Accounts => {
             let mut states = Vec::new();
-            for (id, _, _) in manager.accounts().await? {
+            for id in manager.accounts().await?.into_iter().map(|a| a.server_id) {
                 states.push(manager.account_state(&id).await?);
             }
             if cli.json {

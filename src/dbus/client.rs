@@ -4,7 +4,7 @@
 
 use zbus::proxy;
 
-use super::manager::{AccountState, HistoryRow};
+use super::manager::{AccountRow, AccountState, HistoryRow};
 
 /// `org.omadm.Client1.Manager`.
 #[proxy(
@@ -17,7 +17,7 @@ pub trait Manager {
     #[zbus(allow_interactive_auth)]
     fn start_session(&self, server_id: &str) -> zbus::Result<()>;
     /// (server id, name, URL) per account.
-    fn accounts(&self) -> zbus::Result<Vec<(String, String, String)>>;
+    fn accounts(&self) -> zbus::Result<Vec<AccountRow>>;
     /// Where one account stands.
     fn account_state(&self, server_id: &str) -> zbus::Result<AccountState>;
     /// Recent sessions.

@@ -37,6 +37,17 @@ pub struct HistoryRow {
     pub commands: i64,
 }
 
+/// One account as `Accounts` lists it, sent as the struct `(sss)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::Type)]
+pub struct AccountRow {
+    /// The server's id (SrvID).
+    pub server_id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its DM server URL, redacted.
+    pub url: String,
+}
+
 /// One account's state (`AccountState`), sent as `a{sv}` with kebab-case keys; keys of
 /// absent values are left out.
 #[derive(
@@ -163,10 +174,14 @@ impl Manager {
     }
 
     /// The DM accounts: (server id, display name, server URL).
-    fn accounts(&self) -> Result<Vec<(String, String, String)>, Error> {
+    fn accounts(&self) -> Result<Vec<AccountRow>, Error> {
         Ok(crate::mo::account::all(&self.shared.prepared.store)?
             .into_iter()
-            .map(|a| (a.server_id, a.name, redact(&a.srv_uri)))
+            .map(|a| AccountRow {
+                url: redact(&a.srv_uri),
+                server_id: a.server_id,
+                name: a.name,
+            })
             .collect())
     }
 

@@ -18,7 +18,7 @@ use zbus::message::Header;
 use crate::tree::Journal as _;
 
 pub use agents::AgentManager;
-pub use manager::{AccountState, Manager};
+pub use manager::{AccountRow, AccountState, HistoryRow, Manager};
 pub use polkit::{Action, Caller, authorize, authorize_caller};
 pub use tree::Tree;
 

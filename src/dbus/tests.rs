@@ -126,11 +126,11 @@ async fn manager_reads_map_errors_and_redact_what_servers_set() {
     let accounts = m.accounts().await.unwrap();
     assert_eq!(
         accounts,
-        [(
-            "dms1".to_owned(),
-            "DMS [31mOne".to_owned(),
-            "https://dms.example/dm".to_owned()
-        )],
+        [manager::AccountRow {
+            server_id: "dms1".into(),
+            name: "DMS [31mOne".into(),
+            url: "https://dms.example/dm".into()
+        }],
         "URL redacted, control characters gone from the name"
     );
     let state = m.account_state("dms1").await.unwrap();
