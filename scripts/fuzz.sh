@@ -6,13 +6,23 @@
 # Needs cargo-fuzz (cargo install cargo-fuzz --locked); the stable toolchain builds it with
 # RUSTC_BOOTSTRAP=1. A crash leaves its input in fuzz/artifacts/<target>/.
 set -euo pipefail
-cd "$(dirname "$0")/../fuzz"
+top="$(cd "$(dirname "$0")/.." && pwd)"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+# Each crate fuzzes its own code: the wire formats in omadm-proto, the daemon's in fuzz/.
+dirs=("$top/crates/omadm-proto/fuzz" "$top/fuzz")
+declare -A dir_of
+for d in "${dirs[@]}"; do
+    for t in $(sed -n 's/^name = "\(.*\)"$/\1/p' "$d/Cargo.toml" | grep -v -- '-fuzz$'); do
+        dir_of[$t]=$d
+    done
+done
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^omadmd-fuzz$')
+    targets=("${!dir_of[@]}")
 fi
 for t in "${targets[@]}"; do
+    [ -n "${dir_of[$t]:-}" ] || { echo "fuzz.sh: no target $t" >&2; exit 2; }
+    cd "${dir_of[$t]}"
     mkdir -p "corpus/$t"
     extra=()
     # DDFs are files of kilobytes; let the fuzzer make them.

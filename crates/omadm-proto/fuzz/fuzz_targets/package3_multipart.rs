@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omadmd::protocol::packages::{decode_package3_http, encode_package3_http};
+use omadm_proto::packages::{decode_package3_http, encode_package3_http};
 
 fuzz_target!(|data: &[u8]| {
     // The first line is the Content-Type header, the rest the body.

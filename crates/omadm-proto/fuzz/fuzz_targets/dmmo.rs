@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omadmd::protocol::dmmo::{Limits, decode, encode};
+use omadm_proto::dmmo::{Limits, decode, encode};
 
 const LIMITS: Limits = Limits {
     max_bytes: 1 << 20,

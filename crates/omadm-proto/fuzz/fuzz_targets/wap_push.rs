@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omadmd::protocol::wap::{unwrap, wrap};
+use omadm_proto::wap::{unwrap, wrap};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(body) = unwrap(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omadmd::protocol::packages::{P2Limits, decode_package2, encode_package2};
+use omadm_proto::packages::{P2Limits, decode_package2, encode_package2};
 
 const LIMITS: P2Limits = P2Limits {
     max_bytes: 1 << 20,

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omadmd::protocol::uri::{ClientUri, Segment};
+use omadm_proto::uri::{ClientUri, Segment};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

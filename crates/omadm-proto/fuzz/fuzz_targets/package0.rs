@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omadmd::protocol::package0::{decode, encode, verify};
+use omadm_proto::package0::{decode, encode, verify};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(n) = decode(data) {
