@@ -3,7 +3,6 @@
 //! an optional client certificate, generous configurable timeouts, cookies kept for the
 //! life of one client (one session), and redirects followed only within the same scheme.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,9 @@ use crate::engine::{Fetched, Method, PortError, Sent};
 use crate::protocol::packages::P2_TYPE;
 use crate::protocol::uri::redact;
 use crate::session::{HttpReply, Transport, TransportError};
-use crate::transport::target::{Refused, TargetPolicy};
+use crate::transport::error::HttpError;
+use crate::transport::resolver::{GuardedResolver, Unreachable, allowed_addrs};
+use crate::transport::target::TargetPolicy;
 
 /// The `OMADM-DevID` header (TS §5.2.2).
 pub const DEVID_HEADER: &str = "OMADM-DevID";
@@ -168,134 +169,6 @@ fn redirect_policy(targets: Arc<TargetPolicy>) -> reqwest::redirect::Policy {
             attempt.follow()
         }
     })
-}
-
-/// Why an HTTP exchange failed. What it shows carries URLs redacted; the reqwest error it
-/// keeps as its cause has its URL taken out.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    /// The URL leads where a server's URLs may not.
-    #[error("{0}")]
-    Refused(#[from] Refused),
-    /// The request failed (connection, TLS, redirect, timeout).
-    #[error("{url}: {what}")]
-    Request {
-        /// The URL, redacted.
-        url: String,
-        /// What failed, with its causes.
-        what: String,
-        /// reqwest's error, without the URL.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The server answered with a status that is not a success.
-    #[error("HTTP {0}")]
-    Status(u16),
-    /// The body was larger than the limit.
-    #[error("body larger than {0} bytes")]
-    TooLarge(usize),
-    /// The body could not be read to its end.
-    #[error("reading the body: {what}")]
-    Body {
-        /// What failed, with its causes.
-        what: String,
-        /// reqwest's error, without the URL.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The client could not be built (a bad CA file, certificate or DevID).
-    #[error("{0}")]
-    Setup(String),
-}
-
-impl HttpError {
-    fn request(url: &str, e: reqwest::Error) -> HttpError {
-        let source = e.without_url();
-        HttpError::Request {
-            url: redact(url),
-            what: describe(&source),
-            source,
-        }
-    }
-
-    fn body(e: reqwest::Error) -> HttpError {
-        let source = e.without_url();
-        HttpError::Body {
-            what: describe(&source),
-            source,
-        }
-    }
-}
-
-impl From<HttpError> for PortError {
-    fn from(e: HttpError) -> PortError {
-        PortError(Box::new(e))
-    }
-}
-
-impl From<HttpError> for TransportError {
-    fn from(e: HttpError) -> TransportError {
-        TransportError(Box::new(e))
-    }
-}
-
-/// Resolves host names for one server's client and keeps only the addresses its
-/// [`TargetPolicy`] allows: the address checked is the address connected to.
-struct GuardedResolver(Arc<TargetPolicy>);
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let allowed = allowed_addrs(&policy, &host).await?;
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// Why a host's addresses cannot be used.
-#[derive(Debug, thiserror::Error)]
-enum Unreachable {
-    /// The name did not resolve.
-    #[error("cannot resolve {host}: {source}")]
-    Lookup {
-        host: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// It resolved only to addresses the policy refuses.
-    #[error(transparent)]
-    Refused(#[from] Refused),
-}
-
-/// Resolves `host` and keeps the addresses `policy` allows; refused when none is left.
-async fn allowed_addrs(policy: &TargetPolicy, host: &str) -> Result<Vec<SocketAddr>, Unreachable> {
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
-        .await
-        .map_err(|source| Unreachable::Lookup {
-            host: host.to_owned(),
-            source,
-        })?
-        .collect();
-    let mut refused = None;
-    let allowed: Vec<SocketAddr> = found
-        .into_iter()
-        .filter(|a| match policy.check(host, a.ip()) {
-            Ok(()) => true,
-            Err(r) => {
-                refused.get_or_insert(r);
-                false
-            }
-        })
-        .collect();
-    match (allowed.is_empty(), refused) {
-        (true, Some(r)) => {
-            tracing::warn!(host = %host, reason = %r, "server URL refused");
-            Err(r.into())
-        }
-        _ => Ok(allowed),
-    }
 }
 
 impl HttpClient {
@@ -484,18 +357,6 @@ impl HttpClient {
         }
         Ok(out)
     }
-}
-
-/// The error with its causes (reqwest's top line alone hides TLS and I/O reasons).
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn media_type(resp: &reqwest::Response) -> Option<String> {

@@ -10,6 +10,11 @@ mod migrations;
 mod sqlite;
 mod value;
 
+mod journal;
+
+pub use journal::{
+    OutItem, Outgoing, OwedReason, OwedSession, PendingExec, SessionRecord, Subscription, Usage,
+};
 pub use sqlite::{OpenMode, SqliteStore};
 pub use value::{Format, Value, ValueError};
 
@@ -373,162 +378,6 @@ pub enum TreeOp {
         /// Why the session is owed.
         reason: OwedReason,
     },
-}
-
-/// Why a session is owed to a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OwedReason {
-    /// A bootstrap for the server applied: TS §8 requires a session with the
-    /// `urn:oma:at:dm:2.0:BootstrapComplete` alert.
-    BootstrapComplete,
-}
-
-impl OwedReason {
-    /// Storage name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OwedReason::BootstrapComplete => "BootstrapComplete",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        (s == "BootstrapComplete").then_some(OwedReason::BootstrapComplete)
-    }
-}
-
-/// What waits in the outbox for a server.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutItem {
-    /// A Generic Alert (its JSON, TS §7.2.1.5), sent in the next session's Package#1: one a
-    /// local service queued, or an asynchronous EXEC result (TS §5.4.1), which goes to the
-    /// EXEC's ServerURI (`to`) rather than the account's SrvURI.
-    Alert {
-        /// The alert.
-        alert: serde_json::Value,
-        /// Where it must go, when not the SrvURI.
-        to: Option<String>,
-    },
-    /// A subscription delivery (TS §5.3.11): the subscribed ClientURI's data, read when it is
-    /// sent, to PUT to the subscription's ServerURI.
-    Delivery {
-        /// The subscribed ClientURI.
-        client_uri: String,
-        /// The subscription's ServerURI.
-        to: String,
-    },
-}
-
-impl OutItem {
-    /// The row's `kind`, `target` and `payload` columns.
-    fn to_row(&self) -> Result<(&'static str, Option<&str>, Vec<u8>), StoreError> {
-        Ok(match self {
-            OutItem::Alert { alert, to } => (
-                "alert",
-                to.as_deref(),
-                serde_json::to_vec(alert).map_err(|e| StoreError::Invalid(e.to_string()))?,
-            ),
-            OutItem::Delivery { client_uri, to } => (
-                "delivery",
-                Some(to.as_str()),
-                client_uri.clone().into_bytes(),
-            ),
-        })
-    }
-
-    /// From a row; `None` for a kind a newer build wrote, or a payload that does not read.
-    fn from_row(kind: &str, target: Option<String>, payload: &[u8]) -> Option<OutItem> {
-        match kind {
-            "alert" => Some(OutItem::Alert {
-                alert: serde_json::from_slice(payload).ok()?,
-                to: target,
-            }),
-            "delivery" => Some(OutItem::Delivery {
-                client_uri: String::from_utf8(payload.to_vec()).ok()?,
-                to: target?,
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// Something waiting for a server.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outgoing {
-    /// Outbox row id (0 before it is stored).
-    pub id: i64,
-    /// The server it is for.
-    pub server_id: String,
-    /// What it is.
-    pub item: OutItem,
-}
-
-/// A SUB registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    /// The server.
-    pub server_id: String,
-    /// The ClientURI as the server gave it.
-    pub client_uri: String,
-    /// Where changes go.
-    pub server_uri: String,
-}
-
-/// An EXEC whose result a handler will report later (TS §5.4.1, asynchronous reporting).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingExec {
-    /// The token the handler answers with.
-    pub token: String,
-    /// The server that sent the EXEC.
-    pub server_id: String,
-    /// The executed node's ClientURI (the result alert's SourceURI).
-    pub client_uri: String,
-    /// The EXEC's ServerURI, where the result goes, if given.
-    pub report_to: Option<String>,
-    /// The handler's unique bus name: only it may answer.
-    pub handler: String,
-}
-
-/// One DM session as recorded in the history.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SessionRecord {
-    /// Row id.
-    pub id: i64,
-    /// The server.
-    pub server_id: String,
-    /// What started it (`client`, `notification:<id>`, `bootstrap`, …).
-    pub trigger: String,
-    /// Start, seconds since the epoch.
-    pub started_at: i64,
-    /// End, if it ended.
-    pub ended_at: Option<i64>,
-    /// `running`, `ended`, `aborted`, `interrupted`.
-    pub outcome: String,
-    /// Why it aborted, when it did.
-    pub detail: Option<String>,
-    /// Packages received from the server.
-    pub packages: i64,
-    /// Commands executed.
-    pub commands: i64,
-}
-
-/// What one creator's instances hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Instances.
-    pub instances: u64,
-    /// Bytes of node values.
-    pub bytes: u64,
-}
-
-/// A session the daemon owes a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwedSession {
-    /// SrvID of the server.
-    pub server_id: String,
-    /// Why.
-    pub reason: OwedReason,
-    /// When it became owed (seconds since the epoch).
-    pub since: i64,
 }
 
 /// How many sessions the history keeps; older ones are dropped as new ones start, so a
