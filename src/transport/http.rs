@@ -517,12 +517,14 @@ mod tests {
             cause = c.source();
         }
         assert!(depth >= 1, "the cause is kept: {err:?}");
-        // A refused target is its own kind, with the address that was refused.
+        // A refused target is its own kind, with the address that was refused (a loopback
+        // address other than the SrvURI host's: were the check broken, the request would
+        // still stay on this machine).
         let refused = client
-            .fetch("http://169.254.169.254/latest/meta-data/", &["text/plain"])
+            .fetch("http://127.0.0.2:9/latest/meta-data/", &["text/plain"])
             .await
             .unwrap_err();
-        assert!(refused.to_string().contains("LinkLocal"), "{refused}");
+        assert!(refused.to_string().contains("Loopback"), "{refused}");
     }
 
     #[test]
