@@ -107,10 +107,7 @@ fn alert_targets(p: &Prepared, server: &str) -> anyhow::Result<Vec<String>> {
         .store
         .outbox(server)?
         .into_iter()
-        .filter_map(|o| match o.item {
-            crate::tree::OutItem::Alert { to, .. } => to,
-            crate::tree::OutItem::Delivery { .. } => None,
-        })
+        .filter_map(|o| o.item.alert().and_then(|(_, to)| to.map(str::to_owned)))
         .filter(|t| *t != srv_uri)
         .collect();
     urls.sort();

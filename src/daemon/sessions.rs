@@ -100,7 +100,7 @@ impl<'a> Runner<'a> {
             .into_iter()
             .filter_map(|o| match o.item {
                 crate::tree::OutItem::Delivery { client_uri, to } => Some((o.id, client_uri, to)),
-                crate::tree::OutItem::Alert { .. } => None,
+                _ => None,
             })
             .collect();
         if queued.is_empty() {

@@ -77,11 +77,13 @@ pub struct AccountState {
     pub last_detail: Option<String>,
 }
 
-/// Ends a pending EXEC with its result alert: queued durably for the EXEC's ServerURI in
-/// the same transaction that forgets the EXEC, and a session asked for to deliver it.
+/// Ends a pending EXEC with its `status` and result alert: queued durably for the EXEC's
+/// ServerURI in the same transaction that forgets the EXEC, and a session asked for to
+/// deliver it.
 pub(super) fn finish_exec(
     shared: &Shared,
     pending: &PendingExec,
+    status: u16,
     alert: &Alert,
 ) -> Result<(), Error> {
     let alert = serde_json::to_value(alert).map_err(|e| Error::Failed(e.to_string()))?;
@@ -89,7 +91,9 @@ pub(super) fn finish_exec(
         TreeOp::Enqueue(Outgoing {
             id: 0,
             server_id: pending.server_id.clone(),
-            item: OutItem::Alert {
+            item: OutItem::ExecResult {
+                client_uri: pending.client_uri.clone(),
+                status,
                 alert,
                 to: pending.report_to.clone(),
             },
@@ -119,9 +123,9 @@ pub(super) fn fail_orphaned_execs(shared: &Shared, handler: &str) {
         }
     };
     for p in pending {
-        let alert =
-            crate::engine::exec_result_alert(&p.client_uri, crate::engine::sc::INTERNAL_ERROR);
-        match finish_exec(shared, &p, &alert) {
+        let status = crate::engine::sc::INTERNAL_ERROR;
+        let alert = crate::engine::exec_result_alert(&p.client_uri, status);
+        match finish_exec(shared, &p, status, &alert) {
             Ok(()) => {
                 tracing::warn!(server = %p.server_id, node = %p.client_uri, handler, "EXEC handler left before answering; the server is told it failed (500)")
             }
@@ -383,7 +387,7 @@ impl Manager {
                 .get_or_insert_with(|| pending.client_uri.clone());
             a
         };
-        finish_exec(&self.shared, &pending, &alert)?;
+        finish_exec(&self.shared, &pending, status, &alert)?;
         tracing::info!(server = %pending.server_id, node = %pending.client_uri, status, "asynchronous EXEC result queued");
         Ok(())
     }

@@ -15,12 +15,14 @@ use std::future::Future;
 
 use std::collections::BTreeSet;
 
+use serde::Deserialize;
+
 use crate::mo::Registry;
 use crate::protocol::packages::{
     Alert, Command, MoSupported, Package1, Package3, Part, Status, alert_type,
 };
 use crate::protocol::uri::ServerUriValues;
-use crate::tree::{InstanceKey, OutItem, StoreError, TreeStore};
+use crate::tree::{InstanceKey, StoreError, TreeStore};
 
 pub use acl::{Acl, Rights};
 
@@ -396,13 +398,13 @@ impl<P: Ports> Engine<'_, P> {
         let mut alerts = vec![session_alert];
         let mut carried = Vec::new();
         for o in self.store.outbox(server_id)? {
-            let OutItem::Alert { alert, to } = o.item else {
+            let Some((alert, to)) = o.item.alert() else {
                 continue;
             };
-            if to.as_deref().unwrap_or(srv_uri) != url {
+            if to.unwrap_or(srv_uri) != url {
                 continue;
             }
-            match serde_json::from_value::<Alert>(alert) {
+            match Alert::deserialize(alert) {
                 Ok(a) => {
                     alerts.push(a);
                     carried.push(o.id);

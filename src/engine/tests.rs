@@ -928,9 +928,16 @@ async fn exec_statuses_and_async_results() {
     );
     let q = w.store.outbox("dms2").unwrap();
     assert_eq!(q.len(), 1);
-    let crate::tree::OutItem::Alert { alert, to } = q[0].item.clone() else {
+    let crate::tree::OutItem::ExecResult {
+        alert,
+        to,
+        status,
+        client_uri,
+    } = q[0].item.clone()
+    else {
         panic!("{q:?}")
     };
+    assert_eq!((status, client_uri.as_str()), (200, reboot));
     assert_eq!(to.as_deref(), Some("https://dms2.example/results"));
     let alert: Alert = serde_json::from_value(alert).unwrap();
     assert_eq!(

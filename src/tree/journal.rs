@@ -27,13 +27,24 @@ impl OwedReason {
 /// What waits in the outbox for a server.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutItem {
-    /// A Generic Alert (its JSON, TS §7.2.1.5), sent in the next session's Package#1: one a
-    /// local service queued, or an asynchronous EXEC result (TS §5.4.1), which goes to the
-    /// EXEC's ServerURI (`to`) rather than the account's SrvURI.
+    /// A Generic Alert (its JSON, TS §7.2.1.5) a local service queued, sent in the next
+    /// session's Package#1.
     Alert {
         /// The alert.
         alert: serde_json::Value,
         /// Where it must go, when not the SrvURI.
+        to: Option<String>,
+    },
+    /// An asynchronous EXEC result (TS §5.3.5): the Generic Alert that reports it, sent in a
+    /// Package#1 to the EXEC's ServerURI (`to`) rather than the account's SrvURI.
+    ExecResult {
+        /// The executed node's ClientURI.
+        client_uri: String,
+        /// The EXEC's final status.
+        status: u16,
+        /// The alert that reports it (the handler's own, or a `ResultCode` one).
+        alert: serde_json::Value,
+        /// The EXEC's ServerURI, when it gave one.
         to: Option<String>,
     },
     /// A subscription delivery (TS §5.3.11): the subscribed ClientURI's data, read when it is
@@ -46,7 +57,26 @@ pub enum OutItem {
     },
 }
 
+/// How an EXEC result is stored in the outbox's `payload`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ExecResultRow {
+    client_uri: String,
+    status: u16,
+    alert: serde_json::Value,
+}
+
 impl OutItem {
+    /// The Generic Alert this item sends in a Package#1, and where it must go when not the
+    /// account's SrvURI; `None` for what is not an alert (a subscription delivery).
+    pub fn alert(&self) -> Option<(&serde_json::Value, Option<&str>)> {
+        match self {
+            OutItem::Alert { alert, to } | OutItem::ExecResult { alert, to, .. } => {
+                Some((alert, to.as_deref()))
+            }
+            OutItem::Delivery { .. } => None,
+        }
+    }
+
     /// The row's `kind`, `target` and `payload` columns.
     pub(in crate::tree) fn to_row(
         &self,
@@ -61,6 +91,21 @@ impl OutItem {
                 "delivery",
                 Some(to.as_str()),
                 client_uri.clone().into_bytes(),
+            ),
+            OutItem::ExecResult {
+                client_uri,
+                status,
+                alert,
+                to,
+            } => (
+                "exec-result",
+                to.as_deref(),
+                serde_json::to_vec(&ExecResultRow {
+                    client_uri: client_uri.clone(),
+                    status: *status,
+                    alert: alert.clone(),
+                })
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
             ),
         })
     }
@@ -80,6 +125,15 @@ impl OutItem {
                 client_uri: String::from_utf8(payload.to_vec()).ok()?,
                 to: target?,
             }),
+            "exec-result" => {
+                let row: ExecResultRow = serde_json::from_slice(payload).ok()?;
+                Some(OutItem::ExecResult {
+                    client_uri: row.client_uri,
+                    status: row.status,
+                    alert: row.alert,
+                    to: target,
+                })
+            }
             _ => None,
         }
     }

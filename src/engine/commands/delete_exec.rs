@@ -77,7 +77,9 @@ impl<P: Ports> Ctx<'_, '_, P> {
                     vec![TreeOp::Enqueue(Outgoing {
                         id: 0,
                         server_id: request.server_id.clone(),
-                        item: OutItem::Alert {
+                        item: OutItem::ExecResult {
+                            client_uri: request.client_uri.clone(),
+                            status,
                             alert,
                             to: Some(to),
                         },

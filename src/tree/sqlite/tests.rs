@@ -669,6 +669,17 @@ fn outbox_subscriptions_and_defaults_persist() {
         };
         s.apply(&[out("dms1", "a1"), out("dms2", "b1"), out("dms1", "a2")])
             .unwrap();
+        s.apply(&[TreeOp::Enqueue(Outgoing {
+            id: 0,
+            server_id: "dms1".into(),
+            item: OutItem::ExecResult {
+                client_uri: "urn:x:1.0/i/Run".into(),
+                status: 410,
+                alert: serde_json::json!({ "AlertType": "r1" }),
+                to: None,
+            },
+        })])
+        .unwrap();
         let sub = |uri: &str, to: &str| Subscription {
             server_id: "dms1".into(),
             client_uri: uri.into(),
@@ -697,12 +708,13 @@ fn outbox_subscriptions_and_defaults_persist() {
     let q = s.outbox("dms1").unwrap();
     let kinds: Vec<&serde_json::Value> = q
         .iter()
-        .filter_map(|o| match &o.item {
-            OutItem::Alert { alert, .. } => alert.get("AlertType"),
-            OutItem::Delivery { .. } => None,
-        })
+        .filter_map(|o| o.item.alert().and_then(|(a, _)| a.get("AlertType")))
         .collect();
-    assert_eq!(kinds, ["a1", "a2"]);
+    assert_eq!(kinds, ["a1", "a2", "r1"]);
+    assert!(
+        matches!(&q[2].item, OutItem::ExecResult { status: 410, client_uri, to: None, .. } if client_uri == "urn:x:1.0/i/Run"),
+        "{q:?}"
+    );
     assert!(
         matches!(&q[0].item, OutItem::Alert { to: Some(t), .. } if t == "https://x/async"),
         "{q:?}"
@@ -715,9 +727,9 @@ fn outbox_subscriptions_and_defaults_persist() {
             [],
         )
         .unwrap();
-    assert_eq!(s.outbox("dms1").unwrap().len(), 2);
+    assert_eq!(s.outbox("dms1").unwrap().len(), 3);
     s.remove_outgoing(&[q[0].id]).unwrap();
-    assert_eq!(s.outbox("dms1").unwrap().len(), 1);
+    assert_eq!(s.outbox("dms1").unwrap().len(), 2);
     assert_eq!(s.outbox("dms2").unwrap().len(), 1);
     let subs = s.subscriptions().unwrap();
     assert_eq!(
