@@ -1,0 +1,119 @@
+//! The Data Repository (HGET/HPUT/HPOST targets, TS §5.3.1–5.3.3) and the Web Server
+//! Component a SHOW points a browser at (TS §5.3.12).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use crate::{Resource, Shared, body_json, challenge, header_map, lock};
+
+pub(crate) async fn repo_get(State(st): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Some(r) = challenge(&st, "GET", &uri, &headers, &[]) {
+        return r;
+    }
+    let mut live = lock(&st);
+    let path = uri.path().to_owned();
+    let found = live.repo.get(&path).cloned();
+    live.log(
+        json!({"kind": "repo-get", "path": path, "query": uri.query(), "headers": header_map(&headers), "found": found.is_some()}),
+        format!("repository GET {}{}", uri, if found.is_some() { "" } else { " (not found)" }),
+    );
+    match found {
+        Some(Resource {
+            redirect: Some(to), ..
+        }) => {
+            let to = to.replace("{base}", &live.base);
+            let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Some(r) => ([(header::CONTENT_TYPE, r.content_type.clone())], r.bytes()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn repo_store(
+    st: Shared,
+    method: &str,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = challenge(&st, &method.to_uppercase(), &uri, &headers, &body) {
+        return r;
+    }
+    let mut live = lock(&st);
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    live.log(
+        json!({"kind": format!("repo-{method}"), "path": uri.path(), "query": uri.query(), "headers": header_map(&headers), "body": body_json(&body)}),
+        format!("repository {} {} ({ct}): {}", method.to_uppercase(), uri, String::from_utf8_lossy(&body).chars().take(160).collect::<String>()),
+    );
+    // Stored so a later HGET of the same path returns it.
+    let body = match serde_json::from_slice::<Json>(&body) {
+        Ok(j) if ct.contains("json") => j,
+        _ => json!(String::from_utf8_lossy(&body)),
+    };
+    live.repo.insert(
+        uri.path().to_owned(),
+        Resource {
+            content_type: ct,
+            body,
+            redirect: None,
+        },
+    );
+    StatusCode::OK.into_response()
+}
+
+pub(crate) async fn repo_put(
+    State(st): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    repo_store(st, "put", uri, headers, body).await
+}
+
+pub(crate) async fn repo_post(
+    State(st): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    repo_store(st, "post", uri, headers, body).await
+}
+
+const UI_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Device management request</title></head>
+<body><h1>Your device manager asks</h1>
+<form method="post"><p>Allow the update to install tonight?</p>
+<button name="answer" value="yes">Allow</button> <button name="answer" value="no">Not now</button></form>
+</body></html>"#;
+
+pub(crate) async fn ui(State(st): State<Shared>, uri: Uri) -> Html<&'static str> {
+    lock(&st).log(
+        json!({"kind": "ui-view", "query": uri.query()}),
+        format!("SHOW page viewed: {uri}"),
+    );
+    Html(UI_PAGE)
+}
+
+pub(crate) async fn ui_submit(
+    State(st): State<Shared>,
+    uri: Uri,
+    body: Bytes,
+) -> Html<&'static str> {
+    let answer = String::from_utf8_lossy(&body).into_owned();
+    lock(&st).log(
+        json!({"kind": "ui-submit", "query": uri.query(), "form": answer}),
+        format!("SHOW page answered: {answer}"),
+    );
+    Html("<!doctype html><p>Thank you. You may close this page.</p>")
+}

@@ -1,0 +1,282 @@
+//! Tests of `bootstrap`.
+
+use super::*;
+use crate::mo::DEVINFO;
+use crate::tree::{Journal as _, Tree as _};
+use crate::tree::{OpenMode, SqliteStore, Value};
+use serde_json::json;
+
+const LIMITS: BootstrapLimits = BootstrapLimits {
+    max_file_bytes: 64 * 1024,
+    max_value_bytes: 256,
+    max_nodes: 1000,
+};
+
+fn account(miid: &str, srv_id: &str, uri: &str) -> serde_json::Value {
+    json!({"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {miid: {
+        "SrvID": srv_id, "SrvURI": uri, "Name": format!("Server {srv_id}"),
+        "Perm": {"1": {"MOID": "*"}},
+        "Auth": {"Noti": {"Type": 0, "Data": "ZGF0YQ==", "Secret": "c2VjcmV0"}}}}})
+}
+
+fn setup() -> (tempfile::TempDir, SqliteStore, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("tree.db"), OpenMode::ReadWrite).unwrap();
+    std::fs::create_dir(dir.path().join("bootstrap.d")).unwrap();
+    (dir, store, Registry::builtin())
+}
+
+fn file(dir: &tempfile::TempDir, name: &str, doc: &serde_json::Value) {
+    std::fs::write(dir.path().join("bootstrap.d").join(name), doc.to_string()).unwrap();
+}
+
+fn srv_uri(store: &SqliteStore, miid: &str) -> Option<String> {
+    store
+        .node(&InstanceKey::new(DMACC, miid), "SrvURI")
+        .unwrap()
+        .and_then(|n| n.value)
+        .map(|v| v.to_text())
+}
+
+#[test]
+fn applies_once_reapplies_on_change_and_owes_a_session() {
+    let (dir, store, reg) = setup();
+    let bdir = dir.path().join("bootstrap.d");
+    file(
+        &dir,
+        "10-a.json",
+        &json!([account("acc1", "dms1", "https://one/dm")]),
+    );
+    let report = apply_dir(&store, &reg, &bdir, LIMITS);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(
+        report.done[0].1,
+        Outcome::Applied {
+            instances: vec![InstanceKey::new(DMACC, "acc1")],
+            servers: vec!["dms1".into()]
+        }
+    );
+    let inst = store.instance(DMACC, "acc1").unwrap().unwrap();
+    assert_eq!(inst.creator, "serverid:dms1");
+    assert_eq!(
+        inst.ddf_url.as_deref(),
+        Some("http://www.openmobilealliance.org/tech/omna/dm_mo/dm_dmacc-v1_2.ddf")
+    );
+    let secret = store
+        .node(&InstanceKey::new(DMACC, "acc1"), "Auth/Noti/Secret")
+        .unwrap()
+        .unwrap();
+    assert_eq!(secret.value, Some(Value::Bin(b"secret".to_vec())));
+    assert!(secret.props.secret);
+    let owed = store.owed_sessions().unwrap();
+    assert_eq!((owed.len(), owed[0].server_id.as_str()), (1, "dms1"));
+
+    // Unchanged file: nothing written, the validator stays.
+    let cv = inst.cv;
+    let report = apply_dir(&store, &reg, &bdir, LIMITS);
+    assert_eq!(report.done[0].1, Outcome::Unchanged);
+    assert_eq!(store.instance(DMACC, "acc1").unwrap().unwrap().cv, cv);
+
+    // Changed file: applied again.
+    file(
+        &dir,
+        "10-a.json",
+        &json!([account("acc1", "dms1", "https://two/dm")]),
+    );
+    let report = apply_dir(&store, &reg, &bdir, LIMITS);
+    assert!(matches!(report.done[0].1, Outcome::Applied { .. }));
+    assert_eq!(srv_uri(&store, "acc1").as_deref(), Some("https://two/dm"));
+}
+
+#[test]
+fn a_bad_file_is_named_and_the_others_still_apply() {
+    let (dir, store, reg) = setup();
+    let bdir = dir.path().join("bootstrap.d");
+    file(
+        &dir,
+        "10-good.json",
+        &json!([account("acc1", "dms1", "https://one/dm")]),
+    );
+    std::fs::write(bdir.join("20-broken.json"), "{ not json").unwrap();
+    // A file whose second item is bad: its first item must not land either.
+    file(
+        &dir,
+        "30-half.json",
+        &json!([account("acc3", "dms3", "https://three/dm"),
+        {"ClientURI": "urn:oma:mo:oma-dm-devinfo:1.2//", "MOData": {"DevInfo": {"Colour": "red"}}}]),
+    );
+    file(
+        &dir,
+        "40-good.json",
+        &json!({"ClientURI": "urn:acme:mo:thing:1.0/t1/", "MOData": {"t1": {"a": 1}}}),
+    );
+    std::fs::write(bdir.join("50-ignored.txt"), "not a bootstrap").unwrap();
+    let report = apply_dir(&store, &reg, &bdir, LIMITS);
+    let failed: Vec<String> = report
+        .failed
+        .iter()
+        .map(|(p, e)| format!("{}: {e}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed[0].starts_with("20-broken.json: not valid application/dmmo+json"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        failed[1].starts_with("30-half.json: item 1"),
+        "{}",
+        failed[1]
+    );
+    assert!(failed[1].contains("Colour"), "{}", failed[1]);
+    assert_eq!(report.done.len(), 2);
+    assert!(store.instance(DMACC, "acc1").unwrap().is_some());
+    assert!(store.instance(DMACC, "acc3").unwrap().is_none());
+    assert!(store.instance(DEVINFO, "DevInfo").unwrap().is_none());
+    assert!(
+        store
+            .instance("urn:acme:mo:thing:1.0", "t1")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.bootstrap_digest("30-half.json").unwrap(),
+        None,
+        "a refused file is tried again next start"
+    );
+    let owed: Vec<String> = store
+        .owed_sessions()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.server_id)
+        .collect();
+    assert_eq!(owed, ["dms1"]);
+}
+
+#[test]
+fn refusals() {
+    let (_dir, store, reg) = setup();
+    let cases = [
+        (
+            json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"a": {"SrvURI": "x", "Name": "n", "Perm": {"1": {"MOID": "*"}}}}}]),
+            "required node SrvID is missing",
+        ),
+        (
+            json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"a": {"SrvID": "", "SrvURI": "x", "Name": "n", "Perm": {"1": {"MOID": "*"}}}}}]),
+            "needs a SrvID",
+        ),
+        (
+            json!([account("a", "d", &"x".repeat(300))]),
+            "exceeds the limit of 256",
+        ),
+        (
+            json!([account("a", "d", "u"), account("a", "e", "u")]),
+            "provisioned twice",
+        ),
+        (
+            json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/a/SrvURI", "MOData": {"SrvURI": "x"}}]),
+            "instance root",
+        ),
+        (
+            json!([{"ClientURI": "urn:x:1.0//", "MOData": {"..": {}}}]),
+            "not a valid node name",
+        ),
+    ];
+    for (doc, want) in cases {
+        let err = apply_document(&store, &reg, "t.json", doc.to_string().as_bytes(), LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{doc}\n→ {err}");
+    }
+    assert!(store.instances(None).unwrap().is_empty());
+    let big = format!("[{}]", " ".repeat(70 * 1024));
+    let err = apply_document(&store, &reg, "big.json", big.as_bytes(), LIMITS)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exceeds"), "{err}");
+}
+
+#[test]
+fn rebootstrapping_a_server_replaces_its_account() {
+    let (_dir, store, reg) = setup();
+    apply_document(
+        &store,
+        &reg,
+        "a.json",
+        json!([account("old", "dms1", "https://old")])
+            .to_string()
+            .as_bytes(),
+        LIMITS,
+    )
+    .unwrap();
+    apply_document(
+        &store,
+        &reg,
+        "b.json",
+        json!([account("other", "dms2", "https://two")])
+            .to_string()
+            .as_bytes(),
+        LIMITS,
+    )
+    .unwrap();
+    apply_document(
+        &store,
+        &reg,
+        "c.json",
+        json!([account("new", "dms1", "https://new")])
+            .to_string()
+            .as_bytes(),
+        LIMITS,
+    )
+    .unwrap();
+    let miids: Vec<String> = store
+        .instances(Some(DMACC))
+        .unwrap()
+        .into_iter()
+        .map(|i| i.miid)
+        .collect();
+    assert_eq!(miids, ["new", "other"]);
+    assert_eq!(srv_uri(&store, "new").as_deref(), Some("https://new"));
+}
+
+#[test]
+fn instance_uris() {
+    let ok = [
+        (
+            "urn:oma:mo:oma-dm-dmacc:1.2//",
+            ("urn:oma:mo:oma-dm-dmacc:1.2", None),
+        ),
+        (
+            "urn:oma:mo:oma-dm-dmacc:1.2/acc1/",
+            ("urn:oma:mo:oma-dm-dmacc:1.2", Some("acc1")),
+        ),
+        (
+            "urn:oma:mo:oma-dm-dmacc:1.2/acc1",
+            ("urn:oma:mo:oma-dm-dmacc:1.2", Some("acc1")),
+        ),
+        (
+            "urn:oma:mo:oma-dm-dmacc:2.0//",
+            ("urn:oma:mo:oma-dm-dmacc:1.2", None),
+        ),
+        (
+            "oma:mo:oma-dm-devinfo:1.0//",
+            ("urn:oma:mo:oma-dm-devinfo:1.0", None),
+        ),
+        ("urn:x:y:1.0//?lv=1", ("urn:x:y:1.0", None)),
+    ];
+    for (uri, (moid, miid)) in ok {
+        assert_eq!(
+            instance_of(uri),
+            Ok((moid.to_owned(), miid.map(str::to_owned))),
+            "{uri}"
+        );
+    }
+    for bad in [
+        "urn:oma:mo:x:1.0",
+        "/x/",
+        "urn:oma:mo:x:1.0/a/b",
+        "urn:oma:mo:x:1.0//Auth",
+    ] {
+        assert!(instance_of(bad).is_err(), "{bad}");
+    }
+}
