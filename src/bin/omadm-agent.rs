@@ -69,17 +69,8 @@ impl DesktopAgent {
                 }
             }
         }
-        // Launched, not waited for: a browser may run for hours, and the daemon only
-        // needs to know the page is on its way (TS §5.3.7).
-        match std::process::Command::new("xdg-open")
-            .arg(url)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-        {
-            Ok(mut child) => {
-                std::thread::spawn(move || child.wait());
-                Ok("xdg-open")
-            }
+        match omadmd::dbus::client::xdg_open(url) {
+            Ok(()) => Ok("xdg-open"),
             Err(e) => Err(format!("cannot run xdg-open: {e}")),
         }
     }

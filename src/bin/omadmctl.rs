@@ -38,38 +38,41 @@ impl TerminalAgent {
                 "declined in the terminal".into(),
             ));
         }
-        if self.open {
-            match std::process::Command::new("xdg-open").arg(&url).spawn() {
-                // Launched, not waited for; reaped when it exits.
-                Ok(mut child) => {
-                    std::thread::spawn(move || child.wait());
-                }
-                Err(e) => eprintln!("omadmctl: cannot run xdg-open: {e}"),
-            }
+        if self.open
+            && let Err(e) = omadmd::dbus::client::xdg_open(&url)
+        {
+            eprintln!("omadmctl: cannot run xdg-open: {e}");
         }
         Ok(())
     }
 }
 
-/// Exit codes: 1 failure, 3 the daemon is not running, 4 access denied.
+/// Exit codes: 1 failure, 3 the daemon is not running (or no bus), 4 access denied. Told
+/// apart by the D-Bus error name, or the kind of failure when there is none.
 fn explain(e: &zbus::Error) -> (String, u8) {
     let text = e.to_string();
-    if text.contains("ServiceUnknown")
-        || text.contains("NameHasNoOwner")
-        || text.contains("was not provided by any .service files")
-    {
+    if omadmd::dbus::no_owner(e) {
         return ("omadmd is not running (org.omadm.Client1 is not on the bus); start it with 'systemctl start omadmd'".into(), 3);
     }
-    if text.contains("AccessDenied") {
-        return (
+    match omadmd::dbus::error_name(e).as_deref() {
+        Some(
+            "org.omadm.Client1.Error.AccessDenied" | "org.freedesktop.DBus.Error.AccessDenied",
+        ) => (
             format!("{text}\nrun it as root, or have polkit grant the action (omadmctl(1))"),
             4,
-        );
+        ),
+        None if matches!(
+            e,
+            zbus::Error::Connection(..)
+                | zbus::Error::InputOutput(_)
+                | zbus::Error::Address(_)
+                | zbus::Error::Handshake(_)
+        ) =>
+        {
+            (format!("cannot reach the system bus: {text}"), 3)
+        }
+        _ => (text, 1),
     }
-    if text.contains("Failed to connect") || text.contains("No such file") {
-        return (format!("cannot reach the system bus: {text}"), 3);
-    }
-    (text, 1)
 }
 
 fn main() -> ExitCode {

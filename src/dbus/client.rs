@@ -151,6 +151,18 @@ pub async fn check_show(
     show_url_allowed(url, allow_http).map_err(AgentError::Refused)
 }
 
+/// Opens `url` with `xdg-open`, for an agent that has no portal to ask. Launched, not waited
+/// for: a browser may run for hours, and the daemon only needs to know the page is on its
+/// way (TS §5.3.7); a thread reaps the child when it exits.
+pub fn xdg_open(url: &str) -> std::io::Result<()> {
+    let mut child = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -226,6 +226,12 @@ fn errors_say_what_to_do() {
     let (code, _, err) = omadmctl(&bus.address, &["status"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("omadmd is not running"), "{err}");
+    // No bus at all: exit 3, said as such.
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("unix:path={}", dir.path().join("no-bus").display());
+    let (code, _, err) = omadmctl(&nowhere, &["status"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot reach the system bus"), "{err}");
     let root = Root::new();
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("ready", 30);
