@@ -87,14 +87,13 @@ fn main() {
     let http_settings = HttpSettings {
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(30),
-        extra_ca_pem: None,
-        client_identity_pem: None,
         max_body: settings.limits.max_package_bytes,
         targets: omadmd::transport::target::TargetPolicy::new(&account.srv_uri, false, vec![]),
-        allow_insecure_auth: false,
+        ..HttpSettings::default()
     };
     let dev_id = "UUID:bench";
     let options = SessionOptions {
+        max_duration: Duration::from_secs(600),
         max_package_bytes: settings.limits.max_package_bytes,
         max_commands: settings.limits.max_commands_per_package,
         max_packages: settings.sessions.max_packages,

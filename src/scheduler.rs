@@ -2,13 +2,13 @@
 //!
 //! Triggers (start-up, owed bootstrap sessions, a poll timer, requests from the CLI or
 //! D-Bus, notifications, queued work) arrive on a channel and are coalesced per server: a
-//! trigger that comes while one is pending or running is merged, never lost. Sessions run
-//! one at a time. Work that must reach a server (Generic Alerts, subscription deliveries)
+//! trigger that comes while one is pending or running is merged, never lost. Sessions with
+//! different servers run side by side, one at a time per server. Work that must reach a server (Generic Alerts, subscription deliveries)
 //! stays in the database until the server has taken it; when a session or a delivery fails
 //! it is tried again after an exponential backoff with jitter, and a restart picks up
 //! whatever is still queued.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -72,12 +72,16 @@ pub fn jitter_seed() -> u64 {
     })
 }
 
-/// Pending session requests per server and the retry state; the pure part of the
-/// scheduler, so it can be tested without a clock or a network.
+/// Pending session requests per server, the servers with a session running, and the
+/// retry state; the pure part of the scheduler, so it can be tested without a clock or a
+/// network.
 #[derive(Debug, Default)]
 pub struct Queue {
     pending: BTreeMap<String, Request>,
     retry: HashMap<String, (u32, Instant)>,
+    /// A server's own "not before" (`Retry-After` on a 503 or 429).
+    not_before: HashMap<String, Instant>,
+    running: HashSet<String>,
 }
 
 impl Queue {
@@ -90,28 +94,70 @@ impl Queue {
         self.pending.insert(server.to_owned(), merged);
     }
 
-    /// The next request that may run now (one whose retry time has come).
+    /// When a server's pending request may run: not while a session with it runs (TS §5.2:
+    /// one session at a time per server); on the client's initiative, not before its
+    /// backoff nor before the time the server asked for with `Retry-After`; at once when
+    /// the server itself asks (a notification: it is up, and notifications are spaced by
+    /// `notifications.min-interval-secs`).
+    /// `None` while a session with the server runs; `Some(None)` for at once.
+    fn due(&self, server: &str, req: Request) -> Option<Option<Instant>> {
+        if self.running.contains(server) {
+            return None;
+        }
+        if let Trigger::ServerInitiated { .. } = req.trigger {
+            return Some(None);
+        }
+        let retry = self.retry.get(server).map(|(_, at)| *at);
+        let asked = self.not_before.get(server).copied();
+        Some(retry.max(asked))
+    }
+
+    /// The next request that may run now; its server counts as running until
+    /// [`Queue::finished`].
     pub fn pop_ready(&mut self, now: Instant) -> Option<(String, Request)> {
         let server = self
             .pending
-            .keys()
-            .find(|s| self.retry.get(*s).is_none_or(|(_, at)| *at <= now))?
+            .iter()
+            .find(|(s, r)| {
+                self.due(s, **r)
+                    .is_some_and(|at| at.is_none_or(|at| at <= now))
+            })?
+            .0
             .clone();
         let req = self.pending.remove(&server)?;
+        self.running.insert(server.clone());
         Some((server, req))
     }
 
-    /// When the earliest waiting request may run, if any waits.
+    /// When the earliest waiting request may run, if any waits that is not held back by a
+    /// running session.
     pub fn next_due(&self) -> Option<Instant> {
         self.pending
-            .keys()
-            .map(|s| self.retry.get(s).map(|(_, at)| *at))
+            .iter()
+            .filter_map(|(s, r)| self.due(s, *r))
             .map(|at| at.unwrap_or_else(Instant::now))
             .min()
     }
 
+    /// A server's session (and what followed it) is over.
+    pub fn finished(&mut self, server: &str) {
+        self.running.remove(server);
+    }
+
+    /// The server asked not to be contacted for `delay` (`Retry-After`), at most `cap`.
+    pub fn defer(&mut self, server: &str, now: Instant, delay: Duration, cap: Duration) {
+        self.not_before
+            .insert(server.to_owned(), now + delay.min(cap));
+    }
+
+    /// When the server may next be contacted on the client's initiative, if it asked to
+    /// wait.
+    pub fn not_before(&self, server: &str) -> Option<Instant> {
+        self.not_before.get(server).copied()
+    }
+
     /// Records a failure for a server with work still queued: it is tried again after the
-    /// backoff. Returns the delay.
+    /// backoff, and not before the server's `Retry-After`. Returns the delay.
     pub fn failed(
         &mut self,
         server: &str,
@@ -121,21 +167,43 @@ impl Queue {
         cap: Duration,
     ) -> Duration {
         let attempt = self.retry.get(server).map_or(1, |(n, _)| n + 1);
+        let asked = self
+            .not_before
+            .get(server)
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
         let delay = backoff(attempt, base, cap, jitter_seed());
         self.retry.insert(server.to_owned(), (attempt, now + delay));
         self.push(server, req);
-        delay
+        delay.max(asked)
     }
 
     /// Forgets a server's failures after a success.
     pub fn succeeded(&mut self, server: &str) {
         self.retry.remove(server);
+        self.not_before.remove(server);
     }
 
     /// Whether anything waits.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
+
+    /// Whether a session with any server runs.
+    pub fn is_running(&self) -> bool {
+        !self.running.is_empty()
+    }
+}
+
+/// A poll interval with jitter: uniformly within a quarter either side of `interval`, so
+/// that a fleet that started together spreads out instead of polling in step, while the
+/// mean stays `interval`.
+pub fn poll_jitter(interval: Duration, seed: u64) -> Duration {
+    let half_span = interval.as_millis() as u64 / 4;
+    if half_span == 0 {
+        return interval;
+    }
+    let offset = seed % (2 * half_span + 1);
+    (interval - Duration::from_millis(half_span)) + Duration::from_millis(offset)
 }
 
 /// A handle other parts of the daemon use to ask for sessions.
@@ -220,9 +288,10 @@ mod tests {
         let (s, r) = q.pop_ready(now).unwrap();
         assert_eq!((s.as_str(), r), ("a", noti(7, false)));
         // "a" fails: it waits out its backoff while "b" runs.
+        q.finished("a");
         let d = q.failed(
             "a",
-            r,
+            CLIENT,
             now,
             Duration::from_secs(30),
             Duration::from_secs(3600),
@@ -231,7 +300,8 @@ mod tests {
         assert_eq!(q.pop_ready(now).unwrap().0, "b");
         assert_eq!(q.pop_ready(now), None);
         assert_eq!(q.next_due(), Some(now + d));
-        assert_eq!(q.pop_ready(now + d).unwrap(), ("a".into(), noti(7, false)));
+        assert_eq!(q.pop_ready(now + d).unwrap(), ("a".into(), CLIENT));
+        q.finished("a");
         // A second failure waits longer; a success resets.
         let d2 = q.failed(
             "a",
@@ -244,5 +314,64 @@ mod tests {
         q.succeeded("a");
         assert!(q.pop_ready(now).is_some());
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn one_session_per_server_and_others_run_beside_it() {
+        let mut q = Queue::default();
+        let now = Instant::now();
+        q.push("a", CLIENT);
+        q.push("b", CLIENT);
+        assert_eq!(q.pop_ready(now).unwrap().0, "a");
+        // "a" runs: a new request for it waits (merged), "b" may start.
+        q.push("a", noti(3, false));
+        assert_eq!(q.pop_ready(now).unwrap().0, "b");
+        assert_eq!(q.pop_ready(now), None);
+        assert_eq!(q.next_due(), None, "nothing may run until a session ends");
+        assert!(q.is_running());
+        q.finished("a");
+        assert_eq!(q.pop_ready(now).unwrap(), ("a".into(), noti(3, false)));
+        q.finished("a");
+        q.finished("b");
+        assert!(!q.is_running());
+    }
+
+    #[test]
+    fn retry_after_holds_back_the_client_not_the_server() {
+        let (base, cap) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let mut q = Queue::default();
+        let now = Instant::now();
+        q.defer("a", now, Duration::from_secs(120), cap);
+        q.push("a", CLIENT);
+        assert_eq!(q.pop_ready(now), None);
+        assert_eq!(q.next_due(), Some(now + Duration::from_secs(120)));
+        // Queued work that fails waits at least as long as the server asked.
+        let d = q.failed("a", CLIENT, now, base, cap);
+        assert!(d >= Duration::from_secs(120), "{d:?}");
+        assert_eq!(q.pop_ready(now + Duration::from_secs(119)), None);
+        // The server's own notification is answered at once.
+        q.push("a", noti(1, false));
+        assert_eq!(q.pop_ready(now).unwrap().1, noti(1, false));
+        // Retry-After is capped.
+        q.finished("a");
+        q.defer("b", now, Duration::from_secs(1_000_000), cap);
+        assert_eq!(q.not_before("b"), Some(now + cap));
+    }
+
+    #[test]
+    fn polls_spread_a_quarter_either_side() {
+        let d = Duration::from_secs(600);
+        let mut seen = (Duration::MAX, Duration::ZERO);
+        for seed in [0u64, 1, 7, 150_000, 299_999, 300_000, u64::MAX, 123_456_789] {
+            let j = poll_jitter(d, seed);
+            assert!(
+                j >= Duration::from_secs(450) && j <= Duration::from_secs(750),
+                "{j:?}"
+            );
+            seen = (seen.0.min(j), seen.1.max(j));
+        }
+        assert_eq!(seen.0, Duration::from_secs(450));
+        assert!(seen.1 > Duration::from_secs(700), "{seen:?}");
+        assert_eq!(poll_jitter(Duration::ZERO, 5), Duration::ZERO);
     }
 }

@@ -31,6 +31,8 @@ pub struct HttpReply {
     pub content_type: Option<String>,
     /// Formats from `OMADM-Accept` (TS §5.5).
     pub omadm_accept: Vec<String>,
+    /// How long a 503 or 429 asked the client to wait (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -63,6 +65,8 @@ pub struct SessionOptions {
     pub max_packages: u32,
     /// Whether SHOW may open plain http URLs.
     pub allow_http_show: bool,
+    /// Longest time from Package#1 to the end (`sessions.max-duration-secs`).
+    pub max_duration: std::time::Duration,
 }
 
 /// How a session finished.
@@ -85,6 +89,8 @@ pub struct Report {
     pub packages: u32,
     /// Commands executed.
     pub commands: u32,
+    /// How long the server asked the client to wait (`Retry-After` on a 503 or 429).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// The states of a session.
@@ -175,94 +181,117 @@ async fn drive<T: Transport, P: Ports>(
     };
     let (mut packages, mut commands) = (0u32, 0u32);
     let mut carried: Vec<i64> = Vec::new();
-    let mut state = State::Initiate;
-    let finish = loop {
-        state = match state {
-            State::Initiate => {
-                let (p1, ids) = engine.package1(
-                    &account.server_id,
-                    trigger,
-                    req_mos,
-                    &session.target,
-                    &account.srv_uri,
-                )?;
-                carried = ids;
-                match transport
-                    .post(&session.target, P1_TYPE, encode_package1(&p1))
-                    .await
-                {
-                    Ok(reply) => State::Await(reply),
-                    Err(e) => State::Finished(Finish::Aborted(format!("sending Package#1: {e}"))),
+    let mut retry_after = None;
+    // The whole exchange runs against the session's deadline: commands already applied stay
+    // (each is its own transaction); the server sees the connection end, as on any failure.
+    let exchange = async {
+        let mut state = State::Initiate;
+        loop {
+            state = match state {
+                State::Initiate => {
+                    let (p1, ids) = engine.package1(
+                        &account.server_id,
+                        trigger,
+                        req_mos,
+                        &session.target,
+                        &account.srv_uri,
+                    )?;
+                    carried = ids;
+                    match transport
+                        .post(&session.target, P1_TYPE, encode_package1(&p1))
+                        .await
+                    {
+                        Ok(reply) => State::Await(reply),
+                        Err(e) => {
+                            State::Finished(Finish::Aborted(format!("sending Package#1: {e}")))
+                        }
+                    }
                 }
-            }
-            State::Await(reply) => {
-                if !(200..300).contains(&reply.status) {
-                    State::Finished(Finish::Aborted(format!(
-                        "server answered HTTP {}",
-                        reply.status
-                    )))
-                } else if reply
-                    .content_type
-                    .as_deref()
-                    .map(str::to_ascii_lowercase)
-                    .as_deref()
-                    != Some(P2_TYPE)
-                {
-                    State::Finished(Finish::Aborted(format!(
-                        "server answered {} instead of a Package#2",
-                        reply.content_type.as_deref().unwrap_or("no content type")
-                    )))
-                } else {
-                    let p2 = packages::decode_package2(
-                        &reply.body,
-                        P2Limits {
-                            max_bytes: limits.max_package_bytes,
-                            max_commands: limits.max_commands,
-                        },
-                    );
-                    match p2 {
-                        Err(e) => State::Finished(Finish::Aborted(format!("bad Package#2: {e}"))),
-                        Ok(cmds) => {
-                            packages += 1;
-                            // The server took the package that carried queued alerts.
-                            if !carried.is_empty() {
-                                store.remove_outgoing(&carried)?;
-                                carried.clear();
+                State::Await(reply) => {
+                    if !(200..300).contains(&reply.status) {
+                        retry_after = reply.retry_after;
+                        State::Finished(Finish::Aborted(match reply.retry_after {
+                            Some(wait) => format!(
+                                "server answered HTTP {} (Retry-After {} s)",
+                                reply.status,
+                                wait.as_secs()
+                            ),
+                            None => format!("server answered HTTP {}", reply.status),
+                        }))
+                    } else if reply
+                        .content_type
+                        .as_deref()
+                        .map(str::to_ascii_lowercase)
+                        .as_deref()
+                        != Some(P2_TYPE)
+                    {
+                        State::Finished(Finish::Aborted(format!(
+                            "server answered {} instead of a Package#2",
+                            reply.content_type.as_deref().unwrap_or("no content type")
+                        )))
+                    } else {
+                        let p2 = packages::decode_package2(
+                            &reply.body,
+                            P2Limits {
+                                max_bytes: limits.max_package_bytes,
+                                max_commands: limits.max_commands,
+                            },
+                        );
+                        match p2 {
+                            Err(e) => {
+                                State::Finished(Finish::Aborted(format!("bad Package#2: {e}")))
                             }
-                            if !reply.omadm_accept.is_empty() {
-                                session.server_accept = reply.omadm_accept;
-                            }
-                            if packages > limits.max_packages {
-                                State::Finished(Finish::Aborted(format!(
-                                    "more than {} packages without END",
-                                    limits.max_packages
-                                )))
-                            } else {
-                                State::Execute(cmds)
+                            Ok(cmds) => {
+                                packages += 1;
+                                // The server took the package that carried queued alerts.
+                                if !carried.is_empty() {
+                                    store.remove_outgoing(&carried)?;
+                                    carried.clear();
+                                }
+                                if !reply.omadm_accept.is_empty() {
+                                    session.server_accept = reply.omadm_accept;
+                                }
+                                if packages > limits.max_packages {
+                                    State::Finished(Finish::Aborted(format!(
+                                        "more than {} packages without END",
+                                        limits.max_packages
+                                    )))
+                                } else {
+                                    State::Execute(cmds)
+                                }
                             }
                         }
                     }
                 }
-            }
-            State::Execute(cmds) => {
-                commands += cmds.len() as u32;
-                let out = engine.run(&mut session, &cmds).await;
-                if out.end {
-                    State::Finished(Finish::Ended)
-                } else {
-                    State::Respond(out.package3, out.parts)
+                State::Execute(cmds) => {
+                    commands += cmds.len() as u32;
+                    let out = engine.run(&mut session, &cmds).await;
+                    if out.end {
+                        State::Finished(Finish::Ended)
+                    } else {
+                        State::Respond(out.package3, out.parts)
+                    }
                 }
-            }
-            State::Respond(p3, parts) => match encode_package3_http(&p3, &parts) {
-                Ok((ct, body)) => match transport.post(&session.target, &ct, body).await {
-                    Ok(reply) => State::Await(reply),
-                    Err(e) => State::Finished(Finish::Aborted(format!("sending Package#3: {e}"))),
+                State::Respond(p3, parts) => match encode_package3_http(&p3, &parts) {
+                    Ok((ct, body)) => match transport.post(&session.target, &ct, body).await {
+                        Ok(reply) => State::Await(reply),
+                        Err(e) => {
+                            State::Finished(Finish::Aborted(format!("sending Package#3: {e}")))
+                        }
+                    },
+                    // Content types come from DDFs, checked when loaded: this is a defect.
+                    Err(e) => State::Finished(Finish::Aborted(format!("encoding Package#3: {e}"))),
                 },
-                // Content types come from DDFs, checked when loaded: this is a defect.
-                Err(e) => State::Finished(Finish::Aborted(format!("encoding Package#3: {e}"))),
-            },
-            State::Finished(f) => break f,
-        };
+                State::Finished(f) => break Ok::<_, StoreError>(f),
+            };
+        }
+    };
+    let finish = match tokio::time::timeout(limits.max_duration, exchange).await {
+        Ok(finish) => finish?,
+        Err(_) => Finish::Aborted(format!(
+            "the session took longer than {} s (sessions.max-duration-secs)",
+            limits.max_duration.as_secs()
+        )),
     };
     let (outcome, detail) = match &finish {
         Finish::Ended => ("ended", None),
@@ -292,6 +321,7 @@ async fn drive<T: Transport, P: Ports>(
         finish,
         packages,
         commands,
+        retry_after,
     })
 }
 

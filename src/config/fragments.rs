@@ -83,6 +83,8 @@ pub struct SessionsFragment {
     pub show_timeout_secs: Option<u64>,
     /// Seconds an EXEC handler may take to answer.
     pub exec_timeout_secs: Option<u64>,
+    /// Seconds one session may take, from its Package#1 to its end.
+    pub max_duration_secs: Option<u64>,
 }
 
 /// `[http]`: how the client connects.
@@ -93,6 +95,8 @@ pub struct HttpFragment {
     pub connect_timeout_secs: Option<u64>,
     /// Seconds to wait for data on an open connection.
     pub read_timeout_secs: Option<u64>,
+    /// Seconds one HTTP exchange may take, its whole response included.
+    pub request_timeout_secs: Option<u64>,
     /// Extra CA certificates (PEM) trusted beside the system roots.
     pub ca_file: Option<PathBuf>,
     /// Let servers' HGET/HPUT/HPOST, SUB, EXEC and CONT URLs reach private addresses
@@ -211,6 +215,10 @@ impl Fragment {
                     .sessions
                     .exec_timeout_secs
                     .or(self.sessions.exec_timeout_secs),
+                max_duration_secs: later
+                    .sessions
+                    .max_duration_secs
+                    .or(self.sessions.max_duration_secs),
             },
             dbus: DbusFragment {
                 enabled: later.dbus.enabled.or(self.dbus.enabled),
@@ -244,6 +252,10 @@ impl Fragment {
                     .connect_timeout_secs
                     .or(self.http.connect_timeout_secs),
                 read_timeout_secs: later.http.read_timeout_secs.or(self.http.read_timeout_secs),
+                request_timeout_secs: later
+                    .http
+                    .request_timeout_secs
+                    .or(self.http.request_timeout_secs),
                 ca_file: later.http.ca_file.or(self.http.ca_file),
                 allow_private_targets: later
                     .http
@@ -345,6 +357,11 @@ impl Fragment {
         let secs = [
             ("http.connect-timeout-secs", self.http.connect_timeout_secs),
             ("http.read-timeout-secs", self.http.read_timeout_secs),
+            ("http.request-timeout-secs", self.http.request_timeout_secs),
+            (
+                "sessions.max-duration-secs",
+                self.sessions.max_duration_secs,
+            ),
             ("sessions.retry-base-secs", self.sessions.retry_base_secs),
             ("sessions.retry-max-secs", self.sessions.retry_max_secs),
             (

@@ -181,6 +181,8 @@ pub struct Sessions {
     pub show_timeout_secs: u64,
     /// Seconds an EXEC handler may take.
     pub exec_timeout_secs: u64,
+    /// Seconds one session may take from its Package#1 to its end.
+    pub max_duration_secs: u64,
 }
 
 /// How the client connects.
@@ -191,6 +193,8 @@ pub struct Http {
     pub connect_timeout_secs: u64,
     /// Seconds to wait for data.
     pub read_timeout_secs: u64,
+    /// Seconds one HTTP exchange may take, its whole response included.
+    pub request_timeout_secs: u64,
     /// Extra trusted CA certificates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
@@ -402,6 +406,7 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             retry_max_secs: merged.sessions.retry_max_secs.unwrap_or(3600),
             show_timeout_secs: merged.sessions.show_timeout_secs.unwrap_or(10),
             exec_timeout_secs: merged.sessions.exec_timeout_secs.unwrap_or(30),
+            max_duration_secs: merged.sessions.max_duration_secs.unwrap_or(1800),
         },
         dbus: Dbus {
             enabled: merged.dbus.enabled.unwrap_or(true),
@@ -421,7 +426,8 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
         },
         http: Http {
             connect_timeout_secs: merged.http.connect_timeout_secs.unwrap_or(30),
-            read_timeout_secs: merged.http.read_timeout_secs.unwrap_or(300),
+            read_timeout_secs: merged.http.read_timeout_secs.unwrap_or(120),
+            request_timeout_secs: merged.http.request_timeout_secs.unwrap_or(300),
             ca_file: merged.http.ca_file,
             allow_private_targets: merged.http.allow_private_targets.unwrap_or(false),
             allow_targets: merged.http.allow_targets.unwrap_or_default(),

@@ -13,12 +13,23 @@ pub(super) struct Events {
     pub(super) bus: Option<zbus::Connection>,
     pub(super) status: Arc<std::sync::Mutex<(String, String)>>,
     pub(super) peers: dbus::peers::Peers,
+    /// The servers a session runs with now, several at once.
+    pub(super) active: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Events {
-    fn set(&self, state: &str, server: &str) {
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) =
-            (state.to_owned(), server.to_owned());
+    /// Marks a session with `server` as running or not, and sets State ("session" while any
+    /// runs) and ActiveServer (the servers with a session, comma-separated).
+    fn set(&self, server: &str, running: bool) {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if running {
+            active.insert(server.to_owned());
+        } else {
+            active.remove(server);
+        }
+        let state = if active.is_empty() { "idle" } else { "session" };
+        let servers = active.iter().cloned().collect::<Vec<_>>().join(",");
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = (state.to_owned(), servers);
     }
 
     async fn manager(&self) -> Option<zbus::object_server::InterfaceRef<dbus::Manager>> {
@@ -42,7 +53,7 @@ impl Events {
     }
 
     pub(super) async fn started(&self, server: &str, trigger: Trigger) {
-        self.set("session", server);
+        self.set(server, true);
         if let Some(iface) = self.manager().await {
             let name = session::trigger_name(trigger);
             if let Err(e) =
@@ -55,7 +66,7 @@ impl Events {
     }
 
     pub(super) async fn finished(&self, server: &str, report: Option<&session::Report>) {
-        self.set("idle", "");
+        self.set(server, false);
         if let Some(iface) = self.manager().await {
             let (id, outcome, detail) = match report.map(|r| (r.id, &r.finish)) {
                 Some((id, session::Finish::Ended)) => (id, "ended", String::new()),

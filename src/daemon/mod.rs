@@ -78,7 +78,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     } else {
         None
     };
-    let events = Events { bus, status, peers };
+    let events = Events {
+        bus,
+        status,
+        peers,
+        active: std::sync::Mutex::default(),
+    };
     let runner = Runner {
         p: &prepared,
         settings: &settings,
@@ -133,12 +138,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     tokio::select! {
         () = &mut shutdown => {}
         () = notifications => {}
-                result = schedule(&runner, &handle, requests) => {
-            if let Err(e) = result {
-                tracing::error!(error = %format!("{e:#}"), "the scheduler stopped");
-            }
-            shutdown.await;
-        }
+        () = schedule(&runner, &handle, requests) => {}
     }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let interrupted = prepared.store.interrupt_running()?;

@@ -1,5 +1,6 @@
 //! The scheduling loop: requests from notifications, D-Bus, timers and retries become
-//! sessions, one at a time per server, with backoff for queued work.
+//! sessions, side by side for different servers and one at a time per server, with backoff
+//! for queued work and a server's `Retry-After` obeyed.
 
 use std::time::Duration;
 
@@ -38,61 +39,141 @@ pub(super) fn initial_requests(
     Ok(())
 }
 
-/// The scheduler loop: takes requests, runs sessions one at a time, delivers queued
-/// subscription data after each session, retries failures with backoff, polls.
+/// What one round with a server came to.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    /// Everything for the server went: the session ended normally, and nothing is queued
+    /// or owed.
+    done: bool,
+    /// Work is still waiting for the server: the request to retry it with.
+    again: Option<Request>,
+    /// How long the server asked the client to wait (`Retry-After`).
+    retry_after: Option<Duration>,
+}
+
+/// One round with a server: its session; sessions opened where queued alerts must go
+/// instead of the SrvURI (an async EXEC's ServerURI, TS §5.3.5); its subscription
+/// deliveries. A store error is logged and counts as a failure, retried with backoff.
+async fn round(r: &Runner<'_>, server: &str, req: Request) -> Outcome {
+    let p = r.p;
+    let ran = r.run_logged(server, req, None).await;
+    let mut ok = ran.ok;
+    if ok {
+        match alert_targets(p, server) {
+            Ok(urls) => {
+                for url in urls {
+                    let client = Request {
+                        trigger: Trigger::ClientInitiated,
+                        req_mos: false,
+                    };
+                    ok &= r.run_logged(server, client, Some(&url)).await.ok;
+                }
+            }
+            Err(e) => {
+                tracing::error!(server = %server, error = %format!("{e:#}"), "cannot read queued alerts");
+                ok = false;
+            }
+        }
+    }
+    let delivered = ok
+        && r.deliver(server).await.unwrap_or_else(|e| {
+            tracing::error!(server = %server, error = %format!("{e:#}"), "delivery failed");
+            false
+        });
+    // What is still waiting; when that cannot be read, retry as if work were.
+    let waiting = p.store.owed_sessions().and_then(|owed| {
+        let owed = owed.iter().any(|o| o.server_id == server);
+        Ok((owed, owed || !p.store.outbox(server)?.is_empty()))
+    });
+    let (done, again) = match waiting {
+        Ok((owed, queued)) => {
+            let done = ok && delivered && !owed;
+            let trigger = if owed {
+                Trigger::BootstrapComplete
+            } else {
+                Trigger::ClientInitiated
+            };
+            (done, (!done && queued).then_some(trigger))
+        }
+        Err(e) => {
+            tracing::error!(server = %server, error = %e, "cannot read the server's queued work; will retry");
+            (false, Some(Trigger::ClientInitiated))
+        }
+    };
+    Outcome {
+        done,
+        again: again.map(|trigger| Request {
+            trigger,
+            req_mos: req.req_mos,
+        }),
+        retry_after: ran.retry_after,
+    }
+}
+
+/// The scheduler loop: takes requests, runs sessions (side by side for different servers,
+/// one at a time per server), delivers queued subscription data after each session,
+/// retries failures with backoff and after a server's `Retry-After`, polls with jitter.
+/// Nothing in it ends it: a failure is logged and retried.
 pub(super) async fn schedule(
     r: &Runner<'_>,
     handle: &scheduler::Handle,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Request)>,
-) -> anyhow::Result<()> {
+) {
+    use futures_util::StreamExt as _;
     let (p, settings) = (r.p, r.settings);
+    let (base, cap) = (
+        Duration::from_secs(settings.sessions.retry_base_secs),
+        Duration::from_secs(settings.sessions.retry_max_secs),
+    );
     let mut queue = scheduler::Queue::default();
+    let mut running = futures_util::stream::FuturesUnordered::new();
     let poll = (settings.sessions.poll_interval_secs > 0)
         .then(|| Duration::from_secs(settings.sessions.poll_interval_secs));
-    let mut next_poll = poll.map(|d| tokio::time::Instant::now() + d);
+    let next =
+        |d| tokio::time::Instant::now() + scheduler::poll_jitter(d, scheduler::jitter_seed());
+    let mut next_poll = poll.map(next);
     loop {
+        // Start whatever may run now.
+        while let Some((server, req)) = queue.pop_ready(tokio::time::Instant::now()) {
+            running.push(async move {
+                let outcome = round(r, &server, req).await;
+                (server, outcome)
+            });
+        }
         let due = queue.next_due();
         tokio::select! {
-            Some((server, req)) = requests.recv() => {
-                match server {
-                    Some(s) => queue.push(&s, req),
-                    None => for a in crate::mo::account::all(&p.store)? { queue.push(&a.server_id, req) },
-                }
-            }
-            () = sleep_until(due), if due.is_some() => {
-                let Some((server, req)) = queue.pop_ready(tokio::time::Instant::now()) else { continue };
-                let mut ok = r.run_logged(&server, req, None).await;
-                // Alerts bound for another URL (an async EXEC's ServerURI, TS §5.3.5) go in
-                // a session opened there.
-                if ok {
-                    for url in alert_targets(p, &server)? {
-                        let client = Request { trigger: Trigger::ClientInitiated, req_mos: false };
-                        ok &= r.run_logged(&server, client, Some(&url)).await;
+            Some((server, req)) = requests.recv() => match server {
+                Some(s) => queue.push(&s, req),
+                None => match crate::mo::account::all(&p.store) {
+                    Ok(accounts) => for a in accounts { queue.push(&a.server_id, req) },
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "cannot read the accounts; asking again in 5 s");
+                        let h = handle.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            h.request(None, req);
+                        });
                     }
+                },
+            },
+            Some((server, outcome)) = running.next(), if !running.is_empty() => {
+                queue.finished(&server);
+                let now = tokio::time::Instant::now();
+                if let Some(wait) = outcome.retry_after {
+                    queue.defer(&server, now, wait, cap);
+                    tracing::info!(server = %server, retry_after_secs = wait.min(cap).as_secs(), "the server asked to wait");
                 }
-                let delivered = ok && r.deliver(&server).await.unwrap_or_else(|e| {
-                    tracing::error!(server = %server, error = %format!("{e:#}"), "delivery failed");
-                    false
-                });
-                let owed = p.store.owed_sessions()?.iter().any(|o| o.server_id == server);
-                if ok && delivered && !owed {
+                if outcome.done {
                     queue.succeeded(&server);
-                } else if owed || !p.store.outbox(&server)?.is_empty() {
-                    // Work is still waiting for this server: try again later.
-                    let again = if owed { Request { trigger: Trigger::BootstrapComplete, req_mos: false } } else { Request { trigger: Trigger::ClientInitiated, req_mos: req.req_mos } };
-                    let delay = queue.failed(
-                        &server,
-                        again,
-                        tokio::time::Instant::now(),
-                        Duration::from_secs(settings.sessions.retry_base_secs),
-                        Duration::from_secs(settings.sessions.retry_max_secs),
-                    );
+                } else if let Some(again) = outcome.again {
+                    let delay = queue.failed(&server, again, now, base, cap);
                     tracing::info!(server = %server, retry_in_secs = delay.as_secs(), "queued work kept; will retry");
                 }
             }
+            () = sleep_until(due), if due.is_some() => {}
             () = sleep_until(next_poll), if next_poll.is_some() => {
                 handle.request(None, Request { trigger: Trigger::ClientInitiated, req_mos: false });
-                next_poll = poll.map(|d| tokio::time::Instant::now() + d);
+                next_poll = poll.map(next);
             }
         }
     }

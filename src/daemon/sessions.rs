@@ -71,21 +71,35 @@ pub(super) struct Runner<'a> {
     pub events: &'a Events,
 }
 
+/// How a session went, as far as scheduling cares.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ran {
+    /// It ended normally (the server sent END).
+    pub ok: bool,
+    /// The server asked the client to wait (`Retry-After` on a 503 or 429).
+    pub retry_after: Option<Duration>,
+}
+
 impl<'a> Runner<'a> {
-    /// Runs a session, telling D-Bus peers, and logs a failure to run it; true when it ended
-    /// normally.
-    pub(super) async fn run_logged(&self, server: &str, req: Request, url: Option<&str>) -> bool {
+    /// Runs a session, telling D-Bus peers, and logs a failure to run it.
+    pub(super) async fn run_logged(&self, server: &str, req: Request, url: Option<&str>) -> Ran {
         self.events.started(server, req.trigger).await;
         let result = self.session_with(server, req, url).await;
-        let ok = match &result {
-            Ok(report) => report.finish == session::Finish::Ended,
+        let ran = match &result {
+            Ok(report) => Ran {
+                ok: report.finish == session::Finish::Ended,
+                retry_after: report.retry_after,
+            },
             Err(e) => {
                 tracing::error!(server = %server, error = %format!("{e:#}"), "session could not run");
-                false
+                Ran {
+                    ok: false,
+                    retry_after: None,
+                }
             }
         };
         self.events.finished(server, result.as_ref().ok()).await;
-        ok
+        ran
     }
 
     /// Sends the server's queued subscription deliveries (TS §5.3.11): each is an HPUT of the
@@ -145,6 +159,8 @@ impl<'a> Runner<'a> {
         let http_settings = HttpSettings {
             connect_timeout: Duration::from_secs(settings.http.connect_timeout_secs),
             read_timeout: Duration::from_secs(settings.http.read_timeout_secs),
+            request_timeout: Duration::from_secs(settings.http.request_timeout_secs),
+            retry_after_cap: Duration::from_secs(settings.sessions.retry_max_secs),
             extra_ca_pem: match &settings.http.ca_file {
                 Some(f) => Some(
                     std::fs::read(f)
@@ -221,6 +237,7 @@ impl<'a> Runner<'a> {
         let ((ports, limits), values) = self.engine_for(&account)?;
         let engine = Engine::new(&p.store, &p.registry, &ports, limits);
         let options = SessionOptions {
+            max_duration: Duration::from_secs(settings.sessions.max_duration_secs),
             max_package_bytes: settings.limits.max_package_bytes,
             max_commands: settings.limits.max_commands_per_package,
             max_packages: settings.sessions.max_packages,

@@ -404,7 +404,7 @@ impl Manager {
         self.shared.status().0
     }
 
-    /// The server of the running session, or empty.
+    /// The servers with a running session, comma-separated, or empty.
     #[zbus(property)]
     fn active_server(&self) -> String {
         self.shared.status().1

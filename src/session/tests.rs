@@ -70,11 +70,13 @@ fn p2(cmds: serde_json::Value) -> Result<HttpReply, TransportError> {
         status: 200,
         content_type: Some(P2_TYPE.into()),
         omadm_accept: vec![],
+        retry_after: None,
         body: json!({ "CMD": cmds }).to_string().into_bytes(),
     })
 }
 
 const LIMITS: SessionOptions = SessionOptions {
+    max_duration: std::time::Duration::from_secs(600),
     max_package_bytes: 1 << 20,
     max_commands: 100,
     max_packages: 5,
@@ -210,6 +212,7 @@ async fn faults_abort_without_retry_and_keep_queued_work() {
                 status: 500,
                 content_type: None,
                 omadm_accept: vec![],
+                retry_after: None,
                 body: vec![],
             })],
             "HTTP 500",
@@ -219,6 +222,7 @@ async fn faults_abort_without_retry_and_keep_queued_work() {
                 status: 401,
                 content_type: None,
                 omadm_accept: vec![],
+                retry_after: None,
                 body: vec![],
             })],
             "HTTP 401",
@@ -228,6 +232,7 @@ async fn faults_abort_without_retry_and_keep_queued_work() {
                 status: 200,
                 content_type: Some("text/html".into()),
                 omadm_accept: vec![],
+                retry_after: None,
                 body: b"<html>".to_vec(),
             })],
             "text/html instead of a Package#2",
@@ -237,6 +242,7 @@ async fn faults_abort_without_retry_and_keep_queued_work() {
                 status: 200,
                 content_type: Some(P2_TYPE.into()),
                 omadm_accept: vec![],
+                retry_after: None,
                 body: b"{nope".to_vec(),
             })],
             "bad Package#2",

@@ -27,6 +27,10 @@ pub enum HttpError {
     /// The server answered with a status that is not a success.
     #[error("HTTP {0}")]
     Status(u16),
+    /// The server asked, with `Retry-After` on a 503 or 429, not to be contacted for this
+    /// many more seconds; nothing was sent.
+    #[error("the server asked not to be contacted for another {0} s (Retry-After)")]
+    Deferred(u64),
     /// The body was larger than the limit.
     #[error("body larger than {0} bytes")]
     TooLarge(usize),

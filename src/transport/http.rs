@@ -12,6 +12,7 @@ use crate::engine::{Fetched, Method, PortError, Sent};
 use crate::protocol::packages::P2_TYPE;
 use crate::protocol::uri::redact;
 use crate::session::{HttpReply, Transport, TransportError};
+use crate::transport::backpressure::{Deferrals, asked_wait};
 use crate::transport::error::HttpError;
 use crate::transport::resolver::{GuardedResolver, Unreachable, allowed_addrs};
 use crate::transport::target::TargetPolicy;
@@ -29,6 +30,12 @@ pub struct HttpSettings {
     /// Longest wait for data on an open connection. The TS sets no timeout between
     /// packages (§5.1.1), so this is generous.
     pub read_timeout: Duration,
+    /// Longest time for one exchange in all, the whole response included: a read timeout
+    /// alone restarts with every byte, so a server sending a byte a second could hold a
+    /// session for ever.
+    pub request_timeout: Duration,
+    /// The longest `Retry-After` obeyed (`sessions.retry-max-secs`).
+    pub retry_after_cap: Duration,
     /// Extra trusted CA certificates (PEM), added to the system roots.
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Client certificate and key (PEM) for mutual TLS.
@@ -45,7 +52,9 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(300),
+            retry_after_cap: Duration::from_secs(3600),
             extra_ca_pem: None,
             client_identity_pem: None,
             max_body: 4 << 20,
@@ -142,6 +151,8 @@ pub struct HttpClient {
     credentials: Option<Credentials>,
     scheme: std::sync::Arc<std::sync::Mutex<Option<Challenge>>>,
     jar: std::sync::Arc<SessionJar>,
+    /// Origins that answered 503 or 429 with `Retry-After`, kept across sessions.
+    deferrals: Deferrals,
 }
 
 /// A redirect is followed only to the same scheme, at most five times: a session never
@@ -182,6 +193,7 @@ impl HttpClient {
         let mut b = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.read_timeout)
+            .timeout(settings.request_timeout)
             .redirect(redirect_policy(targets.clone()))
             .dns_resolver(Arc::new(GuardedResolver(targets.clone())))
             // A proxy would resolve and connect in our place, out of reach of the checks
@@ -214,6 +226,7 @@ impl HttpClient {
             credentials: None,
             scheme: std::sync::Arc::default(),
             jar,
+            deferrals: Deferrals::new(settings.retry_after_cap),
         })
     }
 
@@ -318,13 +331,31 @@ impl HttpClient {
             .send()
             .await
             .map_err(failed)?;
-        if first.status() != reqwest::StatusCode::UNAUTHORIZED || !self.learn(&first) {
-            return Ok(first);
+        let resp = if first.status() != reqwest::StatusCode::UNAUTHORIZED || !self.learn(&first) {
+            first
+        } else {
+            build(self.authorization(method.as_str(), url, body.as_deref()))
+                .send()
+                .await
+                .map_err(failed)?
+        };
+        if let Some(wait) = asked_wait(resp.status().as_u16(), resp.headers()) {
+            tracing::info!(url = %redact(resp.url().as_str()), status = resp.status().as_u16(), retry_after_secs = wait.as_secs(), "server asks to come back later");
+            self.deferrals.defer(resp.url(), wait);
         }
-        build(self.authorization(method.as_str(), url, body.as_deref()))
-            .send()
-            .await
-            .map_err(failed)
+        Ok(resp)
+    }
+
+    /// Refuses a Data Repository request to an origin that asked, with `Retry-After`, not
+    /// to be contacted yet.
+    fn check_deferred(&self, url: &str) -> Result<(), HttpError> {
+        match url::Url::parse(url)
+            .ok()
+            .and_then(|u| self.deferrals.remaining(&u))
+        {
+            Some(left) => Err(HttpError::Deferred(left.as_secs().max(1))),
+            None => Ok(()),
+        }
     }
 
     /// Headers for a request to the Data Repository (HGET, HPUT, HPOST): no device
@@ -401,11 +432,13 @@ impl Transport for HttpClient {
         let status = resp.status().as_u16();
         let content_type = media_type(&resp);
         let omadm_accept = omadm_accept(&resp);
+        let retry_after = asked_wait(status, resp.headers());
         let body = self.body(resp).await.map_err(TransportError::from)?;
         Ok(HttpReply {
             status,
             content_type,
             omadm_accept,
+            retry_after,
             body,
         })
     }
@@ -432,6 +465,7 @@ impl HttpClient {
 
     /// HTTP GET of MO data (HGET's half of [`crate::engine::Ports`]).
     pub async fn fetch(&self, url: &str, accept: &[&str]) -> Result<Fetched, PortError> {
+        self.check_deferred(url)?;
         let resp = self
             .send_authed(
                 reqwest::Method::GET,
@@ -457,6 +491,7 @@ impl HttpClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<Sent, PortError> {
+        self.check_deferred(url)?;
         let m = match method {
             Method::Put => reqwest::Method::PUT,
             Method::Post => reqwest::Method::POST,

@@ -10,6 +10,7 @@ mod crash;
 mod daemon;
 mod dbus;
 mod exec;
+mod faults;
 mod generated;
 mod install;
 mod notify;

@@ -97,6 +97,13 @@ pub struct ScriptPackage {
     /// Wait this long before answering (fault injection).
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// Send the body one byte at a time, this long apart (fault injection: a slow link or
+    /// a server holding the client).
+    #[serde(default)]
+    pub drip_ms: Option<u64>,
+    /// A `Retry-After` header to send with the answer (with `http_status` 503 or 429).
+    #[serde(default)]
+    pub retry_after: Option<String>,
     /// `OMADM-Accept` to send with the answer.
     #[serde(default)]
     pub omadm_accept: Option<String>,
@@ -118,6 +125,12 @@ pub struct Resource {
     /// Answer with a 307 redirect to this URL (`{base}` allowed) instead.
     #[serde(default)]
     pub redirect: Option<String>,
+    /// Answer with this HTTP status and no body instead (fault injection, e.g. 503).
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// A `Retry-After` header to send with `http_status`.
+    #[serde(default)]
+    pub retry_after: Option<String>,
 }
 
 impl Resource {
@@ -417,8 +430,18 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
         let shown = String::from_utf8_lossy(&body).into_owned();
         live.log(json!({"kind": "package2", "session": session, "http_status": status.as_u16(), "body": body_json(&body)}), format!("session {session}: Package#2 {shown}{}", if ends { " (the session ends)" } else { "" }));
     }
-    let mut resp = (status, body).into_response();
+    let mut resp = match pkg.drip_ms {
+        Some(ms) => (status, axum::body::Body::from_stream(drip(body, ms))).into_response(),
+        None => (status, body).into_response(),
+    };
     let h = resp.headers_mut();
+    if let Some(v) = pkg
+        .retry_after
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        h.insert(header::RETRY_AFTER, v);
+    }
     let ct = pkg.content_type.as_deref().unwrap_or(P2_TYPE);
     if let Ok(v) = HeaderValue::from_str(ct) {
         h.insert(header::CONTENT_TYPE, v);
@@ -434,6 +457,20 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
         h.insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// A body sent one byte at a time, `ms` apart.
+fn drip(
+    body: Vec<u8>,
+    ms: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold((body, 0usize), move |(body, i)| async move {
+        let byte = *body.get(i)?;
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        Some((Ok(Bytes::copy_from_slice(&[byte])), (body, i + 1)))
+    })
 }
 
 fn parts_count<E>(d: &Result<(packages::Package3, Vec<packages::Part>), E>) -> usize {

@@ -22,6 +22,19 @@ pub(crate) async fn repo_get(State(st): State<Shared>, uri: Uri, headers: Header
     );
     match found {
         Some(Resource {
+            http_status: Some(code),
+            retry_after,
+            ..
+        }) => {
+            let mut resp = StatusCode::from_u16(code)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response();
+            if let Some(v) = retry_after.and_then(|a| HeaderValue::from_str(&a).ok()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
+        Some(Resource {
             redirect: Some(to), ..
         }) => {
             let to = to.replace("{base}", &live.base);
@@ -67,6 +80,8 @@ async fn repo_store(
             content_type: ct,
             body,
             redirect: None,
+            http_status: None,
+            retry_after: None,
         },
     );
     StatusCode::OK.into_response()
