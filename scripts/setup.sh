@@ -10,6 +10,8 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 # The unit tests use systemd-analyze and systemd-socket-activate (no running systemd needed).
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
+# Fault injection into the real binary (fsync delays and errors, lock failures).
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 # The authorization tests run the real polkitd on the private bus.
 [ -x /usr/lib/polkit-1/polkitd ] || need_apt+=(polkitd)
 

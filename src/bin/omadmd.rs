@@ -73,9 +73,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         None | Some(Command::Run) => {
-            // One thread: the daemon's work is I/O-bound and SQLite calls are short; a
-            // current-thread runtime keeps the footprint small.
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            // Two workers: the D-Bus face and the notification listener keep answering on
+            // one while a session's commit waits for its fsync on the other (writes leave
+            // the worker they ran on, see tree::sqlite::blocking). The work is I/O-bound;
+            // more threads would only cost memory.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("omadmd-worker")
                 .enable_all()
                 .build()?;
             runtime.block_on(async {

@@ -105,41 +105,69 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     if let Some(l) = &listener {
         tracing::info!(address = %l.local_addr()?, socket = l.origin, "listening for notifications");
     }
-    let notifications = async {
-        match &listener {
-            Some(l) => {
-                l.run(
-                    &prepared.store,
-                    &prepared.gate,
-                    policy,
-                    crate::notify::listener::Rates {
-                        per_source_per_sec: settings.notifications.rate_per_source,
-                        total_per_sec: settings.notifications.rate_total,
-                    },
-                    |a| {
-                        let trigger = Trigger::ServerInitiated {
-                            notification_id: a.notification_id,
-                        };
-                        handle.request(
-                            Some(&a.server_id),
-                            Request {
-                                trigger,
-                                req_mos: a.req_mos,
-                            },
-                        );
-                    },
-                )
-                .await
+
+    // NOTIFICATION-IDs are stored by a task of their own, so that accepting a notification
+    // waits for no write.
+    {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, u16)>();
+        prepared.gate.record_with(tx);
+        let p = prepared.clone();
+        tokio::spawn(async move {
+            while let Some((server, id)) = rx.recv().await {
+                match p.store.note_notification(&server, id, policy.remember_secs) {
+                    Ok(_) => p.gate.recorded(&server, id),
+                    // Kept in memory: a duplicate is refused until the daemon restarts.
+                    Err(e) => {
+                        tracing::error!(server = %server, notification_id = id, error = %e, "cannot store a NOTIFICATION-ID")
+                    }
+                }
             }
-            None => std::future::pending().await,
+        });
+    }
+    // The listener runs as a task of its own, so that it keeps answering on the other
+    // worker while the scheduling loop's sessions wait on the network or the disk.
+    let mut notifications = match listener {
+        Some(l) => {
+            let (prepared, handle) = (prepared.clone(), handle.clone());
+            let rates = crate::notify::listener::Rates {
+                per_source_per_sec: settings.notifications.rate_per_source,
+                total_per_sec: settings.notifications.rate_total,
+            };
+            tokio::spawn(async move {
+                l.run(&prepared.store, &prepared.gate, policy, rates, |a| {
+                    let trigger = Trigger::ServerInitiated {
+                        notification_id: a.notification_id,
+                    };
+                    handle.request(
+                        Some(&a.server_id),
+                        Request {
+                            trigger,
+                            req_mos: a.req_mos,
+                        },
+                    );
+                })
+                .await
+            })
         }
+        None => tokio::spawn(std::future::pending()),
     };
     tokio::pin!(shutdown);
+    // Neither loop ever ends on its own: if one does (a defect, a panic), the daemon can no
+    // longer be managed, so it exits non-zero and systemd restarts it (Restart=on-failure).
     tokio::select! {
         () = &mut shutdown => {}
-        () = notifications => {}
-        () = schedule(&runner, &handle, requests) => {}
+        ended = &mut notifications => {
+            let why = match ended {
+                Err(e) if e.is_panic() => "it panicked",
+                _ => "it returned",
+            };
+            anyhow::bail!("the notification listener stopped ({why}); exiting so that it restarts");
+        }
+        () = schedule(&runner, &handle, requests) => {
+            anyhow::bail!("the scheduling loop stopped; exiting so that it restarts");
+        }
     }
+    notifications.abort();
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let interrupted = prepared.store.interrupt_running()?;
     if interrupted > 0 {

@@ -193,6 +193,11 @@ pub struct Gate {
     pub accounts: Directory,
     min_interval: Duration,
     last: Mutex<HashMap<String, Instant>>,
+    /// NOTIFICATION-IDs accepted and handed to the recorder, not yet known to be stored.
+    unrecorded: Mutex<std::collections::HashSet<(String, u16)>>,
+    /// Where accepted NOTIFICATION-IDs go to be stored (the daemon's recorder task); unset,
+    /// they are stored before the notification is accepted.
+    recorder: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(String, u16)>>,
 }
 
 impl Gate {
@@ -202,7 +207,47 @@ impl Gate {
             accounts: Directory::default(),
             min_interval,
             last: Mutex::default(),
+            unrecorded: Mutex::default(),
+            recorder: std::sync::OnceLock::new(),
         }
+    }
+
+    /// From now on, accepted NOTIFICATION-IDs are sent to `recorder` to be stored, instead
+    /// of being stored on the accept path: a notification then waits for no write (a
+    /// session's commit, a slow fsync). The recorder calls [`Gate::recorded`] once one is
+    /// stored; until then the gate itself remembers it, so a duplicate is still refused.
+    pub fn record_with(&self, recorder: tokio::sync::mpsc::UnboundedSender<(String, u16)>) {
+        let _ = self.recorder.set(recorder);
+    }
+
+    /// The recorder stored a NOTIFICATION-ID: the database answers for it now.
+    pub fn recorded(&self, server_id: &str, id: u16) {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(server_id.to_owned(), id));
+    }
+
+    /// Remembers a notification's NOTIFICATION-ID (a repeat is a duplicate): in memory and
+    /// by the recorder when there is one, else in the store at once.
+    fn remember(&self, store: &dyn TreeStore, a: &Accepted, policy: Policy) -> Result<(), Dropped> {
+        let (Some(id), Some(recorder)) = (a.notification_id, self.recorder.get()) else {
+            return remember(store, a, policy);
+        };
+        let key = (a.server_id.clone(), id);
+        let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        if unrecorded.contains(&key)
+            || store.notification_seen(&a.server_id, id, policy.remember_secs)?
+        {
+            return Err(Dropped::Duplicate(id));
+        }
+        if recorder.send(key.clone()).is_err() {
+            // No recorder any more (shutting down): store it here.
+            drop(unrecorded);
+            return remember(store, a, policy);
+        }
+        unrecorded.insert(key);
+        Ok(())
     }
 
     /// Checks a notification from any transport as [`check`] does, admitting it only when
@@ -227,7 +272,7 @@ impl Gate {
                 wait_secs: wait.as_secs().max(1),
             });
         }
-        remember(store, &a, policy)?;
+        self.remember(store, &a, policy)?;
         last.insert(a.server_id.clone(), now);
         Ok(a)
     }

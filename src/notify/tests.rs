@@ -8,7 +8,7 @@ use crate::mo::Registry;
 use crate::mo::bootstrap::{BootstrapLimits, apply_document};
 use crate::protocol::package0::{Notification, encode, encode_signed};
 use crate::protocol::wap::wrap;
-use crate::tree::{OpenMode, SqliteStore};
+use crate::tree::{Journal as _, OpenMode, SqliteStore};
 
 const POLICY: Policy = Policy {
     max_age_secs: 600,
@@ -85,6 +85,46 @@ fn a_signed_notification_passes_once_even_across_a_restart() {
             POLICY
         )
         .is_ok()
+    );
+}
+
+/// With a recorder, a gate accepts without writing: the ID goes to the recorder, and a
+/// repeat is refused from memory before it is stored and from the store after.
+#[test]
+fn a_gate_with_a_recorder_refuses_repeats_before_and_after_they_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let gate = Gate::new(Duration::ZERO);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    gate.record_with(tx);
+    let bytes = encode_signed(&note("dms1", 7), SECRET, DATA).unwrap();
+    assert!(gate.admit(&s, &bytes, POLICY).is_ok());
+    assert_eq!(rx.try_recv().unwrap(), ("dms1".to_owned(), 7));
+    assert!(
+        !s.notification_seen("dms1", 7, POLICY.remember_secs)
+            .unwrap(),
+        "not written on the accept path"
+    );
+    assert_eq!(
+        gate.admit(&s, &bytes, POLICY),
+        Err(Dropped::Duplicate(7)),
+        "refused from memory"
+    );
+    // The recorder stores it and says so: the store answers from then on.
+    assert!(
+        s.note_notification("dms1", 7, POLICY.remember_secs)
+            .unwrap()
+    );
+    gate.recorded("dms1", 7);
+    assert_eq!(gate.admit(&s, &bytes, POLICY), Err(Dropped::Duplicate(7)));
+    assert!(rx.try_recv().is_err(), "a duplicate is not recorded again");
+    // Without a recorder (gone), the gate stores it itself.
+    drop(rx);
+    let other = encode_signed(&note("dms1", 8), SECRET, DATA).unwrap();
+    assert!(gate.admit(&s, &other, POLICY).is_ok());
+    assert!(
+        s.notification_seen("dms1", 8, POLICY.remember_secs)
+            .unwrap()
     );
 }
 

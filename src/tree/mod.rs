@@ -387,7 +387,7 @@ pub const HISTORY_KEEP: u32 = 1000;
 /// The management tree: MO instances and their nodes. Each method is atomic; `apply` runs a
 /// batch in one transaction (its journal entries with it). Reads and writes scale with the
 /// subtree touched, not the tree.
-pub trait Tree: fmt::Debug {
+pub trait Tree: fmt::Debug + Send + Sync {
     /// Every instance, optionally only those of one MOID, ordered by MOID then MIID.
     fn instances(&self, moid: Option<&str>) -> Result<Vec<InstanceInfo>, StoreError>;
     /// One instance.
@@ -420,7 +420,7 @@ pub trait Tree: fmt::Debug {
 /// subscriptions, DEFAULT sources, pending EXECs, seen NOTIFICATION-IDs and the session
 /// history. Written through [`Tree::apply`] batches where a change belongs with a tree
 /// change, and by its own methods otherwise.
-pub trait Journal: fmt::Debug {
+pub trait Journal: fmt::Debug + Send + Sync {
     /// The digest recorded for a bootstrap source, if it was applied.
     fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError>;
     /// Sessions owed to servers, oldest first.
@@ -451,6 +451,14 @@ pub trait Journal: fmt::Debug {
     /// `window_secs` (a duplicate, TS §5.2.1.2). Older records are forgotten, since the
     /// 16-bit IDs wrap around.
     fn note_notification(
+        &self,
+        server_id: &str,
+        id: u16,
+        window_secs: i64,
+    ) -> Result<bool, StoreError>;
+    /// Whether a NOTIFICATION-ID from a server was recorded within `window_secs` (a read:
+    /// it never waits for a write).
+    fn notification_seen(
         &self,
         server_id: &str,
         id: u16,

@@ -7,7 +7,7 @@ use super::*;
 impl Journal for SqliteStore {
     fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .lock()
+            .read()?
             .prepare_cached("SELECT sha256 FROM bootstrap_applied WHERE source = ?1")?
             .query_row([source], |r| r.get(0))
             .optional()?)
@@ -18,20 +18,21 @@ impl Journal for SqliteStore {
     }
 
     fn remove_outgoing(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
-            for id in ids {
-                del.execute([id])?;
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+                for id in ids {
+                    del.execute([id])?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn pending_execs(&self, handler: Option<&str>) -> Result<Vec<PendingExec>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {PENDING_COLUMNS} FROM pending_exec WHERE ?1 IS NULL OR handler = ?1 ORDER BY token"
         ))?;
@@ -41,7 +42,7 @@ impl Journal for SqliteStore {
 
     fn pending_exec(&self, token: &str) -> Result<Option<PendingExec>, StoreError> {
         Ok(self
-            .lock()
+            .read()?
             .prepare_cached(&format!(
                 "SELECT {PENDING_COLUMNS} FROM pending_exec WHERE token = ?1"
             ))?
@@ -50,7 +51,7 @@ impl Journal for SqliteStore {
     }
 
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let mut stmt = conn.prepare_cached(
             "SELECT server_id, client_uri, server_uri FROM subscription ORDER BY server_id, client_uri",
         )?;
@@ -103,32 +104,50 @@ impl Journal for SqliteStore {
         id: u16,
         window_secs: i64,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = now();
-        tx.prepare_cached("DELETE FROM seen_notification WHERE seen_at < ?1")?
-            .execute([now - window_secs])?;
-        let fresh = tx
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now();
+            tx.prepare_cached("DELETE FROM seen_notification WHERE seen_at < ?1")?
+                .execute([now - window_secs])?;
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO seen_notification (server_id, notification_id, seen_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![server_id, id, now])?
+                == 1;
+            tx.commit()?;
+            Ok(fresh)
+        })
+    }
+
+    fn notification_seen(
+        &self,
+        server_id: &str,
+        id: u16,
+        window_secs: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .read()?
             .prepare_cached(
-                "INSERT OR IGNORE INTO seen_notification (server_id, notification_id, seen_at) VALUES (?1, ?2, ?3)",
+                "SELECT 1 FROM seen_notification WHERE server_id = ?1 AND notification_id = ?2 AND seen_at >= ?3",
             )?
-            .execute(params![server_id, id, now])?
-            == 1;
-        tx.commit()?;
-        Ok(fresh)
+            .query_row(params![server_id, id, now() - window_secs], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     fn interrupt_running(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .prepare_cached(
-                "UPDATE session SET outcome = 'interrupted', ended_at = ?1 WHERE outcome = 'running'",
-            )?
-            .execute([now()])?)
+        self.write(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE session SET outcome = 'interrupted', ended_at = ?1 WHERE outcome = 'running'",
+                )?
+                .execute([now()])?)
+        })
     }
 
     fn sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {SESSION_COLUMNS} FROM session ORDER BY id DESC LIMIT ?1"
         ))?;
@@ -137,7 +156,7 @@ impl Journal for SqliteStore {
     }
 
     fn registrations(&self, server_id: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.lock().query_row(
+        let n: i64 = self.read()?.query_row(
             "SELECT (SELECT COUNT(*) FROM subscription WHERE server_id = ?1)
                   + (SELECT COUNT(*) FROM default_source WHERE server_id = ?1)",
             [server_id],
@@ -148,7 +167,7 @@ impl Journal for SqliteStore {
 
     fn last_session(&self, server_id: &str) -> Result<Option<SessionRecord>, StoreError> {
         Ok(self
-            .lock()
+            .read()?
             .prepare_cached(&format!(
                 "SELECT {SESSION_COLUMNS} FROM session WHERE server_id = ?1 ORDER BY id DESC LIMIT 1"
             ))?
@@ -158,14 +177,14 @@ impl Journal for SqliteStore {
 
     fn default_source(&self, moid: &str) -> Result<Option<(String, String)>, StoreError> {
         Ok(self
-            .lock()
+            .read()?
             .prepare_cached("SELECT server_id, server_uri FROM default_source WHERE moid = ?1")?
             .query_row([moid], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
     fn owed_sessions(&self) -> Result<Vec<OwedSession>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let mut stmt = conn.prepare_cached(
             "SELECT server_id, reason, created_at FROM owed_session ORDER BY created_at, server_id",
         )?;
@@ -191,7 +210,7 @@ impl Journal for SqliteStore {
 impl SqliteStore {
     /// Outbox rows for one server.
     fn read_outbox(&self, server_id: &str) -> Result<Vec<Outgoing>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, kind, target, payload FROM outbox WHERE server_id = ?1 ORDER BY id",
         )?;

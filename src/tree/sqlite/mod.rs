@@ -41,14 +41,60 @@ pub enum OpenMode {
     ReadOnly,
 }
 
-/// The SQLite tree store. The connection sits behind a mutex so the store can be shared;
-/// callers on an async runtime use it from a blocking thread.
+/// The SQLite tree store: one write connection, and read connections beside it. In WAL
+/// mode readers never wait for the writer, so a D-Bus read or a notification check does
+/// not wait behind a session's commit and its fsync. Writes run where they cannot stall
+/// the async runtime (see [`blocking`]), one at a time on the write connection.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Idle read connections, opened as needed and kept up to [`IDLE_READERS`].
+    readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     /// Bumped after every committed `apply`, so caches of tree data know when to reread.
     generation: AtomicU64,
+}
+
+/// Read connections kept open when idle: one for the sessions, one for D-Bus and the
+/// notification listener. More are opened when more readers run at once, then closed.
+const IDLE_READERS: usize = 2;
+
+/// Runs `f`, a write that may wait on a lock or an fsync, where it cannot stall the async
+/// runtime: on a worker of a multi-threaded tokio runtime, tokio first hands the worker's
+/// other tasks to another thread (`block_in_place`); elsewhere (a tool, a test, a
+/// current-thread runtime) it just runs.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// A read connection, back in the pool when dropped.
+struct Reader<'a> {
+    store: &'a SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // Only taken in drop.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self.store.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -60,7 +106,7 @@ impl SqliteStore {
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i32, StoreError> {
         Ok(self
-            .lock()
+            .read()?
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
@@ -68,6 +114,27 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave SQLite half-written (the transaction
         // rolls back on drop), so a poisoned lock is safe to keep using.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A read connection: an idle one, or a new one.
+    fn read(&self) -> Result<Reader<'_>, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self.open_reader()?,
+        };
+        Ok(Reader {
+            store: self,
+            conn: Some(conn),
+        })
+    }
+
+    /// Runs a write on the write connection, off the async runtime's workers.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        blocking(|| f(&mut self.lock()))
     }
 
     /// Runs `f` with commits that reach the WAL but are not fsynced (`synchronous =
@@ -78,12 +145,13 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let conn = self.lock();
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = f(&conn);
-        // Back to FULL before anything else may write; a failure here is reported.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(result?)
+        self.write(|conn| {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let result = f(conn);
+            // Back to FULL before anything else may write; a failure here is reported.
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            Ok(result?)
+        })
     }
 }
 
@@ -119,7 +187,7 @@ impl SqliteStore {
         sql: &str,
         extra: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<Node>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let mut stmt = conn.prepare_cached(sql)?;
         let mut args: Vec<&dyn rusqlite::ToSql> = vec![&key.moid, &key.miid];
         args.extend_from_slice(extra);
@@ -134,7 +202,7 @@ impl SqliteStore {
 
 impl Tree for SqliteStore {
     fn instances(&self, moid: Option<&str>) -> Result<Vec<InstanceInfo>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let salt = salt(&conn)?;
         let mut stmt = conn.prepare_cached(
             "SELECT moid, miid, ddf_url, creator, cv FROM instance
@@ -153,7 +221,7 @@ impl Tree for SqliteStore {
     }
 
     fn instance(&self, moid: &str, miid: &str) -> Result<Option<InstanceInfo>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read()?;
         let salt = salt(&conn)?;
         Ok(conn
             .prepare_cached(
@@ -233,20 +301,21 @@ impl Tree for SqliteStore {
     }
 
     fn apply(&self, ops: &[TreeOp]) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq: i64 = tx.query_row(
-            "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value",
-            [],
-            |r| r.get(0),
-        )?;
-        let writer = Writer { tx, seq };
-        for op in ops {
-            writer.apply(op).map_err(refused_by_schema)?;
-        }
-        writer.tx.commit()?;
-        self.generation.fetch_add(1, Ordering::Release);
-        Ok(())
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let seq: i64 = tx.query_row(
+                "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value",
+                [],
+                |r| r.get(0),
+            )?;
+            let writer = Writer { tx, seq };
+            for op in ops {
+                writer.apply(op).map_err(refused_by_schema)?;
+            }
+            writer.tx.commit()?;
+            self.generation.fetch_add(1, Ordering::Release);
+            Ok(())
+        })
     }
 
     fn generation(&self) -> u64 {
@@ -254,7 +323,7 @@ impl Tree for SqliteStore {
     }
 
     fn usage(&self, creator: &str) -> Result<Usage, StoreError> {
-        Ok(self.lock().query_row(
+        Ok(self.read()?.query_row(
             &format!(
                 "SELECT COUNT(*),
                         (SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n WHERE n.instance_id IN
@@ -272,7 +341,7 @@ impl Tree for SqliteStore {
     }
 
     fn instance_bytes(&self, key: &InstanceKey) -> Result<u64, StoreError> {
-        let bytes: i64 = self.lock().query_row(
+        let bytes: i64 = self.read()?.query_row(
             &format!(
                 "SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n
                  WHERE n.instance_id = (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2)"

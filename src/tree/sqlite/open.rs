@@ -122,8 +122,28 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            readers: Mutex::default(),
             path: path.to_owned(),
             generation: AtomicU64::new(0),
         })
+    }
+
+    /// A new read connection to the same file (read-only, so it can never write).
+    pub(super) fn open_reader(&self) -> Result<Connection, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        // Readers keep a smaller page cache than the writer: there may be two of them.
+        conn.pragma_update(None, "cache_size", -256)
+            .map_err(open_err)?;
+        Ok(conn)
     }
 }
