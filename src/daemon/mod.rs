@@ -16,6 +16,7 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::dbus;
 use crate::engine::Trigger;
+use crate::heartbeat::Heartbeat;
 use crate::host::Host;
 use crate::notify::Policy as NotifyPolicy;
 use crate::notify::listener::Listener;
@@ -43,6 +44,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         },
     };
     let prepared = Arc::new(prepare(&settings, Host::default())?);
+    // From here on an I/O error during a write ends the process before anyone is told a
+    // result the disk may contradict (docs/operations.md).
+    prepared.store.exit_on_io_error();
     let crashed = prepared.store.interrupt_running()?;
     if crashed > 0 {
         tracing::warn!(
@@ -126,26 +130,51 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     }
     // The listener runs as a task of its own, so that it keeps answering on the other
     // worker while the scheduling loop's sessions wait on the network or the disk.
+    let listening = Arc::new(Heartbeat::default());
+    let scheduling = Arc::new(Heartbeat::default());
+    let mut loops = vec![("scheduling loop", scheduling.clone())];
+    if listener.is_some() {
+        loops.push(("notification listener", listening.clone()));
+    }
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tracing::info!(
+            interval_ms = interval.as_millis() as u64,
+            "systemd watchdog on"
+        );
+        // A thread of its own, outside the runtime it watches: a wedged runtime cannot
+        // stop it from noticing, and saying so.
+        std::thread::Builder::new()
+            .name("omadmd-watchdog".into())
+            .spawn(move || watchdog(interval, &loops))
+            .context("cannot start the watchdog thread")?;
+    }
     let mut notifications = match listener {
         Some(l) => {
-            let (prepared, handle) = (prepared.clone(), handle.clone());
+            let (prepared, handle, alive) = (prepared.clone(), handle.clone(), listening);
             let rates = crate::notify::listener::Rates {
                 per_source_per_sec: settings.notifications.rate_per_source,
                 total_per_sec: settings.notifications.rate_total,
             };
             tokio::spawn(async move {
-                l.run(&prepared.store, &prepared.gate, policy, rates, |a| {
-                    let trigger = Trigger::ServerInitiated {
-                        notification_id: a.notification_id,
-                    };
-                    handle.request(
-                        Some(&a.server_id),
-                        Request {
-                            trigger,
-                            req_mos: a.req_mos,
-                        },
-                    );
-                })
+                l.run(
+                    &prepared.store,
+                    &prepared.gate,
+                    policy,
+                    rates,
+                    &alive,
+                    |a| {
+                        let trigger = Trigger::ServerInitiated {
+                            notification_id: a.notification_id,
+                        };
+                        handle.request(
+                            Some(&a.server_id),
+                            Request {
+                                trigger,
+                                req_mos: a.req_mos,
+                            },
+                        );
+                    },
+                )
                 .await
             })
         }
@@ -163,7 +192,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             };
             anyhow::bail!("the notification listener stopped ({why}); exiting so that it restarts");
         }
-        () = schedule(&runner, &handle, requests) => {
+        () = schedule(&runner, &handle, requests, &scheduling) => {
             anyhow::bail!("the scheduling loop stopped; exiting so that it restarts");
         }
     }
@@ -175,6 +204,28 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     }
     tracing::info!("stopping");
     Ok(())
+}
+
+/// Feeds the systemd watchdog (`WatchdogSec=`) every half interval, but only while every
+/// loop has gone round within the interval: a wedged loop leaves the daemon unmanageable
+/// though alive, and systemd then restarts it.
+fn watchdog(interval: std::time::Duration, loops: &[(&'static str, Arc<Heartbeat>)]) {
+    let mut withheld = false;
+    loop {
+        std::thread::sleep(interval / 2);
+        let stuck: Vec<String> = loops
+            .iter()
+            .filter(|(_, h)| h.age() > interval)
+            .map(|(name, h)| format!("{name} ({} s)", h.age().as_secs()))
+            .collect();
+        if stuck.is_empty() {
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            withheld = false;
+        } else if !withheld {
+            tracing::error!(stuck = %stuck.join(", "), "a loop has not run within the watchdog interval; no longer feeding the watchdog, so that systemd restarts the daemon");
+            withheld = true;
+        }
+    }
 }
 
 /// Tells systemd about our state; a no-op when not started by systemd.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::sessions::Runner;
 use crate::config::Settings;
 use crate::engine::Trigger;
+use crate::heartbeat::{BEAT, Heartbeat};
 use crate::scheduler::{self, Request};
 use crate::state::Prepared;
 use crate::tree::Journal as _;
@@ -118,6 +119,7 @@ pub(super) async fn schedule(
     r: &Runner<'_>,
     handle: &scheduler::Handle,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Request)>,
+    alive: &Heartbeat,
 ) {
     use futures_util::StreamExt as _;
     let (p, settings) = (r.p, r.settings);
@@ -133,6 +135,7 @@ pub(super) async fn schedule(
         |d| tokio::time::Instant::now() + scheduler::poll_jitter(d, scheduler::jitter_seed());
     let mut next_poll = poll.map(next);
     loop {
+        alive.beat();
         // Start whatever may run now.
         while let Some((server, req)) = queue.pop_ready(tokio::time::Instant::now()) {
             running.push(async move {
@@ -171,6 +174,8 @@ pub(super) async fn schedule(
                 }
             }
             () = sleep_until(due), if due.is_some() => {}
+            // Round at least every beat, so the watchdog sees the loop alive when idle.
+            () = tokio::time::sleep(BEAT) => {}
             () = sleep_until(next_poll), if next_poll.is_some() => {
                 handle.request(None, Request { trigger: Trigger::ClientInitiated, req_mos: false });
                 next_poll = poll.map(next);

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::{Accepted, Gate, Policy};
+use crate::heartbeat::{BEAT, Heartbeat};
 use crate::tree::TreeStore;
 
 /// Dropped datagrams logged one by one per second; more are counted.
@@ -91,12 +92,14 @@ impl Listener {
     /// and one for all sources in front of them, so spoofed source addresses cannot buy
     /// unlimited digest work. Up to [`LOG_PER_SEC`] dropped datagrams a second are logged
     /// one by one; the rest as a count.
+    /// It beats `alive` each time round, and at least every [`BEAT`] when idle.
     pub async fn run(
         &self,
         store: &dyn TreeStore,
         gate: &Gate,
         policy: Policy,
         rates: Rates,
+        alive: &Heartbeat,
         mut accepted: impl FnMut(Accepted),
     ) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -107,7 +110,12 @@ impl Listener {
             (0u32, 0u64, 0u64, Instant::now());
         let rate = f64::from(rates.per_source_per_sec.max(1));
         loop {
-            let (len, from) = match self.socket.recv_from(&mut buf).await {
+            alive.beat();
+            let received = tokio::time::timeout(BEAT, self.socket.recv_from(&mut buf)).await;
+            let Ok(received) = received else {
+                continue;
+            };
+            let (len, from) = match received {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "notification socket error");

@@ -15,7 +15,7 @@ mod journal;
 pub use journal::{
     OutItem, Outgoing, OwedReason, OwedSession, PendingExec, SessionRecord, Subscription, Usage,
 };
-pub use sqlite::{OpenMode, SqliteStore};
+pub use sqlite::{EXIT_IO_ERROR, OpenMode, SqliteStore, is_io_error};
 pub use value::{Format, Value, ValueError};
 
 use std::fmt;

@@ -68,6 +68,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     // nothing.
     ("tree", &[], &["reqwest", "zbus"]),
     ("host", &[], &["rusqlite", "reqwest", "zbus"]),
+    ("heartbeat", &[], &["rusqlite", "reqwest", "zbus"]),
     (
         "mo",
         &["protocol", "tree", "host"],
@@ -101,7 +102,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "notify",
-        &["protocol", "tree", "mo"],
+        &["protocol", "tree", "mo", "heartbeat"],
         &["rusqlite", "reqwest", "zbus"],
     ),
     (

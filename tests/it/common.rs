@@ -350,6 +350,11 @@ impl Daemon {
         self.child.wait().unwrap();
     }
 
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the process to exit by itself, collecting its remaining log.
     pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(secs);

@@ -1,11 +1,80 @@
 //! The runtime under faults a fleet meets: slow and hung servers beside healthy ones,
 //! servers asking for back-pressure with `Retry-After`, sessions that would never end.
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Root, TestServer};
+use crate::common::{Daemon, OMADMD, Reaped, Root, TestServer};
+
+/// strace attached to a running daemon, injecting `inject` into every thread's matching
+/// calls (`fsync:error=EIO`); detached when dropped. `None`, with the reason printed, where
+/// strace is missing or may not attach (not root under Yama's ptrace scope).
+fn inject(d: &Daemon, syscall: &str, inject: &str) -> Option<Reaped> {
+    let pid = d.pid();
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-p", &pid.to_string()])
+        .args(["-e", &format!("trace={syscall}")])
+        .args(["-e", &format!("inject={syscall}:{inject}")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(child) = child else {
+        eprintln!("skipped: strace is not installed (scripts/setup.sh installs it)");
+        return None;
+    };
+    let strace = Reaped(child);
+    // Attached once every thread has a tracer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .collect();
+        let traced = tasks.iter().all(|t| {
+            std::fs::read_to_string(t.path().join("status")).is_ok_and(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0")
+            })
+        });
+        if traced {
+            return Some(strace);
+        }
+        if Instant::now() > deadline {
+            eprintln!("skipped: strace could not attach (ptrace not allowed here)");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Detaches strace (SIGINT: it lets go of every thread and exits).
+fn detach(strace: Reaped) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(strace.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    drop(strace);
+}
+
+/// A signed notification for the demo account, without NOTIFICATION-ID (nothing for the
+/// daemon to record: the first write is the session's own).
+fn notify(to: &str) {
+    let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
+        server_id: "demo-server".into(),
+        notification_id: None,
+        secret: Some(b"demo-notification-secret".to_vec()),
+        auth_data: b"demo-auth-data".to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&bytes, to)
+        .unwrap();
+}
 
 /// Adds a bootstrap for a second server, `id` at `base`, beside the demo one.
 fn add_server(root: &Root, id: &str, base: &str) {
@@ -162,4 +231,162 @@ fn a_session_ends_at_its_deadline() {
         "{}",
         server.of_kind("package3").len()
     );
+}
+
+/// An fsync that fails with EIO during a command's commit: SQLite cannot know whether the
+/// commit reached the disk, so the daemon exits (74) before the server is told anything,
+/// and the next start recovers a sound database and serves.
+#[test]
+fn an_io_error_during_a_commit_exits_before_the_server_hears_a_result() {
+    let hget = json!({"CMD": [["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"]]});
+    let script = json!({
+        "sessions": [
+            {"packages": [{"CMD": [["END"]]}]},
+            {"packages": [hget, {"CMD": [["END"]]}]},
+            {"packages": [{"CMD": [["GET", "urn:x:thing:1.0/t1/a"]]}, {"CMD": [["END"]]}]}
+        ],
+        "repository": {"/repo/thing": {"content_type": "application/dmmo+json",
+            "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1}}}]}}
+    });
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start(&[]);
+    let to = d.notification_address();
+    d.wait_for("session ended", 30);
+    let Some(strace) = inject(&d, "fsync", "error=EIO") else {
+        return;
+    };
+    notify(&to);
+    let status = d.wait_exit(30);
+    drop(strace);
+    assert_eq!(status.code(), Some(74), "{}", d.log.join("\n"));
+    assert!(
+        d.log.iter().any(|l| l.contains("I/O error during a write")),
+        "{}",
+        d.log.join("\n")
+    );
+    // The HGET's status never reached the server: its session has no Package#3.
+    assert!(
+        server.of_kind("package3").iter().all(|p| p["session"] != 1),
+        "{:?}",
+        server.of_kind("package3")
+    );
+    // The next start finds a sound database and serves.
+    let db = rusqlite::Connection::open(root.database()).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(db);
+    let mut again = root.start(&[]);
+    let to = again.notification_address();
+    notify(&to);
+    again.wait_for("session ended", 30);
+    let (status, _) = again.terminate();
+    assert!(status.success());
+}
+
+/// A disk that is full (every write to the database fails with ENOSPC) is not fatal: the
+/// failure is logged, the daemon keeps serving, and once there is space again sessions
+/// run. The same for SQLite's locks failing (EAGAIN on fcntl) while the poll timer asks
+/// for sessions: before, one such error in the scheduling loop stopped it for good, and
+/// the daemon looked healthy with no session ever again.
+#[test]
+fn a_full_disk_or_failing_locks_pass_and_sessions_run_after() {
+    let faults = [
+        // (syscall, fault, configuration, notify, what the log says)
+        (
+            "pwrite64",
+            "error=ENOSPC",
+            "",
+            true,
+            "database or disk is full",
+        ),
+        (
+            "fcntl",
+            "error=EAGAIN",
+            "[sessions]\npoll-interval-secs = 2\n",
+            false,
+            "cannot read the accounts",
+        ),
+    ];
+    for (syscall, fault, config, by_notification, said) in faults {
+        let server = TestServer::start(&json!({"sessions": []}), false);
+        let root = Root::new().with_bootstrap_for(&server.base);
+        root.write("etc/omadmd/omadmd.toml", config);
+        let mut d = root.start(&[]);
+        let to = d.notification_address();
+        d.wait_for("session ended", 30);
+        let Some(strace) = inject(&d, syscall, fault) else {
+            return;
+        };
+        if by_notification {
+            notify(&to);
+        }
+        d.wait_for(said, 60);
+        detach(strace);
+        // The daemon is still there, and sessions happen again.
+        if by_notification {
+            std::thread::sleep(Duration::from_millis(500));
+            notify(&to);
+        }
+        d.wait_for("session ended", 30);
+        let (status, log) = d.terminate();
+        assert!(status.success(), "{syscall}: {}", log.join("\n"));
+    }
+}
+
+/// The systemd watchdog is fed while the loops go round, and no longer once one is wedged
+/// (here the notification listener, stuck in `recvfrom` by strace): systemd then kills and
+/// restarts the daemon (`WatchdogSec=`, `Restart=on-failure`).
+#[test]
+fn the_watchdog_is_fed_only_while_every_loop_runs() {
+    use std::os::unix::net::UnixDatagram;
+    let root = Root::new().with_demo_bootstrap();
+    let socket_path = root.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // WATCHDOG_PID must be the daemon's own: the shell's, which exec keeps.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(OMADMD)
+        .arg("--config-root")
+        .arg(root.dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("STATE_DIRECTORY")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "3000000");
+    let mut d = Daemon::spawn_cmd(cmd);
+    let to = d.notification_address();
+    d.wait_for("systemd watchdog on", 30);
+    let pings = |within: Duration| {
+        let until = Instant::now() + within;
+        let mut n = 0;
+        let mut buf = [0u8; 256];
+        while Instant::now() < until {
+            if let Ok(len) = socket.recv(&mut buf) {
+                n += String::from_utf8_lossy(&buf[..len])
+                    .lines()
+                    .filter(|l| *l == "WATCHDOG=1")
+                    .count();
+            }
+        }
+        n
+    };
+    assert!(pings(Duration::from_secs(4)) >= 2, "fed while healthy");
+    let Some(strace) = inject(&d, "recvfrom", "delay_enter=30000000") else {
+        return;
+    };
+    // A datagram makes the listener read, and stick there.
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"wake up", to.as_str())
+        .unwrap();
+    d.wait_for("no longer feeding the watchdog", 15);
+    let _ = pings(Duration::from_millis(300));
+    assert_eq!(pings(Duration::from_secs(4)), 0, "not fed while wedged");
+    drop(strace);
+    d.kill9();
 }

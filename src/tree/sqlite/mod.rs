@@ -53,6 +53,25 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Bumped after every committed `apply`, so caches of tree data know when to reread.
     generation: AtomicU64,
+    /// Exit the process on an I/O error during a write (the daemon's setting; tools and
+    /// tests get the error back).
+    exit_on_io_error: std::sync::atomic::AtomicBool,
+}
+
+/// The exit status after an I/O error during a write (`EX_IOERR`): systemd restarts the
+/// daemon (`Restart=on-failure`), and SQLite's recovery at the next open settles whether
+/// the write happened.
+pub const EXIT_IO_ERROR: i32 = 74;
+
+/// Whether an error is SQLite's I/O error (`SQLITE_IOERR_*`: a failed read, write or
+/// fsync), after which it cannot tell whether a commit reached the disk. A full disk
+/// (`SQLITE_FULL`) is not one: that write surely did not happen.
+pub fn is_io_error(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::SystemIoFailure
+    )
 }
 
 /// Read connections kept open when idle: one for the sessions, one for D-Bus and the
@@ -130,11 +149,31 @@ impl SqliteStore {
     }
 
     /// Runs a write on the write connection, off the async runtime's workers.
+    ///
+    /// After an I/O error SQLite cannot know whether the commit reached the disk: the
+    /// caller must not answer as if it did not (a server told 500 might find the change
+    /// after a restart, when recovery replays it). With [`SqliteStore::exit_on_io_error`]
+    /// the process ends here, before anyone is told anything.
     fn write<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        blocking(|| f(&mut self.lock()))
+        let result = blocking(|| f(&mut self.lock()));
+        if let Err(e) = &result
+            && is_io_error(e)
+            && self.exit_on_io_error.load(Ordering::Relaxed)
+        {
+            tracing::error!(error = %e, database = %self.path.display(),
+                "I/O error during a write: whether it reached the disk is unknown; exiting so that recovery at the next start settles it");
+            std::process::exit(EXIT_IO_ERROR);
+        }
+        result
+    }
+
+    /// From now on, an I/O error during a write ends the process with [`EXIT_IO_ERROR`]
+    /// (the daemon's mode: see [`SqliteStore::write`]).
+    pub fn exit_on_io_error(&self) {
+        self.exit_on_io_error.store(true, Ordering::Relaxed);
     }
 
     /// Runs `f` with commits that reach the WAL but are not fsynced (`synchronous =

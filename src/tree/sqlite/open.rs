@@ -125,6 +125,7 @@ impl SqliteStore {
             readers: Mutex::default(),
             path: path.to_owned(),
             generation: AtomicU64::new(0),
+            exit_on_io_error: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
