@@ -149,7 +149,15 @@ pub async fn run<T: Transport, P: Ports>(
     plan: Plan<'_>,
 ) -> Result<Report, StoreError> {
     use tracing::Instrument as _;
-    let id = store.session_started(&plan.account.server_id, &trigger_name(plan.trigger))?;
+    // The history is a log: a disk too full to extend it must not keep a server from
+    // managing the device (it may be coming to free space). Such a session runs unrecorded
+    // (id 0).
+    let id = store
+        .session_started(&plan.account.server_id, &trigger_name(plan.trigger))
+        .unwrap_or_else(|e| {
+            tracing::warn!(server = %plan.account.server_id, error = %e, "cannot record the session in the history; it runs unrecorded");
+            0
+        });
     let span = tracing::info_span!("session", id, server = %plan.account.server_id);
     drive(store, engine, transport, plan, id)
         .instrument(span)
@@ -244,8 +252,11 @@ async fn drive<T: Transport, P: Ports>(
                             Ok(cmds) => {
                                 packages += 1;
                                 // The server took the package that carried queued alerts.
+                                // Kept when that fails: sent again, they arrive at least once.
                                 if !carried.is_empty() {
-                                    store.remove_outgoing(&carried)?;
+                                    if let Err(e) = store.remove_outgoing(&carried) {
+                                        tracing::warn!(error = %e, "cannot remove delivered alerts from the outbox; they will be sent again");
+                                    }
                                     carried.clear();
                                 }
                                 if !reply.omadm_accept.is_empty() {
@@ -297,18 +308,26 @@ async fn drive<T: Transport, P: Ports>(
         Finish::Ended => ("ended", None),
         Finish::Aborted(why) => ("aborted", Some(why.as_str())),
     };
-    store.session_finished(
-        id,
-        outcome,
-        detail,
-        i64::from(packages),
-        i64::from(commands),
-    )?;
-    if finish == Finish::Ended && trigger == Trigger::BootstrapComplete {
-        store.apply(&[TreeOp::ClearOwed {
+    if id != 0
+        && let Err(e) = store.session_finished(
+            id,
+            outcome,
+            detail,
+            i64::from(packages),
+            i64::from(commands),
+        )
+    {
+        tracing::warn!(error = %e, "cannot record the session's end in the history");
+    }
+    if finish == Finish::Ended
+        && trigger == Trigger::BootstrapComplete
+        && let Err(e) = store.apply(&[TreeOp::ClearOwed {
             server_id: account.server_id.clone(),
             reason: OwedReason::BootstrapComplete,
-        }])?;
+        }])
+    {
+        // Still owed: the next session with the server is a BootstrapComplete again.
+        tracing::warn!(error = %e, "cannot record that BootstrapComplete was delivered");
     }
     match &finish {
         Finish::Ended => tracing::info!(packages, commands, "session ended"),
