@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Daemon, OMADMD, Reaped, Root, TestServer};
+use crate::common::{Daemon, OMADMCTL, OMADMD, PrivateBus, Reaped, Root, TestServer};
 
 /// strace attached to a running daemon, injecting `inject` into every thread's matching
 /// calls (`fsync:error=EIO`); detached when dropped. `None`, with the reason printed, where
@@ -414,6 +414,86 @@ fn the_watchdog_is_fed_only_while_every_loop_runs() {
     d.wait_for("no longer feeding the watchdog", 15);
     let _ = pings(Duration::from_millis(300));
     assert_eq!(pings(Duration::from_secs(4)), 0, "not fed while wedged");
+    drop(strace);
+    d.kill9();
+}
+
+/// While a session's commit waits on a slow disk (every fsync delayed 10 s: an SD card, a
+/// busy eMMC), the daemon still answers `omadmctl status` over D-Bus and accepts
+/// notifications: neither waits behind the write. (Before, every SQLite call ran on the
+/// one runtime thread, and both waited for the fsync.) How fast they answer is measured
+/// by `benches/stall.rs`; here only that they answer while the commit is still stuck.
+#[test]
+fn a_slow_disk_stalls_neither_dbus_nor_notifications() {
+    let hget = json!({"CMD": [["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"]]});
+    let script = json!({
+        "sessions": [{"packages": [{"CMD": [["END"]]}]}, {"packages": [hget, {"CMD": [["END"]]}]}],
+        "repository": {"/repo/thing": {"content_type": "application/dmmo+json",
+            "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1}}}]}}
+    });
+    let server = TestServer::start(&script, false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    let to = d.notification_address();
+    d.wait_for("session ended", 30);
+    let Some(strace) = inject(&d, "fsync", "delay_enter=10000000") else {
+        return;
+    };
+    notify(&to);
+    d.wait_for("session starts", 10);
+    // The HGET fetched its data: its commit is now waiting on the fsync.
+    let until = Instant::now() + Duration::from_secs(10);
+    while server.of_kind("repo-get").is_empty() {
+        assert!(Instant::now() < until, "no HGET");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stuck_since = Instant::now();
+    // D-Bus: omadmctl status answers while the commit is stuck.
+    let mut status = Reaped(
+        Command::new(OMADMCTL)
+            .arg("status")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let answered = loop {
+        if let Some(s) = status.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stuck_since.elapsed() < Duration::from_secs(5),
+            "omadmctl status waited behind the commit"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(answered.success());
+    // UDP: a notification is accepted while the commit is stuck.
+    let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
+        server_id: "demo-server".into(),
+        notification_id: Some(77),
+        secret: Some(b"demo-notification-secret".to_vec()),
+        auth_data: b"demo-auth-data".to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&bytes, to.as_str())
+        .unwrap();
+    d.wait_for("notification_id=Some(77)", 5);
+    assert!(
+        stuck_since.elapsed() < Duration::from_secs(9),
+        "answered while the fsync was still delayed"
+    );
+    assert!(
+        !d.log
+            .iter()
+            .any(|l| l.contains("session ended") && l.contains("id=2")),
+        "the commit was still stuck"
+    );
     drop(strace);
     d.kill9();
 }
