@@ -26,8 +26,9 @@ impl Drop for Reaped {
 fn wait_for(lines: &Receiver<String>, needle: &str) {
     loop {
         let line = lines
-            .recv_timeout(Duration::from_secs(30))
+            .recv_timeout(Duration::from_secs(120))
             .unwrap_or_else(|_| panic!("no {needle:?} from omadmd"));
+        assert!(!line.contains("session aborted"), "{line}");
         if line.contains(needle) {
             return;
         }
@@ -44,7 +45,21 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let get = json!({"CMD": [["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"], ["GET", "urn:oma:mo:oma-dm-devinfo:1.2//Man"]]});
     let one = json!({"packages": [get, {"CMD": [["END"]]}]});
-    let base = common::start_testserver(json!({"sessions": vec![one; sessions + 2]}));
+    // Then one large MO: an HGET of it, and a GET of it back.
+    let leaves = if full { 100_000 } else { 1_000 };
+    let data: serde_json::Map<String, serde_json::Value> = (0..leaves)
+        .map(|i| (format!("l{i:06}"), json!(format!("value-{i:06}"))))
+        .collect();
+    let document = json!([{"ClientURI": "urn:x:big:1.0//", "MOData": {"b1": data}}]).to_string();
+    let hget = json!({"packages": [{"CMD": [["HGET", "{base}/repo/big", "urn:x:big:1.0/b1/"]]}, {"CMD": [["END"]]}]});
+    let get_big =
+        json!({"packages": [{"CMD": [["GET", "urn:x:big:1.0/b1/"]]}, {"CMD": [["END"]]}]});
+    let mut script_sessions = vec![one; sessions + 1];
+    script_sessions.extend([hget, get_big]);
+    let base = common::start_testserver(json!({
+        "sessions": script_sessions,
+        "repository": {"/repo/big": {"content_type": "application/dmmo+json", "body": document}}
+    }));
     common::demo_account(dir.path(), &base);
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     let notify_addr = udp.local_addr().expect("addr");
@@ -54,7 +69,7 @@ fn main() {
         "etc/omadmd/config.d/00-bench.toml",
         // Notifications wake sessions back to back: no spacing between them.
         &format!(
-            "[dbus]\nenabled = false\n[notifications]\nlisten = \"{notify_addr}\"\nmin-interval-secs = 0\n"
+            "[dbus]\nenabled = false\n[notifications]\nlisten = \"{notify_addr}\"\nmin-interval-secs = 0\n[limits]\nmax-nodes-per-document = 200000\n"
         ),
     );
     let mut child = Reaped(
@@ -83,7 +98,7 @@ fn main() {
     std::thread::sleep(settle);
     let after_first = common::rss_kib(&pid.to_string());
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    for n in 0..sessions {
+    let session = |n: usize| {
         let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
             server_id: "demo-server".into(),
             notification_id: Some(u16::try_from(n + 1).expect("id")),
@@ -96,9 +111,23 @@ fn main() {
         wait_for(&lines, "session ended");
         // Under the per-source rate limit (notifications.rate-per-source, 20 a second).
         std::thread::sleep(Duration::from_millis(60));
+    };
+    for n in 0..sessions {
+        session(n);
     }
     std::thread::sleep(settle);
     let after_all = common::rss_kib(&pid.to_string());
+    // The large MO, in and out: the peak (VmHWM, reset before each) above the idle
+    // daemon, and the daemon idle again after.
+    let mut large = Vec::new();
+    for (n, what) in [(sessions, "HGET"), (sessions + 1, "GET")] {
+        let before = common::rss_kib(&pid.to_string());
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
+        session(n);
+        let peak = common::hwm_kib(&pid.to_string());
+        std::thread::sleep(settle);
+        large.push((what, before, peak, common::rss_kib(&pid.to_string())));
+    }
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
         nix::sys::signal::Signal::SIGTERM,
@@ -121,4 +150,18 @@ fn main() {
         "  growth                               {:>+6.1} MiB   (target: under 10 MiB, not growing)",
         (after_all as f64 - after_first as f64) / 1024.0
     );
+    let doc_kib = document.len() as u64 / 1024;
+    println!(
+        "one MO of {leaves} leaves, a {} document:",
+        mib(doc_kib).trim()
+    );
+    for (what, before, peak, after) in large {
+        println!(
+            "  {what:<4} peak {} above idle ({:.1}x the document), idle after {}",
+            mib(peak.saturating_sub(before)),
+            peak.saturating_sub(before) as f64 / doc_kib.max(1) as f64,
+            mib(after)
+        );
+    }
+    println!("  (target: peak within about 3x the document above idle; idle after under 10 MiB)");
 }

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod heartbeat;
 pub mod host;
 pub mod logging;
+pub mod memory;
 pub mod mo;
 pub mod notify;
 pub mod ports;

@@ -283,16 +283,23 @@ async fn drive<T: Transport, P: Ports>(
                         State::Respond(out.package3, out.parts)
                     }
                 }
-                State::Respond(p3, parts) => match encode_package3_http(&p3, &parts) {
-                    Ok((ct, body)) => match transport.post(&session.target, &ct, body).await {
-                        Ok(reply) => State::Await(reply),
+                State::Respond(p3, parts) => {
+                    let encoded = encode_package3_http(&p3, &parts);
+                    // The package holds the parts now: free them before it is sent.
+                    drop(parts);
+                    match encoded {
+                        Ok((ct, body)) => match transport.post(&session.target, &ct, body).await {
+                            Ok(reply) => State::Await(reply),
+                            Err(e) => {
+                                State::Finished(Finish::Aborted(format!("sending Package#3: {e}")))
+                            }
+                        },
+                        // Content types come from DDFs, checked when loaded: a defect.
                         Err(e) => {
-                            State::Finished(Finish::Aborted(format!("sending Package#3: {e}")))
+                            State::Finished(Finish::Aborted(format!("encoding Package#3: {e}")))
                         }
-                    },
-                    // Content types come from DDFs, checked when loaded: this is a defect.
-                    Err(e) => State::Finished(Finish::Aborted(format!("encoding Package#3: {e}"))),
-                },
+                    }
+                }
                 State::Finished(f) => break Ok::<_, StoreError>(f),
             };
         }

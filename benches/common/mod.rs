@@ -61,3 +61,16 @@ pub fn rss_kib(pid: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// `VmHWM` (peak resident, since start or the last reset through `clear_refs`) of a
+/// process, in KiB.
+pub fn hwm_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

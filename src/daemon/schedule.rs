@@ -101,6 +101,10 @@ async fn round(r: &Runner<'_>, server: &str, req: Request) -> Outcome {
             (false, Some(Trigger::ClientInitiated))
         }
     };
+    // A session may have freed much (a large GET or HGET): give it back, so the idle
+    // daemon is as small as before it.
+    p.store.release_memory();
+    crate::memory::give_back();
     Outcome {
         done,
         again: again.map(|trigger| Request {

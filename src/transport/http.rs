@@ -311,6 +311,9 @@ impl HttpClient {
             tracing::warn!(url = %redact(url), reason = %refused, "server URL refused");
             return Err(refused.into());
         }
+        // Shared, not copied, between the first request and an answer to a challenge: a
+        // large package is held once.
+        let body = body.map(bytes::Bytes::from);
         let build = |auth: Option<HeaderValue>| {
             let mut req = self
                 .client

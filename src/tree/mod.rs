@@ -404,6 +404,16 @@ pub trait Tree: fmt::Debug + Send + Sync {
         path: &str,
         max_depth: Option<u32>,
     ) -> Result<Vec<Node>, StoreError>;
+    /// The nodes `subtree` gives, one at a time and depth first (a node's whole subtree
+    /// before its next sibling, siblings by name), without holding them all: what a GET of
+    /// a large MO streams from. Stops early when `visit` returns false.
+    fn visit_subtree(
+        &self,
+        key: &InstanceKey,
+        path: &str,
+        max_depth: Option<u32>,
+        visit: &mut dyn FnMut(Node) -> bool,
+    ) -> Result<(), StoreError>;
     /// Applies a batch of writes in one transaction.
     fn apply(&self, ops: &[TreeOp]) -> Result<(), StoreError>;
     /// A number, read from memory, that changes after every committed [`TreeStore::apply`]

@@ -69,6 +69,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("tree", &[], &["reqwest", "zbus"]),
     ("host", &[], &["rusqlite", "reqwest", "zbus"]),
     ("heartbeat", &[], &["rusqlite", "reqwest", "zbus"]),
+    ("memory", &[], &["rusqlite", "reqwest", "zbus", "tokio"]),
     (
         "mo",
         &["protocol", "tree", "host"],

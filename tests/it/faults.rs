@@ -497,3 +497,71 @@ fn a_slow_disk_stalls_neither_dbus_nor_notifications() {
     drop(strace);
     d.kill9();
 }
+
+/// Fifty times: an alert is queued (acknowledged by `omadmctl alert send` exiting 0), the
+/// daemon is killed with SIGKILL at a random moment after, and started again. The
+/// database passes SQLite's integrity check every time, and once the daemon is left to
+/// run, every acknowledged alert reaches the server at least once.
+#[test]
+fn killed_fifty_times_it_loses_no_acknowledged_alert() {
+    let server = TestServer::start(&json!({"sessions": []}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    // Sessions are retried at once, so kills land before, during and after them.
+    root.write(
+        "etc/omadmd/omadmd.toml",
+        "[sessions]\nretry-base-secs = 1\nretry-max-secs = 2\n",
+    );
+    let mut acknowledged = Vec::new();
+    for round in 0..50u32 {
+        let mut d = root.start_on_bus(&bus.address);
+        d.wait_for("D-Bus name owned", 30);
+        let data = json!({"round": round}).to_string();
+        let out = Command::new(OMADMCTL)
+            .args(["alert", "send", "--server", "demo-server"])
+            .args(["--type", "urn:x:kill-loop", "--data", &data])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            acknowledged.push(round);
+        }
+        // A moment between 0 and 40 ms later: before, during or after the session that
+        // carries it.
+        let wait = getrandom::u32().unwrap() % 40;
+        std::thread::sleep(Duration::from_millis(u64::from(wait)));
+        d.kill9();
+        let db = rusqlite::Connection::open(root.database()).unwrap();
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok", "round {round}");
+    }
+    assert!(acknowledged.len() >= 45, "{acknowledged:?}");
+    // Left to run, the daemon delivers what is still queued.
+    let d = root.start_on_bus(&bus.address);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let got: std::collections::BTreeSet<u64> = server
+            .of_kind("package1")
+            .iter()
+            .flat_map(|p| p["body"]["Alert"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["AlertType"] == "urn:x:kill-loop")
+            .filter_map(|a| a["Data"]["round"].as_u64())
+            .collect();
+        if acknowledged.iter().all(|r| got.contains(&u64::from(*r))) || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let lost: Vec<u32> = acknowledged
+        .iter()
+        .copied()
+        .filter(|r| !delivered.contains(&u64::from(*r)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged and never delivered: {lost:?}"
+    );
+    d.kill9();
+}

@@ -4,6 +4,7 @@
 //! We emit the schema's form (an array) and also accept a single item object, as the TS's
 //! multipart example (App. F) sends one.
 
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value as Json};
 
 use crate::DecodeError;
@@ -187,37 +188,205 @@ fn decode_node(value: Json, at: &str, budget: &mut usize) -> Result<DataNode, De
     }
 }
 
-/// Encodes a document (always the schema's array form).
+/// Encodes a document (always the schema's array form). The JSON is written straight
+/// from the items, with no second tree of `serde_json::Value`s: a large MO costs its
+/// document and little more.
 pub fn encode(items: &[MoItem]) -> Vec<u8> {
-    let array: Vec<Json> = items.iter().map(item_json).collect();
-    // Serializing a `serde_json::Value` cannot fail.
-    serde_json::to_vec(&Json::Array(array)).unwrap_or_default()
+    // Writing to a Vec cannot fail, and every key is a string.
+    serde_json::to_vec(&Items(items)).unwrap_or_default()
 }
 
-fn item_json(item: &MoItem) -> Json {
-    let mut obj = Map::new();
-    if let Some(ddf) = &item.ddf {
-        obj.insert("DDF".into(), Json::String(ddf.clone()));
+struct Items<'a>(&'a [MoItem]);
+
+impl Serialize for Items<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(&Item(item))?;
+        }
+        seq.end()
     }
-    obj.insert("ClientURI".into(), Json::String(item.client_uri.clone()));
-    if let Some(cv) = &item.cv {
-        obj.insert("CV".into(), Json::String(cv.clone()));
-    }
-    let mut data = Map::new();
-    data.insert(item.name.clone(), node_json(&item.data));
-    obj.insert("MOData".into(), Json::Object(data));
-    Json::Object(obj)
 }
 
-fn node_json(node: &DataNode) -> Json {
-    match node {
-        DataNode::Leaf(v) => v.clone(),
-        DataNode::Interior(children) => Json::Object(
-            children
-                .iter()
-                .map(|(name, c)| (name.clone(), node_json(c)))
-                .collect(),
-        ),
+struct Item<'a>(&'a MoItem);
+
+impl Serialize for Item<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let item = self.0;
+        let mut map = s.serialize_map(None)?;
+        if let Some(ddf) = &item.ddf {
+            map.serialize_entry("DDF", ddf)?;
+        }
+        map.serialize_entry("ClientURI", &item.client_uri)?;
+        if let Some(cv) = &item.cv {
+            map.serialize_entry("CV", cv)?;
+        }
+        map.serialize_entry("MOData", &Named(&item.name, &item.data))?;
+        map.end()
+    }
+}
+
+/// `{name: node}`.
+struct Named<'a>(&'a str, &'a DataNode);
+
+impl Serialize for Named<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &Node(self.1))?;
+        map.end()
+    }
+}
+
+struct Node<'a>(&'a DataNode);
+
+impl Serialize for Node<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            DataNode::Leaf(v) => v.serialize(s),
+            DataNode::Interior(children) => {
+                let mut map = s.serialize_map(Some(children.len()))?;
+                for (name, child) in children {
+                    map.serialize_entry(name, &Node(child))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// Writes a document item by item and node by node, for data too large to hold twice
+/// (a GET of a large MO): the output is the same bytes [`encode`] gives for the same items.
+///
+/// Each item has one top node: [`Writer::leaf`] or [`Writer::open`] without a name first,
+/// then named children inside every opened node, [`Writer::close`] for each, and
+/// [`Writer::end_item`].
+///
+/// ```
+/// use omadm_proto::dmmo::{Writer, decode, Limits, DataNode};
+/// use serde_json::json;
+///
+/// let mut w = Writer::new();
+/// w.begin_item(None, "urn:oma:mo:oma-dcmo:1.0/usb", None, "usb");
+/// w.open(None);
+/// w.leaf(Some("Property"), &json!("USB"));
+/// w.leaf(Some("Enabled"), &json!(true));
+/// w.close();
+/// w.end_item();
+/// let doc = w.finish();
+/// let items = decode(&doc, Limits::default()).unwrap();
+/// assert!(matches!(&items[0].data, DataNode::Interior(c) if c.len() == 2));
+/// ```
+#[derive(Debug)]
+pub struct Writer {
+    out: Vec<u8>,
+    items: usize,
+    /// Members written so far in each open object, innermost last.
+    open: Vec<usize>,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Writer::new()
+    }
+}
+
+impl Writer {
+    /// An empty document.
+    pub fn new() -> Writer {
+        Writer {
+            out: vec![b'['],
+            items: 0,
+            open: Vec::new(),
+        }
+    }
+
+    fn string(&mut self, s: &str) {
+        // Writing a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, s);
+    }
+
+    /// Starts an item: its members, and `MOData` up to its top node `name`.
+    pub fn begin_item(
+        &mut self,
+        ddf: Option<&str>,
+        client_uri: &str,
+        cv: Option<&str>,
+        name: &str,
+    ) {
+        if self.items > 0 {
+            self.out.push(b',');
+        }
+        self.items += 1;
+        self.out.push(b'{');
+        if let Some(ddf) = ddf {
+            self.out.extend_from_slice(b"\"DDF\":");
+            self.string(ddf);
+            self.out.push(b',');
+        }
+        self.out.extend_from_slice(b"\"ClientURI\":");
+        self.string(client_uri);
+        if let Some(cv) = cv {
+            self.out.extend_from_slice(b",\"CV\":");
+            self.string(cv);
+        }
+        self.out.extend_from_slice(b",\"MOData\":{");
+        self.string(name);
+        self.out.push(b':');
+    }
+
+    /// A member's name inside the innermost open node (none for an item's top node).
+    fn member(&mut self, name: Option<&str>) {
+        if let Some(name) = name {
+            if let Some(count) = self.open.last_mut() {
+                if *count > 0 {
+                    self.out.push(b',');
+                }
+                *count += 1;
+            }
+            self.string(name);
+            self.out.push(b':');
+        }
+    }
+
+    /// A leaf with its value.
+    pub fn leaf(&mut self, name: Option<&str>, value: &Json) {
+        self.member(name);
+        // Writing a JSON value to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, value);
+    }
+
+    /// Opens an interior node; its children follow until [`Writer::close`].
+    pub fn open(&mut self, name: Option<&str>) {
+        self.member(name);
+        self.out.push(b'{');
+        self.open.push(0);
+    }
+
+    /// Closes the innermost open node.
+    pub fn close(&mut self) {
+        if self.open.pop().is_some() {
+            self.out.push(b'}');
+        }
+    }
+
+    /// Ends the item, closing what is still open.
+    pub fn end_item(&mut self) {
+        while !self.open.is_empty() {
+            self.close();
+        }
+        self.out.extend_from_slice(b"}}");
+    }
+
+    /// Whether no item was begun.
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+
+    /// The document.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out.push(b']');
+        self.out.shrink_to_fit();
+        self.out
     }
 }
 
@@ -236,6 +405,105 @@ fn kind(v: &Json) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The encoder writes members in the schema's order (DDF, ClientURI, CV, MOData) and
+    /// children in document order, byte for byte what a `serde_json::Value` would give.
+    #[test]
+    fn encode_writes_the_schema_order_byte_for_byte() {
+        let item = MoItem {
+            ddf: Some("https://ddf/x".into()),
+            client_uri: "urn:x:1.0/i".into(),
+            cv: Some("cv1".into()),
+            name: "i".into(),
+            data: DataNode::Interior(vec![
+                ("z".into(), DataNode::Leaf(json!(1))),
+                (
+                    "a".into(),
+                    DataNode::Interior(vec![("k".into(), DataNode::Leaf(json!("v")))]),
+                ),
+                ("e".into(), DataNode::Interior(vec![])),
+            ]),
+        };
+        let plain = MoItem {
+            ddf: None,
+            cv: None,
+            name: "l".into(),
+            data: DataNode::Leaf(json!(null)),
+            client_uri: "urn:x:1.0/i/l".into(),
+        };
+        let want = json!([
+            {"DDF": "https://ddf/x", "ClientURI": "urn:x:1.0/i", "CV": "cv1",
+             "MOData": {"i": {"z": 1, "a": {"k": "v"}, "e": {}}}},
+            {"ClientURI": "urn:x:1.0/i/l", "MOData": {"l": null}}
+        ]);
+        assert_eq!(
+            String::from_utf8(encode(&[item, plain])).unwrap(),
+            want.to_string()
+        );
+        assert_eq!(encode(&[]), b"[]");
+    }
+
+    /// The streaming writer gives the bytes `encode` gives, nested and empty nodes, escapes
+    /// and several items included.
+    #[test]
+    fn the_writer_writes_what_encode_writes() {
+        fn write(w: &mut Writer, name: Option<&str>, node: &DataNode) {
+            match node {
+                DataNode::Leaf(v) => w.leaf(name, v),
+                DataNode::Interior(children) => {
+                    w.open(name);
+                    for (n, c) in children {
+                        write(w, Some(n), c);
+                    }
+                    w.close();
+                }
+            }
+        }
+        let items = vec![
+            MoItem {
+                ddf: Some("https://ddf/\"x\"".into()),
+                client_uri: "urn:x:1.0/i".into(),
+                cv: Some("cv1".into()),
+                name: "i".into(),
+                data: DataNode::Interior(vec![
+                    ("z\n".into(), DataNode::Leaf(json!(1.5))),
+                    (
+                        "a".into(),
+                        DataNode::Interior(vec![
+                            ("k".into(), DataNode::Leaf(json!("v"))),
+                            ("e".into(), DataNode::Interior(vec![])),
+                        ]),
+                    ),
+                    ("n".into(), DataNode::Leaf(json!(null))),
+                ]),
+            },
+            MoItem {
+                ddf: None,
+                client_uri: "urn:x:1.0/j/l".into(),
+                cv: None,
+                name: "l".into(),
+                data: DataNode::Leaf(json!(false)),
+            },
+        ];
+        let mut w = Writer::new();
+        assert!(w.is_empty());
+        for item in &items {
+            w.begin_item(
+                item.ddf.as_deref(),
+                &item.client_uri,
+                item.cv.as_deref(),
+                &item.name,
+            );
+            write(&mut w, None, &item.data);
+            w.end_item();
+        }
+        assert!(!w.is_empty());
+        assert_eq!(
+            String::from_utf8(w.finish()).unwrap(),
+            String::from_utf8(encode(&items)).unwrap()
+        );
+        assert_eq!(Writer::new().finish(), encode(&[]));
+    }
 
     /// Found by the `dmmo` fuzz target: a float that came back one ulp off after encode
     /// and decode (serde_json's default float parsing is not exact), so a value passed

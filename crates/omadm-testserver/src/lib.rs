@@ -477,6 +477,9 @@ fn parts_count<E>(d: &Result<(packages::Package3, Vec<packages::Part>), E>) -> u
     d.as_ref().map(|(_, p)| p.len()).unwrap_or(0)
 }
 
+/// The largest request body the server reads.
+pub const MAX_BODY: usize = 64 << 20;
+
 /// The router of a server playing `script`, whose base URL is `base`.
 pub fn router(
     script: Script,
@@ -504,6 +507,9 @@ pub fn router(
                 .post(repo::repo_post),
         )
         .route("/ui", get(repo::ui).post(repo::ui_submit))
+        // Packages and repository bodies as large as a client may send (axum's default is
+        // 2 MB; a GET of a large MO is more).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(Mutex::new(live)))
 }
 

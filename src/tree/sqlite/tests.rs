@@ -607,6 +607,21 @@ fn scale_100k_nodes_and_point_reads_use_the_index() {
     );
     assert_eq!(s.children(&big, "g0999").unwrap().len(), 99);
     assert_eq!(s.subtree(&big, "g0001", None).unwrap().len(), 100);
+    // Visiting gives the same nodes, one at a time, and stops when asked.
+    let mut seen = Vec::new();
+    s.visit_subtree(&big, "g0001", None, &mut |n| {
+        seen.push(n);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, s.subtree(&big, "g0001", None).unwrap());
+    let mut count = 0;
+    s.visit_subtree(&big, "", Some(1), &mut |_| {
+        count += 1;
+        count < 10
+    })
+    .unwrap();
+    assert_eq!(count, 10);
 
     // Every read and delete statement is an index search, never a scan of the node table.
     let conn = s.lock();
@@ -622,6 +637,9 @@ fn scale_100k_nodes_and_point_reads_use_the_index() {
         ),
         "DELETE FROM node WHERE instance_id = 1 AND (path = 'x' OR (path >= 'x/' AND path < 'x0'))"
             .into(),
+        format!(
+            "SELECT {NODE_COLUMNS} FROM node WHERE instance_id = (SELECT id FROM instance WHERE moid = 'a' AND miid = 'b') AND (path = 'x' OR (path >= 'x/' AND path < 'x0')) ORDER BY replace(path, '/', char(1))"
+        ),
     ];
     for sql in statements {
         let plan: Vec<String> = conn
@@ -873,4 +891,37 @@ fn srvid_is_unique_across_accounts() {
     ])
     .unwrap();
     assert!(s.generation() > generation);
+}
+
+/// A visit is depth first: a node's subtree comes before its next sibling even when the
+/// sibling's name sorts between them as a path ("a.b" after "a/x", though "a.b" < "a/x").
+#[test]
+fn visits_are_depth_first() {
+    let (_d, s) = store();
+    let k = InstanceKey::new("urn:x:dfs:1.0", "d");
+    let nodes = vec![
+        interior(""),
+        interior("a"),
+        chr("a/x", "1"),
+        interior("a/y"),
+        chr("a/y/z", "2"),
+        chr("a.b", "3"),
+        chr("a-c", "4"),
+        chr("b", "5"),
+    ];
+    s.apply(&[put(k.clone(), nodes)]).unwrap();
+    let mut order = Vec::new();
+    s.visit_subtree(&k, "", None, &mut |n| {
+        order.push(n.path);
+        true
+    })
+    .unwrap();
+    assert_eq!(order, ["", "a", "a/x", "a/y", "a/y/z", "a-c", "a.b", "b"]);
+    let mut depth1 = Vec::new();
+    s.visit_subtree(&k, "a", Some(1), &mut |n| {
+        depth1.push(n.path);
+        true
+    })
+    .unwrap();
+    assert_eq!(depth1, ["a", "a/x", "a/y"]);
 }
