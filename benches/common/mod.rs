@@ -50,27 +50,25 @@ pub fn demo_account(root: &Path, base: &str) {
     write(root, "etc/omadmd/bootstrap.d/10-demo-server.json", &demo);
 }
 
-/// `VmRSS` of a process, in KiB ("self" for this one).
-pub fn rss_kib(pid: &str) -> u64 {
+/// A `/proc/PID/status` field in KiB ("self" for this process).
+fn status_kib(pid: &str, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
 
+/// `VmRSS` of a process, in KiB ("self" for this one).
+pub fn rss_kib(pid: &str) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
 /// `VmHWM` (peak resident, since start or the last reset through `clear_refs`) of a
 /// process, in KiB.
 pub fn hwm_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    status_kib(pid, "VmHWM:")
 }

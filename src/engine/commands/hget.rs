@@ -55,6 +55,8 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 self.hget_anywhere(&fetched.body)?
             }
         };
+        // The data is in the writes now.
+        drop(fetched);
         self.check_delegations(&ops)?;
         self.check_quota(&ops)?;
         self.commit(ops, &changed)?;
@@ -355,13 +357,19 @@ impl<P: Ports> Ctx<'_, '_, P> {
             }
             vec![mo::leaf_node(&moid, def, &t.path, value, max).map_err(Self::data_error)?]
         };
-        // Permanent nodes cannot be removed by a replacement (TS §6.3.1.2).
+        // Permanent nodes cannot be removed by a replacement (TS §6.3.1.2). The old
+        // subtree is visited, not loaded: replacing a large MO holds it once, not twice.
         if let Some(existing) = &t.existing {
             let kept: HashSet<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
-            for old in self.store().subtree(&t.key, &existing.path, None)? {
-                if old.props.scope == Scope::Permanent && !kept.contains(old.path.as_str()) {
-                    return Err(Fail(sc::FORBIDDEN));
-                }
+            let mut removes_permanent = false;
+            self.store()
+                .visit_subtree(&t.key, &existing.path, None, &mut |old| {
+                    removes_permanent =
+                        old.props.scope == Scope::Permanent && !kept.contains(old.path.as_str());
+                    !removes_permanent
+                })?;
+            if removes_permanent {
+                return Err(Fail(sc::FORBIDDEN));
             }
         }
         let op = if t.path.is_empty() {
