@@ -5,9 +5,11 @@
 //! multipart example (App. F) sends one.
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::DecodeError;
+
+mod decode;
 
 /// Media type of MO data.
 pub const MEDIA_TYPE: &str = "application/dmmo+json";
@@ -94,98 +96,7 @@ pub fn decode(bytes: &[u8], limits: Limits) -> Result<Vec<MoItem>, DecodeError> 
             "$",
         ));
     }
-    let json: Json = serde_json::from_slice(bytes).map_err(|e| {
-        DecodeError::new(
-            format!("not JSON: {e}"),
-            format!("line {} column {}", e.line(), e.column()),
-        )
-    })?;
-    let items = match json {
-        Json::Array(items) => items,
-        obj @ Json::Object(_) => vec![obj],
-        other => {
-            return Err(DecodeError::new(
-                format!("expected an array of MO items, got {}", kind(&other)),
-                "$",
-            ));
-        }
-    };
-    let mut budget = limits.max_nodes;
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| decode_item(item, &format!("$[{i}]"), &mut budget))
-        .collect()
-}
-
-fn decode_item(item: Json, at: &str, budget: &mut usize) -> Result<MoItem, DecodeError> {
-    let Json::Object(mut obj) = item else {
-        return Err(DecodeError::new(
-            format!("expected an object, got {}", kind(&item)),
-            at,
-        ));
-    };
-    let string = |obj: &mut Map<String, Json>, key: &str| -> Result<Option<String>, DecodeError> {
-        match obj.remove(key) {
-            None => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s)),
-            Some(other) => Err(DecodeError::new(
-                format!("{key} must be a string, got {}", kind(&other)),
-                format!("{at}.{key}"),
-            )),
-        }
-    };
-    let ddf = string(&mut obj, "DDF")?;
-    let cv = string(&mut obj, "CV")?;
-    let client_uri = string(&mut obj, "ClientURI")?
-        .ok_or_else(|| DecodeError::new("ClientURI is required", at))?;
-    let mo_data = match obj.remove("MOData") {
-        Some(Json::Object(m)) => m,
-        Some(other) => {
-            return Err(DecodeError::new(
-                format!("MOData must be an object, got {}", kind(&other)),
-                format!("{at}.MOData"),
-            ));
-        }
-        None => return Err(DecodeError::new("MOData is required", at)),
-    };
-    // Unknown members are ignored: other specs may extend the item.
-    if mo_data.len() != 1 {
-        return Err(DecodeError::new(
-            format!("MOData must hold exactly one node, holds {}", mo_data.len()),
-            format!("{at}.MOData"),
-        ));
-    }
-    let Some((name, value)) = mo_data.into_iter().next() else {
-        return Err(DecodeError::new("MOData is empty", format!("{at}.MOData")));
-    };
-    let data = decode_node(value, &format!("{at}.MOData.{name}"), budget)?;
-    Ok(MoItem {
-        ddf,
-        client_uri,
-        cv,
-        name,
-        data,
-    })
-}
-
-fn decode_node(value: Json, at: &str, budget: &mut usize) -> Result<DataNode, DecodeError> {
-    if *budget == 0 {
-        return Err(DecodeError::new("too many nodes", at));
-    }
-    *budget -= 1;
-    match value {
-        Json::Object(members) => members
-            .into_iter()
-            .map(|(name, v)| {
-                let child = decode_node(v, &format!("{at}.{name}"), budget)?;
-                Ok((name, child))
-            })
-            .collect::<Result<_, _>>()
-            .map(DataNode::Interior),
-        Json::Array(_) => Err(DecodeError::new("arrays are not MO data", at)),
-        leaf => Ok(DataNode::Leaf(leaf)),
-    }
+    decode::decode(bytes, limits)
 }
 
 /// Encodes a document (always the schema's array form). The JSON is written straight
@@ -390,17 +301,6 @@ impl Writer {
     }
 }
 
-fn kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +341,38 @@ mod tests {
             want.to_string()
         );
         assert_eq!(encode(&[]), b"[]");
+    }
+
+    /// A name given twice in one object keeps its first place and its last value, as a
+    /// JSON object would; the node budget counts every node, interior ones included.
+    #[test]
+    fn repeated_names_and_the_node_budget() {
+        let doc = br#"[{"ClientURI":"u","MOData":{"i":{"a":1,"b":2,"a":{"x":3}}}}]"#;
+        let items = decode(doc, Limits::default()).unwrap();
+        assert_eq!(
+            items[0].data,
+            DataNode::Interior(vec![
+                (
+                    "a".into(),
+                    DataNode::Interior(vec![("x".into(), DataNode::Leaf(json!(3)))])
+                ),
+                ("b".into(), DataNode::Leaf(json!(2))),
+            ])
+        );
+        let small = Limits {
+            max_bytes: 1 << 20,
+            max_nodes: 4,
+        };
+        let four = br#"[{"ClientURI":"u","MOData":{"i":{"a":1,"b":{"c":2}}}}]"#;
+        assert!(decode(four, small).is_ok());
+        let five = br#"[{"ClientURI":"u","MOData":{"i":{"a":1,"b":{"c":2,"d":3}}}}]"#;
+        let err = decode(five, small).unwrap_err();
+        assert_eq!(
+            (err.what.as_str(), err.at.as_str()),
+            ("too many nodes", "$[0].MOData.i.b.d")
+        );
+        let trailing = decode(br#"[] x"#, small).unwrap_err();
+        assert!(trailing.what.starts_with("not JSON"), "{trailing}");
     }
 
     /// The streaming writer gives the bytes `encode` gives, nested and empty nodes, escapes
