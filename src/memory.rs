@@ -10,15 +10,7 @@ pub fn give_back() {
     glibc::trim();
 }
 
-/// Keeps glibc to two malloc arenas, whatever the number of threads: each arena keeps
-/// freed memory of its own, and the runtime's workers and the threads that take writes
-/// off them would otherwise each get one. Call before any thread starts.
-pub fn limit_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    glibc::arenas(2);
-}
-
-/// The crate's only `unsafe`: two glibc allocator calls without preconditions.
+/// The crate's only `unsafe`: a glibc allocator call without preconditions.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 mod glibc {
@@ -28,14 +20,6 @@ mod glibc {
         // thread at any time.
         unsafe {
             libc::malloc_trim(0);
-        }
-    }
-
-    pub(super) fn arenas(n: i32) {
-        // SAFETY: mallopt(3) takes two plain integers and changes a tunable of the
-        // allocator under its own lock; an unknown value is refused with 0.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, n);
         }
     }
 }

@@ -77,7 +77,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // one while a session's commit waits for its fsync on the other (writes leave
             // the worker they ran on, see tree::sqlite::blocking). The work is I/O-bound;
             // more threads would only cost memory.
-            omadmd::memory::limit_arenas();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("omadmd-worker")
