@@ -409,21 +409,29 @@ impl Fragment {
         {
             return Err(("sessions.max-packages".into(), "must be at least 1".into()));
         }
-        if let Some(p) = &self.http.ca_file
-            && !p.is_absolute()
+        if let Some(p) = &self.http.ca_file {
+            if !p.is_absolute() {
+                return Err((
+                    "http.ca-file".into(),
+                    format!("{} is not an absolute path", p.display()),
+                ));
+            }
+            // Read now, not at the first session: a CA file that is missing or not PEM
+            // would otherwise fail every session with a TLS error far from its cause.
+            crate::transport::http::check_ca_file(p)
+                .map_err(|why| ("http.ca-file".to_owned(), why))?;
+        }
+        if let (Some(base), Some(max)) =
+            (self.sessions.retry_base_secs, self.sessions.retry_max_secs)
+            && base > max
         {
             return Err((
-                "http.ca-file".into(),
-                format!("{} is not an absolute path", p.display()),
+                "sessions.retry-base-secs".into(),
+                format!("{base} is larger than sessions.retry-max-secs ({max})"),
             ));
         }
-        if let Some(level) = &self.log.level
-            && tracing_subscriber::EnvFilter::try_new(level).is_err()
-        {
-            return Err((
-                "log.level".into(),
-                format!("{level:?} is not a log level or filter"),
-            ));
+        if let Some(level) = &self.log.level {
+            check_log_level(level).map_err(|why| ("log.level".to_owned(), why))?;
         }
         if let Some(id) = &self.devinfo.dev_id
             && id.trim().is_empty()
@@ -432,4 +440,31 @@ impl Fragment {
         }
         Ok(())
     }
+}
+
+/// The level names `log.level` takes, alone or in a filter.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A `log.level`: a level name, or a `RUST_LOG`-style filter whose directives each name a
+/// level (`info,omadmd::session=debug`). A bare word that is no level (`warning`, the
+/// syslog spelling) is refused: tracing would read it as a target to show and silence
+/// every other line, errors included.
+fn check_log_level(level: &str) -> Result<(), String> {
+    let valid = format!(
+        "{level:?} is not a log level: use one of {} or a filter such as \"info,omadmd::session=debug\"",
+        LEVELS.join(", ")
+    );
+    if tracing_subscriber::EnvFilter::try_new(level).is_err() {
+        return Err(valid);
+    }
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let named = directive.rsplit('=').next().unwrap_or(directive);
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if (bare || directive.contains('='))
+            && !LEVELS.contains(&named.to_ascii_lowercase().as_str())
+        {
+            return Err(valid);
+        }
+    }
+    Ok(())
 }

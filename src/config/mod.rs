@@ -343,6 +343,18 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             message,
         })?;
     merged = merged.merged(sources.flags.clone());
+    // Across files: the first retry may not wait longer than the longest.
+    let (base, max) = (
+        merged.sessions.retry_base_secs.unwrap_or(30),
+        merged.sessions.retry_max_secs.unwrap_or(3600),
+    );
+    if base > max {
+        return Err(ConfigError::Value {
+            path: files.last().cloned().unwrap_or_else(|| "defaults".into()),
+            key: "sessions.retry-base-secs".into(),
+            message: format!("{base} is larger than sessions.retry-max-secs ({max})"),
+        });
+    }
 
     let defaults = Limits::default();
     let limit =

@@ -218,6 +218,28 @@ fn errors_name_the_file_and_the_key() {
         ),
         ("[nonsense]\n", "nonsense"),
         ("this is not toml", "this is not toml"),
+        // The syslog spelling parses as a tracing filter that silences everything.
+        (
+            "[log]\nlevel = \"warning\"\n",
+            "log.level: \"warning\" is not a log level: use one of off, error, warn",
+        ),
+        ("[log]\nlevel = \"info,omadmd=loud\"\n", "log.level"),
+        (
+            "[sessions]\nretry-base-secs = 100\nretry-max-secs = 50\n",
+            "sessions.retry-base-secs: 100 is larger than sessions.retry-max-secs (50)",
+        ),
+        (
+            "[sessions]\nretry-base-secs = 7200\n",
+            "sessions.retry-base-secs: 7200 is larger than sessions.retry-max-secs (3600)",
+        ),
+        (
+            "[http]\nca-file = \"/nonexistent/omadmd-ca.pem\"\n",
+            "http.ca-file: /nonexistent/omadmd-ca.pem: No such file",
+        ),
+        (
+            "[http]\nca-file = \"/etc/hostname\"\n",
+            "http.ca-file: /etc/hostname holds no PEM certificate",
+        ),
     ];
     for (text, want) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -228,6 +250,22 @@ fn errors_name_the_file_and_the_key() {
             "{text:?} → {err}"
         );
         assert!(err.contains(want), "{text:?} → {err}");
+    }
+    // Levels and filters that name levels pass.
+    for ok in [
+        "warn",
+        "INFO",
+        "off",
+        "info,omadmd::session=debug",
+        "omadmd=trace",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "etc/omadmd/omadmd.toml",
+            &format!("[log]\nlevel = {ok:?}\n"),
+        );
+        assert!(load(&sources(dir.path())).is_ok(), "{ok}");
     }
     let mut src = sources(tempfile::tempdir().unwrap().path());
     src.flags.paths.state_dir = Some("rel".into());

@@ -113,6 +113,17 @@ pub fn challenge<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Optio
     }
 }
 
+/// Checks an extra CA file (`http.ca-file`) as sessions will use it: readable, and
+/// holding at least one PEM certificate.
+pub fn check_ca_file(path: &std::path::Path) -> Result<(), String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(()),
+        Ok(_) => Err(format!("{} holds no PEM certificate", path.display())),
+        Err(e) => Err(format!("{}: not PEM certificates: {e}", path.display())),
+    }
+}
+
 /// The cookies of one session: a jar that is emptied when the next session starts, so a
 /// client (its TLS set-up and connection pool) can serve many sessions while cookies live
 /// exactly as long as one.
