@@ -31,7 +31,7 @@ impl TerminalAgent {
             eprintln!("omadmctl: Show refused: {e}");
             return Err(e);
         }
-        println!("{server_name} asks you to open: {url}");
+        omadmd::outln!("{server_name} asks you to open: {url}");
         let _ = std::io::stdout().flush();
         if self.decline {
             return Err(omadmd::dbus::client::AgentError::Declined(
@@ -184,7 +184,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 .agent_count()
                 .await?;
             if cli.json {
-                println!(
+                omadmd::outln!(
                     "{}",
                     json!({"version": version, "state": state, "active_server": active, "accounts": accounts, "agents": agents})
                 );
@@ -194,7 +194,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 } else {
                     format!("{state} with {active}")
                 };
-                println!(
+                omadmd::outln!(
                     "omadmd {version}: {doing}; {accounts} account(s); {agents} SHOW agent(s)"
                 );
             }
@@ -214,22 +214,22 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                             "last_ended": a.last_ended, "last_detail": a.last_detail})
                     })
                     .collect();
-                println!("{}", json!(list));
+                omadmd::outln!("{}", json!(list));
             } else if states.is_empty() {
-                println!("no DM accounts (provision one in /etc/omadmd/bootstrap.d)");
+                omadmd::outln!("no DM accounts (provision one in /etc/omadmd/bootstrap.d)");
             } else {
                 for a in states {
-                    println!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
-                    println!("{:<20} {}", "", account_line(&a));
+                    omadmd::outln!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
+                    omadmd::outln!("{:<20} {}", "", account_line(&a));
                 }
             }
         }
         Cmd::History { limit } => {
             let rows = manager.history(limit).await?;
             if cli.json {
-                println!("{}", json!(rows));
+                omadmd::outln!("{}", json!(rows));
             } else if rows.is_empty() {
-                println!("no sessions yet");
+                omadmd::outln!("no sessions yet");
             } else {
                 for r in rows {
                     let detail = if r.detail.is_empty() {
@@ -237,7 +237,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                     } else {
                         format!(": {}", r.detail)
                     };
-                    println!(
+                    omadmd::outln!(
                         "#{:<4} {:<10} {:<16} {:<20} {} package(s), {} command(s){detail}",
                         r.id,
                         when(r.started_at),
@@ -260,7 +260,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 target.clone()
             };
             if !wait {
-                println!("session requested with {shown}");
+                omadmd::outln!("session requested with {shown}");
                 return Ok(0);
             }
             eprintln!("session with {shown} running…");
@@ -279,10 +279,10 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                             continue;
                         }
                         if cli.json {
-                            println!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": args.detail}));
+                            omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": args.detail}));
                         } else {
                             let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
-                            println!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
+                            omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
                         }
                         return Ok(if args.outcome == "ended" { 0 } else { 1 });
                     }
@@ -299,10 +299,10 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                             .iter()
                             .map(|(m, i, cv)| json!({"moid": m, "miid": i, "cv": cv}))
                             .collect();
-                        println!("{}", json!(l));
+                        omadmd::outln!("{}", json!(l));
                     } else {
                         for (moid, miid, _) in list {
-                            println!("{moid}/{miid}/");
+                            omadmd::outln!("{moid}/{miid}/");
                         }
                     }
                 }
@@ -312,7 +312,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                         .ok()
                         .and_then(|v| serde_json::to_string_pretty(&v).ok())
                         .unwrap_or(data);
-                    println!("{pretty}");
+                    omadmd::outln!("{pretty}");
                 }
             }
         }
@@ -342,7 +342,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 alert["DataType"] = json!("application/json");
             }
             manager.queue_alert(&server, &alert.to_string()).await?;
-            println!("alert queued for {server}; it goes out in the next session");
+            omadmd::outln!("alert queued for {server}; it goes out in the next session");
         }
         Cmd::Agent { open, decline } => {
             let path = zbus::ObjectPath::try_from("/org/omadm/Client1/Agent")?;
@@ -351,7 +351,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 .await?;
             let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn).await?;
             agents.register_agent(&path).await?;
-            println!("agent registered; waiting for SHOW requests (Ctrl-C to stop)");
+            omadmd::outln!("agent registered; waiting for SHOW requests (Ctrl-C to stop)");
             use std::io::Write as _;
             let _ = std::io::stdout().flush();
             let _ = tokio::signal::ctrl_c().await;
@@ -370,7 +370,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                     eprintln!("omadmctl: {}: {e}", out.display());
                     return Ok(2);
                 }
-                println!(
+                omadmd::outln!(
                     "wrote a {}-byte notification to {}",
                     bytes.len(),
                     out.display()
@@ -378,7 +378,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 return Ok(0);
             }
             let server = manager.inject_notification(&bytes).await?;
-            println!("notification accepted; a session with {server} follows");
+            omadmd::outln!("notification accepted; a session with {server} follows");
         }
     }
     Ok(0)

@@ -88,16 +88,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Some(Command::CheckConfig) => {
-            print!("{}", settings.to_toml());
+            omadmd::out!("{}", settings.to_toml());
             Ok(())
         }
         Some(Command::History { limit, json }) => {
-            print!("{}", diag::history(&settings, limit, json)?);
+            omadmd::out!("{}", diag::history(&settings, limit, json)?);
             Ok(())
         }
         Some(Command::DumpTree { json }) => {
             let out = diag::dump_tree(&settings, json)?;
-            print!("{out}");
+            omadmd::out!("{out}");
             Ok(())
         }
     }

@@ -126,3 +126,37 @@ pub fn base64_arg(s: &str) -> Result<Bytes, String> {
         .map(Bytes)
         .map_err(|e| format!("not base64: {e}"))
 }
+
+/// Writes to standard output. When the reader has gone (`omadmctl history | head -1`), the
+/// program ends quietly with status 0, as the shell's own tools do, instead of panicking
+/// on the broken pipe; another write error ends it with 1 and a message.
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `print!` through [`emit`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`emit`].
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::cli::emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}

@@ -312,3 +312,28 @@ fn without_a_journal_socket_the_daemon_says_so_and_logs_to_stderr() {
     assert!(first.trim_start().starts_with("WARN"), "{first}");
     assert!(text.contains("ready"), "{text}");
 }
+
+/// Output into a pipe whose reader has gone (`omadmd dump-tree | head -0`) ends quietly
+/// with status 0, with no panic message.
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let root = Root::new().with_demo_bootstrap();
+    let mut d = root.start(&[]);
+    d.wait_for("ready", 30);
+    let (status, _) = d.terminate();
+    assert!(status.success());
+    for args in [&["dump-tree"][..], &["history"], &["check-config"]] {
+        let mut child = root
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before anything is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
