@@ -168,9 +168,70 @@ fn when(secs: i64) -> String {
     }
 }
 
+/// Checks a `--server` against the daemon's accounts: `None` when known, else the message
+/// that lists the known ones (for exit 2, a bad argument).
+async fn unknown_server(manager: &ManagerProxy<'_>, server: &str) -> zbus::Result<Option<String>> {
+    let known: Vec<String> = manager
+        .accounts()
+        .await?
+        .into_iter()
+        .map(|a| a.server_id)
+        .collect();
+    if known.iter().any(|k| k == server) {
+        return Ok(None);
+    }
+    Ok(Some(if known.is_empty() {
+        format!("no server {server:?}: omadmd has no DM accounts")
+    } else {
+        format!(
+            "no server {server:?}; the servers are: {}",
+            known.join(", ")
+        )
+    }))
+}
+
+/// `omadmctl notify --out FILE`: makes the notification and writes it, without the bus.
+fn write_notification(args: &NotifyArgs, out: &std::path::Path) -> u8 {
+    let bytes = match notification(args) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("omadmctl: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = std::fs::write(out, &bytes) {
+        eprintln!("omadmctl: {}: {e}", out.display());
+        return 2;
+    }
+    omadmd::outln!(
+        "wrote a {}-byte notification to {}",
+        bytes.len(),
+        out.display()
+    );
+    0
+}
+
 async fn run(cli: Cli) -> zbus::Result<u8> {
+    // What needs no daemon does not connect to the bus.
+    if let Cmd::Notify(args) = &cli.command
+        && let Some(out) = &args.out
+    {
+        return Ok(write_notification(args, out));
+    }
     let conn = zbus::Connection::system().await?;
     let manager = ManagerProxy::new(&conn).await?;
+    for server in match &cli.command {
+        Cmd::Session(SessionCmd::Start {
+            server: Some(s), ..
+        }) => vec![s.as_str()],
+        Cmd::Alert(AlertCmd::Send { server, .. }) => vec![server.as_str()],
+        _ => vec![],
+    } {
+        if let Some(why) = unknown_server(&manager, server).await? {
+            eprintln!("omadmctl: {why}");
+            return Ok(2);
+        }
+    }
     match cli.command {
         Cmd::Status => {
             let (version, state, active) = (
@@ -365,18 +426,6 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                     return Ok(2);
                 }
             };
-            if let Some(out) = &args.out {
-                if let Err(e) = std::fs::write(out, &bytes) {
-                    eprintln!("omadmctl: {}: {e}", out.display());
-                    return Ok(2);
-                }
-                omadmd::outln!(
-                    "wrote a {}-byte notification to {}",
-                    bytes.len(),
-                    out.display()
-                );
-                return Ok(0);
-            }
             let server = manager.inject_notification(&bytes).await?;
             omadmd::outln!("notification accepted; a session with {server} follows");
         }

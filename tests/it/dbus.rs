@@ -116,7 +116,6 @@ fn omadmctl_drives_the_daemon() {
         ),
         (vec!["tree", "get", "urn:x:nope:1.0//"], "NotFound"),
         (vec!["tree", "get", "not a uri"], "InvalidArgument"),
-        (vec!["session", "start", "--server", "nope"], "NotFound"),
         (
             vec!["alert", "send", "--server", "demo-server", "--type", ""],
             "InvalidArgument",
@@ -211,11 +210,40 @@ fn omadmctl_drives_the_daemon() {
             vec!["notify", "f.bin", "--server", "demo-server"],
             "cannot be used with",
         ),
+        // An unknown server is a bad argument, and the known ones are named.
+        (
+            vec!["session", "start", "--server", "nope"],
+            "no server \"nope\"; the servers are: demo-server",
+        ),
+        (
+            vec!["alert", "send", "--server", "nope", "--type", "urn:x"],
+            "no server \"nope\"; the servers are: demo-server",
+        ),
     ] {
         let (code, _, err) = omadmctl(&bus.address, &args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+    // Writing a notification to a file needs no bus at all.
+    let offline = root.path("offline.bin");
+    let (code, out, err) = omadmctl(
+        "unix:path=/nonexistent/omadmd-test-bus",
+        &[
+            &[
+                "notify",
+                "--server",
+                "demo-server",
+                "--secret",
+                "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0",
+                "--out",
+            ][..],
+            &[offline.to_str().unwrap()],
+            &auth,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("notification to") && offline.exists(), "{out}");
     d.terminate();
 }
 
