@@ -14,7 +14,7 @@ use super::Bytes;
 /// handing over notifications need root or polkit's consent (with a polkit agent running,
 /// it asks for a password).
 #[derive(Debug, Parser)]
-#[command(name = "omadmctl", version, about, after_long_help = OMADMCTL_AFTER)]
+#[command(name = "omadmctl", version, after_long_help = OMADMCTL_AFTER)]
 pub struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]

@@ -62,8 +62,11 @@ Environment:
   DBUS_SYSTEM_BUS_ADDRESS   another bus than the system bus (tests, demos)
   RUST_LOG                  log filter, overriding log.level
 
-Exit status: 0 after a clean stop, 1 when it cannot start (the reason is logged),
-2 for bad arguments.
+Exit status: 0 after a clean stop; 78 for a bad configuration or a database that is
+refused or not writable (an administrator must act; the unit does not restart it);
+74 after an I/O error during a write (systemd restarts it and SQLite's recovery settles
+the write); 1 for other failures to start or to keep serving (logged); 2 for bad
+arguments. Killed by systemd's watchdog when a loop is wedged.
 
 See also: omadmctl(1), omadmd.toml(5), systemd.service(5); /usr/share/doc/omadmd/.";
 

@@ -158,3 +158,27 @@ fn every_configuration_key_is_documented_and_in_the_man_page() {
         );
     }
 }
+
+/// The pages say what is true: omadmd's exit statuses as docs/operations.md gives them,
+/// and omadmctl's NAME line says what omadmctl is (not the daemon's description).
+#[test]
+fn man_pages_say_the_exit_statuses_and_what_each_tool_is() {
+    let page = |name: &str| std::fs::read_to_string(root().join("man").join(name)).unwrap();
+    let omadmd = page("omadmd.8").replace("\\-", "-");
+    for status in [
+        "0 after a clean stop",
+        "78 for a bad configuration",
+        "74 after an I/O error",
+        "2 for bad",
+    ] {
+        assert!(omadmd.contains(status), "omadmd(8) lacks {status:?}");
+    }
+    let operations =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .unwrap();
+    assert!(operations.contains("| 78;") && operations.contains("| 74 ("));
+    let ctl = page("omadmctl.1");
+    let name = ctl.lines().skip_while(|l| *l != ".SH NAME").nth(1).unwrap();
+    assert!(name.contains("Control and inspect"), "{name}");
+    assert!(!name.contains("client daemon"), "{name}");
+}
