@@ -50,7 +50,21 @@ impl TerminalAgent {
 /// Exit codes: 1 failure, 3 the daemon is not running (or no bus), 4 access denied. Told
 /// apart by the D-Bus error name, or the kind of failure when there is none.
 fn explain(e: &zbus::Error) -> (String, u8) {
-    let text = e.to_string();
+    use zbus::DBusError as _;
+    // The daemon's sentence first, the error's name after it for scripts and searches.
+    let text = match e {
+        zbus::Error::MethodError(name, detail, _) => format!(
+            "{} ({})",
+            detail.as_deref().unwrap_or("the call failed"),
+            name.as_str()
+        ),
+        zbus::Error::FDO(f) => format!(
+            "{} ({})",
+            f.description().unwrap_or("the call failed"),
+            f.name()
+        ),
+        other => other.to_string(),
+    };
     if omadmd::dbus::no_owner(e) {
         return ("omadmd is not running (org.omadm.Client1 is not on the bus); start it with 'systemctl start omadmd'".into(), 3);
     }

@@ -123,10 +123,15 @@ fn omadmctl_drives_the_daemon() {
     ] {
         let (code, _, err) = omadmctl(&bus.address, &args);
         assert_ne!(code, 0, "{args:?}");
+        // A sentence for people first, the error's name after it.
         assert!(
-            err.contains(&format!("org.omadm.Client1.Error.{want}")),
+            err.lines()
+                .next()
+                .unwrap_or_default()
+                .ends_with(&format!("(org.omadm.Client1.Error.{want})")),
             "{args:?}: {err}"
         );
+        assert!(!err.starts_with("omadmctl: org."), "{args:?}: {err}");
     }
     // A notification handed over D-Bus, as an SMS bridge would.
     let file = root.path("noti.bin");
