@@ -100,3 +100,55 @@ pub fn history(settings: &Settings, limit: u32, json: bool) -> anyhow::Result<St
     }
     Ok(out)
 }
+
+/// What starting the daemon would do with each bootstrap file, without doing it: planned
+/// against the database as it is (or an empty one, before the first start). Returns a
+/// line per file, and the first refused file as an error after all are listed.
+pub fn check_bootstrap(
+    settings: &Settings,
+) -> anyhow::Result<(String, Option<crate::config::ConfigError>)> {
+    use crate::mo::bootstrap::{self, BootstrapLimits, Outcome};
+    let registry = crate::daemon::load_registry(settings);
+    let limits = BootstrapLimits {
+        max_file_bytes: settings.limits.max_package_bytes,
+        max_value_bytes: settings.limits.max_node_value_bytes,
+        max_nodes: settings.limits.max_nodes_per_document,
+    };
+    // The daemon's database read-only when there is one; else a scratch one, removed after.
+    let scratch = std::env::temp_dir().join(format!("omadmd-check-{}.db", std::process::id()));
+    let existing = settings.database();
+    let (store, scratch) = match SqliteStore::open(&existing, OpenMode::ReadOnly) {
+        Ok(s) => (s, None),
+        Err(_) => (
+            SqliteStore::open(&scratch, OpenMode::ReadWrite)?,
+            Some(scratch),
+        ),
+    };
+    let report = bootstrap::check_dir(&store, &registry, &settings.paths.bootstrap_dir, limits);
+    drop(store);
+    if let Some(p) = scratch {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+        }
+    }
+    let mut text = String::new();
+    for (path, outcome) in &report.done {
+        let what = match outcome {
+            Outcome::Applied { servers, .. } if servers.is_empty() => "would apply".to_owned(),
+            Outcome::Applied { servers, .. } => {
+                format!("would apply (accounts: {})", servers.join(", "))
+            }
+            Outcome::Unchanged => "applied already, unchanged".to_owned(),
+        };
+        let _ = writeln!(text, "# bootstrap {}: {what}", path.display());
+    }
+    let mut first = None;
+    for (path, e) in &report.failed {
+        let _ = writeln!(text, "# bootstrap {}: REFUSED: {e}", path.display());
+        first.get_or_insert_with(|| crate::config::ConfigError::Bootstrap {
+            path: path.clone(),
+            message: e.to_string(),
+        });
+    }
+    Ok((text, first))
+}

@@ -89,7 +89,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::CheckConfig) => {
             omadmd::out!("{}", settings.to_toml());
-            Ok(())
+            let (lines, refused) = diag::check_bootstrap(&settings)?;
+            omadmd::out!("{lines}");
+            match refused {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
         }
         Some(Command::History { limit, json }) => {
             omadmd::out!("{}", diag::history(&settings, limit, json)?);

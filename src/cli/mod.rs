@@ -75,7 +75,9 @@ See also: omadmctl(1), omadmd.toml(5), systemd.service(5); /usr/share/doc/omadmd
 pub enum Command {
     /// Run the daemon in the foreground (the default).
     Run,
-    /// Print the merged configuration and exit.
+    /// Check the configuration and the bootstrap files, print the merged configuration and
+    /// what start-up would do with each bootstrap file, and exit (78 when anything would be
+    /// refused). Writes nothing.
     CheckConfig,
     /// Print the management tree from the database and exit (offline; never shows "No Get"
     /// values or secrets).

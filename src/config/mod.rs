@@ -41,6 +41,15 @@ pub enum ConfigError {
         /// toml's message, which names the key and its line.
         message: String,
     },
+    /// A bootstrap file would be refused (`omadmd check-config`; the daemon skips it and
+    /// says so).
+    #[error("{path}: refused: {message}")]
+    Bootstrap {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// A value is out of range.
     #[error("{path}: {key}: {message}")]
     Value {

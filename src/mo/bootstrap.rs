@@ -104,8 +104,39 @@ pub fn apply_dir(
     limits: BootstrapLimits,
 ) -> Report {
     let mut report = Report::default();
+    for path in files(dir) {
+        match apply_file(store, reg, &path, limits) {
+            Ok(outcome) => report.done.push((path, outcome)),
+            Err(e) => report.failed.push((path, e)),
+        }
+    }
+    report
+}
+
+/// What [`apply_dir`] would do, without doing it: each file planned against the store as
+/// it is (`omadmd check-config`).
+pub fn check_dir(
+    store: &dyn TreeStore,
+    reg: &Registry,
+    dir: &Path,
+    limits: BootstrapLimits,
+) -> Report {
+    let mut report = Report::default();
+    for path in files(dir) {
+        match read_file(&path, limits)
+            .and_then(|(source, bytes)| plan_document(store, reg, &source, &bytes, limits))
+        {
+            Ok((_, outcome)) => report.done.push((path, outcome)),
+            Err(e) => report.failed.push((path, e)),
+        }
+    }
+    report
+}
+
+/// The bootstrap files of a directory, in name order: `*.json`, hidden files left out.
+fn files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return report;
+        return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -117,13 +148,7 @@ pub fn apply_dir(
         })
         .collect();
     files.sort();
-    for path in files {
-        match apply_file(store, reg, &path, limits) {
-            Ok(outcome) => report.done.push((path, outcome)),
-            Err(e) => report.failed.push((path, e)),
-        }
-    }
-    report
+    files
 }
 
 /// Applies one file, unless a file of that name was already applied with the same content.
@@ -133,6 +158,12 @@ pub fn apply_file(
     path: &Path,
     limits: BootstrapLimits,
 ) -> Result<Outcome, BootstrapError> {
+    let (source, bytes) = read_file(path, limits)?;
+    apply_document(store, reg, &source, &bytes, limits)
+}
+
+/// A bootstrap file's name (its source in the records) and content, within the limit.
+fn read_file(path: &Path, limits: BootstrapLimits) -> Result<(String, Vec<u8>), BootstrapError> {
     let meta = std::fs::metadata(path)?;
     if meta.len() > limits.max_file_bytes as u64 {
         return Err(DecodeError::new(
@@ -153,7 +184,7 @@ pub fn apply_file(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    apply_document(store, reg, &source, &bytes, limits)
+    Ok((source, bytes))
 }
 
 /// Applies one bootstrap document named `source`.

@@ -337,3 +337,37 @@ fn a_closed_pipe_ends_output_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// `omadmd check-config` says what start-up would do with each bootstrap file, and refuses
+/// (78, naming the file) when one would be refused; it writes nothing.
+#[test]
+fn check_config_plans_the_bootstrap_files() {
+    let root = Root::new().with_demo_bootstrap();
+    let (status, out, err) = root.run(&["check-config"]);
+    assert!(status.success(), "{err}");
+    assert!(
+        out.contains("10-demo-server.json: would apply (accounts: demo-server)"),
+        "{out}"
+    );
+    assert!(!root.database().exists(), "check-config wrote a database");
+    root.write("etc/omadmd/bootstrap.d/20-bad.json", "{ not json");
+    let (status, out, err) = root.run(&["check-config"]);
+    assert_eq!(status.code(), Some(78), "{err}");
+    assert!(out.contains("20-bad.json: REFUSED"), "{out}");
+    assert!(
+        err.contains("20-bad.json: refused:") && err.contains("not JSON"),
+        "{err}"
+    );
+    // Once the daemon has applied the good one, it is unchanged.
+    std::fs::remove_file(root.path("etc/omadmd/bootstrap.d/20-bad.json")).unwrap();
+    let mut d = root.start(&[]);
+    d.wait_for("ready", 30);
+    let (status, _) = d.terminate();
+    assert!(status.success());
+    let (status, out, err) = root.run(&["check-config"]);
+    assert!(status.success(), "{err}");
+    assert!(
+        out.contains("10-demo-server.json: applied already, unchanged"),
+        "{out}"
+    );
+}
