@@ -103,14 +103,7 @@ pub fn apply_dir(
     dir: &Path,
     limits: BootstrapLimits,
 ) -> Report {
-    let mut report = Report::default();
-    for path in files(dir) {
-        match apply_file(store, reg, &path, limits) {
-            Ok(outcome) => report.done.push((path, outcome)),
-            Err(e) => report.failed.push((path, e)),
-        }
-    }
-    report
+    each_file(dir, |path| apply_file(store, reg, path, limits))
 }
 
 /// What [`apply_dir`] would do, without doing it: each file planned against the store as
@@ -121,12 +114,18 @@ pub fn check_dir(
     dir: &Path,
     limits: BootstrapLimits,
 ) -> Report {
+    each_file(dir, |path| {
+        let (source, bytes) = read_file(path, limits)?;
+        Ok(plan_document(store, reg, &source, &bytes, limits)?.1)
+    })
+}
+
+/// Runs `f` on each bootstrap file of `dir`, in name order, and reports.
+fn each_file(dir: &Path, mut f: impl FnMut(&Path) -> Result<Outcome, BootstrapError>) -> Report {
     let mut report = Report::default();
     for path in files(dir) {
-        match read_file(&path, limits)
-            .and_then(|(source, bytes)| plan_document(store, reg, &source, &bytes, limits))
-        {
-            Ok((_, outcome)) => report.done.push((path, outcome)),
+        match f(&path) {
+            Ok(outcome) => report.done.push((path, outcome)),
             Err(e) => report.failed.push((path, e)),
         }
     }
