@@ -80,16 +80,18 @@ pub fn history(settings: &Settings, limit: u32, json: bool) -> anyhow::Result<St
         return Ok("(no sessions yet)\n".into());
     }
     let mut out = String::new();
+    let now = crate::cli::now_secs();
     let _ = writeln!(
         out,
-        "{:>4}  {:<16} {:<16} {:<11} {:>8} {:>8}  detail",
-        "id", "server", "trigger", "outcome", "packages", "commands"
+        "{:>4}  {:<10} {:<16} {:<16} {:<11} {:>8} {:>8}  detail",
+        "id", "started", "server", "trigger", "outcome", "packages", "commands"
     );
     for s in sessions {
         let _ = writeln!(
             out,
-            "{:>4}  {:<16} {:<16} {:<11} {:>8} {:>8}  {}",
+            "{:>4}  {:<10} {:<16} {:<16} {:<11} {:>8} {:>8}  {}",
             s.id,
+            crate::cli::ago(s.started_at, now),
             s.server_id,
             s.trigger,
             s.outcome,

@@ -168,18 +168,7 @@ fn account_line(a: &omadmd::dbus::AccountState) -> String {
 }
 
 fn when(secs: i64) -> String {
-    if secs == 0 {
-        return "-".into();
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    match now - secs {
-        d if d < 60 => format!("{d}s ago"),
-        d if d < 3600 => format!("{}m ago", d / 60),
-        d if d < 86_400 => format!("{}h ago", d / 3600),
-        d => format!("{}d ago", d / 86_400),
-    }
+    omadmd::cli::ago(secs, omadmd::cli::now_secs())
 }
 
 /// Checks a `--server` against the daemon's accounts: `None` when known, else the message
@@ -306,6 +295,13 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             } else if rows.is_empty() {
                 omadmd::outln!("no sessions yet");
             } else {
+                omadmd::outln!(
+                    "{:<5} {:<10} {:<16} {:<20} what",
+                    "id",
+                    "started",
+                    "trigger",
+                    "server, outcome"
+                );
                 for r in rows {
                     let detail = if r.detail.is_empty() {
                         String::new()

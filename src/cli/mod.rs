@@ -165,3 +165,45 @@ macro_rules! outln {
         $crate::cli::emit(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
+
+/// Seconds since the epoch, now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// When something happened, for a table: how long before `now` ("42s ago", "3h ago",
+/// "5d ago"); "-" for never (0).
+pub fn ago(secs: i64, now: i64) -> String {
+    if secs == 0 {
+        return "-".into();
+    }
+    match now.saturating_sub(secs) {
+        d if d < 0 => "in the future".into(),
+        d if d < 60 => format!("{d}s ago"),
+        d if d < 3600 => format!("{}m ago", d / 60),
+        d if d < 86_400 => format!("{}h ago", d / 3600),
+        d => format!("{}d ago", d / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ago_reads_like_a_person_would_say_it() {
+        let now = 1_000_000;
+        for (secs, want) in [
+            (0, "-"),
+            (now, "0s ago"),
+            (now - 59, "59s ago"),
+            (now - 60, "1m ago"),
+            (now - 3599, "59m ago"),
+            (now - 7200, "2h ago"),
+            (now - 86_400 * 3, "3d ago"),
+            (now + 5, "in the future"),
+        ] {
+            assert_eq!(super::ago(secs, now), want, "{secs}");
+        }
+    }
+}

@@ -90,6 +90,11 @@ fn omadmctl_drives_the_daemon() {
             .any(|s| s["trigger"] == "client" && s["outcome"] == "ended"),
         "{h:#}"
     );
+    // The table has a header and says when each session ran.
+    let (_, out, _) = omadmctl(&bus.address, &["history"]);
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().contains("started"), "{out}");
+    assert!(lines.all(|l| l.contains(" ago ")), "{out}");
 
     // Tree reads: secrets and No Get nodes never leave the daemon.
     let (_, out, _) = omadmctl(&bus.address, &["tree", "list"]);

@@ -264,6 +264,17 @@ fn a_failed_bootstrap_session_is_retried_with_backoff() {
         history.contains("aborted") && history.contains("ended"),
         "{history}"
     );
+    // A header, and when each session ran.
+    let mut lines = history.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.contains("started") && header.contains("outcome"),
+        "{history}"
+    );
+    assert!(
+        lines.all(|l| l.contains("s ago") || l.contains("m ago")),
+        "{history}"
+    );
 }
 
 #[test]
