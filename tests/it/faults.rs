@@ -59,6 +59,15 @@ fn detach(strace: Reaped) {
     drop(strace);
 }
 
+/// An HGET that writes (one instance of a small MO) from the script's repository.
+const HGET_THING: [&str; 3] = ["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"];
+
+/// The repository `HGET_THING` fetches from.
+fn thing_repository() -> serde_json::Value {
+    json!({"/repo/thing": {"content_type": "application/dmmo+json",
+        "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1}}}]}})
+}
+
 /// A signed notification for the demo account, without NOTIFICATION-ID (nothing for the
 /// daemon to record: the first write is the session's own).
 fn notify(to: &str) {
@@ -238,15 +247,14 @@ fn a_session_ends_at_its_deadline() {
 /// and the next start recovers a sound database and serves.
 #[test]
 fn an_io_error_during_a_commit_exits_before_the_server_hears_a_result() {
-    let hget = json!({"CMD": [["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"]]});
+    let hget = json!({"CMD": [HGET_THING]});
     let script = json!({
         "sessions": [
             {"packages": [{"CMD": [["END"]]}]},
             {"packages": [hget, {"CMD": [["END"]]}]},
             {"packages": [{"CMD": [["GET", "urn:x:thing:1.0/t1/a"]]}, {"CMD": [["END"]]}]}
         ],
-        "repository": {"/repo/thing": {"content_type": "application/dmmo+json",
-            "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1}}}]}}
+        "repository": thing_repository()
     });
     let server = TestServer::start(&script, false);
     let root = Root::new().with_bootstrap_for(&server.base);
@@ -292,7 +300,7 @@ fn an_io_error_during_a_commit_exits_before_the_server_hears_a_result() {
 /// everything works again.
 #[test]
 fn a_full_disk_fails_writes_clearly_and_the_device_stays_manageable() {
-    let hget = json!(["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"]);
+    let hget = json!(HGET_THING);
     let script = json!({
         "sessions": [
             {"packages": [{"CMD": [["END"]]}]},
@@ -302,8 +310,7 @@ fn a_full_disk_fails_writes_clearly_and_the_device_stays_manageable() {
             ]},
             {"packages": [{"CMD": [hget]}, {"CMD": [["END"]]}]}
         ],
-        "repository": {"/repo/thing": {"content_type": "application/dmmo+json",
-            "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1}}}]}}
+        "repository": thing_repository()
     });
     let server = TestServer::start(&script, false);
     let root = Root::new().with_bootstrap_for(&server.base);
@@ -425,11 +432,10 @@ fn the_watchdog_is_fed_only_while_every_loop_runs() {
 /// by `benches/stall.rs`; here only that they answer while the commit is still stuck.
 #[test]
 fn a_slow_disk_stalls_neither_dbus_nor_notifications() {
-    let hget = json!({"CMD": [["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"]]});
+    let hget = json!({"CMD": [HGET_THING]});
     let script = json!({
         "sessions": [{"packages": [{"CMD": [["END"]]}]}, {"packages": [hget, {"CMD": [["END"]]}]}],
-        "repository": {"/repo/thing": {"content_type": "application/dmmo+json",
-            "body": [{"ClientURI": "urn:x:thing:1.0//", "MOData": {"t1": {"a": 1}}}]}}
+        "repository": thing_repository()
     });
     let server = TestServer::start(&script, false);
     let bus = PrivateBus::start();

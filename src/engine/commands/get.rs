@@ -15,15 +15,15 @@ impl<P: Ports> Ctx<'_, '_, P> {
             && let Some(node) = self.store().node(&loc.key, &loc.path)?
             && !node.is_interior()
         {
-            let nodes = self.read_subtree(loc, u.level)?;
+            // A leaf is its own subtree: the one node read is all there is to check.
+            self.check_top(loc, &node)?;
             if self.cv_matches(&u, &locs)? {
                 return Err(Fail(sc::NOT_MODIFIED));
             }
-            let node = nodes.first().ok_or(Fail(sc::NOT_FOUND))?;
             if node.value == Some(Value::Null) {
                 return Err(Fail(sc::NO_CONTENT));
             }
-            let (ct, body) = Self::raw_leaf(node).ok_or(Fail(sc::NO_CONTENT))?;
+            let (ct, body) = Self::raw_leaf(&node).ok_or(Fail(sc::NO_CONTENT))?;
             return Ok(Reply {
                 part: Some(Part {
                     index,
@@ -54,8 +54,8 @@ impl<P: Ports> Ctx<'_, '_, P> {
     }
 
     /// Writes the MO data item of one location, node by node as the store reads them: the
-    /// same checks as [`Ctx::read_subtree`] (the top readable and no secret, read rights
-    /// on every node shown) and the same data as [`mo::item`] (what [`mo::shows`] hides is
+    /// same checks as [`Ctx::read_subtree`] ([`Ctx::check_top`], read rights on every node
+    /// shown) and the same data as [`mo::item`] (what [`mo::shows`] hides is
     /// left out, with its subtree).
     fn write_item(
         &self,
@@ -73,14 +73,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
             let step = (|| -> Result<(), Fail> {
                 if top {
                     top = false;
-                    if !n.props.access.contains(AccessType::GET) {
-                        return Err(Fail(sc::FORBIDDEN));
-                    }
-                    if n.props.secret {
-                        tracing::warn!(server = %self.acl.server_id(), node = %loc.uri(), "a server asked to read a secret; refused");
-                        return Err(Fail(sc::FORBIDDEN));
-                    }
-                    self.require(&loc.key, &n.path, Rights::READ)?;
+                    self.check_top(loc, &n)?;
                     let inst = if loc.path.is_empty() {
                         self.store().instance(&loc.key.moid, &loc.key.miid)?
                     } else {

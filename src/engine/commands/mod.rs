@@ -205,12 +205,9 @@ impl<P: Ports> Ctx<'_, '_, P> {
         }
     }
 
-    /// The nodes a read returns, after checking the server may read every one (nodes
-    /// without the Get access type and secrets are left out; an unreadable or secret top
-    /// is 403).
-    fn read_subtree(&self, loc: &Location, level: Option<u32>) -> Result<Vec<Node>, Fail> {
-        let nodes = self.store().subtree(&loc.key, &loc.path, level)?;
-        let top = nodes.first().ok_or(Fail(sc::NOT_FOUND))?;
+    /// The top of a read: it must have the Get access type and not be a secret (403), and
+    /// the server must have the right to read it.
+    fn check_top(&self, loc: &Location, top: &Node) -> Result<(), Fail> {
         if !top.props.access.contains(AccessType::GET) {
             return Err(Fail(sc::FORBIDDEN));
         }
@@ -218,6 +215,15 @@ impl<P: Ports> Ctx<'_, '_, P> {
             tracing::warn!(server = %self.acl.server_id(), node = %loc.uri(), "a server asked to read a secret; refused");
             return Err(Fail(sc::FORBIDDEN));
         }
+        self.require(&loc.key, &top.path, Rights::READ)
+    }
+
+    /// The nodes a read returns, after checking the server may read every one (nodes
+    /// without the Get access type and secrets are left out; an unreadable or secret top
+    /// is 403).
+    fn read_subtree(&self, loc: &Location, level: Option<u32>) -> Result<Vec<Node>, Fail> {
+        let nodes = self.store().subtree(&loc.key, &loc.path, level)?;
+        self.check_top(loc, nodes.first().ok_or(Fail(sc::NOT_FOUND))?)?;
         let mut hidden: Vec<&str> = Vec::new();
         for n in &nodes {
             if hidden.iter().any(|h| n.path.starts_with(&format!("{h}/"))) {
