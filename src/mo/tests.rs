@@ -2,10 +2,12 @@
 
 use serde_json::json;
 
+use super::ddf::DefNode;
 use super::ddf::{self, Occurrence};
 use super::*;
 use crate::protocol::dmmo::{self, Limits};
 use crate::tree::Tree as _;
+use crate::tree::{Format, Scope, Value};
 use crate::tree::{InstanceKey, OpenMode, SqliteStore, TreeOp};
 
 #[test]

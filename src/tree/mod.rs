@@ -74,6 +74,10 @@ pub enum StoreError {
     /// children, a bad name).
     #[error("invalid tree write: {0}")]
     Invalid(String),
+    /// The caller of [`Tree::apply_streamed`] gave up on the write for a reason of its own
+    /// (data that did not fit, a quota); nothing was written.
+    #[error("the write was given up by its caller; nothing was written")]
+    Cancelled,
     /// A value stored in the database does not match its recorded format.
     #[error("corrupt value at {path:?}: {reason}")]
     Corrupt {
@@ -380,6 +384,29 @@ pub enum TreeOp {
     },
 }
 
+/// A replacement written node by node ([`Tree::apply_streamed`]): the instance (when
+/// `path` is empty, created if new) or the subtree at `path` (whose parent must exist) is
+/// replaced by the nodes that follow, its top first and parents before children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    /// Which instance.
+    pub key: InstanceKey,
+    /// The top of what is replaced (`""`: the whole instance).
+    pub path: String,
+    /// DDF URL to record, for an instance.
+    pub ddf_url: Option<String>,
+    /// Creator to record when the instance is new.
+    pub creator: String,
+}
+
+/// Where [`Tree::apply_streamed`] takes its nodes.
+pub trait NodeSink {
+    /// Starts a replacement: from here on, what it replaces is gone.
+    fn begin(&mut self, put: &Put) -> Result<(), StoreError>;
+    /// The next node of the replacement begun last.
+    fn node(&mut self, node: &Node) -> Result<(), StoreError>;
+}
+
 /// How many sessions the history keeps; older ones are dropped as new ones start, so a
 /// flood of notifications or years of polling cannot grow the database without bound.
 pub const HISTORY_KEEP: u32 = 1000;
@@ -416,6 +443,16 @@ pub trait Tree: fmt::Debug + Send + Sync {
     ) -> Result<(), StoreError>;
     /// Applies a batch of writes in one transaction.
     fn apply(&self, ops: &[TreeOp]) -> Result<(), StoreError>;
+    /// [`apply`](Tree::apply) for replacements too large to hold as nodes (an HGET of a
+    /// large MO): in one transaction, `fill` begins each replacement and gives the sink its
+    /// nodes as they are built, then `then` is applied. An error anywhere rolls all of it
+    /// back, `fill`'s own included ([`StoreError::Cancelled`] when it gave up for a reason
+    /// of its own).
+    fn apply_streamed(
+        &self,
+        fill: &mut dyn FnMut(&mut dyn NodeSink) -> Result<(), StoreError>,
+        then: &[TreeOp],
+    ) -> Result<(), StoreError>;
     /// A number, read from memory, that changes after every committed [`TreeStore::apply`]
     /// of this store object: caches of tree data compare it to know when to read again.
     fn generation(&self) -> u64;

@@ -40,6 +40,21 @@ pub enum DataNode {
 }
 
 impl DataNode {
+    /// Feeds this subtree, named `name`, to `sink` as the decoder would have: the events
+    /// of [`decode_into`] for data already in memory.
+    pub fn feed<S: DataSink + ?Sized>(&self, name: &str, sink: &mut S) -> Result<(), S::Error> {
+        match self {
+            DataNode::Leaf(v) => sink.leaf(name, v.clone()),
+            DataNode::Interior(children) => {
+                sink.open(name)?;
+                for (n, c) in children {
+                    c.feed(n, sink)?;
+                }
+                sink.close()
+            }
+        }
+    }
+
     /// Number of nodes in this subtree, itself included.
     pub fn count(&self) -> usize {
         match self {
@@ -51,6 +66,43 @@ impl DataNode {
     }
 }
 
+/// Receives MO data node by node as it is decoded, parents before children and children
+/// in document order: an interior node is `open`, its children, `close`; a leaf is one
+/// call. The first node is the item's top (the one member of `MOData`). An error from the
+/// sink stops the decoding and comes back as [`StreamError::Sink`].
+pub trait DataSink {
+    /// What the sink fails with.
+    type Error;
+    /// An interior node named `name` begins.
+    fn open(&mut self, name: &str) -> Result<(), Self::Error>;
+    /// A leaf named `name` with its JSON value.
+    fn leaf(&mut self, name: &str, value: Json) -> Result<(), Self::Error>;
+    /// The interior node opened last ends.
+    fn close(&mut self) -> Result<(), Self::Error>;
+}
+
+/// An item's members other than its data, known once the item is read whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemHead {
+    /// DDF URL, when given.
+    pub ddf: Option<String>,
+    /// Where the data belongs (or came from).
+    pub client_uri: String,
+    /// Cache validator of the instance, when given.
+    pub cv: Option<String>,
+    /// Name of the top node.
+    pub name: String,
+}
+
+/// Why [`decode_into`] stopped.
+#[derive(Debug, PartialEq)]
+pub enum StreamError<E> {
+    /// The document is malformed (or over a limit).
+    Decode(DecodeError),
+    /// The sink refused a node.
+    Sink(E),
+}
+
 /// Limits applied while decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -58,6 +110,22 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Most nodes accepted across all items.
     pub max_nodes: usize,
+}
+
+impl Limits {
+    fn check_size(&self, bytes: &[u8]) -> Result<(), DecodeError> {
+        if bytes.len() > self.max_bytes {
+            return Err(DecodeError::new(
+                format!(
+                    "document of {} bytes exceeds the limit of {}",
+                    bytes.len(),
+                    self.max_bytes
+                ),
+                "$",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -86,17 +154,63 @@ impl Default for Limits {
 /// assert!(matches!(&items[0].data, DataNode::Interior(children) if children.len() == 4));
 /// ```
 pub fn decode(bytes: &[u8], limits: Limits) -> Result<Vec<MoItem>, DecodeError> {
-    if bytes.len() > limits.max_bytes {
-        return Err(DecodeError::new(
-            format!(
-                "document of {} bytes exceeds the limit of {}",
-                bytes.len(),
-                limits.max_bytes
-            ),
+    limits.check_size(bytes)?;
+    let items = decode::run(bytes, limits, decode::Items::default()).map_err(|e| match e {
+        StreamError::Decode(e) => e,
+        StreamError::Sink(never) => match never {},
+    })?;
+    Ok(items.items)
+}
+
+/// Decodes a document of exactly one item, giving its MO data to `sink` node by node as it
+/// is read, and returns the item's other members. Nothing of the data is kept: what the
+/// sink does with a node is all it costs. A document of more items stops at the second,
+/// after the sink has seen the first one whole; what the sink did with it is its caller's
+/// to undo. A name given twice in one object reaches the sink twice.
+///
+/// ```
+/// use omadm_proto::dmmo::{DataSink, Limits, decode_into};
+/// use serde_json::Value;
+///
+/// /// Counts leaves, and refuses any deeper than two levels.
+/// #[derive(Default)]
+/// struct Leaves { depth: usize, count: usize }
+/// impl DataSink for Leaves {
+///     type Error = String;
+///     fn open(&mut self, _: &str) -> Result<(), String> {
+///         self.depth += 1;
+///         if self.depth > 2 { return Err("too deep".into()) }
+///         Ok(())
+///     }
+///     fn leaf(&mut self, _: &str, _: Value) -> Result<(), String> { self.count += 1; Ok(()) }
+///     fn close(&mut self) -> Result<(), String> { self.depth -= 1; Ok(()) }
+/// }
+///
+/// let doc = br#"{"ClientURI":"urn:x:1.0//","MOData":{"i":{"a":1,"b":{"c":2}}}}"#;
+/// let mut leaves = Leaves::default();
+/// let head = decode_into(doc, Limits::default(), &mut leaves).unwrap();
+/// assert_eq!((head.name.as_str(), leaves.count), ("i", 2));
+/// ```
+pub fn decode_into<S: DataSink>(
+    bytes: &[u8],
+    limits: Limits,
+    sink: &mut S,
+) -> Result<ItemHead, StreamError<S::Error>> {
+    limits.check_size(bytes).map_err(StreamError::Decode)?;
+    let one = decode::One { sink, head: None };
+    match decode::run(bytes, limits, one) {
+        Ok(decode::One {
+            head: Some(head), ..
+        }) => Ok(head),
+        Ok(_) => Err(StreamError::Decode(DecodeError::new(
+            "expected one MO item, got none",
             "$",
-        ));
+        ))),
+        Err(StreamError::Decode(e) | StreamError::Sink(StreamError::Decode(e))) => {
+            Err(StreamError::Decode(e))
+        }
+        Err(StreamError::Sink(StreamError::Sink(e))) => Err(StreamError::Sink(e)),
     }
-    decode::decode(bytes, limits)
 }
 
 /// Encodes a document (always the schema's array form). The JSON is written straight

@@ -23,9 +23,9 @@ use rusqlite::{
 
 use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
-    AccessType, Format, InstanceInfo, InstanceKey, Journal, Node, NodeProps, OutItem, Outgoing,
-    OwedReason, OwedSession, PendingExec, Scope, SessionRecord, StoreError, Subscription, Tree,
-    TreeOp, Usage, Value, is_node_name, parent_path,
+    AccessType, Format, InstanceInfo, InstanceKey, Journal, Node, NodeProps, NodeSink, OutItem,
+    Outgoing, OwedReason, OwedSession, PendingExec, Put, Scope, SessionRecord, StoreError,
+    Subscription, Tree, TreeOp, Usage, Value, is_node_name, parent_path,
 };
 
 use rows::{NODE_COLUMNS, VALUE_SIZE, cv_string, depth, descendant_range, row_to_node};
@@ -154,6 +154,27 @@ impl SqliteStore {
     /// caller must not answer as if it did not (a server told 500 might find the change
     /// after a restart, when recovery replays it). With [`SqliteStore::exit_on_io_error`]
     /// the process ends here, before anyone is told anything.
+    /// One write transaction: `body` with a [`Writer`], committed when it succeeds (the
+    /// change sequence bumped once for all of it), rolled back when it fails.
+    fn transaction(
+        &self,
+        body: impl FnOnce(&Writer<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let seq: i64 = tx.query_row(
+                "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value",
+                [],
+                |r| r.get(0),
+            )?;
+            let writer = Writer { tx, seq };
+            body(&writer).map_err(refused_by_schema)?;
+            writer.tx.commit()?;
+            self.generation.fetch_add(1, Ordering::Release);
+            Ok(())
+        })
+    }
+
     fn write<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
@@ -216,6 +237,30 @@ impl SqliteStore {
 
 /// A write a schema trigger refused (migration v7: a second account with one SrvID) is
 /// invalid input, not a database failure.
+/// The sink of [`Tree::apply_streamed`]: each replacement begun ends when the next begins.
+struct Streaming<'w, 'c> {
+    writer: &'w Writer<'c>,
+    filling: Option<writer::Filling>,
+}
+
+impl NodeSink for Streaming<'_, '_> {
+    fn begin(&mut self, put: &Put) -> Result<(), StoreError> {
+        if let Some(f) = self.filling.take() {
+            self.writer.end(f)?;
+        }
+        self.filling = Some(self.writer.begin(put)?);
+        Ok(())
+    }
+
+    fn node(&mut self, node: &Node) -> Result<(), StoreError> {
+        let f = self
+            .filling
+            .as_mut()
+            .ok_or_else(|| StoreError::Invalid("a node before its replacement began".into()))?;
+        self.writer.insert(f, node)
+    }
+}
+
 fn refused_by_schema(e: StoreError) -> StoreError {
     match e {
         StoreError::Sql(rusqlite::Error::SqliteFailure(f, msg))
@@ -402,20 +447,24 @@ impl Tree for SqliteStore {
     }
 
     fn apply(&self, ops: &[TreeOp]) -> Result<(), StoreError> {
-        self.write(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let seq: i64 = tx.query_row(
-                "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value",
-                [],
-                |r| r.get(0),
-            )?;
-            let writer = Writer { tx, seq };
-            for op in ops {
-                writer.apply(op).map_err(refused_by_schema)?;
+        self.transaction(|writer| ops.iter().try_for_each(|op| writer.apply(op)))
+    }
+
+    fn apply_streamed(
+        &self,
+        fill: &mut dyn FnMut(&mut dyn NodeSink) -> Result<(), StoreError>,
+        then: &[TreeOp],
+    ) -> Result<(), StoreError> {
+        self.transaction(|writer| {
+            let mut sink = Streaming {
+                writer,
+                filling: None,
+            };
+            fill(&mut sink)?;
+            if let Some(f) = sink.filling.take() {
+                writer.end(f)?;
             }
-            writer.tx.commit()?;
-            self.generation.fetch_add(1, Ordering::Release);
-            Ok(())
+            then.iter().try_for_each(|op| writer.apply(op))
         })
     }
 

@@ -925,3 +925,105 @@ fn visits_are_depth_first() {
     .unwrap();
     assert_eq!(depth1, ["a", "a/x", "a/y"]);
 }
+
+/// One replacement as `apply_streamed` is given it.
+type Streamed<'p> = (&'p Put, Vec<Node>);
+
+/// `apply_streamed` puts nodes as they come: several replacements and the bookkeeping
+/// after them in one transaction; any failure (the caller's own, a node out of place, a
+/// node given twice) leaves the tree as it was, the replaced data included.
+#[test]
+fn streamed_replacements_are_one_transaction() {
+    let (_d, s) = store();
+    s.apply(&[put(key(), moroot1())]).unwrap();
+    let other = InstanceKey::new("urn:oma:mo:moid:1.0", "right");
+    let puts = |nodes: &[Streamed], sink: &mut dyn NodeSink| {
+        for (p, ns) in nodes {
+            sink.begin(p)?;
+            for n in ns {
+                sink.node(n)?;
+            }
+        }
+        Ok(())
+    };
+    let data = Put {
+        key: key(),
+        path: "Data".into(),
+        ddf_url: None,
+        creator: String::new(),
+    };
+    let new = Put {
+        key: other.clone(),
+        path: String::new(),
+        ddf_url: Some("https://ddf/x".into()),
+        creator: "serverid:a".into(),
+    };
+    let before = s.subtree(&key(), "", None).unwrap();
+    let failures: Vec<(Vec<Streamed>, &str)> = vec![
+        (
+            vec![(
+                &data,
+                vec![interior("Data"), chr("Data/x", "1"), chr("Data/x", "2")],
+            )],
+            "listed twice",
+        ),
+        (
+            vec![(&data, vec![interior("Data"), chr("ID2", "1")])],
+            "is not below",
+        ),
+        (
+            vec![(&data, vec![chr("Data/x", "1")])],
+            "comes before the top",
+        ),
+        (vec![(&data, vec![])], "empty subtree"),
+        (
+            vec![
+                (&new, vec![interior("")]),
+                (&data, vec![interior("Data"), chr("Data/y/z", "1")]),
+            ],
+            "no interior parent",
+        ),
+    ];
+    for (case, want) in failures {
+        let err = s
+            .apply_streamed(&mut |sink| puts(&case, sink), &[])
+            .unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+        assert_eq!(s.subtree(&key(), "", None).unwrap(), before);
+        assert!(s.instance(&other.moid, &other.miid).unwrap().is_none());
+    }
+    // The caller gives up half-way: nothing stays.
+    let err = s
+        .apply_streamed(
+            &mut |sink| {
+                sink.begin(&data)?;
+                sink.node(&interior("Data"))?;
+                Err(StoreError::Cancelled)
+            },
+            &[],
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Cancelled));
+    assert_eq!(s.subtree(&key(), "", None).unwrap(), before);
+
+    let then = [TreeOp::OweSession {
+        server_id: "a".into(),
+        reason: OwedReason::BootstrapComplete,
+    }];
+    let good = vec![
+        (&data, vec![interior("Data"), chr("Data/only", "1")]),
+        (&new, vec![interior(""), chr("k", "v")]),
+    ];
+    s.apply_streamed(&mut |sink| puts(&good, sink), &then)
+        .unwrap();
+    assert_eq!(
+        paths(&s.subtree(&key(), "", None).unwrap()),
+        ["", "Data", "Data/only", "ID", "Setting"]
+    );
+    let made = s.instance(&other.moid, &other.miid).unwrap().unwrap();
+    assert_eq!(
+        (made.creator.as_str(), made.ddf_url.as_deref()),
+        ("serverid:a", Some("https://ddf/x"))
+    );
+    assert_eq!(s.owed_sessions().unwrap().len(), 1);
+}

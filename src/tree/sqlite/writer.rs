@@ -2,7 +2,19 @@
 //! nodes, bumps cache validators and writes the journal entries that travel with them.
 
 use super::rows::{check_node, encode_value};
+use std::collections::HashSet;
+
 use super::*;
+
+/// A replacement under way ([`Writer::begin`]): where its nodes go and what came so far.
+pub(super) struct Filling {
+    id: i64,
+    key: InstanceKey,
+    top: String,
+    count: usize,
+    /// Interior nodes inserted so far: the parents later nodes may have.
+    interior: HashSet<String>,
+}
 
 /// One write transaction: looks up instances, inserts nodes, bumps validators.
 pub(super) struct Writer<'c> {
@@ -43,62 +55,148 @@ impl Writer<'_> {
         Ok(f.as_deref().and_then(Format::parse))
     }
 
-    /// Inserts `nodes` (parents first) below an existing parent of the first one.
-    fn insert_nodes(&self, id: i64, nodes: &[Node]) -> Result<(), StoreError> {
-        let mut insert = self.tx.prepare_cached(
-            "INSERT INTO node (instance_id, path, parent, format, mime, permanent, access, secret, value)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        let mut interior = std::collections::HashSet::new();
-        for (i, node) in nodes.iter().enumerate() {
-            check_node(node)?;
-            let parent = parent_path(&node.path);
-            if let Some(parent) = parent {
-                let name = node.path.rsplit('/').next().unwrap_or_default();
-                if !is_node_name(name) {
-                    return Err(StoreError::Invalid(format!("bad node name {name:?}")));
-                }
-                // The first node's parent is already stored; later ones must come after
-                // their parent in this batch.
-                let known = if i == 0 {
-                    self.node_format(id, parent)? == Some(Format::Node)
-                } else {
-                    interior.contains(parent)
-                };
-                if !known {
-                    return Err(StoreError::Invalid(format!(
-                        "node {:?} has no interior parent",
-                        node.path
-                    )));
-                }
-            } else if i != 0 {
-                return Err(StoreError::Invalid("root listed twice".into()));
-            }
-            if node.is_interior() {
-                interior.insert(node.path.as_str());
-            }
-            insert
-                .execute(params![
-                    id,
-                    node.path,
-                    parent,
-                    node.props.format.as_str(),
-                    node.props.mime,
-                    node.props.scope == Scope::Permanent,
-                    node.props.access.bits(),
-                    node.props.secret,
-                    encode_value(node.value.as_ref()),
-                ])
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        StoreError::Invalid(format!("node {:?} listed twice", node.path))
-                    }
-                    e => e.into(),
-                })?;
+    /// Starts a replacement: makes or empties the instance, or deletes the subtree, and
+    /// gives what the nodes that follow are checked against.
+    pub(super) fn begin(&self, put: &Put) -> Result<Filling, StoreError> {
+        let key = &put.key;
+        if key.moid.is_empty() || !is_node_name(&key.miid) {
+            return Err(StoreError::Invalid(format!("bad instance key {key}")));
         }
+        let id = if put.path.is_empty() {
+            match self.instance_id(key)? {
+                Some(id) => {
+                    self.delete_subtree(id, "")?;
+                    self.tx
+                        .prepare_cached("UPDATE instance SET ddf_url = ?1 WHERE id = ?2")?
+                        .execute(params![put.ddf_url, id])?;
+                    id
+                }
+                None => {
+                    self.tx
+                        .prepare_cached(
+                            "INSERT INTO instance (moid, miid, ddf_url, creator, cv)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![
+                            key.moid,
+                            key.miid,
+                            put.ddf_url,
+                            put.creator,
+                            self.seq
+                        ])?;
+                    self.tx.last_insert_rowid()
+                }
+            }
+        } else {
+            let id = self.existing(key)?;
+            self.delete_subtree(id, &put.path)?;
+            id
+        };
+        self.touch(id)?;
+        Ok(Filling {
+            id,
+            key: key.clone(),
+            top: put.path.clone(),
+            count: 0,
+            interior: HashSet::new(),
+        })
+    }
+
+    /// Inserts the next node of a replacement: the top first (an interior root for an
+    /// instance), then nodes below it whose parent came before them.
+    pub(super) fn insert(&self, f: &mut Filling, node: &Node) -> Result<(), StoreError> {
+        check_node(node)?;
+        if f.count == 0 {
+            if f.top.is_empty() && (!node.path.is_empty() || !node.is_interior()) {
+                return Err(StoreError::Invalid(format!(
+                    "{}: an interior root must come first",
+                    f.key
+                )));
+            }
+            if node.path != f.top {
+                return Err(StoreError::Invalid(format!(
+                    "node {:?} comes before the top {:?}",
+                    node.path, f.top
+                )));
+            }
+        } else if !f.top.is_empty() && !node.path.starts_with(&descendant_range(&f.top).0) {
+            return Err(StoreError::Invalid(format!(
+                "node {:?} is not below {:?}",
+                node.path, f.top
+            )));
+        }
+        let parent = parent_path(&node.path);
+        if let Some(parent) = parent {
+            let name = node.path.rsplit('/').next().unwrap_or_default();
+            if !is_node_name(name) {
+                return Err(StoreError::Invalid(format!("bad node name {name:?}")));
+            }
+            // The top's parent is already stored; later nodes must come after their
+            // parent in this replacement.
+            let known = if f.count == 0 {
+                self.node_format(f.id, parent)? == Some(Format::Node)
+            } else {
+                f.interior.contains(parent)
+            };
+            if !known {
+                return Err(StoreError::Invalid(format!(
+                    "node {:?} has no interior parent",
+                    node.path
+                )));
+            }
+        } else if f.count != 0 {
+            return Err(StoreError::Invalid("root listed twice".into()));
+        }
+        if node.is_interior() {
+            f.interior.insert(node.path.clone());
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO node (instance_id, path, parent, format, mime, permanent, access, secret, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                f.id,
+                node.path,
+                parent,
+                node.props.format.as_str(),
+                node.props.mime,
+                node.props.scope == Scope::Permanent,
+                node.props.access.bits(),
+                node.props.secret,
+                encode_value(node.value.as_ref()),
+            ])
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Invalid(format!("node {:?} listed twice", node.path))
+                }
+                e => e.into(),
+            })?;
+        f.count += 1;
         Ok(())
+    }
+
+    /// Ends a replacement, which must have had its top.
+    pub(super) fn end(&self, f: Filling) -> Result<(), StoreError> {
+        match f.count {
+            0 if f.top.is_empty() => Err(StoreError::Invalid(format!(
+                "{}: an interior root must come first",
+                f.key
+            ))),
+            0 => Err(StoreError::Invalid("empty subtree".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// One whole replacement.
+    fn put(&self, put: &Put, nodes: &[Node]) -> Result<(), StoreError> {
+        let mut f = self.begin(put)?;
+        for node in nodes {
+            self.insert(&mut f, node)?;
+        }
+        self.end(f)
     }
 
     /// Deletes a node and its descendants; returns how many rows went.
@@ -126,41 +224,16 @@ impl Writer<'_> {
                 ddf_url,
                 creator,
                 nodes,
-            } => {
-                if nodes
-                    .first()
-                    .is_none_or(|n| !n.path.is_empty() || !n.is_interior())
-                {
-                    return Err(StoreError::Invalid(format!(
-                        "{key}: an interior root must come first"
-                    )));
-                }
-                if key.moid.is_empty() || !is_node_name(&key.miid) {
-                    return Err(StoreError::Invalid(format!("bad instance key {key}")));
-                }
-                let id = match self.instance_id(key)? {
-                    Some(id) => {
-                        self.delete_subtree(id, "")?;
-                        self.tx
-                            .prepare_cached("UPDATE instance SET ddf_url = ?1 WHERE id = ?2")?
-                            .execute(params![ddf_url, id])?;
-                        id
-                    }
-                    None => {
-                        self.tx
-                            .prepare_cached(
-                                "INSERT INTO instance (moid, miid, ddf_url, creator, cv)
-                                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                            )?
-                            .execute(params![key.moid, key.miid, ddf_url, creator, self.seq])?;
-                        self.tx.last_insert_rowid()
-                    }
-                };
-                self.insert_nodes(id, nodes)?;
-                self.touch(id)
-            }
+            } => self.put(
+                &Put {
+                    key: key.clone(),
+                    path: String::new(),
+                    ddf_url: ddf_url.clone(),
+                    creator: creator.clone(),
+                },
+                nodes,
+            ),
             TreeOp::PutSubtree { key, nodes } => {
-                let id = self.existing(key)?;
                 let Some(top) = nodes.first() else {
                     return Err(StoreError::Invalid("empty subtree".into()));
                 };
@@ -169,16 +242,15 @@ impl Writer<'_> {
                         "use PutInstance to replace a root".into(),
                     ));
                 }
-                let prefix = descendant_range(&top.path).0;
-                if let Some(stray) = nodes[1..].iter().find(|n| !n.path.starts_with(&prefix)) {
-                    return Err(StoreError::Invalid(format!(
-                        "node {:?} is not below {:?}",
-                        stray.path, top.path
-                    )));
-                }
-                self.delete_subtree(id, &top.path)?;
-                self.insert_nodes(id, nodes)?;
-                self.touch(id)
+                self.put(
+                    &Put {
+                        key: key.clone(),
+                        path: top.path.clone(),
+                        ddf_url: None,
+                        creator: String::new(),
+                    },
+                    nodes,
+                )
             }
             TreeOp::SetValue { key, path, value } => {
                 let id = self.existing(key)?;

@@ -1,119 +1,234 @@
-//! Decoding a `dmmo+json` document straight into [`MoItem`]s as the JSON is read, with no
-//! tree of `serde_json::Value`s in between: a 100,000-leaf MO costs its items and little
-//! more. Errors name the JSON path (`$[0].MOData.a.b`) as before; a document that is not
-//! JSON at all names the line and column.
+//! Decoding a `dmmo+json` document as the JSON is read, with no tree of
+//! `serde_json::Value`s in between: each item's MO data goes node by node into a
+//! [`DataSink`] — the one that builds [`MoItem`]s for [`decode`](super::decode), or the
+//! caller's own for [`decode_into`](super::decode_into), which can store a 100,000-leaf MO
+//! without ever holding it. Errors name the JSON path (`$[0].MOData.a.b`); a document that
+//! is not JSON at all names the line and column.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher as _, RandomState};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
-use super::{DataNode, Limits, MoItem};
+use super::{DataNode, DataSink, ItemHead, Limits, MoItem, StreamError};
 use crate::DecodeError;
 
-/// What the seeds share: the node budget, and the first structural error with its path
-/// (serde's own error carries no path, so it only stops the parse).
-struct State {
-    budget: Cell<usize>,
-    error: RefCell<Option<DecodeError>>,
+/// A [`DataSink`] that also hears where each item ends, with the item's own members.
+pub(super) trait ItemSink: DataSink {
+    /// The item whose MO data was just streamed is complete.
+    fn end_item(&mut self, head: ItemHead) -> Result<(), Self::Error>;
 }
 
-impl State {
+/// What the seeds share: the sink, the node budget, and the first error, either the
+/// document's (with its JSON path) or the sink's (serde's own error carries neither, so
+/// it only stops the parse).
+struct State<S: ItemSink> {
+    sink: RefCell<S>,
+    budget: Cell<usize>,
+    error: RefCell<Option<DecodeError>>,
+    sink_error: RefCell<Option<S::Error>>,
+}
+
+impl<S: ItemSink> State<S> {
     fn fail<E: de::Error>(&self, what: impl Into<String>, at: impl Into<String>) -> E {
         let mut error = self.error.borrow_mut();
-        if error.is_none() {
+        if error.is_none() && self.sink_error.borrow().is_none() {
             *error = Some(DecodeError::new(what, at));
         }
         E::custom("invalid MO data")
     }
+
+    /// Runs one call into the sink, keeping its error for the caller.
+    fn feed<E: de::Error>(
+        &self,
+        call: impl FnOnce(&mut S) -> Result<(), S::Error>,
+    ) -> Result<(), E> {
+        call(&mut self.sink.borrow_mut()).map_err(|e| {
+            if self.error.borrow().is_none() {
+                self.sink_error.borrow_mut().get_or_insert(e);
+            }
+            E::custom("refused by the sink")
+        })
+    }
+
+    fn take_node(&self, at: &str) -> Result<(), ()> {
+        let left = self.budget.get();
+        if left == 0 {
+            let _ = self.fail::<serde_json::Error>("too many nodes", at);
+            return Err(());
+        }
+        self.budget.set(left - 1);
+        Ok(())
+    }
 }
 
-pub(super) fn decode(bytes: &[u8], limits: Limits) -> Result<Vec<MoItem>, DecodeError> {
+/// Decodes every item of `bytes` into `sink`; returns the sink.
+pub(super) fn run<S: ItemSink>(
+    bytes: &[u8],
+    limits: Limits,
+    sink: S,
+) -> Result<S, StreamError<S::Error>> {
     let state = State {
+        sink: RefCell::new(sink),
         budget: Cell::new(limits.max_nodes),
         error: RefCell::new(None),
+        sink_error: RefCell::new(None),
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = Document(&state)
         .deserialize(&mut de)
-        .and_then(|items| de.end().map(|()| items));
-    parsed.map_err(|e| {
-        state.error.take().unwrap_or_else(|| {
-            DecodeError::new(
-                format!("not JSON: {e}"),
-                format!("line {} column {}", e.line(), e.column()),
-            )
-        })
-    })
-}
-
-/// What a JSON value is, for messages ("expected an object, got a string").
-enum Kind {
-    Null,
-    Bool,
-    Number,
-    String,
-    Array,
-    Object,
-}
-
-impl Kind {
-    fn name(&self) -> &'static str {
-        match self {
-            Kind::Null => "null",
-            Kind::Bool => "a boolean",
-            Kind::Number => "a number",
-            Kind::String => "a string",
-            Kind::Array => "an array",
-            Kind::Object => "an object",
+        .and_then(|()| de.end());
+    match parsed {
+        Ok(()) => Ok(state.sink.into_inner()),
+        Err(e) => {
+            if let Some(s) = state.sink_error.take() {
+                return Err(StreamError::Sink(s));
+            }
+            Err(StreamError::Decode(state.error.take().unwrap_or_else(
+                || {
+                    DecodeError::new(
+                        format!("not JSON: {e}"),
+                        format!("line {} column {}", e.line(), e.column()),
+                    )
+                },
+            )))
         }
     }
 }
 
-/// The whole document: an array of items, or one item object.
-struct Document<'s>(&'s State);
+/// The sink behind [`decode`](super::decode): builds each item's data as a [`DataNode`]
+/// tree. A name given twice in one object keeps its first place and its last value, as a
+/// JSON object would.
+#[derive(Default)]
+pub(super) struct Items {
+    pub(super) items: Vec<MoItem>,
+    open: Vec<Frame>,
+    top: Option<(String, DataNode)>,
+}
 
-impl<'de> DeserializeSeed<'de> for Document<'_> {
-    type Value = Vec<MoItem>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<MoItem>, D::Error> {
-        d.deserialize_any(self)
+/// An interior node being built.
+struct Frame {
+    name: String,
+    children: Vec<(String, DataNode)>,
+    /// Names seen, by hash, to find a repeated one without a second copy of each name;
+    /// keyed afresh for each object, so a server cannot aim collisions at it.
+    keys: RandomState,
+    seen: HashMap<u64, usize>,
+}
+
+impl Items {
+    fn add(&mut self, name: String, node: DataNode) {
+        let Some(f) = self.open.last_mut() else {
+            self.top = Some((name, node));
+            return;
+        };
+        let h = f.keys.hash_one(name.as_str());
+        match f.seen.get(&h).copied() {
+            Some(i) if f.children[i].0 == name => f.children[i].1 = node,
+            Some(_) => {
+                // Two names with one hash: rare enough to look the slow way.
+                match f.children.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = node,
+                    None => f.children.push((name, node)),
+                }
+            }
+            None => {
+                f.seen.insert(h, f.children.len());
+                f.children.push((name, node));
+            }
+        }
     }
 }
 
-impl<'de> Visitor<'de> for Document<'_> {
-    type Value = Vec<MoItem>;
+impl DataSink for Items {
+    type Error = Infallible;
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of MO items")
+    fn open(&mut self, name: &str) -> Result<(), Infallible> {
+        self.open.push(Frame {
+            name: name.to_owned(),
+            children: Vec::new(),
+            keys: RandomState::new(),
+            seen: HashMap::new(),
+        });
+        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<MoItem>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(ItemSeed {
-            state: self.0,
-            at: format!("$[{}]", items.len()),
-        })? {
-            items.push(item);
+    fn leaf(&mut self, name: &str, value: Json) -> Result<(), Infallible> {
+        self.add(name.to_owned(), DataNode::Leaf(value));
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), Infallible> {
+        if let Some(mut f) = self.open.pop() {
+            f.children.shrink_to_fit();
+            self.add(f.name, DataNode::Interior(f.children));
         }
-        Ok(items)
+        Ok(())
     }
+}
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<MoItem>, A::Error> {
-        let item = ItemSeed {
-            state: self.0,
-            at: "$[0]".into(),
+impl ItemSink for Items {
+    fn end_item(&mut self, head: ItemHead) -> Result<(), Infallible> {
+        if let Some((_, data)) = self.top.take() {
+            self.items.push(MoItem {
+                ddf: head.ddf,
+                client_uri: head.client_uri,
+                cv: head.cv,
+                name: head.name,
+                data,
+            });
         }
-        .visit_map(map)?;
-        Ok(vec![item])
+        Ok(())
+    }
+}
+
+/// The sink behind [`decode_into`](super::decode_into): the caller's, for a document of
+/// exactly one item, whose head it keeps.
+pub(super) struct One<'s, S> {
+    pub(super) sink: &'s mut S,
+    pub(super) head: Option<ItemHead>,
+}
+
+impl<S: DataSink> One<'_, S> {
+    fn first(&self, at: &str) -> Result<(), StreamError<S::Error>> {
+        match self.head {
+            None => Ok(()),
+            Some(_) => Err(StreamError::Decode(DecodeError::new(
+                "expected one MO item, got more",
+                at,
+            ))),
+        }
+    }
+}
+
+impl<S: DataSink> DataSink for One<'_, S> {
+    type Error = StreamError<S::Error>;
+
+    fn open(&mut self, name: &str) -> Result<(), Self::Error> {
+        self.first("$[1]")?;
+        self.sink.open(name).map_err(StreamError::Sink)
     }
 
-    scalars!(|s: Self, kind: Kind| Err(s.0.fail(
-        format!("expected an array of MO items, got {}", kind.name()),
-        "$"
-    )));
+    fn leaf(&mut self, name: &str, value: Json) -> Result<(), Self::Error> {
+        self.first("$[1]")?;
+        self.sink.leaf(name, value).map_err(StreamError::Sink)
+    }
+
+    fn close(&mut self) -> Result<(), Self::Error> {
+        self.sink.close().map_err(StreamError::Sink)
+    }
+}
+
+impl<S: DataSink> ItemSink for One<'_, S> {
+    fn end_item(&mut self, head: ItemHead) -> Result<(), Self::Error> {
+        self.first("$[1]")?;
+        self.head = Some(head);
+        Ok(())
+    }
 }
 
 /// Visits the JSON scalars (and, where given, arrays) with one body that receives the
@@ -146,44 +261,113 @@ macro_rules! scalars {
         }
     };
 }
-use scalars;
 
-/// One item: `DDF`, `ClientURI`, `CV` and `MOData`; other members are ignored (other
-/// specs may extend the item).
-struct ItemSeed<'s> {
-    state: &'s State,
-    at: String,
+/// What a JSON value is, for messages ("expected an object, got a string").
+enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
 }
 
-impl<'de> DeserializeSeed<'de> for ItemSeed<'_> {
-    type Value = MoItem;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<MoItem, D::Error> {
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+/// The whole document: an array of items, or one item object.
+struct Document<'s, S: ItemSink>(&'s State<S>);
+
+impl<'de, S: ItemSink> DeserializeSeed<'de> for Document<'_, S> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ItemSeed<'_> {
-    type Value = MoItem;
+impl<'de, S: ItemSink> Visitor<'de> for Document<'_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of MO items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0usize;
+        while seq
+            .next_element_seed(ItemSeed {
+                state: self.0,
+                at: format!("$[{n}]"),
+            })?
+            .is_some()
+        {
+            n += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        ItemSeed {
+            state: self.0,
+            at: "$[0]".into(),
+        }
+        .visit_map(map)
+    }
+
+    scalars!(|s: Self, kind: Kind| Err(s.0.fail(
+        format!("expected an array of MO items, got {}", kind.name()),
+        "$"
+    )));
+}
+
+/// One item: `DDF`, `ClientURI`, `CV` and `MOData`; other members are ignored (other
+/// specs may extend the item). `MOData` goes to the sink as it is read; the item ends
+/// once every member is known.
+struct ItemSeed<'s, S: ItemSink> {
+    state: &'s State<S>,
+    at: String,
+}
+
+impl<'de, S: ItemSink> DeserializeSeed<'de> for ItemSeed<'_, S> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, S: ItemSink> Visitor<'de> for ItemSeed<'_, S> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an MO item")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MoItem, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let (state, at) = (self.state, &self.at);
-        let (mut ddf, mut cv, mut client_uri, mut mo_data) = (None, None, None, None);
+        let (mut ddf, mut cv, mut client_uri, mut name) = (None, None, None, None);
         while let Some(key) = map.next_key::<String>()? {
             let slot = match key.as_str() {
                 "DDF" => &mut ddf,
                 "CV" => &mut cv,
                 "ClientURI" => &mut client_uri,
-                "MOData" => {
-                    mo_data = Some(map.next_value_seed(MoDataSeed {
+                "MOData" if name.is_none() => {
+                    name = Some(map.next_value_seed(MoDataSeed {
                         state,
                         at: format!("{at}.MOData"),
                     })?);
                     continue;
                 }
+                "MOData" => return Err(state.fail("MOData given twice", at.as_str())),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -201,17 +385,18 @@ impl<'de> Visitor<'de> for ItemSeed<'_> {
         }
         let client_uri =
             client_uri.ok_or_else(|| state.fail::<A::Error>("ClientURI is required", at))?;
-        let (name, data) = mo_data.ok_or_else(|| state.fail("MOData is required", at))?;
-        Ok(MoItem {
-            ddf,
-            client_uri,
-            cv,
-            name,
-            data,
+        let name = name.ok_or_else(|| state.fail("MOData is required", at))?;
+        state.feed(|s| {
+            s.end_item(ItemHead {
+                ddf,
+                client_uri,
+                cv,
+                name,
+            })
         })
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<MoItem, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(self
             .state
             .fail("expected an object, got an array", &self.at))
@@ -222,38 +407,39 @@ impl<'de> Visitor<'de> for ItemSeed<'_> {
         .fail(format!("expected an object, got {}", kind.name()), &s.at)));
 }
 
-/// `MOData`: an object holding exactly one node, the addressed one.
-struct MoDataSeed<'s> {
-    state: &'s State,
+/// `MOData`: an object holding exactly one node, the addressed one; its name is the value.
+struct MoDataSeed<'s, S: ItemSink> {
+    state: &'s State<S>,
     at: String,
 }
 
-impl<'de> DeserializeSeed<'de> for MoDataSeed<'_> {
-    type Value = (String, DataNode);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+impl<'de, S: ItemSink> DeserializeSeed<'de> for MoDataSeed<'_, S> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for MoDataSeed<'_> {
-    type Value = (String, DataNode);
+impl<'de, S: ItemSink> Visitor<'de> for MoDataSeed<'_, S> {
+    type Value = String;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MOData")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
         let (state, at) = (self.state, &self.at);
-        let mut top: Option<(String, DataNode)> = None;
+        let mut top: Option<String> = None;
         let mut count = 0usize;
         while let Some(name) = map.next_key::<String>()? {
             count += 1;
             if count == 1 {
-                let node = map.next_value_seed(NodeSeed {
+                map.next_value_seed(NodeSeed {
                     state,
                     at: format!("{at}.{name}"),
+                    name: &name,
                 })?;
-                top = Some((name, node));
+                top = Some(name);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -267,7 +453,7 @@ impl<'de> Visitor<'de> for MoDataSeed<'_> {
         }
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
         Err(self
             .state
             .fail("MOData must be an object, got an array", &self.at))
@@ -279,101 +465,76 @@ impl<'de> Visitor<'de> for MoDataSeed<'_> {
     )));
 }
 
-/// A node: an object is an interior node (its members the children, in document order; a
-/// name given twice keeps its first place and its last value, as a JSON object would), any
-/// other value but an array a leaf.
-struct NodeSeed<'s> {
-    state: &'s State,
+/// A node named `name`: an object is an interior node (its members the children, in
+/// document order), any other value but an array a leaf.
+struct NodeSeed<'s, 'n, S: ItemSink> {
+    state: &'s State<S>,
     at: String,
+    name: &'n str,
 }
 
-impl NodeSeed<'_> {
-    fn take(&self) -> Result<(), ()> {
-        let left = self.state.budget.get();
-        if left == 0 {
-            return Err(());
-        }
-        self.state.budget.set(left - 1);
-        Ok(())
-    }
-
-    fn leaf<E: de::Error>(self, v: Json) -> Result<DataNode, E> {
-        self.take()
-            .map_err(|()| self.state.fail("too many nodes", &self.at))?;
-        Ok(DataNode::Leaf(v))
+impl<S: ItemSink> NodeSeed<'_, '_, S> {
+    fn leaf<E: de::Error>(self, v: Json) -> Result<(), E> {
+        self.state
+            .take_node(&self.at)
+            .map_err(|()| E::custom("invalid MO data"))?;
+        self.state.feed(|s| s.leaf(self.name, v))
     }
 }
 
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
-    type Value = DataNode;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<DataNode, D::Error> {
+impl<'de, S: ItemSink> DeserializeSeed<'de> for NodeSeed<'_, '_, S> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for NodeSeed<'_> {
-    type Value = DataNode;
+impl<'de, S: ItemSink> Visitor<'de> for NodeSeed<'_, '_, S> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MO data")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DataNode, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let (state, at) = (self.state, &self.at);
-        self.take().map_err(|()| state.fail("too many nodes", at))?;
-        let mut children: Vec<(String, DataNode)> = Vec::new();
-        // Names seen, by hash, to find a repeated one without a second copy of each name;
-        // keyed afresh for each object, so a server cannot aim collisions at it.
-        let keys = RandomState::new();
-        let mut seen: HashMap<u64, usize> = HashMap::new();
+        state
+            .take_node(at)
+            .map_err(|()| de::Error::custom("invalid MO data"))?;
+        state.feed(|s| s.open(self.name))?;
         while let Some(name) = map.next_key::<String>()? {
-            let child = map.next_value_seed(NodeSeed {
+            map.next_value_seed(NodeSeed {
                 state,
                 at: format!("{at}.{name}"),
+                name: &name,
             })?;
-            let h = keys.hash_one(name.as_str());
-            match seen.get(&h).copied() {
-                Some(i) if children[i].0 == name => children[i].1 = child,
-                Some(_) => {
-                    // Two names with one hash: rare enough to look the slow way.
-                    match children.iter_mut().find(|(n, _)| *n == name) {
-                        Some(slot) => slot.1 = child,
-                        None => children.push((name, child)),
-                    }
-                }
-                None => {
-                    seen.insert(h, children.len());
-                    children.push((name, child));
-                }
-            }
         }
-        children.shrink_to_fit();
-        Ok(DataNode::Interior(children))
+        state.feed(|s| s.close())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<DataNode, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(self.state.fail("arrays are not MO data", &self.at))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<DataNode, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         self.leaf(Json::Null)
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<DataNode, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
         self.leaf(Json::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DataNode, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
         self.leaf(Json::from(v))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DataNode, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         self.leaf(Json::from(v))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DataNode, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         self.leaf(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<DataNode, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         self.leaf(Json::String(v.to_owned()))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<DataNode, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
         self.leaf(Json::String(v))
     }
 }

@@ -333,3 +333,94 @@ fn limits_hold() {
     };
     assert!(decode(TS_DCMO.as_bytes(), enough).is_ok());
 }
+
+/// Records the events `decode_into` gives, and refuses a leaf named `stop`.
+#[derive(Default)]
+struct Events(Vec<String>);
+
+impl DataSink for Events {
+    type Error = String;
+    fn open(&mut self, name: &str) -> Result<(), String> {
+        self.0.push(format!("open {name}"));
+        Ok(())
+    }
+    fn leaf(&mut self, name: &str, value: Json) -> Result<(), String> {
+        if name == "stop" {
+            return Err(format!("refused {value}"));
+        }
+        self.0.push(format!("{name}={value}"));
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), String> {
+        self.0.push("close".into());
+        Ok(())
+    }
+}
+
+/// `decode_into` streams one item's data in document order, with no dedup (the sink sees
+/// a repeated name twice); the sink's own error comes back as itself; more or fewer than
+/// one item, MOData twice and the node budget are the document's errors; feeding a
+/// decoded `DataNode` gives the same events as the streamed document.
+#[test]
+fn decode_into_streams_one_item() {
+    let doc = br#"{"CV":"c","ClientURI":"u","MOData":{"i":{"a":1,"b":{"x":"y"},"a":2}}}"#;
+    let mut events = Events::default();
+    let head = decode_into(doc, Limits::default(), &mut events).unwrap();
+    assert_eq!(
+        head,
+        ItemHead {
+            ddf: None,
+            client_uri: "u".into(),
+            cv: Some("c".into()),
+            name: "i".into()
+        }
+    );
+    let want = [
+        "open i", "a=1", "open b", "x=\"y\"", "close", "a=2", "close",
+    ];
+    assert_eq!(events.0, want);
+
+    let tree = decode(
+        br#"{"ClientURI":"u","MOData":{"i":{"a":1,"b":{"x":"y"}}}}"#,
+        Limits::default(),
+    )
+    .unwrap();
+    let mut fed = Events::default();
+    tree[0].data.feed("i", &mut fed).unwrap();
+    assert_eq!(
+        fed.0,
+        ["open i", "a=1", "open b", "x=\"y\"", "close", "close"]
+    );
+
+    let refused = br#"[{"ClientURI":"u","MOData":{"i":{"a":1,"stop":true}}}]"#;
+    assert_eq!(
+        decode_into(refused, Limits::default(), &mut Events::default()),
+        Err(StreamError::Sink("refused true".into()))
+    );
+    let cases: &[(&[u8], &str)] = &[
+        (
+            br#"[{"ClientURI":"u","MOData":{"i":1}},{"ClientURI":"v","MOData":{"j":2}}]"#,
+            "expected one MO item, got more at $[1]",
+        ),
+        (b"[]", "expected one MO item, got none at $"),
+        (
+            br#"{"ClientURI":"u","MOData":{"i":1},"MOData":{"j":2}}"#,
+            "MOData given twice at $[0]",
+        ),
+        (br#"{"MOData":{"i":1}}"#, "ClientURI is required at $[0]"),
+        (
+            br#"{"ClientURI":"u","MOData":{"i":{"a":1,"b":2}}}"#,
+            "too many nodes at $[0].MOData.i.b",
+        ),
+    ];
+    let small = Limits {
+        max_bytes: 1 << 20,
+        max_nodes: 2,
+    };
+    for (doc, want) in cases {
+        match decode_into(doc, small, &mut Events::default()) {
+            Err(StreamError::Decode(e)) => assert_eq!(e.to_string(), *want),
+            other => panic!("{}: {other:?}", String::from_utf8_lossy(doc)),
+        }
+    }
+}
