@@ -106,6 +106,7 @@ const TEST_DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
     <Occurrence><ZeroOrMore/></Occurrence><DFType><DDFName>urn:test:mo:dev:1.0</DDFName></DFType></DFProperties>
     <Node><NodeName>Name</NodeName><DFProperties><AccessType><Add/><Get/><Replace/><Delete/></AccessType><DFFormat><chr/></DFFormat></DFProperties></Node>
     <Node><NodeName>Fixed</NodeName><DFProperties><AccessType><Get/></AccessType><DFFormat><chr/></DFFormat><Scope><Permanent/></Scope><DefaultValue>f</DefaultValue></DFProperties></Node>
+    <Node><NodeName>Serial</NodeName><DFProperties><AccessType><Get/></AccessType><DFFormat><chr/></DFFormat><Scope><Permanent/></Scope><Occurrence><ZeroOrOne/></Occurrence></DFProperties></Node>
     <Node><NodeName>Reboot</NodeName><DFProperties><AccessType><Exec/><Get/></AccessType><DFFormat><null/></DFFormat><Occurrence><ZeroOrOne/></Occurrence></DFProperties></Node>
     <Node><NodeName>Blob</NodeName><DFProperties><AccessType><Add/><Get/><Replace/></AccessType><DFFormat><bin/></DFFormat><Occurrence><ZeroOrOne/></Occurrence>
       <DFType><MIME>application/octet-stream</MIME></DFType></DFProperties></Node>
@@ -471,6 +472,22 @@ async fn hget_statuses() {
         br#"[{"ClientURI":"x","MOData":{"Data":{"7":{"Date":"1.1","Value":"v"}}}}]"#,
     );
     w.serve("https://r/blob", "application/octet-stream", &[0, 159, 255]);
+    // Refusals met only as the data is stored, after nodes of it were written: a name
+    // given twice, a value over the limit in the last leaf.
+    w.serve(
+        "https://r/twice",
+        dmmo::MEDIA_TYPE,
+        br#"{"ClientURI":"x","MOData":{"Data":{"7":{"Date":"1.1"},"7":{"Date":"1.2"}}}}"#,
+    );
+    w.serve(
+        "https://r/late-big",
+        dmmo::MEDIA_TYPE,
+        format!(
+            r#"{{"ClientURI":"x","MOData":{{"Data":{{"7":{{"Date":"1.1"}},"8":{{"Date":"{}"}}}}}}}}"#,
+            "x".repeat(5000)
+        )
+        .as_bytes(),
+    );
     // Creation (with a server-chosen MIID) and the data's shape: Fixed gets its default.
     assert_eq!(
         w.codes(
@@ -560,6 +577,20 @@ async fn hget_statuses() {
             ]),
             403,
         ),
+        (
+            "dms1",
+            json!(["HGET", "https://r/twice", "urn:oma:mo:moid:1.0/left/Data"]),
+            415,
+        ),
+        (
+            "dms1",
+            json!([
+                "HGET",
+                "https://r/late-big",
+                "urn:oma:mo:moid:1.0/left/Data"
+            ]),
+            506,
+        ),
         // A raw body cannot replace an interior node.
         (
             "dms2",
@@ -608,6 +639,32 @@ async fn hget_statuses() {
         .map(|n| n.path)
         .collect();
     assert_eq!(paths, ["Data", "Data/7", "Data/7/Date", "Data/7/Value"]);
+    // A replacement may not remove a permanent node (TS §6.3.1.2), found only once the
+    // new data was stored whole; one that brings it back may.
+    w.serve(
+        "https://r/serial",
+        dmmo::MEDIA_TYPE,
+        br#"{"ClientURI":"x","MOData":{"d":{"Name":"one","Serial":"s1"}}}"#,
+    );
+    let with_serial = "urn:test:mo:dev:1.0/ws/";
+    let codes = w
+        .codes("dms2", json!([["HGET", "https://r/serial", with_serial]]))
+        .await;
+    assert_eq!(codes, [200]);
+    let before = w.snapshot();
+    let codes = w
+        .codes("dms2", json!([["HGET", "https://r/dev", with_serial]]))
+        .await;
+    assert_eq!(codes, [403]);
+    assert_eq!(w.snapshot(), before);
+    let codes = w
+        .codes("dms2", json!([["HGET", "https://r/serial", with_serial]]))
+        .await;
+    assert_eq!(codes, [200]);
+    assert_eq!(
+        w.value(TESTMO, "ws", "Serial"),
+        Some(Value::Chr("s1".into()))
+    );
 }
 
 #[tokio::test]

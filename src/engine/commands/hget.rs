@@ -1,13 +1,77 @@
-//! HGET (TS §5.3.1): fetch MO data from the repository and store it, after the rights, the delegation rules and the server's quota.
+//! HGET (TS §5.3.1): fetch MO data from the repository and store it, after the rights, the delegation rules and the server's quota. A document is stored as it is decoded, each node typed, checked and written in one transaction that a refusal rolls back: a 100,000-leaf MO is never held as nodes (issue 12).
 
 use super::*;
+use crate::mo::Builder;
+use crate::protocol::dmmo::{DataNode, StreamError};
+use crate::tree::{NodeSink, Put};
 
-/// Where an HGET stores data.
+/// Where an HGET stores data, and what is there now.
 struct Target {
     key: InstanceKey,
     path: String,
     /// The node there now, if any.
     existing: Option<Node>,
+    /// What the values being replaced hold, in bytes.
+    old_bytes: i128,
+    /// The permanent nodes being replaced: each must come back (TS §6.3.1.2).
+    permanent: HashSet<String>,
+}
+
+impl Target {
+    fn new(key: InstanceKey, path: String) -> Target {
+        Target {
+            key,
+            path,
+            existing: None,
+            old_bytes: 0,
+            permanent: HashSet::new(),
+        }
+    }
+}
+
+/// What one replacement stores.
+enum Data<'b> {
+    /// A `dmmo+json` document of one item, decoded as it is stored.
+    Document(&'b [u8]),
+    /// An item decoded already (an HGET without a ClientURI).
+    Decoded(&'b DataNode),
+    /// A raw body, as the new leaf's value.
+    Leaf(Value),
+}
+
+/// Why a streamed HGET stopped: the status for the server, or the store's own failure
+/// (kept whole, so that an I/O error still ends the daemon).
+enum Stop {
+    Fail(Fail),
+    Store(StoreError),
+}
+
+impl From<MoError> for Stop {
+    fn from(e: MoError) -> Stop {
+        tracing::info!(error = %e, "fetched data does not fit the MO");
+        Stop::Fail(match e {
+            MoError::TooLarge { .. } => Fail(sc::DEVICE_FULL),
+            _ => Fail(sc::UNSUPPORTED_MEDIA_TYPE),
+        })
+    }
+}
+
+impl From<Fail> for Stop {
+    fn from(f: Fail) -> Stop {
+        Stop::Fail(f)
+    }
+}
+
+fn value_size(node: &Node) -> i128 {
+    node.value.as_ref().map_or(0, |v| v.size() as i128)
+}
+
+/// The server's quota as replacements add up: what the instances it created (its own
+/// account included) would hold, and what each instance it did not create would hold.
+struct Quota {
+    creator: String,
+    own: Option<(i128, i128)>,
+    foreign: Vec<(InstanceKey, i128)>,
 }
 
 impl<P: Ports> Ctx<'_, '_, P> {
@@ -43,23 +107,37 @@ impl<P: Ports> Ctx<'_, '_, P> {
             return Err(Fail(sc::DEVICE_FULL));
         }
         let ct = media_type(&fetched.content_type);
-        let (ops, changed, uris) = match target {
+        let uris = match target {
+            Some(t) if ct == DMMO => {
+                self.store_puts(vec![(t, Data::Document(&fetched.body))])?;
+                Vec::new()
+            }
             Some(t) => {
-                let (ops, changed) = self.hget_at(&t, &ct, &fetched.body)?;
-                (ops, changed, Vec::new())
-            }
-            None => {
-                if ct != DMMO {
-                    return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
+                let value = self.raw_value(&t, &ct, &fetched.body)?;
+                if t.existing.is_some() {
+                    self.set_value(t, value)?;
+                } else {
+                    self.store_puts(vec![(t, Data::Leaf(value))])?;
                 }
-                self.hget_anywhere(&fetched.body)?
+                Vec::new()
             }
+            None if ct == DMMO => {
+                let items = self.decode_mo(&fetched.body)?;
+                let targets = self.hget_anywhere(&items)?;
+                let uris = targets
+                    .iter()
+                    .map(|t| uri::concrete(&t.key.moid, &t.key.miid, &t.path))
+                    .collect();
+                let puts = targets
+                    .into_iter()
+                    .zip(&items)
+                    .map(|(t, item)| (t, Data::Decoded(&item.data)))
+                    .collect();
+                self.store_puts(puts)?;
+                uris
+            }
+            None => return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE)),
         };
-        // The data is in the writes now.
-        drop(fetched);
-        self.check_delegations(&ops)?;
-        self.check_quota(&ops)?;
-        self.commit(ops, &changed)?;
         Ok(Reply {
             status: Status {
                 sc: sc::OK,
@@ -69,131 +147,173 @@ impl<P: Ports> Ctx<'_, '_, P> {
         })
     }
 
+    /// Stores each replacement in one transaction, node by node as its data is decoded or
+    /// walked: the rights were checked when the targets were chosen; the delegation rule
+    /// is checked on each node, the permanent nodes and the quota once a replacement is
+    /// whole. Any refusal rolls back the whole command.
+    fn store_puts(&self, puts: Vec<(Target, Data<'_>)>) -> Result<(), Fail> {
+        let changed: Changed = puts
+            .iter()
+            .map(|(t, _)| (t.key.clone(), t.path.clone()))
+            .collect();
+        let then = self.deliveries(&changed)?;
+        let mut owners = Vec::with_capacity(puts.len());
+        for (t, _) in &puts {
+            owners.push(self.store().instance(&t.key.moid, &t.key.miid)?);
+        }
+        let mut quota = Quota {
+            creator: format!("serverid:{}", self.acl.server_id()),
+            own: None,
+            foreign: Vec::new(),
+        };
+        let mut refusal = None;
+        let mut puts = puts;
+        let written = self.store().apply_streamed(
+            &mut |sink| {
+                let mut all = || -> Result<(), Stop> {
+                    for ((t, data), owner) in puts.iter_mut().zip(&owners) {
+                        let new_bytes = self.put_one(sink, t, data)?;
+                        let owner = owner.as_ref().map(|i| i.creator.as_str());
+                        quota.change(self, &t.key, owner, new_bytes, t.old_bytes)?;
+                    }
+                    Ok(quota.check(self)?)
+                };
+                match all() {
+                    Ok(()) => Ok(()),
+                    Err(Stop::Store(e)) => Err(e),
+                    Err(Stop::Fail(f)) => {
+                        refusal = Some(f);
+                        Err(StoreError::Cancelled)
+                    }
+                }
+            },
+            &then,
+        );
+        match written {
+            Ok(()) => Ok(()),
+            Err(StoreError::Cancelled) => Err(refusal.unwrap_or(Fail(sc::INTERNAL_ERROR))),
+            Err(StoreError::Invalid(why)) => {
+                // A name given twice in one object, met as the data is stored.
+                tracing::info!(server = %self.acl.server_id(), why = %why, "fetched MO data refused by the store");
+                Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams one replacement into `sink`; gives the bytes its values hold.
+    fn put_one(
+        &self,
+        sink: &mut dyn NodeSink,
+        t: &mut Target,
+        data: &Data<'_>,
+    ) -> Result<i128, Stop> {
+        let moid = t.key.moid.as_str();
+        let def = self.def(moid).and_then(|r| def_at(r, &t.path));
+        let max = self.engine.limits.max_value_bytes;
+        sink.begin(&Put {
+            key: t.key.clone(),
+            path: t.path.clone(),
+            ddf_url: self
+                .engine
+                .registry
+                .get(moid)
+                .and_then(|r| r.ddf_url.clone()),
+            creator: format!("serverid:{}", self.acl.server_id()),
+        })
+        .map_err(Stop::Store)?;
+        let mut bytes = 0i128;
+        let permanent = &mut t.permanent;
+        let mut emit = |node: Node| -> Result<(), Stop> {
+            permanent.remove(&node.path);
+            bytes += value_size(&node);
+            self.check_grant(moid, &node.path, node.value.as_ref())?;
+            sink.node(&node).map_err(Stop::Store)
+        };
+        match data {
+            Data::Document(body) => {
+                let limits = dmmo::Limits {
+                    max_bytes: self.engine.limits.max_document_bytes,
+                    max_nodes: self.engine.limits.max_nodes,
+                };
+                let mut builder = Builder::new(moid, def, &t.path, max, &mut emit);
+                dmmo::decode_into(body, limits, &mut builder).map_err(|e| match e {
+                    StreamError::Decode(e) => {
+                        tracing::info!(error = %e, "fetched MO data is malformed");
+                        Stop::Fail(Fail(sc::UNSUPPORTED_MEDIA_TYPE))
+                    }
+                    StreamError::Sink(stop) => stop,
+                })?;
+            }
+            Data::Decoded(node) => {
+                node.feed("", &mut Builder::new(moid, def, &t.path, max, &mut emit))?;
+            }
+            Data::Leaf(value) => emit(mo::leaf_node(moid, def, &t.path, value.clone(), max)?)?,
+        }
+        // Permanent nodes cannot be removed by a replacement (TS §6.3.1.2).
+        if let Some(p) = t.permanent.iter().next() {
+            tracing::info!(server = %self.acl.server_id(), node = %p, "HGET refused: it would remove a permanent node");
+            return Err(Stop::Fail(Fail(sc::FORBIDDEN)));
+        }
+        Ok(bytes)
+    }
+
+    /// An existing leaf's new value from a raw body: one write, after the quota.
+    fn set_value(&self, t: Target, value: Value) -> Result<(), Fail> {
+        let max = self.engine.limits.max_value_bytes;
+        if value.size() > max {
+            return Err(Fail(sc::DEVICE_FULL));
+        }
+        self.check_grant(&t.key.moid, &t.path, Some(&value))?;
+        let owner = self.store().instance(&t.key.moid, &t.key.miid)?;
+        let mut quota = Quota {
+            creator: format!("serverid:{}", self.acl.server_id()),
+            own: None,
+            foreign: Vec::new(),
+        };
+        let owner = owner.as_ref().map(|i| i.creator.as_str());
+        quota.change(self, &t.key, owner, value.size() as i128, t.old_bytes)?;
+        quota.check(self)?;
+        let changed = vec![(t.key.clone(), t.path.clone())];
+        let ops = vec![TreeOp::SetValue {
+            key: t.key,
+            path: t.path,
+            value,
+        }];
+        self.commit(ops, &changed)
+    }
+
     /// DACMO (TS §12.3): "the client MUST reject" a delegation to a Management Authority
     /// that was not provisioned with that MOID at bootstrap. Every MAID a write puts in the
     /// DACMO must be `*` or a server whose `Perm` lists the MOID the grant is for.
-    fn check_delegations(&self, ops: &[TreeOp]) -> Result<(), Fail> {
-        let mut grants: Vec<(&str, String)> = Vec::new();
-        for op in ops {
-            match op {
-                TreeOp::PutInstance { key, nodes, .. } | TreeOp::PutSubtree { key, nodes }
-                    if key.moid == mo::DACMO =>
-                {
-                    for n in nodes {
-                        if let Some(v) = &n.value {
-                            grants.push((&n.path, v.to_text()));
-                        }
-                    }
-                }
-                TreeOp::SetValue { key, path, value } if key.moid == mo::DACMO => {
-                    grants.push((path, value.to_text()));
-                }
-                _ => {}
-            }
+    fn check_grant(&self, moid: &str, path: &str, value: Option<&Value>) -> Result<(), Fail> {
+        if moid != mo::DACMO || path.rsplit('/').next() != Some("MAID") {
+            return Ok(());
         }
-        for (path, maid) in grants {
-            if path.rsplit('/').next() != Some("MAID") || maid == "*" {
-                continue;
-            }
-            let moid = path.split('/').next().unwrap_or_default();
-            // TS §12.3 writes `serverid:<id>`; Figure 17 bare IDs (§14 #4). An `appid:`
-            // authority was never provisioned by bootstrap, so it is refused too.
-            let provisioned = match maid.strip_prefix("appid:") {
-                Some(_) => false,
-                None => {
-                    let id = maid.strip_prefix("serverid:").unwrap_or(&maid);
-                    mo::account::load(self.store(), id)?.is_some_and(|a| {
-                        a.moids
-                            .iter()
-                            .any(|m| m == "*" || m == canonical_moid(moid))
-                    })
-                }
-            };
-            if !provisioned {
-                tracing::warn!(server = %self.acl.server_id(), maid = %maid, moid = %moid,
-                    "delegation refused: that authority was not provisioned with the MOID");
-                return Err(Fail(sc::FORBIDDEN));
-            }
+        let Some(maid) = value.map(Value::to_text) else {
+            return Ok(());
+        };
+        if maid == "*" {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// The per-server quota (`limits.max-server-bytes`, `limits.max-server-instances`): what
-    /// the instances this server created (its own account included) would hold after
-    /// `ops`; and what an instance it did not create would hold, which is bounded by the
-    /// same byte limit. Over either: 506 Device Full (TS App. C), logged.
-    fn check_quota(&self, ops: &[TreeOp]) -> Result<(), Fail> {
-        let creator = format!("serverid:{}", self.acl.server_id());
-        let size = |nodes: &[Node]| -> i128 {
-            nodes
-                .iter()
-                .map(|n| n.value.as_ref().map_or(0, |v| v.size() as i128))
-                .sum()
-        };
-        let limits = &self.engine.limits;
-        let over = |what: &str, instances: i128, bytes: i128| {
-            tracing::warn!(server = %self.acl.server_id(), what, instances = %instances, bytes = %bytes,
-                max_instances = limits.max_server_instances, max_bytes = limits.max_server_bytes,
-                "HGET refused: the server's quota would be exceeded");
-            Fail(sc::DEVICE_FULL)
-        };
-        let mut own: Option<(i128, i128)> = None;
-        let mut foreign: Vec<(InstanceKey, i128)> = Vec::new();
-        for op in ops {
-            let (key, path, new) = match op {
-                TreeOp::PutInstance { key, nodes, .. } => (key, "", size(nodes)),
-                TreeOp::PutSubtree { key, nodes } => (
-                    key,
-                    nodes.first().map_or("", |n| n.path.as_str()),
-                    size(nodes),
-                ),
-                TreeOp::SetValue { key, path, value } => (key, path.as_str(), value.size() as i128),
-                _ => continue,
-            };
-            let old = || -> Result<i128, Fail> {
-                Ok(match op {
-                    TreeOp::SetValue { .. } => self
-                        .store()
-                        .node(key, path)?
-                        .and_then(|n| n.value)
-                        .map_or(0, |v| v.size() as i128),
-                    _ => size(&self.store().subtree(key, path, None)?),
+        let granted = path.split('/').next().unwrap_or_default();
+        // TS §12.3 writes `serverid:<id>`; Figure 17 bare IDs (§14 #4). An `appid:`
+        // authority was never provisioned by bootstrap, so it is refused too.
+        let provisioned = match maid.strip_prefix("appid:") {
+            Some(_) => false,
+            None => {
+                let id = maid.strip_prefix("serverid:").unwrap_or(&maid);
+                mo::account::load(self.store(), id)?.is_some_and(|a| {
+                    a.moids
+                        .iter()
+                        .any(|m| m == "*" || m == canonical_moid(granted))
                 })
-            };
-            let (instances, bytes) = match own {
-                Some(u) => u,
-                None => {
-                    let u = self.store().usage(&creator)?;
-                    (i128::from(u.instances), i128::from(u.bytes))
-                }
-            };
-            match self.store().instance(&key.moid, &key.miid)? {
-                // A new instance: only a PutInstance makes one, as this server's.
-                None => own = Some((instances + 1, bytes + new)),
-                Some(i) if i.creator == creator => own = Some((instances, bytes + new - old()?)),
-                // Someone else's instance (a local one without a DDF, one delegated to
-                // this server): it may not grow past the same bound.
-                Some(_) => {
-                    let total = match foreign.iter_mut().find(|(k, _)| k == key) {
-                        Some((_, t)) => t,
-                        None => {
-                            let t = i128::from(self.store().instance_bytes(key)?);
-                            foreign.push((key.clone(), t));
-                            &mut foreign.last_mut().ok_or(Fail(sc::INTERNAL_ERROR))?.1
-                        }
-                    };
-                    *total += new - old()?;
-                    if *total > i128::from(limits.max_server_bytes) {
-                        return Err(over("an instance it did not create", 1, *total));
-                    }
-                }
             }
-        }
-        if let Some((instances, bytes)) = own
-            && (instances > i128::from(limits.max_server_instances)
-                || bytes > i128::from(limits.max_server_bytes))
-        {
-            return Err(over("its instances", instances, bytes));
+        };
+        if !provisioned {
+            tracing::warn!(server = %self.acl.server_id(), maid = %maid, moid = %granted,
+                "delegation refused: that authority was not provisioned with the MOID");
+            return Err(Fail(sc::FORBIDDEN));
         }
         Ok(())
     }
@@ -209,18 +329,25 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 let loc = locs.pop().ok_or(Fail(sc::NOT_FOUND))?;
                 let existing = self.store().node(&loc.key, &loc.path)?;
                 let node = existing.as_ref().ok_or(Fail(sc::NOT_FOUND))?;
-                // Replacing needs Write on every node replaced and the Replace access type.
-                for n in self.store().subtree(&loc.key, &loc.path, None)? {
-                    self.require(&loc.key, &n.path, Rights::WRITE)?;
-                }
                 if !node.props.access.contains(AccessType::REPLACE) {
                     return Err(Fail(sc::FORBIDDEN));
                 }
-                Ok(Target {
-                    key: loc.key,
-                    path: loc.path,
-                    existing,
-                })
+                // Replacing needs Write on every node replaced. The old subtree is
+                // visited, not loaded: replacing a large MO holds none of it.
+                let mut t = Target::new(loc.key, loc.path);
+                let mut denied = Ok(());
+                self.store()
+                    .visit_subtree(&t.key, &t.path, None, &mut |old| {
+                        denied = self.require(&t.key, &old.path, Rights::WRITE);
+                        t.old_bytes += value_size(&old);
+                        if old.props.scope == Scope::Permanent {
+                            t.permanent.insert(old.path);
+                        }
+                        denied.is_ok()
+                    })?;
+                denied?;
+                t.existing = existing;
+                Ok(t)
             }
             Err(Fail(sc::NOT_FOUND)) => {
                 // A new node: its parent must exist, its own name must be a real name.
@@ -240,11 +367,10 @@ impl<P: Ports> Ctx<'_, '_, P> {
                         {
                             return Err(Fail(sc::FORBIDDEN));
                         }
-                        Ok(Target {
-                            key: InstanceKey::new(moid, miid.clone()),
-                            path: String::new(),
-                            existing: None,
-                        })
+                        Ok(Target::new(
+                            InstanceKey::new(moid, miid.clone()),
+                            String::new(),
+                        ))
                     }
                     Some(Segment::Name(name)) => {
                         let ploc = self.single(&parent)?;
@@ -265,24 +391,12 @@ impl<P: Ports> Ctx<'_, '_, P> {
                             }
                             _ => {}
                         }
-                        Ok(Target {
-                            key: ploc.key,
-                            path,
-                            existing: None,
-                        })
+                        Ok(Target::new(ploc.key, path))
                     }
                     Some(_) => Err(Fail(sc::NOT_FOUND)),
                 }
             }
             Err(f) => Err(f),
-        }
-    }
-
-    fn data_error(e: MoError) -> Fail {
-        tracing::info!(error = %e, "fetched data does not fit the MO");
-        match e {
-            MoError::TooLarge { .. } => Fail(sc::DEVICE_FULL),
-            _ => Fail(sc::UNSUPPORTED_MEDIA_TYPE),
         }
     }
 
@@ -297,105 +411,43 @@ impl<P: Ports> Ctx<'_, '_, P> {
         })
     }
 
-    /// The writes that put `data` (or a raw leaf body) at `t`.
-    fn hget_at(&self, t: &Target, ct: &str, body: &[u8]) -> Result<(Vec<TreeOp>, Changed), Fail> {
-        let moid = t.key.moid.clone();
-        let def_root = self.def(&moid);
-        let def = def_root.and_then(|r| def_at(r, &t.path));
-        let max = self.engine.limits.max_value_bytes;
-        let nodes = if ct == DMMO {
-            let mut items = self.decode_mo(body)?;
-            if items.len() != 1 {
-                return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
-            }
-            let item = items.remove(0);
-            mo::build_nodes(&moid, def, &t.path, &item.data, max).map_err(Self::data_error)?
-        } else {
-            // A raw leaf body (TS App. I.2: text/plain into a leaf), only in a media type
-            // that fits a leaf: an HTML error page is not a value.
-            let declared = t
-                .existing
-                .as_ref()
-                .and_then(|n| n.props.mime.as_deref())
-                .or_else(|| def.and_then(|d| d.mime.first().map(String::as_str)));
-            if !matches!(ct, "text/plain" | "application/octet-stream")
-                && declared.is_none_or(|m| media_type(m) != ct)
-            {
-                tracing::info!(server = %self.acl.server_id(), content_type = %ct, "HGET data in a media type no leaf takes");
-                return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
-            }
-            let format = match (&t.existing, def) {
-                (Some(n), _) => n.props.format,
-                (None, Some(d)) => d.format,
-                (None, None) => Format::Chr,
-            };
-            if format == Format::Node {
-                return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
-            }
-            let value = if format == Format::Bin {
-                Value::Bin(body.to_vec())
-            } else {
-                let text =
-                    std::str::from_utf8(body).map_err(|_| Fail(sc::UNSUPPORTED_MEDIA_TYPE))?;
-                Value::from_text(format, text).map_err(|e| {
-                    Self::data_error(MoError::Value {
-                        path: t.path.clone(),
-                        source: e,
-                    })
-                })?
-            };
-            if t.existing.is_some() {
-                if value.size() > max {
-                    return Err(Fail(sc::DEVICE_FULL));
-                }
-                let ops = vec![TreeOp::SetValue {
-                    key: t.key.clone(),
-                    path: t.path.clone(),
-                    value,
-                }];
-                return Ok((ops, vec![(t.key.clone(), t.path.clone())]));
-            }
-            vec![mo::leaf_node(&moid, def, &t.path, value, max).map_err(Self::data_error)?]
-        };
-        // Permanent nodes cannot be removed by a replacement (TS §6.3.1.2). The old
-        // subtree is visited, not loaded: replacing a large MO holds it once, not twice.
-        if let Some(existing) = &t.existing {
-            let kept: HashSet<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
-            let mut removes_permanent = false;
-            self.store()
-                .visit_subtree(&t.key, &existing.path, None, &mut |old| {
-                    removes_permanent =
-                        old.props.scope == Scope::Permanent && !kept.contains(old.path.as_str());
-                    !removes_permanent
-                })?;
-            if removes_permanent {
-                return Err(Fail(sc::FORBIDDEN));
-            }
+    /// A raw leaf body (TS App. I.2: text/plain into a leaf) as the value of the leaf at
+    /// `t`, only in a media type that fits a leaf: an HTML error page is not a value.
+    fn raw_value(&self, t: &Target, ct: &str, body: &[u8]) -> Result<Value, Fail> {
+        let def = self.def(&t.key.moid).and_then(|r| def_at(r, &t.path));
+        let declared = t
+            .existing
+            .as_ref()
+            .and_then(|n| n.props.mime.as_deref())
+            .or_else(|| def.and_then(|d| d.mime.first().map(String::as_str)));
+        if !matches!(ct, "text/plain" | "application/octet-stream")
+            && declared.is_none_or(|m| media_type(m) != ct)
+        {
+            tracing::info!(server = %self.acl.server_id(), content_type = %ct, "HGET data in a media type no leaf takes");
+            return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
         }
-        let op = if t.path.is_empty() {
-            TreeOp::PutInstance {
-                key: t.key.clone(),
-                ddf_url: self
-                    .engine
-                    .registry
-                    .get(&moid)
-                    .and_then(|r| r.ddf_url.clone()),
-                creator: format!("serverid:{}", self.acl.server_id()),
-                nodes,
-            }
-        } else {
-            TreeOp::PutSubtree {
-                key: t.key.clone(),
-                nodes,
-            }
+        let format = match (&t.existing, def) {
+            (Some(n), _) => n.props.format,
+            (None, Some(d)) => d.format,
+            (None, None) => Format::Chr,
         };
-        Ok((vec![op], vec![(t.key.clone(), t.path.clone())]))
+        if format == Format::Node {
+            return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
+        }
+        if format == Format::Bin {
+            return Ok(Value::Bin(body.to_vec()));
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Fail(sc::UNSUPPORTED_MEDIA_TYPE))?;
+        Value::from_text(format, text).map_err(|e| {
+            tracing::info!(path = %t.path, error = %e, "fetched data does not fit the leaf");
+            Fail(sc::UNSUPPORTED_MEDIA_TYPE)
+        })
     }
 
-    /// HGET without a ClientURI: the client chooses where each item goes and reports it.
-    fn hget_anywhere(&self, body: &[u8]) -> Result<(Vec<TreeOp>, Changed, Vec<String>), Fail> {
-        let items = self.decode_mo(body)?;
-        let (mut ops, mut changed, mut uris) = (Vec::new(), Vec::new(), Vec::new());
+    /// HGET without a ClientURI: the client chooses where each item goes (the URIs it
+    /// reports are the targets'), one target per item.
+    fn hget_anywhere(&self, items: &[MoItem]) -> Result<Vec<Target>, Fail> {
+        let mut targets: Vec<Target> = Vec::with_capacity(items.len());
         let mut taken: HashSet<InstanceKey> = HashSet::new();
         for item in items {
             let u = self
@@ -408,28 +460,16 @@ impl<P: Ports> Ctx<'_, '_, P> {
                     return Err(Fail(sc::FORBIDDEN));
                 }
                 let miid = self.free_miid(&moid, &item.name, &taken)?;
-                Target {
-                    key: InstanceKey::new(moid, miid),
-                    path: String::new(),
-                    existing: None,
-                }
+                Target::new(InstanceKey::new(moid, miid), String::new())
             } else {
                 self.hget_target(&u)?
             };
             if !taken.insert(target.key.clone()) && target.path.is_empty() {
                 return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE));
             }
-            let single = dmmo::encode(std::slice::from_ref(&item));
-            let (o, c) = self.hget_at(&target, DMMO, &single)?;
-            uris.push(uri::concrete(
-                &target.key.moid,
-                &target.key.miid,
-                &target.path,
-            ));
-            ops.extend(o);
-            changed.extend(c);
+            targets.push(target);
         }
-        Ok((ops, changed, uris))
+        Ok(targets)
     }
 
     fn free_miid(
@@ -456,5 +496,70 @@ impl<P: Ports> Ctx<'_, '_, P> {
             }
         }
         unreachable!("an unbounded search always finds a free name")
+    }
+}
+
+impl Quota {
+    /// A replacement in the instance `key` (made by `owner`, `None` when new) puts
+    /// `new` bytes where `old` were. An instance of someone else's (a local one without a
+    /// DDF, one delegated to this server) may not grow past the same byte bound.
+    fn change<P: Ports>(
+        &mut self,
+        cx: &Ctx<'_, '_, P>,
+        key: &InstanceKey,
+        owner: Option<&str>,
+        new: i128,
+        old: i128,
+    ) -> Result<(), Fail> {
+        let (instances, bytes) = match self.own {
+            Some(u) => u,
+            None => {
+                let u = cx.store().usage(&self.creator)?;
+                (i128::from(u.instances), i128::from(u.bytes))
+            }
+        };
+        match owner {
+            None => self.own = Some((instances + 1, bytes + new)),
+            Some(o) if o == self.creator => self.own = Some((instances, bytes + new - old)),
+            Some(_) => {
+                let i = match self.foreign.iter().position(|(k, _)| k == key) {
+                    Some(i) => i,
+                    None => {
+                        let t = i128::from(cx.store().instance_bytes(key)?);
+                        self.foreign.push((key.clone(), t));
+                        self.foreign.len() - 1
+                    }
+                };
+                let total = &mut self.foreign[i].1;
+                *total += new - old;
+                if *total > i128::from(cx.engine.limits.max_server_bytes) {
+                    return Err(Self::over(cx, "an instance it did not create", 1, *total));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The server's own instances, after every change: within `limits.max-server-*`.
+    fn check<P: Ports>(&self, cx: &Ctx<'_, '_, P>) -> Result<(), Fail> {
+        let limits = &cx.engine.limits;
+        match self.own {
+            Some((instances, bytes))
+                if instances > i128::from(limits.max_server_instances)
+                    || bytes > i128::from(limits.max_server_bytes) =>
+            {
+                Err(Self::over(cx, "its instances", instances, bytes))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// 506 Device Full (TS App. C), logged.
+    fn over<P: Ports>(cx: &Ctx<'_, '_, P>, what: &str, instances: i128, bytes: i128) -> Fail {
+        let limits = &cx.engine.limits;
+        tracing::warn!(server = %cx.acl.server_id(), what, instances = %instances, bytes = %bytes,
+            max_instances = limits.max_server_instances, max_bytes = limits.max_server_bytes,
+            "HGET refused: the server's quota would be exceeded");
+        Fail(sc::DEVICE_FULL)
     }
 }

@@ -282,6 +282,19 @@ impl<P: Ports> Ctx<'_, '_, P> {
     /// Applies a command's writes in one transaction, with a delivery queued for every
     /// subscription the changes touch (TS §5.3.11; the data is read when it is sent).
     fn commit(&self, mut ops: Vec<TreeOp>, changed: &[(InstanceKey, String)]) -> Result<(), Fail> {
+        ops.extend(self.deliveries(changed)?);
+        self.store().apply(&ops).map_err(|e| match e {
+            StoreError::Invalid(why) => {
+                tracing::warn!(why = %why, "write refused by the store");
+                Fail(sc::BAD_REQUEST)
+            }
+            e => e.into(),
+        })
+    }
+
+    /// The SUB deliveries (TS §5.3.11) a change at `changed` owes, to land with it.
+    fn deliveries(&self, changed: &[(InstanceKey, String)]) -> Result<Vec<TreeOp>, Fail> {
+        let mut ops = Vec::new();
         for sub in self.store().subscriptions()? {
             let Ok(su) = ClientUri::parse(&sub.client_uri) else {
                 continue;
@@ -297,13 +310,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 }));
             }
         }
-        self.store().apply(&ops).map_err(|e| match e {
-            StoreError::Invalid(why) => {
-                tracing::warn!(why = %why, "write refused by the store");
-                Fail(sc::BAD_REQUEST)
-            }
-            e => e.into(),
-        })
+        Ok(ops)
     }
 }
 
