@@ -88,6 +88,9 @@ _omadmctl() {
             omadmctl__subcmd__help__subcmd__session,start)
                 cmd="omadmctl__subcmd__help__subcmd__session__subcmd__start"
                 ;;
+            omadmctl__subcmd__help__subcmd__tree,configure)
+                cmd="omadmctl__subcmd__help__subcmd__tree__subcmd__configure"
+                ;;
             omadmctl__subcmd__help__subcmd__tree,get)
                 cmd="omadmctl__subcmd__help__subcmd__tree__subcmd__get"
                 ;;
@@ -106,6 +109,9 @@ _omadmctl() {
             omadmctl__subcmd__session__subcmd__help,start)
                 cmd="omadmctl__subcmd__session__subcmd__help__subcmd__start"
                 ;;
+            omadmctl__subcmd__tree,configure)
+                cmd="omadmctl__subcmd__tree__subcmd__configure"
+                ;;
             omadmctl__subcmd__tree,get)
                 cmd="omadmctl__subcmd__tree__subcmd__get"
                 ;;
@@ -114,6 +120,9 @@ _omadmctl() {
                 ;;
             omadmctl__subcmd__tree,list)
                 cmd="omadmctl__subcmd__tree__subcmd__list"
+                ;;
+            omadmctl__subcmd__tree__subcmd__help,configure)
+                cmd="omadmctl__subcmd__tree__subcmd__help__subcmd__configure"
                 ;;
             omadmctl__subcmd__tree__subcmd__help,get)
                 cmd="omadmctl__subcmd__tree__subcmd__help__subcmd__get"
@@ -417,8 +426,22 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__help__subcmd__tree)
-            opts="list get"
+            opts="list get configure"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__tree__subcmd__configure)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -603,8 +626,22 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__tree)
-            opts="-h --json --help list get help"
+            opts="-h --json --help list get configure help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__tree__subcmd__configure)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -631,8 +668,22 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__tree__subcmd__help)
-            opts="list get help"
+            opts="list get configure help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__tree__subcmd__help__subcmd__configure)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

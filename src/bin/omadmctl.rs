@@ -385,6 +385,29 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                         .unwrap_or(data);
                     omadmd::outln!("{pretty}");
                 }
+                TreeCmd::Configure { moid } => {
+                    let (outcome, server, from, uris) = tree.request_configuration(&moid).await?;
+                    if cli.json {
+                        let source = (outcome == "fetched")
+                            .then(|| json!({"server_id": server, "url": from}));
+                        omadmd::outln!(
+                            "{}",
+                            json!({"moid": moid, "outcome": outcome, "source": source, "client_uris": uris})
+                        );
+                    } else if outcome == "fetched" {
+                        omadmd::outln!(
+                            "{moid}: fetched from {from} (the DEFAULT of server {server}), stored at:"
+                        );
+                        for u in uris {
+                            omadmd::outln!("  {u}");
+                        }
+                    } else {
+                        omadmd::outln!("{moid}: present already, nothing fetched:");
+                        for u in uris {
+                            omadmd::outln!("  {u}");
+                        }
+                    }
+                }
             }
         }
         Cmd::Alert(AlertCmd::Send {

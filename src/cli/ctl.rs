@@ -136,6 +136,12 @@ pub enum TreeCmd {
         /// e.g. urn:oma:mo:oma-dm-devinfo:1.2//DevID
         client_uri: String,
     },
+    /// Make sure the tree holds an MO: when it has no instance, fetch it from the
+    /// ServerURI a server gave for it with DEFAULT (TS §5.3.10), and say where it came from.
+    Configure {
+        /// The MOID, e.g. urn:oma:mo:ext-acme-vpn:1.0
+        moid: String,
+    },
 }
 
 /// `omadmctl alert`.

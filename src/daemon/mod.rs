@@ -61,6 +61,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     };
     let status = Arc::new(std::sync::Mutex::new(("idle".to_owned(), String::new())));
     let peers = dbus::peers::Peers::default();
+    let (configurer, configure_requests) = dbus::Configurer::channel();
     // READY comes after the bus name is owned: serve first.
     let bus = if settings.dbus.enabled {
         let shared = dbus::Shared {
@@ -70,6 +71,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             status: status.clone(),
             peers: peers.clone(),
             allow_http_show: settings.sessions.allow_http_show,
+            configure: configurer,
         };
         let conn = dbus::serve(None, shared).await.with_context(|| {
             format!(
@@ -195,6 +197,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         () = schedule(&runner, &handle, requests, &scheduling) => {
             anyhow::bail!("the scheduling loop stopped; exiting so that it restarts");
         }
+        () = configure_on_request(&runner, configure_requests) => {
+            anyhow::bail!("the configuration requests stopped; exiting so that it restarts");
+        }
     }
     notifications.abort();
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
@@ -204,6 +209,23 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     }
     tracing::info!("stopping");
     Ok(())
+}
+
+/// Runs local applications' configuration requests (`Tree.RequestConfiguration`) one at a
+/// time, beside the sessions; never ends (without a bus there are none to run).
+async fn configure_on_request(
+    runner: &Runner<'_>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<dbus::ConfigureRequest>,
+) {
+    while let Some((moid, reply)) = requests.recv().await {
+        let answer = runner.configure(&moid).await.map_err(|e| {
+            tracing::error!(moid = %moid, error = %format!("{e:#}"), "configuration request failed");
+            format!("{e:#}")
+        });
+        // The caller may have given up; nothing to do then.
+        let _ = reply.send(answer);
+    }
+    std::future::pending().await
 }
 
 /// Feeds the systemd watchdog (`WatchdogSec=`) every half interval, but only while every

@@ -8,7 +8,9 @@ use anyhow::Context;
 
 use super::events::Events;
 use crate::config::Settings;
-use crate::engine::{Engine, Limits as EngineLimits};
+use crate::dbus::Configuration;
+use crate::engine::{Configured, Engine, Limits as EngineLimits};
+use crate::mo::canonical_moid;
 use crate::mo::standard;
 use crate::ports::DaemonPorts;
 use crate::protocol::uri::ServerUriValues;
@@ -222,6 +224,40 @@ impl<'a> Runner<'a> {
                 ..Default::default()
             },
         ))
+    }
+
+    /// Answers a local application's request for `moid`'s configuration (TS §5.3.10): the
+    /// instances there are, else the DEFAULT's HGET run for the server that gave it.
+    pub(super) async fn configure(&self, moid: &str) -> anyhow::Result<Configuration> {
+        let p = self.p;
+        if let Some(Configured::Present(uris)) = crate::engine::present(&p.store, moid)? {
+            return Ok(Configuration::Present(uris));
+        }
+        let Some((server_id, server_uri)) = p.store.default_source(canonical_moid(moid))? else {
+            return Ok(Configuration::NoDefault);
+        };
+        let from = crate::protocol::uri::redact(&server_uri);
+        let account = crate::mo::account::load(&p.store, &server_id)?.with_context(|| {
+            format!("the DEFAULT for {moid} is server {server_id}'s, which has no DM account now")
+        })?;
+        let ((ports, limits), values) = self.engine_for(&account)?;
+        let engine = Engine::new(&p.store, &p.registry, &ports, limits);
+        let configured = engine.configure(moid, &values).await?;
+        tracing::info!(moid = %moid, server = %server_id, from = %from, outcome = ?configured, "configuration requested");
+        Ok(match configured {
+            Configured::Present(uris) => Configuration::Present(uris),
+            Configured::Fetched(uris) => Configuration::Fetched {
+                server_id,
+                from,
+                uris,
+            },
+            Configured::NoDefault => Configuration::NoDefault,
+            Configured::Failed(status) => Configuration::Failed {
+                server_id,
+                from,
+                status,
+            },
+        })
     }
 
     /// Runs one session with a server.

@@ -69,6 +69,11 @@ pub trait Tree {
     fn list_instances(&self) -> zbus::Result<Vec<(String, String, String)>>;
     /// MO data at a ClientURI.
     fn get(&self, client_uri: &str) -> zbus::Result<String>;
+    /// See the daemon's `Tree.RequestConfiguration`.
+    fn request_configuration(
+        &self,
+        moid: &str,
+    ) -> zbus::Result<(String, String, String, Vec<String>)>;
 }
 
 /// `org.omadm.Client1.AgentManager`.

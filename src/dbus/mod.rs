@@ -20,7 +20,7 @@ use crate::tree::Journal as _;
 pub use agents::AgentManager;
 pub use manager::{AccountRow, AccountState, HistoryRow, Manager};
 pub use polkit::{Action, Caller, authorize, authorize_caller};
-pub use tree::Tree;
+pub use tree::{Configuration, ConfigureRequest, Configurer, Tree};
 
 use crate::scheduler;
 use crate::state::Prepared;
@@ -69,6 +69,8 @@ pub struct Shared {
     pub peers: peers::Peers,
     /// `sessions.allow-http-show`, told to agents.
     pub allow_http_show: bool,
+    /// Where configuration requests go (the daemon runs them with the engine).
+    pub configure: tree::Configurer,
 }
 
 impl Shared {

@@ -20,6 +20,8 @@ pub enum Action {
     RegisterHandler,
     /// Receive SHOW requests.
     RegisterAgent,
+    /// Have a missing MO fetched from its DEFAULT (TS §5.3.10).
+    RequestConfiguration,
 }
 
 impl Action {
@@ -31,6 +33,7 @@ impl Action {
             Action::InjectNotification => "org.omadm.Client1.inject-notification",
             Action::RegisterHandler => "org.omadm.Client1.register-handler",
             Action::RegisterAgent => "org.omadm.Client1.register-agent",
+            Action::RequestConfiguration => "org.omadm.Client1.request-configuration",
         }
     }
 
@@ -42,6 +45,7 @@ impl Action {
             Action::InjectNotification => "injecting a notification",
             Action::RegisterHandler => "registering an EXEC handler",
             Action::RegisterAgent => "registering a SHOW agent",
+            Action::RequestConfiguration => "asking for a management object's configuration",
         }
     }
 
@@ -160,6 +164,7 @@ mod tests {
             Action::InjectNotification,
             Action::RegisterHandler,
             Action::RegisterAgent,
+            Action::RequestConfiguration,
         ] {
             assert!(
                 policy.contains(&format!("<action id=\"{}\">", a.id())),
@@ -168,7 +173,7 @@ mod tests {
             );
             assert_eq!(a.open_without_polkit(), a == Action::RegisterAgent);
         }
-        assert_eq!(policy.matches("<action id=").count(), 5);
+        assert_eq!(policy.matches("<action id=").count(), 6);
     }
 
     #[test]

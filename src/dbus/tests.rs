@@ -51,6 +51,7 @@ async fn peer() -> Peer {
         status: Arc::new(std::sync::Mutex::new(("idle".into(), String::new()))),
         peers: peers::Peers::default(),
         allow_http_show: false,
+        configure: super::Configurer::channel().0,
     };
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let guid = zbus::Guid::generate();

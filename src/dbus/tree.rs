@@ -1,15 +1,76 @@
-//! `org.omadm.Client1.Tree`: read-only access to the management tree. Open to every
-//! caller; "No Get" nodes and secrets never leave the daemon, and of a DM account only
-//! which server it is for is shown (`mo::account::local_view`).
+//! `org.omadm.Client1.Tree`: read access to the management tree, open to every caller
+//! ("No Get" nodes and secrets never leave the daemon, and of a DM account only which
+//! server it is for is shown: `mo::account::local_view`), and the one write a local
+//! application may ask for, configuration from a DEFAULT (behind polkit).
 
-use zbus::interface;
+use zbus::message::Header;
+use zbus::{Connection, interface};
 
-use super::{Error, Shared};
+use super::{Action, Error, Shared, authorize};
 use crate::engine::resolve::{self, ResolveError};
 use crate::mo;
 use crate::protocol::dmmo;
 use crate::protocol::uri::ClientUri;
 use crate::tree::Tree as _;
+
+/// What a configuration request came to (TS §5.3.10), as the daemon answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Configuration {
+    /// The tree holds instances of the MOID already: their ClientURIs. Nothing was fetched.
+    Present(Vec<String>),
+    /// Fetched from the ServerURI the server gave with DEFAULT (shown without its
+    /// credentials) and stored: the new instances' ClientURIs.
+    Fetched {
+        /// The server that gave the DEFAULT.
+        server_id: String,
+        /// Where the data came from.
+        from: String,
+        /// What was stored.
+        uris: Vec<String>,
+    },
+    /// No instance, and no server gave a DEFAULT for the MOID.
+    NoDefault,
+    /// The DEFAULT's HGET failed, with the status it would have had in a session.
+    Failed {
+        /// The server that gave the DEFAULT.
+        server_id: String,
+        /// Where the data was to come from.
+        from: String,
+        /// The status (TS App. C).
+        status: u16,
+    },
+}
+
+/// One configuration request: the MOID, and where the answer goes.
+pub type ConfigureRequest = (
+    String,
+    tokio::sync::oneshot::Sender<Result<Configuration, String>>,
+);
+
+/// The way to the daemon's configuration requests.
+#[derive(Debug, Clone)]
+pub struct Configurer(pub tokio::sync::mpsc::UnboundedSender<ConfigureRequest>);
+
+impl Configurer {
+    /// A configurer and the requests it sends.
+    pub fn channel() -> (
+        Configurer,
+        tokio::sync::mpsc::UnboundedReceiver<ConfigureRequest>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Configurer(tx), rx)
+    }
+
+    async fn ask(&self, moid: &str) -> Result<Configuration, Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .send((moid.to_owned(), tx))
+            .map_err(|_| Error::Failed("the daemon is stopping".into()))?;
+        rx.await
+            .map_err(|_| Error::Failed("the daemon dropped the request".into()))?
+            .map_err(Error::Failed)
+    }
+}
 
 /// The Tree interface.
 #[derive(Debug)]
@@ -34,6 +95,46 @@ impl Tree {
             .into_iter()
             .map(|i| (i.moid, i.miid, i.cv))
             .collect())
+    }
+
+    /// Makes sure the tree holds configuration for `moid` (TS §5.3.10, DEFAULT's local
+    /// side): when it holds no instance of it and a server gave a DEFAULT for it, the data
+    /// is fetched from that ServerURI with the server's rights and stored. Returns
+    /// `("present", "", "", uris)` when instances were there already, `("fetched",
+    /// server_id, url, uris)` when they were fetched. NotFound when no server gave a
+    /// DEFAULT; Failed, naming the server and the status, when the fetch or the store
+    /// failed. Waits for the fetch (up to `http.request-timeout-secs`).
+    async fn request_configuration(
+        &self,
+        moid: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, String, String, Vec<String>), Error> {
+        if moid.is_empty() || moid.chars().any(char::is_whitespace) {
+            return Err(Error::InvalidArgument(format!("{moid:?} is not an MOID")));
+        }
+        authorize(conn, &header, Action::RequestConfiguration).await?;
+        match self.shared.configure.ask(moid).await? {
+            Configuration::Present(uris) => {
+                Ok(("present".into(), String::new(), String::new(), uris))
+            }
+            Configuration::Fetched {
+                server_id,
+                from,
+                uris,
+            } => Ok(("fetched".into(), server_id, from, uris)),
+            Configuration::NoDefault => Err(Error::NotFound(format!(
+                "the tree holds no {moid} and no server gave a DEFAULT for it"
+            ))),
+            Configuration::Failed {
+                server_id,
+                from,
+                status,
+            } => Err(Error::Failed(format!(
+                "fetching {moid} from {from} (the DEFAULT of server {server_id}) failed: {status} {}",
+                crate::protocol::sc::describe(status)
+            ))),
+        }
     }
 
     /// The data a ClientURI addresses (wildcards allowed), as `application/dmmo+json`.

@@ -263,6 +263,20 @@ pub enum Configured {
     Failed(u16),
 }
 
+/// [`Configured::Present`] with the ClientURIs of the instances of `moid`, when the tree
+/// holds any: asking for configuration then fetches nothing.
+pub fn present(store: &dyn TreeStore, moid: &str) -> Result<Option<Configured>, StoreError> {
+    let present = store.instances(Some(crate::mo::canonical_moid(moid)))?;
+    Ok((!present.is_empty()).then(|| {
+        Configured::Present(
+            present
+                .iter()
+                .map(|i| crate::protocol::uri::concrete(&i.moid, &i.miid, ""))
+                .collect(),
+        )
+    }))
+}
+
 impl<P: Ports> Engine<'_, P> {
     /// Makes sure configuration for `moid` exists: when the tree has no instance of it and
     /// a server gave a DEFAULT for it, runs that DEFAULT's HGET (after `[…]` substitution),
@@ -273,14 +287,8 @@ impl<P: Ports> Engine<'_, P> {
         uri_values: &ServerUriValues,
     ) -> Result<Configured, StoreError> {
         let moid = crate::mo::canonical_moid(moid);
-        let present = self.store.instances(Some(moid))?;
-        if !present.is_empty() {
-            return Ok(Configured::Present(
-                present
-                    .iter()
-                    .map(|i| crate::protocol::uri::concrete(&i.moid, &i.miid, ""))
-                    .collect(),
-            ));
+        if let Some(present) = present(self.store, moid)? {
+            return Ok(present);
         }
         let Some((server_id, server_uri)) = self.store.default_source(moid)? else {
             return Ok(Configured::NoDefault);

@@ -788,3 +788,80 @@ fn accounts_show_what_waits_for_an_unreachable_server() {
     );
     d.terminate();
 }
+
+/// DEFAULT (TS §5.3.10) is usable: a server gives DEFAULTs in a session; later a local
+/// application asks over D-Bus (`omadmctl tree configure`) for an MO the tree lacks, and
+/// the daemon fetches it from the DEFAULT's ServerURI (`[DevID]` substituted), stores it
+/// and says where it came from; asked again, it is there. A MOID with no DEFAULT, and a
+/// DEFAULT whose repository fails, are errors that name the cause; the daemon serves on.
+#[test]
+fn a_missing_mo_is_fetched_from_its_default_on_request() {
+    let vpn = "urn:x:vpn:1.0";
+    let data = json!([{"ClientURI": format!("{vpn}//"), "MOData": {"office": {"Gateway": "vpn.example", "Port": 443}}}]);
+    let defaults = json!({"packages": [
+        {"CMD": [["DEFAULT", "{base}/repo/vpn?dev=[DevID]", vpn], ["DEFAULT", "{base}/repo/gone", "urn:x:gone:1.0"]]},
+        {"CMD": [["END"]]}
+    ]});
+    let server = TestServer::start(
+        &json!({
+            "sessions": [defaults],
+            "repository": {"/repo/vpn": {"content_type": "application/dmmo+json", "body": data.to_string()}}
+        }),
+        false,
+    );
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+
+    let (code, out, err) = omadmctl(&bus.address, &["tree", "configure", vpn]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        // The URL as logs show it: no query, which may hold tokens.
+        out.starts_with(&format!(
+            "{vpn}: fetched from {}/repo/vpn (the DEFAULT of server demo-server), stored at:\n  urn:x:vpn:1.0/office/\n",
+            server.base
+        )),
+        "{out}"
+    );
+    let fetches = server.of_kind("repo-get");
+    assert_eq!(fetches.len(), 1, "{fetches:#?}");
+    let dev_id = fetches[0]["query"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("dev=")
+        .unwrap()
+        .to_owned();
+    assert!(
+        !dev_id.is_empty() && !dev_id.contains('['),
+        "DevID substituted: {dev_id}"
+    );
+    let (_, out, _) = omadmctl(
+        &bus.address,
+        &["tree", "get", "urn:x:vpn:1.0/office/Gateway"],
+    );
+    assert!(out.contains("vpn.example"), "{out}");
+
+    // Present now: nothing is fetched again.
+    let (code, out, _) = omadmctl(&bus.address, &["--json", "tree", "configure", vpn]);
+    assert_eq!(code, 0);
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer,
+        json!({"moid": vpn, "outcome": "present", "source": null, "client_uris": ["urn:x:vpn:1.0/office/"]})
+    );
+    assert_eq!(server.of_kind("repo-get").len(), 1);
+
+    // No DEFAULT; a DEFAULT whose repository has nothing: errors naming the cause.
+    let (code, _, err) = omadmctl(&bus.address, &["tree", "configure", "urn:x:none:1.0"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no server gave a DEFAULT for it"), "{err}");
+    let (code, _, err) = omadmctl(&bus.address, &["tree", "configure", "urn:x:gone:1.0"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("(the DEFAULT of server demo-server) failed: 419 ServerURI Error"),
+        "{err}"
+    );
+    let (code, out, _) = omadmctl(&bus.address, &["status"]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -148,6 +148,14 @@ fn polkit_decides_for_other_users_action_by_action() {
         "{}",
         stderr(&alert)
     );
+    // So does fetching configuration from a DEFAULT: it makes the device contact a server.
+    let configure = as_nobody(&bus.address, &["tree", "configure", "urn:x:vpn:1.0"]);
+    assert_eq!(configure.status.code(), Some(4), "{}", stderr(&configure));
+    assert!(
+        stderr(&configure).contains("org.omadm.Client1.request-configuration"),
+        "{}",
+        stderr(&configure)
+    );
     // An agent needs an active local session, which `nobody` here has not.
     let agent = as_nobody(&bus.address, &["agent"]);
     assert_eq!(agent.status.code(), Some(4), "{}", stderr(&agent));

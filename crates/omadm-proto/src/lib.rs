@@ -146,4 +146,35 @@ pub mod sc {
                 | 507
         ) || (1000..=1999).contains(&code)
     }
+
+    /// The TS's name for a code (App. C), for people: `"ServerURI Error"` for 419;
+    /// `"application specific"` for 1000–1999, `"not a DM status"` for anything else.
+    ///
+    /// ```
+    /// use omadm_proto::sc;
+    /// assert_eq!(sc::describe(sc::SERVER_URI_ERROR), "ServerURI Error");
+    /// assert_eq!(sc::describe(1204), "application specific");
+    /// ```
+    pub fn describe(code: u16) -> &'static str {
+        match code {
+            OK => "OK",
+            ACCEPTED => "Accepted",
+            NO_CONTENT => "No Content",
+            NOT_MODIFIED => "Not Modified",
+            BAD_REQUEST => "Bad Request",
+            FORBIDDEN => "Forbidden",
+            NOT_FOUND => "Not Found",
+            NOT_ALLOWED => "Command Not Allowed",
+            NOT_ACCEPTABLE => "Not Acceptable",
+            UNSUPPORTED_MEDIA_TYPE => "Unsupported Media Type",
+            SERVER_URI_ERROR => "ServerURI Error",
+            INTERNAL_ERROR => "Internal Error",
+            NOT_IMPLEMENTED => "Not Implemented",
+            SERVICE_UNAVAILABLE => "Service Unavailable",
+            DEVICE_FULL => "Device Full",
+            USER_REJECTED => "User Rejected",
+            1000..=1999 => "application specific",
+            _ => "not a DM status",
+        }
+    }
 }
