@@ -91,6 +91,8 @@ pub struct Report {
     pub commands: u32,
     /// How long the server asked the client to wait (`Retry-After` on a 503 or 429).
     pub retry_after: Option<std::time::Duration>,
+    /// Queued Generic Alerts the server took (answered with a Package#2).
+    pub alerts_delivered: u32,
 }
 
 /// The states of a session.
@@ -189,6 +191,7 @@ async fn drive<T: Transport, P: Ports>(
     };
     let (mut packages, mut commands) = (0u32, 0u32);
     let mut carried: Vec<i64> = Vec::new();
+    let mut alerts_delivered = 0u32;
     let mut retry_after = None;
     // The whole exchange runs against the session's deadline: commands already applied stay
     // (each is its own transaction); the server sees the connection end, as on any failure.
@@ -254,8 +257,14 @@ async fn drive<T: Transport, P: Ports>(
                                 // The server took the package that carried queued alerts.
                                 // Kept when that fails: sent again, they arrive at least once.
                                 if !carried.is_empty() {
-                                    if let Err(e) = store.remove_outgoing(&carried) {
-                                        tracing::warn!(error = %e, "cannot remove delivered alerts from the outbox; they will be sent again");
+                                    match store.remove_outgoing(&carried) {
+                                        Ok(()) => {
+                                            alerts_delivered +=
+                                                u32::try_from(carried.len()).unwrap_or(u32::MAX);
+                                        }
+                                        Err(e) => {
+                                            tracing::warn!(error = %e, "cannot remove delivered alerts from the outbox; they will be sent again");
+                                        }
                                     }
                                     carried.clear();
                                 }
@@ -348,6 +357,7 @@ async fn drive<T: Transport, P: Ports>(
         packages,
         commands,
         retry_after,
+        alerts_delivered,
     })
 }
 

@@ -31,6 +31,9 @@ _omadmctl() {
             omadmctl,history)
                 cmd="omadmctl__subcmd__history"
                 ;;
+            omadmctl,monitor)
+                cmd="omadmctl__subcmd__monitor"
+                ;;
             omadmctl,notify)
                 cmd="omadmctl__subcmd__notify"
                 ;;
@@ -69,6 +72,9 @@ _omadmctl() {
                 ;;
             omadmctl__subcmd__help,history)
                 cmd="omadmctl__subcmd__help__subcmd__history"
+                ;;
+            omadmctl__subcmd__help,monitor)
+                cmd="omadmctl__subcmd__help__subcmd__monitor"
                 ;;
             omadmctl__subcmd__help,notify)
                 cmd="omadmctl__subcmd__help__subcmd__notify"
@@ -140,7 +146,7 @@ _omadmctl() {
 
     case "${cmd}" in
         omadmctl)
-            opts="-h -V --json --help --version status accounts history session tree alert agent notify help"
+            opts="-h -V --json --help --version status accounts history session tree alert agent notify monitor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -272,7 +278,7 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__help)
-            opts="status accounts history session tree alert agent notify help"
+            opts="status accounts history session tree alert agent notify monitor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +362,20 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__help__subcmd__history)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__monitor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -492,6 +512,20 @@ _omadmctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__monitor)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

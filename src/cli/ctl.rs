@@ -72,6 +72,10 @@ pub enum Cmd {
     /// Hand the daemon a DM Notification, as another transport (an SMS bridge) would: one
     /// from a file, or one made up here for a server to test the wake-up path.
     Notify(NotifyArgs),
+    /// Print what the daemon does as it happens, one line each (JSON lines with --json):
+    /// sessions starting and finishing, alerts queued and delivered, notifications
+    /// accepted, SHOW agents coming and going, the daemon itself. Runs until interrupted.
+    Monitor,
 }
 
 /// `omadmctl notify`: a file, or `--server` and what to sign with.

@@ -1,4 +1,5 @@
-//! The D-Bus event glue: what the scheduling loop tells bus peers about sessions.
+//! The D-Bus event glue: what the scheduling loop and the notification listener tell bus
+//! peers about sessions, delivered alerts and accepted notifications.
 
 use std::sync::Arc;
 
@@ -52,6 +53,19 @@ impl Events {
         }
     }
 
+    /// A notification from the UDP listener was accepted.
+    pub(super) async fn notification_accepted(&self, server: &str, trigger: Trigger) {
+        if let Some(iface) = self.manager().await {
+            let name = session::trigger_name(trigger);
+            if let Err(e) =
+                dbus::Manager::notification_accepted(iface.signal_emitter(), server, &name, "udp")
+                    .await
+            {
+                tracing::warn!(error = %e, "cannot signal NotificationAccepted");
+            }
+        }
+    }
+
     pub(super) async fn started(&self, server: &str, trigger: Trigger) {
         self.set(server, true);
         if let Some(iface) = self.manager().await {
@@ -73,6 +87,12 @@ impl Events {
                 Some((id, session::Finish::Aborted(why))) => (id, "aborted", why.clone()),
                 None => (0, "failed", "the session could not run".to_owned()),
             };
+            if let Some(n) = report.map(|r| r.alerts_delivered).filter(|n| *n > 0)
+                && let Err(e) =
+                    dbus::Manager::alerts_delivered(iface.signal_emitter(), server, n).await
+            {
+                tracing::warn!(error = %e, "cannot signal AlertsDelivered");
+            }
             if let Err(e) = dbus::Manager::session_finished(
                 iface.signal_emitter(),
                 id,

@@ -150,9 +150,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             .spawn(move || watchdog(interval, &loops))
             .context("cannot start the watchdog thread")?;
     }
+    // What the listener accepted goes through `relay_accepted`, which signals it and then
+    // asks for the session, so that NotificationAccepted comes before SessionStarted.
+    let (accepted, accepted_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Request)>();
     let mut notifications = match listener {
         Some(l) => {
-            let (prepared, handle, alive) = (prepared.clone(), handle.clone(), listening);
+            let (prepared, alive) = (prepared.clone(), listening);
             let rates = crate::notify::listener::Rates {
                 per_source_per_sec: settings.notifications.rate_per_source,
                 total_per_sec: settings.notifications.rate_total,
@@ -168,13 +171,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
                         let trigger = Trigger::ServerInitiated {
                             notification_id: a.notification_id,
                         };
-                        handle.request(
-                            Some(&a.server_id),
-                            Request {
-                                trigger,
-                                req_mos: a.req_mos,
-                            },
-                        );
+                        let request = Request {
+                            trigger,
+                            req_mos: a.req_mos,
+                        };
+                        let _ = accepted.send((a.server_id, request));
                     },
                 )
                 .await
@@ -197,6 +198,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         () = schedule(&runner, &handle, requests, &scheduling) => {
             anyhow::bail!("the scheduling loop stopped; exiting so that it restarts");
         }
+        () = relay_accepted(&events, &handle, accepted_rx) => {
+            anyhow::bail!("the notification signals stopped; exiting so that it restarts");
+        }
         () = configure_on_request(&runner, configure_requests) => {
             anyhow::bail!("the configuration requests stopped; exiting so that it restarts");
         }
@@ -209,6 +213,20 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     }
     tracing::info!("stopping");
     Ok(())
+}
+
+/// Signals each notification the listener accepted (NotificationAccepted) and asks the
+/// scheduler for its session; never ends.
+async fn relay_accepted(
+    events: &Events,
+    handle: &scheduler::Handle,
+    mut accepted: tokio::sync::mpsc::UnboundedReceiver<(String, Request)>,
+) {
+    while let Some((server, request)) = accepted.recv().await {
+        events.notification_accepted(&server, request.trigger).await;
+        handle.request(Some(&server), request);
+    }
+    std::future::pending().await
 }
 
 /// Runs local applications' configuration requests (`Tree.RequestConfiguration`) one at a

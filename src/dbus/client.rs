@@ -47,6 +47,20 @@ pub trait Manager {
     /// A session started.
     #[zbus(signal)]
     fn session_started(&self, server_id: String, trigger: String) -> zbus::Result<()>;
+    /// An alert was queued through the API.
+    #[zbus(signal)]
+    fn alert_queued(&self, server_id: String, alert_type: String) -> zbus::Result<()>;
+    /// A server took queued alerts.
+    #[zbus(signal)]
+    fn alerts_delivered(&self, server_id: String, count: u32) -> zbus::Result<()>;
+    /// A notification was accepted.
+    #[zbus(signal)]
+    fn notification_accepted(
+        &self,
+        server_id: String,
+        trigger: String,
+        via: String,
+    ) -> zbus::Result<()>;
     /// A session finished.
     #[zbus(signal)]
     fn session_finished(

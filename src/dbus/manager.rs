@@ -245,6 +245,7 @@ impl Manager {
         alert_json: &str,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Error> {
         authorize(conn, &header, Action::QueueAlert).await?;
         self.account(server_id)?;
@@ -255,6 +256,7 @@ impl Manager {
                 "an alert needs an AlertType, and a DataType when it has Data".into(),
             ));
         }
+        let alert_type = alert.alert_type.clone();
         let alert = serde_json::to_value(&alert).map_err(|e| Error::Failed(e.to_string()))?;
         self.shared
             .prepared
@@ -264,6 +266,7 @@ impl Manager {
                 server_id: server_id.to_owned(),
                 item: OutItem::Alert { alert, to: None },
             })])?;
+        signal_failed(Self::alert_queued(&emitter, server_id, &alert_type).await);
         self.shared.scheduler.request(
             Some(server_id),
             Request {
@@ -282,6 +285,7 @@ impl Manager {
         package: Vec<u8>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<String, Error> {
         authorize(conn, &header, Action::InjectNotification).await?;
         let prepared = &self.shared.prepared;
@@ -293,6 +297,8 @@ impl Manager {
         let trigger = Trigger::ServerInitiated {
             notification_id: a.notification_id,
         };
+        let name = crate::session::trigger_name(trigger);
+        signal_failed(Self::notification_accepted(&emitter, &a.server_id, &name, "dbus").await);
         self.shared.scheduler.request(
             Some(&a.server_id),
             Request {
@@ -363,6 +369,7 @@ impl Manager {
         status: u32,
         alert_json: &str,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Error> {
         let store = &self.shared.prepared.store;
         let pending = store
@@ -388,6 +395,7 @@ impl Manager {
             a
         };
         finish_exec(&self.shared, &pending, status, &alert)?;
+        signal_failed(Self::alert_queued(&emitter, &pending.server_id, &alert.alert_type).await);
         tracing::info!(server = %pending.server_id, node = %pending.client_uri, status, "asynchronous EXEC result queued");
         Ok(())
     }
@@ -418,6 +426,33 @@ impl Manager {
         trigger: &str,
     ) -> zbus::Result<()>;
 
+    /// A Generic Alert was queued for a server through this API (QueueAlert, ExecResult):
+    /// the server and the alert's type.
+    #[zbus(signal)]
+    pub async fn alert_queued(
+        emitter: &SignalEmitter<'_>,
+        server_id: &str,
+        alert_type: &str,
+    ) -> zbus::Result<()>;
+
+    /// A server took queued alerts in a session: how many.
+    #[zbus(signal)]
+    pub async fn alerts_delivered(
+        emitter: &SignalEmitter<'_>,
+        server_id: &str,
+        count: u32,
+    ) -> zbus::Result<()>;
+
+    /// A DM Notification was accepted and asks for a session: the server, the trigger
+    /// the session will have (`notification:<id>`), and how it came (`udp`, `dbus`).
+    #[zbus(signal)]
+    pub async fn notification_accepted(
+        emitter: &SignalEmitter<'_>,
+        server_id: &str,
+        trigger: &str,
+        via: &str,
+    ) -> zbus::Result<()>;
+
     /// A session finished: its history id, server, outcome (`ended`, `aborted`), and why.
     #[zbus(signal)]
     pub async fn session_finished(
@@ -427,4 +462,11 @@ impl Manager {
         outcome: &str,
         detail: &str,
     ) -> zbus::Result<()>;
+}
+
+/// A signal that could not be sent is logged: what it tells has happened regardless.
+pub(super) fn signal_failed(sent: zbus::Result<()>) {
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot send a D-Bus signal");
+    }
 }

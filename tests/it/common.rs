@@ -410,9 +410,8 @@ impl Drop for Reaped {
     }
 }
 
-/// An `omadmctl agent` on the bus (as `uid` when given), with its stdout lines; it has
-/// registered when this returns.
-pub fn ctl_agent(
+/// A long-running `omadmctl` on the bus (as `uid` when given), with its stdout lines.
+pub fn ctl_lines(
     bus: &str,
     uid: Option<u32>,
     args: &[&str],
@@ -420,8 +419,7 @@ pub fn ctl_agent(
     use std::io::BufRead as _;
     use std::os::unix::process::CommandExt as _;
     let mut cmd = std::process::Command::new(OMADMCTL);
-    cmd.arg("agent")
-        .args(args)
+    cmd.args(args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped());
@@ -436,7 +434,20 @@ pub fn ctl_agent(
             let _ = tx.send(line);
         }
     });
+    (Reaped(child), rx)
+}
+
+/// An `omadmctl agent` on the bus (as `uid` when given), with its stdout lines; it has
+/// registered when this returns.
+pub fn ctl_agent(
+    bus: &str,
+    uid: Option<u32>,
+    args: &[&str],
+) -> (Reaped, std::sync::mpsc::Receiver<String>) {
+    let mut all = vec!["agent"];
+    all.extend_from_slice(args);
+    let (child, rx) = ctl_lines(bus, uid, &all);
     let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert!(first.contains("agent registered"), "{first}");
-    (Reaped(child), rx)
+    (child, rx)
 }

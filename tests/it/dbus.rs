@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{OMADMCTL, PrivateBus, Root, TestServer, ctl_agent, omadmctl};
+use crate::common::{OMADMCTL, PrivateBus, Root, TestServer, ctl_agent, ctl_lines, omadmctl};
 
 #[test]
 fn omadmctl_drives_the_daemon() {
@@ -864,4 +864,152 @@ fn a_missing_mo_is_fetched_from_its_default_on_request() {
     );
     let (code, out, _) = omadmctl(&bus.address, &["status"]);
     assert_eq!(code, 0, "{out}");
+}
+
+/// `omadmctl monitor --json` prints the daemon's events as they happen, one JSON line
+/// each: an alert queued and then delivered by the session it asked for, notifications
+/// accepted over D-Bus and over UDP, a SHOW agent coming and going, the daemon stopping.
+#[test]
+fn monitor_shows_what_the_daemon_does_as_it_happens() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, end, end, end, end]}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write(
+        "etc/omadmd/config.d/50-notify.toml",
+        "[notifications]\nlisten = \"127.0.0.1:0\"\nmin-interval-secs = 0\n",
+    );
+    let mut d = root.start_on_bus(&bus.address);
+    let udp_at = d.notification_address();
+    d.wait_for("session ended", 30);
+    let (_monitor, lines) = ctl_lines(&bus.address, None, &["--json", "monitor"]);
+    let (_human, human) = ctl_lines(&bus.address, None, &["monitor"]);
+    let next = |want: &str| -> serde_json::Value {
+        loop {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no {want} event"));
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(v["time"].as_i64().is_some_and(|t| t > 1_700_000_000), "{v}");
+            assert_ne!(
+                v["server_id"], "spoofed",
+                "a signal from another peer shown"
+            );
+            if v["event"] == want {
+                return v;
+            }
+        }
+    };
+    next("daemon-running");
+
+    let (code, _, err) = omadmctl(
+        &bus.address,
+        &[
+            "alert",
+            "send",
+            "--server",
+            "demo-server",
+            "--type",
+            "urn:x:at:mon",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let queued = next("alert-queued");
+    assert_eq!(
+        (&queued["server_id"], &queued["alert_type"]),
+        (&json!("demo-server"), &json!("urn:x:at:mon"))
+    );
+    assert_eq!(next("session-started")["trigger"], "client");
+    assert_eq!(next("alerts-delivered")["count"], 1);
+    let finished = next("session-finished");
+    assert_eq!(
+        (&finished["server_id"], &finished["outcome"]),
+        (&json!("demo-server"), &json!("ended"))
+    );
+
+    // Over D-Bus and over UDP.
+    let secret = root.write("secret.b64", "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0\n");
+    let secret = secret.to_str().unwrap();
+    let notify = |id: &str, out: Option<&str>| {
+        let mut args = vec![
+            "notify",
+            "--server",
+            "demo-server",
+            "--notification-id",
+            id,
+            "--secret-file",
+            secret,
+            "--auth-data",
+            "ZGVtby1hdXRoLWRhdGE=",
+        ];
+        if let Some(o) = out {
+            args.extend(["--out", o]);
+        }
+        let (code, _, err) = omadmctl(&bus.address, &args);
+        assert_eq!(code, 0, "{err}");
+    };
+    notify("41", None);
+    let by_bus = next("notification-accepted");
+    assert_eq!(
+        (&by_bus["trigger"], &by_bus["via"]),
+        (&json!("notification:41"), &json!("dbus"))
+    );
+    let file = root.path("n42.bin");
+    notify("42", Some(file.to_str().unwrap()));
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(&std::fs::read(&file).unwrap(), &udp_at)
+        .unwrap();
+    let by_udp = next("notification-accepted");
+    assert_eq!(
+        (&by_udp["trigger"], &by_udp["via"]),
+        (&json!("notification:42"), &json!("udp"))
+    );
+
+    // Anyone on the bus may send a signal with the daemon's path: not shown.
+    let spoof = Command::new("dbus-send")
+        .args([
+            &format!("--bus={}", bus.address),
+            "--type=signal",
+            "/org/omadm/Client1",
+            "org.omadm.Client1.Manager.SessionStarted",
+            "string:spoofed",
+            "string:client",
+        ])
+        .status()
+        .unwrap();
+    assert!(spoof.success());
+
+    // A SHOW agent comes and goes.
+    let agent = ctl_agent(&bus.address, None, &[]);
+    assert_eq!(next("agents")["count"], 1);
+    drop(agent);
+    assert_eq!(next("agents")["count"], 0);
+
+    d.terminate();
+    next("daemon-absent");
+    // The same for people: a clock and a sentence per line.
+    let mut said = Vec::new();
+    while let Ok(line) = human.recv_timeout(std::time::Duration::from_secs(5)) {
+        let done = line.ends_with("omadmd stopped; waiting for it");
+        said.push(line);
+        if done {
+            break;
+        }
+    }
+    for want in [
+        "omadmd is running; monitoring",
+        "alert urn:x:at:mon queued for demo-server",
+        "1 queued alert(s) delivered to demo-server",
+        "with demo-server ended",
+        "notification from demo-server accepted over udp (notification:42)",
+        "1 SHOW agent(s) registered",
+        "omadmd stopped; waiting for it",
+    ] {
+        assert!(
+            said.iter()
+                .any(|l| l.ends_with(want) && l.as_bytes()[8] == b'Z'),
+            "{want:?} not in {said:#?}"
+        );
+    }
 }
