@@ -97,6 +97,7 @@ fn main() {
     wait_for(&lines, "session ended");
     std::thread::sleep(settle);
     let after_first = common::rss_kib(&pid.to_string());
+    let anon_first = common::anon_kib(&pid.to_string());
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     let session = |n: usize| {
         let bytes = omadmd::notify::compose(&omadmd::notify::Compose {
@@ -117,6 +118,7 @@ fn main() {
     }
     std::thread::sleep(settle);
     let after_all = common::rss_kib(&pid.to_string());
+    let anon_all = common::anon_kib(&pid.to_string());
     // The large MO, in and out: the peak (VmHWM, reset before each) above the idle
     // daemon, and the daemon idle again after.
     let mut large = Vec::new();
@@ -126,7 +128,13 @@ fn main() {
         session(n);
         let peak = common::hwm_kib(&pid.to_string());
         std::thread::sleep(settle);
-        large.push((what, before, peak, common::rss_kib(&pid.to_string())));
+        large.push((
+            what,
+            before,
+            peak,
+            common::rss_kib(&pid.to_string()),
+            common::anon_kib(&pid.to_string()),
+        ));
     }
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
@@ -139,12 +147,14 @@ fn main() {
         settle.as_secs()
     );
     println!(
-        "  after start-up and its first session {}",
-        mib(after_first)
+        "  after start-up and its first session {}   (of which heap and stacks {})",
+        mib(after_first),
+        mib(anon_first).trim()
     );
     println!(
-        "  after {sessions} more sessions            {}",
-        mib(after_all)
+        "  after {sessions} more sessions            {}   (of which heap and stacks {})",
+        mib(after_all),
+        mib(anon_all).trim()
     );
     println!(
         "  growth                               {:>+6.1} MiB   (target: under 10 MiB, not growing)",
@@ -155,12 +165,13 @@ fn main() {
         "one MO of {leaves} leaves, a {} document:",
         mib(doc_kib).trim()
     );
-    for (what, before, peak, after) in large {
+    for (what, before, peak, after, anon) in large {
         println!(
-            "  {what:<4} peak {} above idle ({:.1}x the document), idle after {}",
+            "  {what:<4} peak {} above idle ({:.1}x the document), idle after {} (heap and stacks {})",
             mib(peak.saturating_sub(before)),
             peak.saturating_sub(before) as f64 / doc_kib.max(1) as f64,
-            mib(after)
+            mib(after),
+            mib(anon).trim()
         );
     }
     println!("  (target: peak within about 3x the document above idle; idle after under 10 MiB)");

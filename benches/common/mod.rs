@@ -67,6 +67,12 @@ pub fn rss_kib(pid: &str) -> u64 {
     status_kib(pid, "VmRSS:")
 }
 
+/// `RssAnon` of a process (its heap and stacks, what it allocated), in KiB; the rest of
+/// `VmRSS` is file-backed (code, shared libraries) and shared memory.
+pub fn anon_kib(pid: &str) -> u64 {
+    status_kib(pid, "RssAnon:")
+}
+
 /// `VmHWM` (peak resident, since start or the last reset through `clear_refs`) of a
 /// process, in KiB.
 pub fn hwm_kib(pid: &str) -> u64 {

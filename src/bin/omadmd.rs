@@ -14,6 +14,8 @@ const EXIT_NEEDS_ADMIN: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread starts (one allocator arena for all of them).
+    omadmd::memory::tune_allocator();
     let daemon_mode = matches!(cli.command, None | Some(Command::Run));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
