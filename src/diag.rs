@@ -109,13 +109,9 @@ pub fn history(settings: &Settings, limit: u32, json: bool) -> anyhow::Result<St
 pub fn check_bootstrap(
     settings: &Settings,
 ) -> anyhow::Result<(String, Option<crate::config::ConfigError>)> {
-    use crate::mo::bootstrap::{self, BootstrapLimits, Outcome};
+    use crate::mo::bootstrap::{self, Outcome};
     let registry = crate::daemon::load_registry(settings);
-    let limits = BootstrapLimits {
-        max_file_bytes: settings.limits.max_package_bytes,
-        max_value_bytes: settings.limits.max_node_value_bytes,
-        max_nodes: settings.limits.max_nodes_per_document,
-    };
+    let limits = settings.bootstrap_limits();
     // The daemon's database read-only when there is one; else a scratch one, removed after.
     let scratch = std::env::temp_dir().join(format!("omadmd-check-{}.db", std::process::id()));
     let existing = settings.database();

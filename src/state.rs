@@ -17,4 +17,7 @@ pub struct Prepared {
     /// The accounts in memory and the spacing of notification-triggered sessions, shared
     /// by the UDP listener and D-Bus.
     pub gate: crate::notify::Gate,
+    /// The bootstrap files refused at the last start or reload: (file name, why), shown by
+    /// `omadmctl status` (D-Bus `BootstrapRefused`).
+    pub bootstrap_refused: std::sync::Mutex<Vec<(String, String)>>,
 }

@@ -16,6 +16,9 @@ _omadmctl() {
             ",$1")
                 cmd="omadmctl"
                 ;;
+            omadmctl,account)
+                cmd="omadmctl__subcmd__account"
+                ;;
             omadmctl,accounts)
                 cmd="omadmctl__subcmd__accounts"
                 ;;
@@ -37,6 +40,9 @@ _omadmctl() {
             omadmctl,notify)
                 cmd="omadmctl__subcmd__notify"
                 ;;
+            omadmctl,reload)
+                cmd="omadmctl__subcmd__reload"
+                ;;
             omadmctl,session)
                 cmd="omadmctl__subcmd__session"
                 ;;
@@ -45,6 +51,36 @@ _omadmctl() {
                 ;;
             omadmctl,tree)
                 cmd="omadmctl__subcmd__tree"
+                ;;
+            omadmctl__subcmd__account,add)
+                cmd="omadmctl__subcmd__account__subcmd__add"
+                ;;
+            omadmctl__subcmd__account,help)
+                cmd="omadmctl__subcmd__account__subcmd__help"
+                ;;
+            omadmctl__subcmd__account,list)
+                cmd="omadmctl__subcmd__account__subcmd__list"
+                ;;
+            omadmctl__subcmd__account,remove)
+                cmd="omadmctl__subcmd__account__subcmd__remove"
+                ;;
+            omadmctl__subcmd__account,show)
+                cmd="omadmctl__subcmd__account__subcmd__show"
+                ;;
+            omadmctl__subcmd__account__subcmd__help,add)
+                cmd="omadmctl__subcmd__account__subcmd__help__subcmd__add"
+                ;;
+            omadmctl__subcmd__account__subcmd__help,help)
+                cmd="omadmctl__subcmd__account__subcmd__help__subcmd__help"
+                ;;
+            omadmctl__subcmd__account__subcmd__help,list)
+                cmd="omadmctl__subcmd__account__subcmd__help__subcmd__list"
+                ;;
+            omadmctl__subcmd__account__subcmd__help,remove)
+                cmd="omadmctl__subcmd__account__subcmd__help__subcmd__remove"
+                ;;
+            omadmctl__subcmd__account__subcmd__help,show)
+                cmd="omadmctl__subcmd__account__subcmd__help__subcmd__show"
                 ;;
             omadmctl__subcmd__alert,help)
                 cmd="omadmctl__subcmd__alert__subcmd__help"
@@ -57,6 +93,9 @@ _omadmctl() {
                 ;;
             omadmctl__subcmd__alert__subcmd__help,send)
                 cmd="omadmctl__subcmd__alert__subcmd__help__subcmd__send"
+                ;;
+            omadmctl__subcmd__help,account)
+                cmd="omadmctl__subcmd__help__subcmd__account"
                 ;;
             omadmctl__subcmd__help,accounts)
                 cmd="omadmctl__subcmd__help__subcmd__accounts"
@@ -79,6 +118,9 @@ _omadmctl() {
             omadmctl__subcmd__help,notify)
                 cmd="omadmctl__subcmd__help__subcmd__notify"
                 ;;
+            omadmctl__subcmd__help,reload)
+                cmd="omadmctl__subcmd__help__subcmd__reload"
+                ;;
             omadmctl__subcmd__help,session)
                 cmd="omadmctl__subcmd__help__subcmd__session"
                 ;;
@@ -87,6 +129,18 @@ _omadmctl() {
                 ;;
             omadmctl__subcmd__help,tree)
                 cmd="omadmctl__subcmd__help__subcmd__tree"
+                ;;
+            omadmctl__subcmd__help__subcmd__account,add)
+                cmd="omadmctl__subcmd__help__subcmd__account__subcmd__add"
+                ;;
+            omadmctl__subcmd__help__subcmd__account,list)
+                cmd="omadmctl__subcmd__help__subcmd__account__subcmd__list"
+                ;;
+            omadmctl__subcmd__help__subcmd__account,remove)
+                cmd="omadmctl__subcmd__help__subcmd__account__subcmd__remove"
+                ;;
+            omadmctl__subcmd__help__subcmd__account,show)
+                cmd="omadmctl__subcmd__help__subcmd__account__subcmd__show"
                 ;;
             omadmctl__subcmd__help__subcmd__alert,send)
                 cmd="omadmctl__subcmd__help__subcmd__alert__subcmd__send"
@@ -146,8 +200,162 @@ _omadmctl() {
 
     case "${cmd}" in
         omadmctl)
-            opts="-h -V --json --help --version status accounts history session tree alert agent notify monitor help"
+            opts="-h -V --json --help --version status accounts account history session tree alert agent notify reload monitor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account)
+            opts="-h --json --help list show add remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__add)
+            opts="-h --dry-run --replace --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__help)
+            opts="list show add remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__list)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__remove)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__account__subcmd__show)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -278,8 +486,78 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__help)
-            opts="status accounts history session tree alert agent notify monitor help"
+            opts="status accounts account history session tree alert agent notify reload monitor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__account)
+            opts="list show add remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__account__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__account__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__account__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__account__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -390,6 +668,20 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__help__subcmd__notify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__reload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -564,6 +856,20 @@ _omadmctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__reload)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

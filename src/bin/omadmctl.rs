@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_util::StreamExt as _;
-use omadmd::cli::ctl::{AlertCmd, Cli, Cmd, NotifyArgs, SessionCmd, TreeCmd};
+use omadmd::cli::ctl::{AccountCmd, AlertCmd, Cli, Cmd, NotifyArgs, SessionCmd, TreeCmd};
 use omadmd::dbus::client::{ManagerProxy, TreeProxy};
 use serde_json::json;
 
@@ -165,6 +165,80 @@ fn account_line(a: &omadmd::dbus::AccountState) -> String {
         parts.push(format!("owes a session ({why})"));
     }
     parts.join("; ")
+}
+
+/// One account as `account list --json` and `account show --json` print it.
+fn account_json(a: &omadmd::dbus::AccountState) -> serde_json::Value {
+    json!({"server_id": a.server_id, "name": a.name, "url": a.url,
+        "queued": a.queued, "owed": a.owed, "last_session": a.last_session,
+        "last_trigger": a.last_trigger, "last_outcome": a.last_outcome,
+        "last_ended": a.last_ended, "last_detail": a.last_detail})
+}
+
+/// `omadmctl account add`: the file is read here (the caller's rights, not the daemon's)
+/// and handed over whole.
+async fn add_account(
+    manager: &ManagerProxy<'_>,
+    file: &std::path::Path,
+    dry_run: bool,
+    replace: bool,
+    json_out: bool,
+) -> zbus::Result<u8> {
+    let document = match std::fs::read(file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("omadmctl: cannot read {}: {e}", file.display());
+            return Ok(2);
+        }
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "account.json".into());
+    let c = manager
+        .add_account(&name, &document, dry_run, replace)
+        .await?;
+    if json_out {
+        omadmd::outln!(
+            "{}",
+            json!({"outcome": c.outcome, "servers": c.servers, "replaced": c.replaced, "instances": c.instances})
+        );
+        return Ok(0);
+    }
+    let servers = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    match c.outcome.as_str() {
+        "unchanged" => omadmd::outln!("{name} was added before with this content; nothing to do"),
+        outcome => {
+            let verb = if outcome == "would-apply" {
+                "would provision"
+            } else {
+                "provisioned"
+            };
+            omadmd::outln!(
+                "{name} {verb} account(s) for: {}; instances: {}",
+                servers(&c.servers),
+                c.instances.join(", ")
+            );
+            if !c.replaced.is_empty() {
+                omadmd::outln!(
+                    "  replacing the existing account(s) of: {}",
+                    c.replaced.join(", ")
+                );
+            }
+            if outcome == "applied" && !c.servers.is_empty() {
+                omadmd::outln!(
+                    "  a session with BootstrapComplete starts now (omadmctl monitor follows it)"
+                );
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn when(secs: i64) -> String {
@@ -375,6 +449,9 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             server: Some(s), ..
         }) => vec![s.as_str()],
         Cmd::Alert(AlertCmd::Send { server, .. }) => vec![server.as_str()],
+        Cmd::Account(AccountCmd::Show { server } | AccountCmd::Remove { server }) => {
+            vec![server.as_str()]
+        }
         _ => vec![],
     } {
         if let Some(why) = unknown_server(&manager, server).await? {
@@ -384,6 +461,37 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
     }
     match cli.command {
         Cmd::Monitor => return monitor(&conn, cli.json).await,
+        Cmd::Reload => {
+            let r = manager.reload().await?;
+            if cli.json {
+                omadmd::outln!(
+                    "{}",
+                    json!({"files": r.files, "applied": r.applied, "servers": r.servers,
+                        "refused": r.refused.iter().map(|(f, why)| json!({"file": f, "error": why})).collect::<Vec<_>>(),
+                        "restart_needed": r.restart_needed})
+                );
+            } else {
+                omadmd::outln!("configuration reloaded from {} file(s)", r.files.len());
+                if r.applied.is_empty() {
+                    omadmd::outln!("bootstrap: nothing new");
+                } else {
+                    omadmd::outln!(
+                        "bootstrap: applied {}; a session with BootstrapComplete follows for: {}",
+                        r.applied.join(", "),
+                        r.servers.join(", ")
+                    );
+                }
+                for (file, why) in &r.refused {
+                    omadmd::outln!("bootstrap file {file} refused (nothing of it applied): {why}");
+                }
+                if !r.restart_needed.is_empty() {
+                    omadmd::outln!(
+                        "changed, and taking effect after 'systemctl restart omadmd': {}",
+                        r.restart_needed.join(", ")
+                    );
+                }
+            }
+        }
         Cmd::Status => {
             let (version, state, active) = (
                 manager.version().await?,
@@ -391,6 +499,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 manager.active_server().await?,
             );
             let accounts = manager.accounts().await?.len();
+            let refused = manager.bootstrap_refused().await?;
             let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn)
                 .await?
                 .agent_count()
@@ -398,7 +507,8 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             if cli.json {
                 omadmd::outln!(
                     "{}",
-                    json!({"version": version, "state": state, "active_server": active, "accounts": accounts, "agents": agents})
+                    json!({"version": version, "state": state, "active_server": active, "accounts": accounts, "agents": agents,
+                        "bootstrap_refused": refused.iter().map(|(f, why)| json!({"file": f, "error": why})).collect::<Vec<_>>()})
                 );
             } else {
                 let doing = if active.is_empty() {
@@ -409,23 +519,44 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 omadmd::outln!(
                     "omadmd {version}: {doing}; {accounts} account(s); {agents} SHOW agent(s)"
                 );
+                for (file, why) in &refused {
+                    omadmd::outln!("bootstrap file {file} refused (nothing of it applied): {why}");
+                }
             }
         }
-        Cmd::Accounts => {
+        Cmd::Account(AccountCmd::Show { server }) => {
+            let a = manager.account_state(&server).await?;
+            if cli.json {
+                omadmd::outln!("{}", account_json(&a));
+            } else {
+                omadmd::outln!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
+                omadmd::outln!("{:<20} {}", "", account_line(&a));
+            }
+        }
+        Cmd::Account(AccountCmd::Add {
+            file,
+            dry_run,
+            replace,
+        }) => return add_account(&manager, &file, dry_run, replace, cli.json).await,
+        Cmd::Account(AccountCmd::Remove { server }) => {
+            let gone = manager.remove_account(&server).await?;
+            if cli.json {
+                omadmd::outln!("{}", json!({"server_id": server, "removed": gone}));
+            } else {
+                omadmd::outln!(
+                    "removed the account of {server} and {} instance(s): {}",
+                    gone.len(),
+                    gone.join(", ")
+                );
+            }
+        }
+        Cmd::Accounts | Cmd::Account(AccountCmd::List) => {
             let mut states = Vec::new();
             for id in manager.accounts().await?.into_iter().map(|a| a.server_id) {
                 states.push(manager.account_state(&id).await?);
             }
             if cli.json {
-                let list: Vec<_> = states
-                    .iter()
-                    .map(|a| {
-                        json!({"server_id": a.server_id, "name": a.name, "url": a.url,
-                            "queued": a.queued, "owed": a.owed, "last_session": a.last_session,
-                            "last_trigger": a.last_trigger, "last_outcome": a.last_outcome,
-                            "last_ended": a.last_ended, "last_detail": a.last_detail})
-                    })
-                    .collect();
+                let list: Vec<_> = states.iter().map(account_json).collect();
                 omadmd::outln!("{}", json!(list));
             } else if states.is_empty() {
                 omadmd::outln!("no DM accounts (provision one in /etc/omadmd/bootstrap.d)");

@@ -63,7 +63,8 @@ fn exit_status(e: &anyhow::Error) -> u8 {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = config::load(&cli.sources())?;
+    let sources = cli.sources();
+    let settings = config::load(&sources)?;
     let target = match cli.command {
         None | Some(Command::Run) => Target::Auto,
         Some(_) => Target::Stderr,
@@ -86,7 +87,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(async {
                 let shutdown = daemon::termination()?;
-                daemon::run(settings, shutdown).await
+                let hangups = daemon::hangups()?;
+                daemon::run(sources, settings, shutdown, hangups).await
             })
         }
         Some(Command::CheckConfig) => {

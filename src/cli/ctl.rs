@@ -32,8 +32,8 @@ Environment:
   DBUS_SYSTEM_BUS_ADDRESS   talk to omadmd on another bus than the system bus
 
 Authorization: the polkit actions are org.omadm.Client1.start-session, .queue-alert,
-.inject-notification, .register-handler and .register-agent
-(/usr/share/polkit-1/actions/org.omadm.Client1.policy). Without polkit only root may
+.inject-notification, .register-handler, .register-agent, .request-configuration,
+.manage-accounts and .reload (/usr/share/polkit-1/actions/org.omadm.Client1.policy). Without polkit only root may
 change anything.
 
 See also: omadmd(8), omadmd.toml(5), pkttyagent(1).";
@@ -43,8 +43,11 @@ See also: omadmd(8), omadmd.toml(5), pkttyagent(1).";
 pub enum Cmd {
     /// The daemon's state and version.
     Status,
-    /// The DM accounts.
+    /// The DM accounts (the same as `account list`).
     Accounts,
+    /// Add, remove and look at DM accounts without restarting the daemon.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Recent DM sessions, newest first.
     History {
         /// How many.
@@ -72,10 +75,47 @@ pub enum Cmd {
     /// Hand the daemon a DM Notification, as another transport (an SMS bridge) would: one
     /// from a file, or one made up here for a server to test the wake-up path.
     Notify(NotifyArgs),
+    /// Make the daemon read its configuration and /etc/omadmd/bootstrap.d again (as
+    /// `systemctl reload omadmd` does): new and changed bootstrap files are applied, and
+    /// what changed is said, with the settings that need a restart.
+    Reload,
     /// Print what the daemon does as it happens, one line each (JSON lines with --json):
     /// sessions starting and finishing, alerts queued and delivered, notifications
     /// accepted, SHOW agents coming and going, the daemon itself. Runs until interrupted.
     Monitor,
+}
+
+/// `omadmctl account`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Every account, with its last session, queue and owed session.
+    List,
+    /// One account and where it stands.
+    Show {
+        /// The server's id (SrvID).
+        server: String,
+    },
+    /// Provision accounts from a bootstrap file (the format of /etc/omadmd/bootstrap.d,
+    /// docs/bootstrap.md), applied at once as a bootstrap: each account is owed a session
+    /// with BootstrapComplete, which starts right away.
+    Add {
+        /// The bootstrap file (application/dmmo+json).
+        file: PathBuf,
+        /// Check it and say what it would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-bootstrap: replace the account of a server that has one already (by default
+        /// only the file name that provisioned it may change it).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove a server's account and what only it owned (the MO instances it created,
+    /// its queued alerts, subscriptions and registrations), in one transaction. Its
+    /// session history stays.
+    Remove {
+        /// The server's id (SrvID).
+        server: String,
+    },
 }
 
 /// `omadmctl notify`: a file, or `--server` and what to sign with.

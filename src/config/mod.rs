@@ -236,6 +236,15 @@ pub struct Log {
 }
 
 impl Settings {
+    /// The bounds on a bootstrap document, from `[limits]`.
+    pub fn bootstrap_limits(&self) -> crate::mo::bootstrap::BootstrapLimits {
+        crate::mo::bootstrap::BootstrapLimits {
+            max_file_bytes: self.limits.max_package_bytes,
+            max_value_bytes: self.limits.max_node_value_bytes,
+            max_nodes: self.limits.max_nodes_per_document,
+        }
+    }
+
     /// The database file.
     pub fn database(&self) -> PathBuf {
         self.paths.state_dir.join(DATABASE_NAME)

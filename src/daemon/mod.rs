@@ -4,6 +4,7 @@
 //! `events.rs` telling bus peers) until told to stop.
 
 mod events;
+mod reload;
 mod schedule;
 mod sessions;
 mod startup;
@@ -29,8 +30,14 @@ use sessions::{HttpClients, Runner};
 pub use crate::state::Prepared;
 pub use startup::{load_registry, prepare};
 
-/// Runs the daemon until `shutdown` completes.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// Runs the daemon until `shutdown` completes; `sources` are where `settings` came from,
+/// read again on a reload (each of `hangups`, or D-Bus `Reload`).
+pub async fn run(
+    sources: crate::config::Sources,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+    hangups: tokio::signal::unix::Signal,
+) -> anyhow::Result<()> {
     // First, while no other thread runs: systemd's socket, if it passed one.
     let listener = match settings.notifications.listen {
         None => None,
@@ -62,6 +69,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let status = Arc::new(std::sync::Mutex::new(("idle".to_owned(), String::new())));
     let peers = dbus::peers::Peers::default();
     let (configurer, configure_requests) = dbus::Configurer::channel();
+    let (reloads, reload_requests) = tokio::sync::mpsc::unbounded_channel();
     // READY comes after the bus name is owned: serve first.
     let bus = if settings.dbus.enabled {
         let shared = dbus::Shared {
@@ -72,6 +80,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             peers: peers.clone(),
             allow_http_show: settings.sessions.allow_http_show,
             configure: configurer,
+            bootstrap_limits: settings.bootstrap_limits(),
+            reloads,
         };
         let conn = dbus::serve(None, shared).await.with_context(|| {
             format!(
@@ -183,6 +193,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         }
         None => tokio::spawn(std::future::pending()),
     };
+    let reloader = reload::Reloader {
+        sources: &sources,
+        running: &settings,
+        prepared: &prepared,
+        scheduler: &handle,
+    };
     tokio::pin!(shutdown);
     // Neither loop ever ends on its own: if one does (a defect, a panic), the daemon can no
     // longer be managed, so it exits non-zero and systemd restarts it (Restart=on-failure).
@@ -200,6 +216,13 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         }
         () = relay_accepted(&events, &handle, accepted_rx) => {
             anyhow::bail!("the notification signals stopped; exiting so that it restarts");
+        }
+        () = reload_on_request(
+            &reloader,
+            reload_requests,
+            hangups,
+        ) => {
+            anyhow::bail!("the reload requests stopped; exiting so that it restarts");
         }
         () = configure_on_request(&runner, configure_requests) => {
             anyhow::bail!("the configuration requests stopped; exiting so that it restarts");
@@ -225,6 +248,37 @@ async fn relay_accepted(
     while let Some((server, request)) = accepted.recv().await {
         events.notification_accepted(&server, request.trigger).await;
         handle.request(Some(&server), request);
+    }
+    std::future::pending().await
+}
+
+/// Reloads on each D-Bus request (answering it) and each SIGHUP (telling systemd, which
+/// shows the unit reloading meanwhile); never ends.
+async fn reload_on_request(
+    reloader: &reload::Reloader<'_>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<dbus::ReloadRequest>,
+    mut hangups: tokio::signal::unix::Signal,
+) {
+    loop {
+        tokio::select! {
+            Some(reply) = requests.recv() => {
+                // The caller may have given up; nothing to do then.
+                let _ = reply.send(reloader.reload());
+            }
+            Some(()) = hangups.recv() => {
+                tracing::info!("SIGHUP received: reloading");
+                let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+                    .map(|t| i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1000)
+                    .unwrap_or(0);
+                notify_systemd(&[
+                    sd_notify::NotifyState::Reloading,
+                    sd_notify::NotifyState::MonotonicUsec(now),
+                ]);
+                let _ = reloader.reload();
+                notify_systemd(&[sd_notify::NotifyState::Ready]);
+            }
+            else => break,
+        }
     }
     std::future::pending().await
 }
@@ -273,6 +327,12 @@ fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::warn!(error = %e, "sd_notify failed");
     }
+}
+
+/// Installs the SIGHUP handler now (SIGHUP would end the process until then) and returns
+/// its stream: each one asks for a reload.
+pub fn hangups() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
 }
 
 /// Installs SIGTERM and SIGINT handlers now (so a signal arriving at any later moment is

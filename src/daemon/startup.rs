@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use crate::config::Settings;
 use crate::host::Host;
 use crate::mo::Registry;
-use crate::mo::bootstrap::{self, BootstrapLimits, Outcome};
+use crate::mo::bootstrap::{self, Outcome};
 use crate::mo::standard::{self, DevInfoValues};
 use crate::state::Prepared;
 use crate::tree::Journal as _;
@@ -59,26 +59,7 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
     }
     standard::refresh_sessioninfo(&store, &registry, &host)?;
 
-    let limits = BootstrapLimits {
-        max_file_bytes: settings.limits.max_package_bytes,
-        max_value_bytes: settings.limits.max_node_value_bytes,
-        max_nodes: settings.limits.max_nodes_per_document,
-    };
-    let report = bootstrap::apply_dir(&store, &registry, &settings.paths.bootstrap_dir, limits);
-    for (path, outcome) in &report.done {
-        match outcome {
-            Outcome::Applied { instances, servers } => {
-                let instances: Vec<String> = instances.iter().map(ToString::to_string).collect();
-                tracing::info!(file = %path.display(), instances = ?instances, servers = ?servers, "bootstrap applied");
-            }
-            Outcome::Unchanged => {
-                tracing::debug!(file = %path.display(), "bootstrap already applied")
-            }
-        }
-    }
-    for (path, error) in &report.failed {
-        tracing::error!(file = %path.display(), error = %error, "bootstrap file refused; nothing of it was applied");
-    }
+    let refused = apply_bootstrap(&store, &registry, settings).refused;
     for owed in store.owed_sessions()? {
         tracing::info!(server = %owed.server_id, reason = owed.reason.as_str(), "session owed to server");
     }
@@ -94,5 +75,50 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
         gate: crate::notify::Gate::new(Duration::from_secs(
             settings.notifications.min_interval_secs,
         )),
+        bootstrap_refused: std::sync::Mutex::new(refused),
     })
+}
+
+/// What applying `bootstrap.d` did, for a reload's answer.
+#[derive(Debug, Default)]
+pub struct BootstrapRun {
+    /// Files applied now: (file name, SrvIDs owed a BootstrapComplete session).
+    pub applied: Vec<(String, Vec<String>)>,
+    /// Files refused: (file name, why).
+    pub refused: Vec<(String, String)>,
+}
+
+/// Applies the files of `bootstrap.d` (each once per content, each one transaction) and
+/// logs what each did.
+pub fn apply_bootstrap(
+    store: &SqliteStore,
+    registry: &Registry,
+    settings: &Settings,
+) -> BootstrapRun {
+    let limits = settings.bootstrap_limits();
+    let report = bootstrap::apply_dir(store, registry, &settings.paths.bootstrap_dir, limits);
+    let name = |p: &Path| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let mut run = BootstrapRun::default();
+    for (path, outcome) in &report.done {
+        match outcome {
+            Outcome::Applied { instances, servers } => {
+                let instances: Vec<String> = instances.iter().map(ToString::to_string).collect();
+                tracing::info!(file = %path.display(), instances = ?instances, servers = ?servers, "bootstrap applied");
+                run.applied.push((name(path), servers.clone()));
+            }
+            Outcome::Unchanged => {
+                tracing::debug!(file = %path.display(), "bootstrap already applied")
+            }
+        }
+    }
+    for (path, error) in &report.failed {
+        tracing::error!(file = %path.display(), error = %error, "bootstrap file refused; nothing of it was applied");
+        run.refused.push((name(path), error.to_string()));
+    }
+    run
 }

@@ -20,6 +20,24 @@ pub trait Manager {
     fn accounts(&self) -> zbus::Result<Vec<AccountRow>>;
     /// Where one account stands.
     fn account_state(&self, server_id: &str) -> zbus::Result<AccountState>;
+    /// Provisions accounts from a bootstrap document.
+    #[zbus(allow_interactive_auth)]
+    fn add_account(
+        &self,
+        name: &str,
+        document: &[u8],
+        dry_run: bool,
+        replace: bool,
+    ) -> zbus::Result<crate::dbus::AccountChange>;
+    /// Removes a server's account; the instances deleted.
+    #[zbus(allow_interactive_auth)]
+    fn remove_account(&self, server_id: &str) -> zbus::Result<Vec<String>>;
+    /// Re-reads the configuration and bootstrap files.
+    #[zbus(allow_interactive_auth)]
+    fn reload(&self) -> zbus::Result<crate::dbus::ReloadReport>;
+    /// The bootstrap files refused at the last start or reload: (file, why).
+    #[zbus(property)]
+    fn bootstrap_refused(&self) -> zbus::Result<Vec<(String, String)>>;
     /// Recent sessions.
     fn history(&self, limit: u32) -> zbus::Result<Vec<HistoryRow>>;
     /// Queues a Generic Alert.

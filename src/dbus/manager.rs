@@ -77,6 +77,41 @@ pub struct AccountState {
     pub last_detail: Option<String>,
 }
 
+/// What `AddAccount` did or would do, sent as `a{sv}` with kebab-case keys.
+#[derive(
+    Debug, Default, Clone, PartialEq, zbus::SerializeDict, zbus::DeserializeDict, zbus::Type,
+)]
+#[zbus(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct AccountChange {
+    /// `applied`, `unchanged` (this content was applied before), or `would-apply` (a dry
+    /// run).
+    pub outcome: String,
+    /// The SrvIDs of the accounts it provisions (each owed a BootstrapComplete session).
+    pub servers: Vec<String>,
+    /// Of those, the ones that had an account already, which it replaces.
+    pub replaced: Vec<String>,
+    /// The instances it writes (`MOID/MIID`).
+    pub instances: Vec<String>,
+}
+
+/// What `Reload` did, sent as `a{sv}` with kebab-case keys.
+#[derive(
+    Debug, Default, Clone, PartialEq, zbus::SerializeDict, zbus::DeserializeDict, zbus::Type,
+)]
+#[zbus(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct ReloadReport {
+    /// The configuration files read, in the order applied.
+    pub files: Vec<String>,
+    /// The bootstrap files applied now (new, or changed since they were applied).
+    pub applied: Vec<String>,
+    /// The servers those provisioned, each owed a BootstrapComplete session (asked for).
+    pub servers: Vec<String>,
+    /// The bootstrap files refused: (file name, why).
+    pub refused: Vec<(String, String)>,
+    /// The settings (`section.key`) whose new values take effect only after a restart.
+    pub restart_needed: Vec<String>,
+}
+
 /// Ends a pending EXEC with its `status` and result alert: queued durably for the EXEC's
 /// ServerURI in the same transaction that forgets the EXEC, and a session asked for to
 /// deliver it.
@@ -213,6 +248,130 @@ impl Manager {
             last_ended: last.as_ref().and_then(|s| s.ended_at),
             last_detail: last.and_then(|s| s.detail),
         })
+    }
+
+    /// Provisions accounts from a bootstrap document (docs/bootstrap.md's format), applied
+    /// as a factory bootstrap in one transaction; each account it provisions is owed a
+    /// session with BootstrapComplete, asked for at once. `name` names the document
+    /// (recorded as `added:<name>`): the same name with other content re-bootstraps what
+    /// it provisioned before. A server that has an account from elsewhere is refused
+    /// unless `replace`. With `dry_run` nothing is written: the answer says what would be.
+    async fn add_account(
+        &self,
+        name: &str,
+        document: Vec<u8>,
+        dry_run: bool,
+        replace: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<AccountChange, Error> {
+        use crate::mo::bootstrap::{self, Outcome, Replace};
+        authorize(conn, &header, Action::ManageAccounts).await?;
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+            return Err(Error::InvalidArgument(
+                "the document's name must be a file name (no '/')".into(),
+            ));
+        }
+        let p = &self.shared.prepared;
+        let source = format!("added:{name}");
+        let replace = if replace {
+            Replace::Any
+        } else {
+            Replace::OwnOnly
+        };
+        let limits = self.shared.bootstrap_limits;
+        let refused = |e: bootstrap::BootstrapError| match e {
+            bootstrap::BootstrapError::Store(e) => Error::from(e),
+            e => Error::InvalidArgument(format!("{name}: {e}")),
+        };
+        let (ops, outcome) =
+            bootstrap::plan(&p.store, &p.registry, &source, &document, limits, replace)
+                .map_err(refused)?;
+        let mut change = AccountChange {
+            outcome: "unchanged".into(),
+            ..AccountChange::default()
+        };
+        if let Outcome::Applied { instances, servers } = outcome {
+            for s in &servers {
+                if crate::mo::account::find(&p.store, s)?.is_some() {
+                    change.replaced.push(s.clone());
+                }
+            }
+            change.instances = instances.iter().map(ToString::to_string).collect();
+            change.servers = servers;
+            change.outcome = if dry_run { "would-apply" } else { "applied" }.into();
+        }
+        if dry_run || ops.is_empty() {
+            return Ok(change);
+        }
+        p.store.apply(&ops)?;
+        tracing::info!(source = %source, servers = ?change.servers, replaced = ?change.replaced,
+            instances = ?change.instances, "account(s) added over D-Bus");
+        for s in &change.servers {
+            self.shared.scheduler.request(
+                Some(s),
+                Request {
+                    trigger: Trigger::BootstrapComplete,
+                    req_mos: false,
+                },
+            );
+        }
+        Ok(change)
+    }
+
+    /// Removes a server's account and what only it owned, in one transaction: the DMAcc
+    /// instance(s) with its SrvID, the MO instances the server created, its queued alerts,
+    /// subscriptions, DEFAULT registrations, owed sessions and pending EXECs. Its session
+    /// history stays. Returns the instances deleted (`MOID/MIID`).
+    async fn remove_account(
+        &self,
+        server_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<String>, Error> {
+        authorize(conn, &header, Action::ManageAccounts).await?;
+        let store = &self.shared.prepared.store;
+        let Some((ops, gone)) = crate::mo::account::removal(store, server_id)? else {
+            return Err(Error::NotFound(format!(
+                "no DM account for server {server_id:?}"
+            )));
+        };
+        store.apply(&ops)?;
+        let gone: Vec<String> = gone.iter().map(ToString::to_string).collect();
+        tracing::info!(server = %server_id, instances = ?gone, "account removed over D-Bus");
+        Ok(gone)
+    }
+
+    /// Reads the configuration and `bootstrap.d` again (as SIGHUP and `systemctl reload`
+    /// do): new or changed bootstrap files are applied, and the answer says what changed
+    /// and which changed settings need a restart. `InvalidArgument` with the file, line and
+    /// key when the configuration is not usable; the daemon then runs on unchanged.
+    async fn reload(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<ReloadReport, Error> {
+        authorize(conn, &header, Action::Reload).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .reloads
+            .send(tx)
+            .map_err(|_| Error::Failed("the daemon is stopping".into()))?;
+        rx.await
+            .map_err(|_| Error::Failed("the daemon is stopping".into()))?
+            .map_err(Error::InvalidArgument)
+    }
+
+    /// The bootstrap files refused at the last start or reload: (file name, why). A
+    /// refused file changed nothing; fix it and reload.
+    #[zbus(property)]
+    fn bootstrap_refused(&self) -> Vec<(String, String)> {
+        self.shared
+            .prepared
+            .bootstrap_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The most recent sessions, newest first.

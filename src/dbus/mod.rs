@@ -18,7 +18,7 @@ use zbus::message::Header;
 use crate::tree::Journal as _;
 
 pub use agents::AgentManager;
-pub use manager::{AccountRow, AccountState, HistoryRow, Manager};
+pub use manager::{AccountChange, AccountRow, AccountState, HistoryRow, Manager, ReloadReport};
 pub use polkit::{Action, Caller, authorize, authorize_caller};
 pub use tree::{Configuration, ConfigureRequest, Configurer, Tree};
 
@@ -71,7 +71,15 @@ pub struct Shared {
     pub allow_http_show: bool,
     /// Where configuration requests go (the daemon runs them with the engine).
     pub configure: tree::Configurer,
+    /// The bounds on a bootstrap document (`AddAccount`).
+    pub bootstrap_limits: crate::mo::bootstrap::BootstrapLimits,
+    /// Where reload requests go (the daemon reloads and answers).
+    pub reloads: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
 }
+
+/// A reload request: where the answer goes (the report, or why the configuration was
+/// refused).
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<ReloadReport, String>>;
 
 impl Shared {
     /// The current (state, active server).

@@ -22,6 +22,10 @@ pub enum Action {
     RegisterAgent,
     /// Have a missing MO fetched from its DEFAULT (TS §5.3.10).
     RequestConfiguration,
+    /// Add or remove a DM account.
+    ManageAccounts,
+    /// Re-read the configuration and the bootstrap files.
+    Reload,
 }
 
 impl Action {
@@ -34,6 +38,8 @@ impl Action {
             Action::RegisterHandler => "org.omadm.Client1.register-handler",
             Action::RegisterAgent => "org.omadm.Client1.register-agent",
             Action::RequestConfiguration => "org.omadm.Client1.request-configuration",
+            Action::ManageAccounts => "org.omadm.Client1.manage-accounts",
+            Action::Reload => "org.omadm.Client1.reload",
         }
     }
 
@@ -46,6 +52,8 @@ impl Action {
             Action::RegisterHandler => "registering an EXEC handler",
             Action::RegisterAgent => "registering a SHOW agent",
             Action::RequestConfiguration => "asking for a management object's configuration",
+            Action::ManageAccounts => "adding or removing a DM account",
+            Action::Reload => "reloading the configuration",
         }
     }
 
@@ -165,6 +173,8 @@ mod tests {
             Action::RegisterHandler,
             Action::RegisterAgent,
             Action::RequestConfiguration,
+            Action::ManageAccounts,
+            Action::Reload,
         ] {
             assert!(
                 policy.contains(&format!("<action id=\"{}\">", a.id())),
@@ -173,7 +183,7 @@ mod tests {
             );
             assert_eq!(a.open_without_polkit(), a == Action::RegisterAgent);
         }
-        assert_eq!(policy.matches("<action id=").count(), 6);
+        assert_eq!(policy.matches("<action id=").count(), 8);
     }
 
     #[test]

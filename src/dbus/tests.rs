@@ -39,6 +39,7 @@ async fn peer() -> Peer {
         registry,
         host: crate::host::Host::default(),
         gate: crate::notify::Gate::new(std::time::Duration::ZERO),
+        bootstrap_refused: Default::default(),
     });
     let (handle, _requests) = crate::scheduler::channel();
     let shared = Shared {
@@ -52,6 +53,8 @@ async fn peer() -> Peer {
         peers: peers::Peers::default(),
         allow_http_show: false,
         configure: super::Configurer::channel().0,
+        bootstrap_limits: limits,
+        reloads: tokio::sync::mpsc::unbounded_channel().0,
     };
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let guid = zbus::Guid::generate();

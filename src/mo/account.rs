@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::DMACC;
-use crate::tree::{InstanceKey, StoreError, TreeStore, Value};
+use crate::tree::{InstanceKey, StoreError, TreeOp, TreeStore, Value};
 
 /// Notification credentials (`Auth/Noti`, TS §12.2): the digest's server-secret and
 /// auth-data.
@@ -220,6 +220,43 @@ pub fn load(store: &dyn TreeStore, server_id: &str) -> Result<Option<Account>, S
     }
 }
 
+/// A removal: the batch that does it, and the instances it deletes.
+pub type Removal = (Vec<TreeOp>, Vec<InstanceKey>);
+
+/// What removing a server's account deletes, as one batch: every DMAcc instance carrying
+/// its SrvID, every other instance the server created (`creator serverid:<id>`), and
+/// what the journal holds for it ([`TreeOp::ForgetServer`]); its session history stays.
+/// Also the instances deleted, for the caller to report. `None` when the server has no
+/// account.
+pub fn removal(store: &dyn TreeStore, server_id: &str) -> Result<Option<Removal>, StoreError> {
+    let mut gone: Vec<InstanceKey> = with_ids(store)?
+        .into_iter()
+        .filter(|(_, id, _)| id == server_id)
+        .map(|(k, _, _)| k)
+        .collect();
+    if gone.is_empty() {
+        return Ok(None);
+    }
+    let own = format!("serverid:{server_id}");
+    for inst in store.instances(None)? {
+        let key = InstanceKey::new(inst.moid, inst.miid);
+        if inst.creator == own && !gone.contains(&key) {
+            gone.push(key);
+        }
+    }
+    let mut ops: Vec<TreeOp> = gone
+        .iter()
+        .map(|key| TreeOp::DeleteSubtree {
+            key: key.clone(),
+            path: String::new(),
+        })
+        .collect();
+    ops.push(TreeOp::ForgetServer {
+        server_id: server_id.to_owned(),
+    });
+    Ok(Some((ops, gone)))
+}
+
 /// Every account, one per SrvID, in MIID order.
 pub fn all(store: &dyn TreeStore) -> Result<Vec<Account>, StoreError> {
     let mut groups: Vec<(String, Vec<(InstanceKey, String)>)> = Vec::new();
@@ -359,6 +396,80 @@ mod tests {
         assert_eq!(load(&s, "nobody").unwrap(), None);
         let ids: Vec<String> = all(&s).unwrap().into_iter().map(|a| a.server_id).collect();
         assert_eq!(ids, ["dms2", "dms1"], "MIID order");
+    }
+
+    #[test]
+    fn removing_an_account_takes_what_only_its_server_owned() {
+        use crate::tree::{
+            AccessType, Journal as _, Node, NodeProps, OutItem, Outgoing, OwedReason, Scope,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let root = || Node {
+            path: String::new(),
+            props: NodeProps::interior(AccessType::ALL, Scope::Dynamic),
+            value: None,
+        };
+        let thing = |miid: &str, creator: &str| TreeOp::PutInstance {
+            key: InstanceKey::new("urn:x:thing:1.0", miid),
+            ddf_url: None,
+            creator: creator.into(),
+            nodes: vec![root()],
+        };
+        let alert = |server: &str| {
+            TreeOp::Enqueue(Outgoing {
+                id: 0,
+                server_id: server.into(),
+                item: OutItem::Alert {
+                    alert: json!({"AlertType": "urn:x:at"}),
+                    to: None,
+                },
+            })
+        };
+        s.apply(&[
+            thing("mine", "serverid:dms1"),
+            thing("theirs", "serverid:dms2"),
+            thing("local", "local"),
+            alert("dms1"),
+            alert("dms2"),
+        ])
+        .unwrap();
+        let (ops, gone) = removal(&s, "dms1").unwrap().unwrap();
+        assert_eq!(
+            gone,
+            [
+                InstanceKey::new(DMACC, "b"),
+                InstanceKey::new("urn:x:thing:1.0", "mine")
+            ]
+        );
+        s.apply(&ops).unwrap();
+        assert_eq!(load(&s, "dms1").unwrap(), None);
+        let left: Vec<String> = s
+            .instances(None)
+            .unwrap()
+            .into_iter()
+            .map(|i| format!("{}/{}", i.moid, i.miid))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "urn:oma:mo:oma-dm-dmacc:1.2/a",
+                "urn:x:thing:1.0/local",
+                "urn:x:thing:1.0/theirs"
+            ]
+        );
+        assert!(s.outbox("dms1").unwrap().is_empty());
+        assert_eq!(s.outbox("dms2").unwrap().len(), 1);
+        let owed: Vec<(String, OwedReason)> = s
+            .owed_sessions()
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.server_id, o.reason))
+            .collect();
+        assert_eq!(owed, [("dms2".to_owned(), OwedReason::BootstrapComplete)]);
+        assert_eq!(s.account_source("dms1").unwrap(), None);
+        assert_eq!(s.account_source("dms2").unwrap().as_deref(), Some("b"));
+        assert!(removal(&s, "dms1").unwrap().is_none(), "gone is gone");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Factory bootstrap (TS §8): `application/dmmo+json` files applied like an HGET without a
 //! ClientURI. Each file is one transaction; a file is applied again only when its content
 //! changes; an applied file that provisions a DM account owes that server a session with
-//! the `BootstrapComplete` alert.
+//! the `BootstrapComplete` alert. A server's account is re-bootstrapped only by the source
+//! that provisioned it, or on purpose (`replace`): docs/bootstrap.md.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,20 @@ pub enum BootstrapError {
     NoServerId {
         /// Item index.
         item: usize,
+    },
+    /// The server already has an account that another source provisioned (or a server
+    /// made), and the document was not given as a re-bootstrap.
+    #[error(
+        "item {item}: server {server_id:?} already has a DM account{}; a re-bootstrap must say so: change the file that provisioned it, or run `omadmctl account add --replace FILE`",
+        .by.as_deref().map(|b| format!(" (provisioned by {b})")).unwrap_or_default()
+    )]
+    AccountExists {
+        /// Item index.
+        item: usize,
+        /// The SrvID.
+        server_id: String,
+        /// The source that provisioned the account, when recorded.
+        by: Option<String>,
     },
     /// Two items address the same instance.
     #[error("item {item}: instance {key} is provisioned twice")]
@@ -194,7 +209,28 @@ pub fn apply_document(
     bytes: &[u8],
     limits: BootstrapLimits,
 ) -> Result<Outcome, BootstrapError> {
-    let (ops, outcome) = plan_document(store, reg, source, bytes, limits)?;
+    apply(store, reg, source, bytes, limits, Replace::OwnOnly)
+}
+
+/// Whose accounts a bootstrap document may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Only those its own source provisioned (a file that changed re-bootstraps).
+    OwnOnly,
+    /// Any (a re-bootstrap the administrator asked for).
+    Any,
+}
+
+/// Applies one bootstrap document named `source`, replacing accounts as `replace` allows.
+pub fn apply(
+    store: &dyn TreeStore,
+    reg: &Registry,
+    source: &str,
+    bytes: &[u8],
+    limits: BootstrapLimits,
+    replace: Replace,
+) -> Result<Outcome, BootstrapError> {
+    let (ops, outcome) = plan(store, reg, source, bytes, limits, replace)?;
     if !ops.is_empty() {
         store.apply(&ops)?;
     }
@@ -210,6 +246,18 @@ pub fn plan_document(
     source: &str,
     bytes: &[u8],
     limits: BootstrapLimits,
+) -> Result<(Vec<TreeOp>, Outcome), BootstrapError> {
+    plan(store, reg, source, bytes, limits, Replace::OwnOnly)
+}
+
+/// [`plan_document`], replacing accounts as `replace` allows.
+pub fn plan(
+    store: &dyn TreeStore,
+    reg: &Registry,
+    source: &str,
+    bytes: &[u8],
+    limits: BootstrapLimits,
+    replace: Replace,
 ) -> Result<(Vec<TreeOp>, Outcome), BootstrapError> {
     let digest = hex::encode(Sha256::digest(bytes));
     if store.bootstrap_digest(source)?.as_deref() == Some(digest.as_str()) {
@@ -227,6 +275,9 @@ pub fn plan_document(
     let mut servers = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let (key, server) = plan_item(store, reg, i, item, limits, &mut ops)?;
+        if let Some(server_id) = &server {
+            may_replace(store, source, i, server_id, replace)?;
+        }
         if instances.contains(&key) {
             return Err(BootstrapError::Duplicate { item: i, key });
         }
@@ -238,12 +289,41 @@ pub fn plan_document(
             server_id: server_id.clone(),
             reason: OwedReason::BootstrapComplete,
         });
+        ops.push(TreeOp::SetAccountSource {
+            server_id: server_id.clone(),
+            source: source.to_owned(),
+        });
     }
     ops.push(TreeOp::RecordBootstrap {
         source: source.to_owned(),
         sha256: digest,
     });
     Ok((ops, Outcome::Applied { instances, servers }))
+}
+
+/// Whether a document from `source` may provision `server_id`: always when the server
+/// has no account yet; else when `source` provisioned it (the same file, changed), when
+/// no source is recorded but `source` was applied before (accounts from before the
+/// record existed), or when a re-bootstrap was asked for.
+fn may_replace(
+    store: &dyn TreeStore,
+    source: &str,
+    item: usize,
+    server_id: &str,
+    replace: Replace,
+) -> Result<(), BootstrapError> {
+    if replace == Replace::Any || super::account::find(store, server_id)?.is_none() {
+        return Ok(());
+    }
+    match store.account_source(server_id)? {
+        Some(by) if by == source => Ok(()),
+        None if store.bootstrap_digest(source)?.is_some() => Ok(()),
+        by => Err(BootstrapError::AccountExists {
+            item,
+            server_id: server_id.to_owned(),
+            by,
+        }),
+    }
 }
 
 /// Splits a bootstrap item's ClientURI into MOID and optional MIID. Bootstrap data must

@@ -14,6 +14,8 @@
 //! - v6: `pending_exec` (EXECs a handler accepted and will answer later).
 //! - v7: triggers keeping DMAcc `SrvID` unique across instances (TS §12.2: "unique
 //!   within the client"), so no write, whoever makes it, can give two accounts one server.
+//! - v8: `account_source` (which bootstrap source last provisioned each server's account:
+//!   a bootstrap file changes its own accounts, another one must say it replaces them).
 
 use rusqlite::Transaction;
 
@@ -130,6 +132,11 @@ const STEPS: &[&str] = &[
                   WHERE i.moid = 'urn:oma:mo:oma-dm-dmacc:1.2' AND i.id <> NEW.instance_id
                     AND n.value = NEW.value)
      BEGIN SELECT RAISE(ABORT, 'SrvID is already used by another DM account'); END;",
+    // v8
+    "CREATE TABLE account_source (
+        server_id TEXT PRIMARY KEY,
+        source    TEXT NOT NULL
+     ) STRICT;",
 ];
 
 /// The schema version this build writes.

@@ -339,6 +339,21 @@ pub enum TreeOp {
         /// SHA-256 of its content, hex.
         sha256: String,
     },
+    /// Bookkeeping that lands with a bootstrap: which source provisioned a server's
+    /// account (replacing what was recorded).
+    SetAccountSource {
+        /// The server's SrvID.
+        server_id: String,
+        /// The bootstrap source (a file name, or what `AddAccount` was given).
+        source: String,
+    },
+    /// Forgets everything the journal holds for a server whose account is removed: its
+    /// outbox, subscriptions, DEFAULT registrations, owed sessions, seen NOTIFICATION-IDs,
+    /// pending EXECs and the source of its account. Its session history stays.
+    ForgetServer {
+        /// The server's SrvID.
+        server_id: String,
+    },
     /// Queues something for a server (a Generic Alert, a subscription delivery) until the
     /// server has taken it.
     Enqueue(Outgoing),
@@ -470,6 +485,9 @@ pub trait Tree: fmt::Debug + Send + Sync {
 pub trait Journal: fmt::Debug + Send + Sync {
     /// The digest recorded for a bootstrap source, if it was applied.
     fn bootstrap_digest(&self, source: &str) -> Result<Option<String>, StoreError>;
+    /// The bootstrap source that last provisioned a server's account, if one is recorded
+    /// (accounts provisioned before schema v8, or by a server, have none).
+    fn account_source(&self, server_id: &str) -> Result<Option<String>, StoreError>;
     /// Sessions owed to servers, oldest first.
     fn owed_sessions(&self) -> Result<Vec<OwedSession>, StoreError>;
     /// What waits for a server, oldest first.

@@ -451,3 +451,17 @@ pub fn ctl_agent(
     assert!(first.contains("agent registered"), "{first}");
     (child, rx)
 }
+
+/// A bootstrap document provisioning one DM account: server `id` at `{base}/dm`, named
+/// "The `id`", with rights on DevInfo.
+pub fn dmacc(id: &str, base: &str) -> serde_json::Value {
+    serde_json::json!([{
+        "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//",
+        "MOData": { id: {
+            "SrvID": id,
+            "SrvURI": format!("{base}/dm"),
+            "Name": format!("The {id}"),
+            "Perm": { "devinfo": { "MOID": "urn:oma:mo:oma-dm-devinfo:1.2" } }
+        }}
+    }])
+}

@@ -6,7 +6,21 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{OMADMCTL, PrivateBus, Root, TestServer, ctl_agent, ctl_lines, omadmctl};
+use crate::common::{
+    Daemon, OMADMCTL, PrivateBus, Root, TestServer, ctl_agent, ctl_lines, dmacc, omadmctl,
+};
+
+/// The demo server's account against a test server with `sessions` sessions that each
+/// just end, on a private bus, once the daemon's BootstrapComplete session ended.
+fn demo_up(sessions: usize) -> (TestServer, PrivateBus, Root, Daemon) {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": vec![end; sessions]}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    (server, bus, root, d)
+}
 
 #[test]
 fn omadmctl_drives_the_daemon() {
@@ -1012,4 +1026,182 @@ fn monitor_shows_what_the_daemon_does_as_it_happens() {
             "{want:?} not in {said:#?}"
         );
     }
+}
+
+/// Accounts come and go without a restart: `omadmctl account add` checks a bootstrap file
+/// (`--dry-run` changes nothing), applies it and the new server gets its BootstrapComplete
+/// session at once; a file that names a server provisioned elsewhere is refused, saying by
+/// what; `account remove` deletes the account; unknown IDs are listed, exit 2.
+#[test]
+fn accounts_are_added_and_removed_without_a_restart() {
+    let (server, bus, root, mut d) = demo_up(3);
+    let account = |id: &str| dmacc(id, &server.base).to_string();
+    let second = root.write("second.json", &account("second-server"));
+    let second = second.to_str().unwrap();
+    let ids = || -> Vec<String> {
+        let (code, out, err) = omadmctl(&bus.address, &["--json", "account", "list"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["server_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (code, out, err) = omadmctl(
+        &bus.address,
+        &["--json", "account", "add", "--dry-run", second],
+    );
+    assert_eq!(code, 0, "{err}");
+    let said: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        said,
+        json!({"outcome": "would-apply", "servers": ["second-server"], "replaced": [],
+            "instances": ["urn:oma:mo:oma-dm-dmacc:1.2/second-server"]})
+    );
+    assert_eq!(ids(), ["demo-server"], "a dry run changes nothing");
+
+    let (code, out, err) = omadmctl(&bus.address, &["account", "add", second]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("second.json provisioned account(s) for: second-server"),
+        "{out}"
+    );
+    d.wait_for("session ended", 30);
+    let (code, out, err) = omadmctl(
+        &bus.address,
+        &["--json", "account", "show", "second-server"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&shown["name"], &shown["owed"], &shown["last_trigger"]),
+        (
+            &json!("The second-server"),
+            &json!(null),
+            &json!("bootstrap")
+        ),
+        "the BootstrapComplete session ran: {shown}"
+    );
+    let bootstrap_complete = server
+        .of_kind("package1")
+        .iter()
+        .filter(|p| p.to_string().contains("BootstrapComplete"))
+        .count();
+    assert_eq!(bootstrap_complete, 2, "one for each server");
+    // The same file again: nothing to do.
+    let (code, out, _) = omadmctl(&bus.address, &["account", "add", second]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to do"), "{out}");
+
+    // Another file may not take demo-server's account.
+    let evil = root.write("evil.json", &account("demo-server"));
+    let (code, _, err) = omadmctl(&bus.address, &["account", "add", evil.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "server \"demo-server\" already has a DM account (provisioned by 10-demo-server.json)"
+        ) && err.contains("--replace"),
+        "{err}"
+    );
+
+    let (code, out, err) = omadmctl(&bus.address, &["account", "remove", "second-server"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("removed the account of second-server and 1 instance(s)"),
+        "{out}"
+    );
+    assert_eq!(ids(), ["demo-server"]);
+    for args in [
+        ["account", "remove", "second-server"],
+        ["account", "show", "nope"],
+    ] {
+        let (code, _, err) = omadmctl(&bus.address, &args);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("demo-server"),
+            "the known IDs are listed: {err}"
+        );
+    }
+    d.terminate();
+}
+
+/// `omadmctl reload` (and SIGHUP) re-read the configuration and `bootstrap.d` without a
+/// restart: a new bootstrap file is applied and its server gets its session, a refused one
+/// is named (and shown by `omadmctl status` until fixed), changed settings are named as
+/// needing a restart, and a configuration that does not parse is refused with its file
+/// while the daemon serves on.
+#[test]
+fn reload_applies_new_bootstrap_files_and_says_what_needs_a_restart() {
+    let (server, bus, root, mut d) = demo_up(3);
+    let (_, out, _) = omadmctl(&bus.address, &["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["bootstrap_refused"], json!([]), "{status}");
+
+    let second = dmacc("second-server", &server.base);
+    root.write("etc/omadmd/bootstrap.d/20-second.json", &second.to_string());
+    root.write("etc/omadmd/bootstrap.d/30-bad.json", "[{\"ClientURI\": ");
+    root.write(
+        "etc/omadmd/config.d/60-poll.toml",
+        "[sessions]\npoll-interval-secs = 7200\n",
+    );
+    let (code, out, err) = omadmctl(&bus.address, &["--json", "reload"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["applied"], json!(["20-second.json"]), "{r}");
+    assert_eq!(r["servers"], json!(["second-server"]), "{r}");
+    assert_eq!(r["refused"][0]["file"], "30-bad.json", "{r}");
+    assert!(
+        r["refused"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not valid application/dmmo+json")),
+        "{r}"
+    );
+    assert_eq!(
+        r["restart_needed"],
+        json!(["sessions.poll-interval-secs"]),
+        "{r}"
+    );
+    assert!(
+        r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str().unwrap().ends_with("60-poll.toml")),
+        "{r}"
+    );
+    d.wait_for("session ended", 30);
+    let (_, out, _) = omadmctl(&bus.address, &["account", "show", "second-server"]);
+    assert!(
+        out.contains("ended"),
+        "the BootstrapComplete session ran: {out}"
+    );
+    let (_, out, _) = omadmctl(&bus.address, &["status"]);
+    assert!(
+        out.contains("bootstrap file 30-bad.json refused (nothing of it applied): not valid"),
+        "{out}"
+    );
+
+    // A configuration that does not parse: refused, naming the file; nothing changes.
+    let broken = root.write("etc/omadmd/config.d/70-broken.toml", "[sessions\n");
+    let (code, _, err) = omadmctl(&bus.address, &["reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("70-broken.toml"), "{err}");
+    let (code, _, _) = omadmctl(&bus.address, &["status"]);
+    assert_eq!(code, 0, "the daemon serves on");
+
+    // SIGHUP does the same; once the bad files are gone, status is clean again.
+    std::fs::remove_file(broken).unwrap();
+    std::fs::remove_file(root.path("etc/omadmd/bootstrap.d/30-bad.json")).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    d.wait_for("configuration reloaded", 30);
+    let (_, out, _) = omadmctl(&bus.address, &["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["bootstrap_refused"], json!([]), "{status}");
+    d.terminate();
 }

@@ -87,15 +87,7 @@ fn notify(to: &str) {
 
 /// Adds a bootstrap for a second server, `id` at `base`, beside the demo one.
 fn add_server(root: &Root, id: &str, base: &str) {
-    let boot = json!([{
-        "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//",
-        "MOData": { id: {
-            "SrvID": id,
-            "SrvURI": format!("{base}/dm"),
-            "Name": id,
-            "Perm": { "devinfo": { "MOID": "urn:oma:mo:oma-dm-devinfo:1.2" } }
-        }}
-    }]);
+    let boot = crate::common::dmacc(id, base);
     root.write(
         &format!("etc/omadmd/bootstrap.d/20-{id}.json"),
         &boot.to_string(),

@@ -156,6 +156,24 @@ fn polkit_decides_for_other_users_action_by_action() {
         "{}",
         stderr(&configure)
     );
+    // Accounts and reloads have actions of their own.
+    for (args, action) in [
+        (
+            &["account", "remove", "demo-server"][..],
+            "org.omadm.Client1.manage-accounts",
+        ),
+        (&["reload"][..], "org.omadm.Client1.reload"),
+    ] {
+        let refused = as_nobody(&bus.address, args);
+        assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains(&format!(
+                "needs authentication as an administrator ({action})"
+            )),
+            "{}",
+            stderr(&refused)
+        );
+    }
     // An agent needs an active local session, which `nobody` here has not.
     let agent = as_nobody(&bus.address, &["agent"]);
     assert_eq!(agent.status.code(), Some(4), "{}", stderr(&agent));

@@ -196,47 +196,150 @@ fn refusals() {
     assert!(err.contains("exceeds"), "{err}");
 }
 
-#[test]
-fn rebootstrapping_a_server_replaces_its_account() {
-    let (_dir, store, reg) = setup();
-    apply_document(
-        &store,
-        &reg,
-        "a.json",
-        json!([account("old", "dms1", "https://old")])
-            .to_string()
-            .as_bytes(),
+fn apply_json(
+    store: &SqliteStore,
+    reg: &Registry,
+    source: &str,
+    doc: &serde_json::Value,
+    replace: Replace,
+) -> Result<Outcome, BootstrapError> {
+    apply(
+        store,
+        reg,
+        source,
+        doc.to_string().as_bytes(),
         LIMITS,
+        replace,
     )
-    .unwrap();
-    apply_document(
-        &store,
-        &reg,
-        "b.json",
-        json!([account("other", "dms2", "https://two")])
-            .to_string()
-            .as_bytes(),
-        LIMITS,
-    )
-    .unwrap();
-    apply_document(
-        &store,
-        &reg,
-        "c.json",
-        json!([account("new", "dms1", "https://new")])
-            .to_string()
-            .as_bytes(),
-        LIMITS,
-    )
-    .unwrap();
-    let miids: Vec<String> = store
+}
+
+fn dmacc_miids(store: &SqliteStore) -> Vec<String> {
+    store
         .instances(Some(DMACC))
         .unwrap()
         .into_iter()
         .map(|i| i.miid)
-        .collect();
-    assert_eq!(miids, ["new", "other"]);
+        .collect()
+}
+
+#[test]
+fn rebootstrapping_a_server_replaces_its_account() {
+    let (_dir, store, reg) = setup();
+    let own = Replace::OwnOnly;
+    apply_json(
+        &store,
+        &reg,
+        "a.json",
+        &json!([account("old", "dms1", "https://old")]),
+        own,
+    )
+    .unwrap();
+    apply_json(
+        &store,
+        &reg,
+        "b.json",
+        &json!([account("other", "dms2", "https://two")]),
+        own,
+    )
+    .unwrap();
+    // The file that provisioned dms1, changed: a re-bootstrap, even under another name.
+    apply_json(
+        &store,
+        &reg,
+        "a.json",
+        &json!([account("new", "dms1", "https://new")]),
+        own,
+    )
+    .unwrap();
+    assert_eq!(dmacc_miids(&store), ["new", "other"]);
     assert_eq!(srv_uri(&store, "new").as_deref(), Some("https://new"));
+    assert_eq!(
+        store.account_source("dms1").unwrap().as_deref(),
+        Some("a.json")
+    );
+}
+
+#[test]
+fn another_source_may_not_take_a_servers_account_unless_told_to() {
+    let (_dir, store, reg) = setup();
+    let own = Replace::OwnOnly;
+    apply_json(
+        &store,
+        &reg,
+        "a.json",
+        &json!([account("acme", "dms1", "https://a")]),
+        own,
+    )
+    .unwrap();
+    // A second file naming the same SrvID: refused, naming who provisioned the account,
+    // and nothing of it applied (dms3 in the same file included).
+    let doc = json!([
+        account("x", "dms3", "https://x"),
+        account("evil", "dms1", "https://evil")
+    ]);
+    let err = apply_json(&store, &reg, "z.json", &doc, own).unwrap_err();
+    assert!(
+        matches!(&err, BootstrapError::AccountExists { item: 1, server_id, by: Some(by) }
+            if server_id == "dms1" && by == "a.json"),
+        "{err:?}"
+    );
+    let said = err.to_string();
+    assert!(
+        said.contains("provisioned by a.json") && said.contains("--replace"),
+        "{said}"
+    );
+    assert_eq!(dmacc_miids(&store), ["acme"]);
+    assert_eq!(store.bootstrap_digest("z.json").unwrap(), None);
+    // A dry run plans the same refusal.
+    assert!(plan_document(&store, &reg, "z.json", doc.to_string().as_bytes(), LIMITS).is_err());
+    // Told to: replaced, and the account now belongs to the new source.
+    apply_json(&store, &reg, "z.json", &doc, Replace::Any).unwrap();
+    assert_eq!(dmacc_miids(&store), ["evil", "x"]);
+    assert_eq!(
+        store.account_source("dms1").unwrap().as_deref(),
+        Some("z.json")
+    );
+    // Which the first file may no longer change.
+    let err = apply_json(
+        &store,
+        &reg,
+        "a.json",
+        &json!([account("acme", "dms1", "https://b")]),
+        own,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, BootstrapError::AccountExists { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn accounts_from_before_the_record_may_be_changed_by_a_file_applied_before() {
+    let (_dir, store, reg) = setup();
+    apply_json(
+        &store,
+        &reg,
+        "a.json",
+        &json!([account("acme", "dms1", "https://a")]),
+        Replace::OwnOnly,
+    )
+    .unwrap();
+    // As a database from before schema v8 has it: the file applied, no source recorded.
+    store
+        .apply(&[TreeOp::ForgetServer {
+            server_id: "dms1".into(),
+        }])
+        .unwrap();
+    assert_eq!(store.account_source("dms1").unwrap(), None);
+    let changed = json!([account("acme", "dms1", "https://changed")]);
+    let err = apply_json(&store, &reg, "new.json", &changed, Replace::OwnOnly).unwrap_err();
+    assert!(
+        matches!(err, BootstrapError::AccountExists { by: None, .. }),
+        "{err:?}"
+    );
+    apply_json(&store, &reg, "a.json", &changed, Replace::OwnOnly).unwrap();
+    assert_eq!(srv_uri(&store, "acme").as_deref(), Some("https://changed"));
 }
 
 #[test]

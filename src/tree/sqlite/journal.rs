@@ -13,6 +13,14 @@ impl Journal for SqliteStore {
             .optional()?)
     }
 
+    fn account_source(&self, server_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .read()?
+            .prepare_cached("SELECT source FROM account_source WHERE server_id = ?1")?
+            .query_row([server_id], |r| r.get(0))
+            .optional()?)
+    }
+
     fn outbox(&self, server_id: &str) -> Result<Vec<Outgoing>, StoreError> {
         self.read_outbox(server_id)
     }

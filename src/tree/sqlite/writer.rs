@@ -366,6 +366,31 @@ impl Writer<'_> {
                     .execute([token])?;
                 Ok(())
             }
+            TreeOp::SetAccountSource { server_id, source } => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO account_source (server_id, source) VALUES (?1, ?2)
+                         ON CONFLICT (server_id) DO UPDATE SET source = excluded.source",
+                    )?
+                    .execute(params![server_id, source])?;
+                Ok(())
+            }
+            TreeOp::ForgetServer { server_id } => {
+                for table in [
+                    "outbox",
+                    "subscription",
+                    "default_source",
+                    "owed_session",
+                    "seen_notification",
+                    "pending_exec",
+                    "account_source",
+                ] {
+                    self.tx
+                        .prepare_cached(&format!("DELETE FROM {table} WHERE server_id = ?1"))?
+                        .execute([server_id])?;
+                }
+                Ok(())
+            }
             TreeOp::ClearOwed { server_id, reason } => {
                 self.tx
                     .prepare_cached(

@@ -1,0 +1,137 @@
+//! Reloading on request (D-Bus `Manager.Reload`, SIGHUP, `systemctl reload`): the
+//! configuration is read again and checked, `bootstrap.d` applied again, and the answer
+//! says what changed. Settings are fixed for the life of the process (the runtime, the
+//! listener and the HTTP clients are built from them), so a changed setting is named as
+//! needing a restart, never half applied.
+
+use crate::config::{self, Settings, Sources};
+use crate::dbus::ReloadReport;
+use crate::scheduler::{self, Request};
+use crate::state::Prepared;
+
+/// What a reload reads from and acts on.
+pub(super) struct Reloader<'a> {
+    pub(super) sources: &'a Sources,
+    pub(super) running: &'a Settings,
+    pub(super) prepared: &'a Prepared,
+    pub(super) scheduler: &'a scheduler::Handle,
+}
+
+impl Reloader<'_> {
+    /// Reloads; an unusable configuration is refused with the reason (file, line, key)
+    /// and changes nothing, the daemon keeps the settings it runs with.
+    pub(super) fn reload(&self) -> Result<ReloadReport, String> {
+        let settings = match config::load(self.sources) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: the configuration is not usable; running on with the settings it has");
+                return Err(e.to_string());
+            }
+        };
+        let restart_needed = changed_keys(self.running, &settings);
+        // The bootstrap directory the daemon runs with: a new one is a restart's business.
+        let run = super::startup::apply_bootstrap(
+            &self.prepared.store,
+            &self.prepared.registry,
+            self.running,
+        );
+        *self
+            .prepared
+            .bootstrap_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = run.refused.clone();
+        let mut servers = Vec::new();
+        for (_, owed) in &run.applied {
+            for server in owed {
+                self.scheduler.request(
+                    Some(server),
+                    Request {
+                        trigger: crate::engine::Trigger::BootstrapComplete,
+                        req_mos: false,
+                    },
+                );
+                servers.push(server.clone());
+            }
+        }
+        let report = ReloadReport {
+            files: settings
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
+            applied: run.applied.into_iter().map(|(f, _)| f).collect(),
+            servers,
+            refused: run.refused,
+            restart_needed,
+        };
+        tracing::info!(applied = ?report.applied, refused = report.refused.len(),
+            restart_needed = ?report.restart_needed, "configuration reloaded");
+        Ok(report)
+    }
+}
+
+/// The settings (`section.key`) whose values differ between `old` and `new`.
+fn changed_keys(old: &Settings, new: &Settings) -> Vec<String> {
+    fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_owned(), other.clone())),
+        }
+    }
+    let pairs = |s: &Settings| {
+        let mut out = Vec::new();
+        flatten("", &serde_json::to_value(s).unwrap_or_default(), &mut out);
+        out
+    };
+    let (old, new) = (pairs(old), pairs(new));
+    let mut keys: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.iter().find(|(o, _)| o == k).map(|(_, ov)| ov) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(
+            old.iter()
+                .filter(|(k, _)| !new.iter().any(|(n, _)| n == k))
+                .map(|(k, _)| k.clone()),
+        )
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_settings_are_named_by_section_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = config::load(&Sources {
+            root: Some(dir.path().to_owned()),
+            ..Sources::default()
+        })
+        .unwrap();
+        let mut new = old.clone();
+        assert!(changed_keys(&old, &new).is_empty());
+        new.sessions.poll_interval_secs += 60;
+        new.log.level = "debug".into();
+        new.notifications.listen = Some("127.0.0.1:4711".parse().unwrap());
+        assert_eq!(
+            changed_keys(&old, &new),
+            [
+                "log.level",
+                "notifications.listen",
+                "sessions.poll-interval-secs"
+            ]
+        );
+    }
+}
