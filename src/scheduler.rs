@@ -177,6 +177,40 @@ impl Queue {
         delay.max(asked)
     }
 
+    /// Forgets a server's backoff (an administrator asked for a session), keeping its
+    /// count of failures for the next one and the server's own `Retry-After`.
+    pub fn forgive(&mut self, server: &str, now: Instant) {
+        if let Some((_, at)) = self.retry.get_mut(server) {
+            *at = now;
+        }
+    }
+
+    /// For each server with a request waiting: when it may run and why it waits, as
+    /// (instant, reason); at `now` when nothing holds it back.
+    pub fn outlook(&self, now: Instant) -> Vec<(String, Instant, String)> {
+        self.pending
+            .iter()
+            .map(|(s, r)| {
+                if self.running.contains(s) {
+                    return (s.clone(), now, "after the session running now".to_owned());
+                }
+                let retry = self.retry.get(s).filter(|(_, at)| *at > now);
+                let asked = self.not_before.get(s).filter(|at| **at > now);
+                let (at, why) = match (self.due(s, *r).flatten(), retry, asked) {
+                    (None, ..) => (now, "due now".to_owned()),
+                    (Some(at), _, Some(asked)) if at == *asked => {
+                        (at, "the server asked to wait (Retry-After)".to_owned())
+                    }
+                    (Some(at), Some((n, _)), _) => {
+                        (at, format!("retry {n} after failed attempts (backoff)"))
+                    }
+                    (Some(at), None, _) => (at, "due now".to_owned()),
+                };
+                (s.clone(), at.max(now), why)
+            })
+            .collect()
+    }
+
     /// Forgets a server's failures after a success.
     pub fn succeeded(&mut self, server: &str) {
         self.retry.remove(server);
@@ -206,22 +240,74 @@ pub fn poll_jitter(interval: Duration, seed: u64) -> Duration {
     (interval - Duration::from_millis(half_span)) + Duration::from_millis(offset)
 }
 
+/// A request as it travels to the scheduler loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// The server (`None`: every server).
+    pub server: Option<String>,
+    /// The request.
+    pub req: Request,
+    /// An administrator asked (`StartSession`): the backoff after failures is not waited
+    /// out. A server's own `Retry-After` still is: it said when it can take a session.
+    pub explicit: bool,
+}
+
 /// A handle other parts of the daemon use to ask for sessions.
 #[derive(Debug, Clone)]
 pub struct Handle {
-    tx: mpsc::UnboundedSender<(Option<String>, Request)>,
+    tx: mpsc::UnboundedSender<Ask>,
 }
 
 impl Handle {
     /// Asks for a session with one server (`None`: every server).
     pub fn request(&self, server: Option<&str>, req: Request) {
+        self.send(server, req, false);
+    }
+
+    /// Asks for a session on an administrator's behalf: it skips the backoff wait.
+    pub fn request_explicit(&self, server: Option<&str>, req: Request) {
+        self.send(server, req, true);
+    }
+
+    fn send(&self, server: Option<&str>, req: Request, explicit: bool) {
         // The receiver lives as long as the daemon; a send after shutdown is moot.
-        let _ = self.tx.send((server.map(str::to_owned), req));
+        let _ = self.tx.send(Ask {
+            server: server.map(str::to_owned),
+            req,
+            explicit,
+        });
+    }
+}
+
+/// When the next session with each server is due and why, as the scheduler loop last saw
+/// it; read by D-Bus (`AccountState`'s `next-attempt`, `next-reason`).
+#[derive(Debug, Clone, Default)]
+pub struct Outlook(std::sync::Arc<std::sync::Mutex<OutlookData>>);
+
+/// What an [`Outlook`] holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutlookData {
+    /// Per server with a request waiting: (when, seconds since the epoch; why).
+    pub waiting: BTreeMap<String, (i64, String)>,
+    /// The next poll of every server (seconds since the epoch), when polling is on.
+    pub poll: Option<(i64, String)>,
+}
+
+impl Outlook {
+    /// Replaces what it holds.
+    pub fn set(&self, data: OutlookData) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = data;
+    }
+
+    /// When the next session with `server` is due and why, if one is.
+    pub fn next(&self, server: &str) -> Option<(i64, String)> {
+        let d = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        d.waiting.get(server).or(d.poll.as_ref()).cloned()
     }
 }
 
 /// A new channel: the handle, and the receiving end for the scheduler loop.
-pub fn channel() -> (Handle, mpsc::UnboundedReceiver<(Option<String>, Request)>) {
+pub fn channel() -> (Handle, mpsc::UnboundedReceiver<Ask>) {
     let (tx, rx) = mpsc::unbounded_channel();
     (Handle { tx }, rx)
 }
@@ -334,6 +420,46 @@ mod tests {
         q.finished("a");
         q.finished("b");
         assert!(!q.is_running());
+    }
+
+    #[test]
+    fn an_administrator_skips_the_backoff_but_not_retry_after() {
+        let (base, cap) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let now = Instant::now();
+        let mut q = Queue::default();
+        q.push("a", CLIENT);
+        q.pop_ready(now).unwrap();
+        q.finished("a");
+        let delay = q.failed("a", CLIENT, now, base, cap);
+        assert!(q.pop_ready(now).is_none(), "held back by the backoff");
+        let seen = q.outlook(now);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].1 - now, seen[0].2.as_str()),
+            (delay, "retry 1 after failed attempts (backoff)")
+        );
+        q.forgive("a", now);
+        assert_eq!(q.outlook(now)[0].2, "due now");
+        assert_eq!(q.pop_ready(now).map(|(s, _)| s).as_deref(), Some("a"));
+        assert!(q.outlook(now).is_empty(), "nothing waits while it runs");
+        q.push("a", CLIENT);
+        assert_eq!(q.outlook(now)[0].2, "after the session running now");
+        q.pending.clear();
+        q.finished("a");
+        // The server's own word stands.
+        q.defer("a", now, Duration::from_secs(120), cap);
+        q.failed("a", CLIENT, now, base, cap);
+        q.forgive("a", now);
+        let seen = q.outlook(now);
+        assert_eq!(
+            (seen[0].1 - now, seen[0].2.as_str()),
+            (
+                Duration::from_secs(120),
+                "the server asked to wait (Retry-After)"
+            )
+        );
+        assert!(q.pop_ready(now).is_none());
+        assert!(q.pop_ready(now + Duration::from_secs(120)).is_some());
     }
 
     #[test]

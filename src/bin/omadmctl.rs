@@ -164,6 +164,12 @@ fn account_line(a: &omadmd::dbus::AccountState) -> String {
     if let Some(why) = &a.owed {
         parts.push(format!("owes a session ({why})"));
     }
+    if let (Some(at), Some(why)) = (a.next_attempt, &a.next_reason) {
+        parts.push(format!(
+            "next {}: {why}",
+            omadmd::cli::until(at, omadmd::cli::now_secs())
+        ));
+    }
     parts.join("; ")
 }
 
@@ -172,7 +178,8 @@ fn account_json(a: &omadmd::dbus::AccountState) -> serde_json::Value {
     json!({"server_id": a.server_id, "name": a.name, "url": a.url,
         "queued": a.queued, "owed": a.owed, "last_session": a.last_session,
         "last_trigger": a.last_trigger, "last_outcome": a.last_outcome,
-        "last_ended": a.last_ended, "last_detail": a.last_detail})
+        "last_ended": a.last_ended, "last_detail": a.last_detail,
+        "next_attempt": a.next_attempt, "next_reason": a.next_reason})
 }
 
 /// `omadmctl account add`: the file is read here (the caller's rights, not the daemon's)

@@ -188,8 +188,34 @@ pub fn ago(secs: i64, now: i64) -> String {
     }
 }
 
+/// When something will happen: "now", "in 42s", "in 3m", "in 2h", "in 5d".
+pub fn until(secs: i64, now: i64) -> String {
+    match secs.saturating_sub(now) {
+        d if d <= 0 => "now".into(),
+        d if d < 60 => format!("in {d}s"),
+        d if d < 3600 => format!("in {}m", d / 60),
+        d if d < 86_400 => format!("in {}h", d / 3600),
+        d => format!("in {}d", d / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn until_reads_like_a_person_would_say_it() {
+        let now = 1_000_000;
+        for (secs, want) in [
+            (now - 5, "now"),
+            (now, "now"),
+            (now + 59, "in 59s"),
+            (now + 60, "in 1m"),
+            (now + 7200, "in 2h"),
+            (now + 86_400 * 3, "in 3d"),
+        ] {
+            assert_eq!(super::until(secs, now), want, "{secs}");
+        }
+    }
+
     #[test]
     fn ago_reads_like_a_person_would_say_it() {
         let now = 1_000_000;

@@ -62,6 +62,7 @@ pub async fn run(
         );
     }
     let (handle, requests) = scheduler::channel();
+    let outlook = scheduler::Outlook::default();
     let policy = NotifyPolicy {
         max_age_secs: settings.notifications.max_age_secs,
         remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
@@ -82,6 +83,7 @@ pub async fn run(
             configure: configurer,
             bootstrap_limits: settings.bootstrap_limits(),
             reloads,
+            outlook: outlook.clone(),
         };
         let conn = dbus::serve(None, shared).await.with_context(|| {
             format!(
@@ -211,7 +213,7 @@ pub async fn run(
             };
             anyhow::bail!("the notification listener stopped ({why}); exiting so that it restarts");
         }
-        () = schedule(&runner, &handle, requests, &scheduling) => {
+        () = schedule(&runner, &handle, requests, &scheduling, &outlook) => {
             anyhow::bail!("the scheduling loop stopped; exiting so that it restarts");
         }
         () = relay_accepted(&events, &handle, accepted_rx) => {

@@ -122,8 +122,9 @@ async fn round(r: &Runner<'_>, server: &str, req: Request) -> Outcome {
 pub(super) async fn schedule(
     r: &Runner<'_>,
     handle: &scheduler::Handle,
-    mut requests: tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Request)>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<scheduler::Ask>,
     alive: &Heartbeat,
+    outlook: &scheduler::Outlook,
 ) {
     use futures_util::StreamExt as _;
     let (p, settings) = (r.p, r.settings);
@@ -148,11 +149,22 @@ pub(super) async fn schedule(
             });
         }
         let due = queue.next_due();
+        outlook.set(outlook_of(&queue, next_poll, poll));
         tokio::select! {
-            Some((server, req)) = requests.recv() => match server {
-                Some(s) => queue.push(&s, req),
+            Some(scheduler::Ask { server, req, explicit }) = requests.recv() => match server {
+                Some(s) => {
+                    if explicit {
+                        queue.forgive(&s, tokio::time::Instant::now());
+                    }
+                    queue.push(&s, req)
+                }
                 None => match crate::mo::account::all(&p.store) {
-                    Ok(accounts) => for a in accounts { queue.push(&a.server_id, req) },
+                    Ok(accounts) => for a in accounts {
+                        if explicit {
+                            queue.forgive(&a.server_id, tokio::time::Instant::now());
+                        }
+                        queue.push(&a.server_id, req)
+                    },
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "cannot read the accounts; asking again in 5 s");
                         let h = handle.clone();
@@ -185,6 +197,32 @@ pub(super) async fn schedule(
                 next_poll = poll.map(next);
             }
         }
+    }
+}
+
+/// What the queue and the poll timer say of the next sessions, in wall-clock time.
+fn outlook_of(
+    queue: &scheduler::Queue,
+    next_poll: Option<tokio::time::Instant>,
+    poll: Option<Duration>,
+) -> scheduler::OutlookData {
+    let now = tokio::time::Instant::now();
+    let epoch = crate::cli::now_secs();
+    let wall = |at: tokio::time::Instant| {
+        epoch + i64::try_from(at.saturating_duration_since(now).as_secs()).unwrap_or(i64::MAX / 2)
+    };
+    scheduler::OutlookData {
+        waiting: queue
+            .outlook(now)
+            .into_iter()
+            .map(|(s, at, why)| (s, (wall(at), why)))
+            .collect(),
+        poll: next_poll.zip(poll).map(|(at, every)| {
+            (
+                wall(at),
+                format!("the next poll (every {} s, spread)", every.as_secs()),
+            )
+        }),
     }
 }
 

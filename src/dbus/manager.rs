@@ -75,6 +75,11 @@ pub struct AccountState {
     pub last_ended: Option<i64>,
     /// Why it did not end normally.
     pub last_detail: Option<String>,
+    /// When the next session with it is due (seconds since the epoch), if one is: a
+    /// request waiting, or the next poll.
+    pub next_attempt: Option<i64>,
+    /// Why then (`due now`, a retry's backoff, the server's `Retry-After`, the poll).
+    pub next_reason: Option<String>,
 }
 
 /// What `AddAccount` did or would do, sent as `a{sv}` with kebab-case keys.
@@ -203,11 +208,12 @@ impl Manager {
             trigger: Trigger::ClientInitiated,
             req_mos: false,
         };
+        // The administrator asks: the backoff after failures is not waited out.
         if server_id.is_empty() {
-            self.shared.scheduler.request(None, req);
+            self.shared.scheduler.request_explicit(None, req);
         } else {
             self.account(server_id)?;
-            self.shared.scheduler.request(Some(server_id), req);
+            self.shared.scheduler.request_explicit(Some(server_id), req);
         }
         Ok(())
     }
@@ -236,6 +242,7 @@ impl Manager {
             .find(|o| o.server_id == server_id)
             .map(|o| o.reason.as_str().to_owned());
         let last = store.last_session(server_id)?;
+        let next = self.shared.outlook.next(server_id);
         Ok(AccountState {
             server_id: account.server_id,
             name: account.name,
@@ -247,6 +254,8 @@ impl Manager {
             last_outcome: last.as_ref().map(|s| s.outcome.clone()),
             last_ended: last.as_ref().and_then(|s| s.ended_at),
             last_detail: last.and_then(|s| s.detail),
+            next_attempt: next.as_ref().map(|(at, _)| *at),
+            next_reason: next.map(|(_, why)| why),
         })
     }
 

@@ -55,6 +55,7 @@ async fn peer() -> Peer {
         configure: super::Configurer::channel().0,
         bootstrap_limits: limits,
         reloads: tokio::sync::mpsc::unbounded_channel().0,
+        outlook: Default::default(),
     };
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let guid = zbus::Guid::generate();

@@ -1205,3 +1205,57 @@ fn reload_applies_new_bootstrap_files_and_says_what_needs_a_restart() {
     assert_eq!(status["bootstrap_refused"], json!([]), "{status}");
     d.terminate();
 }
+
+/// `account show` says when the next attempt is due and why; an administrator's
+/// `session start` does not wait out the backoff (it runs at once, and fails again here:
+/// nobody runs this server), after which the backoff has grown.
+#[test]
+fn the_next_attempt_is_shown_and_an_administrator_skips_the_backoff() {
+    let bus = PrivateBus::start();
+    let root = Root::new().with_demo_bootstrap();
+    root.write(
+        "etc/omadmd/config.d/50-retry.toml",
+        "[sessions]\nretry-base-secs = 1200\nretry-max-secs = 7200\n",
+    );
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session aborted", 30);
+    d.wait_for("will retry", 10);
+    let show = || -> serde_json::Value {
+        let (code, out, err) =
+            omadmctl(&bus.address, &["--json", "account", "show", "demo-server"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let a = show();
+    let now = omadmd::cli::now_secs();
+    assert_eq!(
+        a["next_reason"], "retry 1 after failed attempts (backoff)",
+        "{a}"
+    );
+    // The backoff is the base shortened by up to a quarter (jitter).
+    let wait = a["next_attempt"].as_i64().unwrap() - now;
+    assert!((800..=1201).contains(&wait), "{a}");
+    let (_, out, _) = omadmctl(&bus.address, &["account", "show", "demo-server"]);
+    assert!(
+        out.contains("next in 1") && out.contains("m: retry 1 after failed attempts (backoff)"),
+        "{out}"
+    );
+
+    let started = std::time::Instant::now();
+    let (code, _, err) = omadmctl(
+        &bus.address,
+        &["session", "start", "--server", "demo-server", "--wait"],
+    );
+    assert_eq!(code, 1, "the session ran and failed: {err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "it did not wait out the backoff"
+    );
+    d.wait_for("will retry", 10);
+    let a = show();
+    assert_eq!(
+        a["next_reason"], "retry 2 after failed attempts (backoff)",
+        "{a}"
+    );
+    d.terminate();
+}
