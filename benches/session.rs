@@ -138,6 +138,8 @@ fn main() {
                 uri_values: &values,
                 options,
                 url: None,
+                cancel: None,
+                progress: None,
             };
             let report = if record {
                 session::run(&prepared.store, &engine, &recording, plan).await

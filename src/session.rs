@@ -76,6 +76,90 @@ pub enum Finish {
     Ended,
     /// The session stopped early, for this reason.
     Aborted(String),
+    /// An administrator ended it (`CancelSession`); the server sees the connection end.
+    Cancelled,
+}
+
+/// What a running session has done so far, for whoever follows it (`SessionProgress`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Package#2s received.
+    pub packages: u32,
+    /// Commands received, those being run now included.
+    pub commands: u32,
+    /// What the server asked for in the package being run, e.g. "5 GET, 1 HGET".
+    pub current: String,
+}
+
+/// The sessions running now, by server, each with the switch an administrator's cancel
+/// throws.
+#[derive(Debug, Clone, Default)]
+pub struct Running(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Notify>>>,
+    >,
+);
+
+impl Running {
+    /// A session with `server` starts: its cancel switch.
+    pub fn enter(&self, server: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        let switch = std::sync::Arc::new(tokio::sync::Notify::new());
+        self.lock().insert(server.to_owned(), switch.clone());
+        switch
+    }
+
+    /// The session with `server` is over.
+    pub fn leave(&self, server: &str) {
+        self.lock().remove(server);
+    }
+
+    /// Ends the session running with `server`; false when none runs.
+    pub fn cancel(&self, server: &str) -> bool {
+        match self.lock().get(server) {
+            // A stored permit: a cancel just before the session waits on it still counts.
+            Some(switch) => {
+                switch.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, std::sync::Arc<tokio::sync::Notify>>,
+    > {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Plan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("server", &self.account.server_id)
+            .field("trigger", &self.trigger)
+            .field("req_mos", &self.req_mos)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// "5 GET, 1 HGET": the commands of a package by name, in order of first appearance.
+fn summary(cmds: &[Command]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for c in cmds {
+        match counts.iter_mut().find(|(n, _)| *n == c.name()) {
+            Some((_, k)) => *k += 1,
+            None => counts.push((c.name(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(n, k)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a session did.
@@ -125,7 +209,7 @@ pub fn trigger_name(t: Trigger) -> String {
 }
 
 /// What one session is to be: with whom, why, and where it starts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Plan<'a> {
     /// The server's account.
     pub account: &'a Account,
@@ -139,6 +223,10 @@ pub struct Plan<'a> {
     pub options: SessionOptions,
     /// Where Package#1 goes instead of the SrvURI (alerts bound for an EXEC's ServerURI).
     pub url: Option<&'a str>,
+    /// Thrown to end the session early (an administrator's cancel).
+    pub cancel: Option<&'a tokio::sync::Notify>,
+    /// Told what the session does, before each package's commands run.
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
 }
 
 /// Runs one session as `plan` says, recording it in the history. Its log lines carry the
@@ -180,6 +268,8 @@ async fn drive<T: Transport, P: Ports>(
         uri_values,
         options: limits,
         url,
+        cancel,
+        progress,
     } = plan;
     tracing::info!(trigger = %trigger_name(trigger), url = %crate::protocol::uri::redact(url.unwrap_or(&account.srv_uri)), "session starts");
     let mut session = Session {
@@ -285,6 +375,13 @@ async fn drive<T: Transport, P: Ports>(
                 }
                 State::Execute(cmds) => {
                     commands += cmds.len() as u32;
+                    if let Some(tell) = progress {
+                        tell(Progress {
+                            packages,
+                            commands,
+                            current: summary(&cmds),
+                        });
+                    }
                     let out = engine.run(&mut session, &cmds).await;
                     if out.end {
                         State::Finished(Finish::Ended)
@@ -313,16 +410,27 @@ async fn drive<T: Transport, P: Ports>(
             };
         }
     };
-    let finish = match tokio::time::timeout(limits.max_duration, exchange).await {
-        Ok(finish) => finish?,
-        Err(_) => Finish::Aborted(format!(
-            "the session took longer than {} s (sessions.max-duration-secs)",
-            limits.max_duration.as_secs()
-        )),
+    let cancelled = async {
+        match cancel {
+            Some(switch) => switch.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    // Dropping the exchange drops its connection: the server sees the session end.
+    let finish = tokio::select! {
+        timed = tokio::time::timeout(limits.max_duration, exchange) => match timed {
+            Ok(finish) => finish?,
+            Err(_) => Finish::Aborted(format!(
+                "the session took longer than {} s (sessions.max-duration-secs)",
+                limits.max_duration.as_secs()
+            )),
+        },
+        () = cancelled => Finish::Cancelled,
     };
     let (outcome, detail) = match &finish {
         Finish::Ended => ("ended", None),
         Finish::Aborted(why) => ("aborted", Some(why.as_str())),
+        Finish::Cancelled => ("cancelled", Some("cancelled by an administrator")),
     };
     if id != 0
         && let Err(e) = store.session_finished(
@@ -349,6 +457,9 @@ async fn drive<T: Transport, P: Ports>(
         Finish::Ended => tracing::info!(packages, commands, "session ended"),
         Finish::Aborted(why) => {
             tracing::warn!(packages, commands, reason = %why, "session aborted")
+        }
+        Finish::Cancelled => {
+            tracing::warn!(packages, commands, "session cancelled by an administrator")
         }
     }
     Ok(Report {

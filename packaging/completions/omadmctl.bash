@@ -145,6 +145,9 @@ _omadmctl() {
             omadmctl__subcmd__help__subcmd__alert,send)
                 cmd="omadmctl__subcmd__help__subcmd__alert__subcmd__send"
                 ;;
+            omadmctl__subcmd__help__subcmd__session,cancel)
+                cmd="omadmctl__subcmd__help__subcmd__session__subcmd__cancel"
+                ;;
             omadmctl__subcmd__help__subcmd__session,start)
                 cmd="omadmctl__subcmd__help__subcmd__session__subcmd__start"
                 ;;
@@ -157,11 +160,17 @@ _omadmctl() {
             omadmctl__subcmd__help__subcmd__tree,list)
                 cmd="omadmctl__subcmd__help__subcmd__tree__subcmd__list"
                 ;;
+            omadmctl__subcmd__session,cancel)
+                cmd="omadmctl__subcmd__session__subcmd__cancel"
+                ;;
             omadmctl__subcmd__session,help)
                 cmd="omadmctl__subcmd__session__subcmd__help"
                 ;;
             omadmctl__subcmd__session,start)
                 cmd="omadmctl__subcmd__session__subcmd__start"
+                ;;
+            omadmctl__subcmd__session__subcmd__help,cancel)
+                cmd="omadmctl__subcmd__session__subcmd__help__subcmd__cancel"
                 ;;
             omadmctl__subcmd__session__subcmd__help,help)
                 cmd="omadmctl__subcmd__session__subcmd__help__subcmd__help"
@@ -696,8 +705,22 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__help__subcmd__session)
-            opts="start"
+            opts="start cancel"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__help__subcmd__session__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -878,7 +901,7 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__session)
-            opts="-h --json --help start help"
+            opts="-h --json --help start cancel help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -891,9 +914,41 @@ _omadmctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        omadmctl__subcmd__session__subcmd__help)
-            opts="start help"
+        omadmctl__subcmd__session__subcmd__cancel)
+            opts="-h --server --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__session__subcmd__help)
+            opts="start cancel help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        omadmctl__subcmd__session__subcmd__help__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -934,13 +989,17 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__session__subcmd__start)
-            opts="-h --server --wait --json --help"
+            opts="-h --server --wait --timeout --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

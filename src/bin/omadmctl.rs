@@ -173,6 +173,125 @@ fn account_line(a: &omadmd::dbus::AccountState) -> String {
     parts.join("; ")
 }
 
+/// `omadmctl session start`: asks, and with `--wait` or `--timeout` follows the session
+/// (progress on stderr) to its end.
+async fn start_session(
+    manager: &ManagerProxy<'_>,
+    server: Option<String>,
+    wait: bool,
+    timeout: Option<u64>,
+    json_out: bool,
+) -> zbus::Result<u8> {
+    let target = server.unwrap_or_default();
+    let concerns = |s: &str| target.is_empty() || s == target;
+    // Subscribe before asking, so nothing can slip past.
+    let mut finished = manager.receive_session_finished().await?;
+    let mut started = manager.receive_session_started().await?;
+    let mut progress = manager.receive_session_progress().await?;
+    manager.start_session(&target).await?;
+    let shown = if target.is_empty() {
+        "every server".to_owned()
+    } else {
+        target.clone()
+    };
+    if !wait && timeout.is_none() {
+        omadmd::outln!("session requested with {shown}");
+        return Ok(0);
+    }
+    let limit = timeout.unwrap_or(900);
+    eprintln!("session requested with {shown}; waiting (at most {limit} s)");
+    let deadline = tokio::time::sleep(Duration::from_secs(limit));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => {
+                eprintln!("omadmctl: no session finished within {limit} s; it goes on in the daemon ('omadmctl session cancel' ends it, 'omadmctl history' shows it)");
+                return Ok(1);
+            }
+            Some(s) = started.next() => {
+                let a = s.args()?;
+                if concerns(&a.server_id) {
+                    eprintln!("session with {} started ({})", a.server_id, a.trigger);
+                }
+            }
+            Some(s) = progress.next() => {
+                let a = s.args()?;
+                if concerns(&a.server_id) {
+                    eprintln!(
+                        "  package {} from {}: {} ({} command(s) so far)",
+                        a.packages, a.server_id, a.current, a.commands
+                    );
+                }
+            }
+            signal = finished.next() => {
+                let Some(signal) = signal else { return Ok(1) };
+                let args = signal.args()?;
+                if !concerns(&args.server_id) {
+                    continue;
+                }
+                if json_out {
+                    omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": args.detail}));
+                } else {
+                    let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
+                    omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
+                }
+                return Ok(if args.outcome == "ended" { 0 } else { 1 });
+            }
+        }
+    }
+}
+
+/// `omadmctl session cancel`: by server, by history id, or the one session running.
+async fn cancel_session(
+    manager: &ManagerProxy<'_>,
+    id: Option<i64>,
+    server: Option<String>,
+) -> zbus::Result<u8> {
+    let server = match (id, server) {
+        (_, Some(s)) => s,
+        (id, None) => {
+            let running: Vec<_> = manager
+                .history(1000)
+                .await?
+                .into_iter()
+                .filter(|r| r.outcome == "running")
+                .collect();
+            match id {
+                Some(id) => match running.iter().find(|r| r.id == id) {
+                    Some(r) => r.server_id.clone(),
+                    None => {
+                        eprintln!(
+                            "omadmctl: session #{id} is not running (omadmctl history shows how it went)"
+                        );
+                        return Ok(1);
+                    }
+                },
+                None => match running.as_slice() {
+                    [] => {
+                        eprintln!("omadmctl: no session is running");
+                        return Ok(1);
+                    }
+                    [one] => one.server_id.clone(),
+                    many => {
+                        let list: Vec<String> = many
+                            .iter()
+                            .map(|r| format!("#{} with {}", r.id, r.server_id))
+                            .collect();
+                        eprintln!(
+                            "omadmctl: several sessions are running ({}); say which: an ID or --server",
+                            list.join(", ")
+                        );
+                        return Ok(2);
+                    }
+                },
+            }
+        }
+    };
+    manager.cancel_session(&server).await?;
+    omadmd::outln!("cancelling the session with {server}");
+    Ok(0)
+}
+
 /// One account as `account list --json` and `account show --json` print it.
 fn account_json(a: &omadmd::dbus::AccountState) -> serde_json::Value {
     json!({"server_id": a.server_id, "name": a.name, "url": a.url,
@@ -396,6 +515,17 @@ fn signal_event(json_out: bool, m: zbus::Message) -> zbus::Result<()> {
                 a.id, a.server_id, a.outcome
             ),
         );
+    } else if let Some(s) = c::SessionProgress::from_message(m.clone()) {
+        let a = s.args()?;
+        event(
+            json_out,
+            "session-progress",
+            json!({"server_id": a.server_id, "packages": a.packages, "commands": a.commands, "current": a.current}),
+            format!(
+                "session with {}: package {}, {} ({} command(s) so far)",
+                a.server_id, a.packages, a.current, a.commands
+            ),
+        );
     } else if let Some(s) = c::AlertQueued::from_message(m.clone()) {
         let a = s.args()?;
         event(
@@ -452,9 +582,14 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
     let conn = zbus::Connection::system().await?;
     let manager = ManagerProxy::new(&conn).await?;
     for server in match &cli.command {
-        Cmd::Session(SessionCmd::Start {
-            server: Some(s), ..
-        }) => vec![s.as_str()],
+        Cmd::Session(
+            SessionCmd::Start {
+                server: Some(s), ..
+            }
+            | SessionCmd::Cancel {
+                server: Some(s), ..
+            },
+        ) => vec![s.as_str()],
         Cmd::Alert(AlertCmd::Send { server, .. }) => vec![server.as_str()],
         Cmd::Account(AccountCmd::Show { server } | AccountCmd::Remove { server }) => {
             vec![server.as_str()]
@@ -606,45 +741,13 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 }
             }
         }
-        Cmd::Session(SessionCmd::Start { server, wait }) => {
-            let target = server.unwrap_or_default();
-            // Subscribe before asking, so the end cannot slip past.
-            let mut finished = manager.receive_session_finished().await?;
-            manager.start_session(&target).await?;
-            let shown = if target.is_empty() {
-                "every server".to_owned()
-            } else {
-                target.clone()
-            };
-            if !wait {
-                omadmd::outln!("session requested with {shown}");
-                return Ok(0);
-            }
-            eprintln!("session with {shown} running…");
-            let deadline = tokio::time::sleep(Duration::from_secs(900));
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    () = &mut deadline => {
-                        eprintln!("omadmctl: no session finished within 15 minutes; see 'omadmctl history'");
-                        return Ok(1);
-                    }
-                    signal = finished.next() => {
-                        let Some(signal) = signal else { return Ok(1) };
-                        let args = signal.args()?;
-                        if !target.is_empty() && args.server_id != target {
-                            continue;
-                        }
-                        if cli.json {
-                            omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": args.detail}));
-                        } else {
-                            let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
-                            omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
-                        }
-                        return Ok(if args.outcome == "ended" { 0 } else { 1 });
-                    }
-                }
-            }
+        Cmd::Session(SessionCmd::Start {
+            server,
+            wait,
+            timeout,
+        }) => return start_session(&manager, server, wait, timeout, cli.json).await,
+        Cmd::Session(SessionCmd::Cancel { id, server }) => {
+            return cancel_session(&manager, id, server).await;
         }
         Cmd::Tree(cmd) => {
             let tree = TreeProxy::new(&conn).await?;

@@ -164,9 +164,25 @@ pub enum SessionCmd {
         /// With this server only (default: every server).
         #[arg(long)]
         server: Option<String>,
-        /// Wait until it finishes and report how it went.
+        /// Wait until it finishes, showing what it does (packages, commands) as it goes,
+        /// and report how it went (exit 1 unless it ended normally).
         #[arg(long)]
         wait: bool,
+        /// Wait at most this long (implies --wait; default 900 with --wait). The session
+        /// goes on in the daemon; `omadmctl session cancel` ends it.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// End a running session cleanly: the server sees the connection end, the commands
+    /// already applied stay, the history says "cancelled". Without an argument, the one
+    /// session running.
+    Cancel {
+        /// The session's history id (see `omadmctl history`).
+        #[arg(conflicts_with = "server")]
+        id: Option<i64>,
+        /// The session running with this server.
+        #[arg(long)]
+        server: Option<String>,
     },
 }
 

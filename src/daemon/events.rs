@@ -66,6 +66,22 @@ impl Events {
         }
     }
 
+    /// A session's progress: packages and commands so far, what it runs now.
+    pub(super) async fn progress(&self, server: &str, p: &session::Progress) {
+        if let Some(iface) = self.manager().await
+            && let Err(e) = dbus::Manager::session_progress(
+                iface.signal_emitter(),
+                server,
+                p.packages,
+                p.commands,
+                &p.current,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot signal SessionProgress");
+        }
+    }
+
     pub(super) async fn started(&self, server: &str, trigger: Trigger) {
         self.set(server, true);
         if let Some(iface) = self.manager().await {
@@ -85,6 +101,9 @@ impl Events {
             let (id, outcome, detail) = match report.map(|r| (r.id, &r.finish)) {
                 Some((id, session::Finish::Ended)) => (id, "ended", String::new()),
                 Some((id, session::Finish::Aborted(why))) => (id, "aborted", why.clone()),
+                Some((id, session::Finish::Cancelled)) => {
+                    (id, "cancelled", "cancelled by an administrator".to_owned())
+                }
                 None => (0, "failed", "the session could not run".to_owned()),
             };
             if let Some(n) = report.map(|r| r.alerts_delivered).filter(|n| *n > 0)

@@ -63,6 +63,7 @@ pub async fn run(
     }
     let (handle, requests) = scheduler::channel();
     let outlook = scheduler::Outlook::default();
+    let running = crate::session::Running::default();
     let policy = NotifyPolicy {
         max_age_secs: settings.notifications.max_age_secs,
         remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
@@ -84,6 +85,7 @@ pub async fn run(
             bootstrap_limits: settings.bootstrap_limits(),
             reloads,
             outlook: outlook.clone(),
+            running: running.clone(),
         };
         let conn = dbus::serve(None, shared).await.with_context(|| {
             format!(
@@ -107,6 +109,7 @@ pub async fn run(
         settings: &settings,
         clients: HttpClients::default(),
         events: &events,
+        running: running.clone(),
     };
     // READY: the database is migrated and the bus name is owned.
     let instances = prepared.store.instances(None)?;

@@ -71,6 +71,8 @@ pub(super) struct Runner<'a> {
     pub settings: &'a Settings,
     pub clients: HttpClients,
     pub events: &'a Events,
+    /// The sessions running now, with their cancel switches (shared with D-Bus).
+    pub running: session::Running,
 }
 
 /// How a session went, as far as scheduling cares.
@@ -86,7 +88,19 @@ impl<'a> Runner<'a> {
     /// Runs a session, telling D-Bus peers, and logs a failure to run it.
     pub(super) async fn run_logged(&self, server: &str, req: Request, url: Option<&str>) -> Ran {
         self.events.started(server, req.trigger).await;
-        let result = self.session_with(server, req, url).await;
+        let switch = self.running.enter(server);
+        // The session tells its progress into a channel of its own, signalled as it comes;
+        // all of it before SessionFinished (the sender goes with the session).
+        let (progress, mut told) = tokio::sync::mpsc::unbounded_channel();
+        let (result, ()) = tokio::join!(
+            self.session_with(server, req, url, &switch, progress),
+            async {
+                while let Some(p) = told.recv().await {
+                    self.events.progress(server, &p).await;
+                }
+            }
+        );
+        self.running.leave(server);
         let ran = match &result {
             Ok(report) => Ran {
                 ok: report.finish == session::Finish::Ended,
@@ -266,6 +280,8 @@ impl<'a> Runner<'a> {
         server_id: &str,
         req: Request,
         url: Option<&str>,
+        cancel: &tokio::sync::Notify,
+        progress: tokio::sync::mpsc::UnboundedSender<session::Progress>,
     ) -> anyhow::Result<session::Report> {
         let (p, settings) = (self.p, self.settings);
         let account = crate::mo::account::load(&p.store, server_id)?
@@ -291,6 +307,11 @@ impl<'a> Runner<'a> {
                 uri_values: &values,
                 options,
                 url,
+                cancel: Some(cancel),
+                progress: Some(&|p| {
+                    // The receiver outlives the session; a failed send is moot.
+                    let _ = progress.send(p);
+                }),
             },
         )
         .await?)

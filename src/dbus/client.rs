@@ -20,6 +20,9 @@ pub trait Manager {
     fn accounts(&self) -> zbus::Result<Vec<AccountRow>>;
     /// Where one account stands.
     fn account_state(&self, server_id: &str) -> zbus::Result<AccountState>;
+    /// Ends the session running with a server.
+    #[zbus(allow_interactive_auth)]
+    fn cancel_session(&self, server_id: &str) -> zbus::Result<()>;
     /// Provisions accounts from a bootstrap document.
     #[zbus(allow_interactive_auth)]
     fn add_account(
@@ -65,6 +68,15 @@ pub trait Manager {
     /// A session started.
     #[zbus(signal)]
     fn session_started(&self, server_id: String, trigger: String) -> zbus::Result<()>;
+    /// A running session's progress.
+    #[zbus(signal)]
+    fn session_progress(
+        &self,
+        server_id: String,
+        packages: u32,
+        commands: u32,
+        current: String,
+    ) -> zbus::Result<()>;
     /// An alert was queued through the API.
     #[zbus(signal)]
     fn alert_queued(&self, server_id: String, alert_type: String) -> zbus::Result<()>;

@@ -218,6 +218,26 @@ impl Manager {
         Ok(())
     }
 
+    /// Ends the session running with a server: the connection is dropped (the server sees
+    /// it end), commands already applied stay, and the history says `cancelled`. Queued
+    /// work is retried after the backoff. `NotFound` when no session runs with it.
+    async fn cancel_session(
+        &self,
+        server_id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        authorize(conn, &header, Action::CancelSession).await?;
+        if self.shared.running.cancel(server_id) {
+            tracing::info!(server = %server_id, "session cancel asked over D-Bus");
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!(
+                "no session runs with server {server_id:?}"
+            )))
+        }
+    }
+
     /// The DM accounts: (server id, display name, server URL).
     fn accounts(&self) -> Result<Vec<AccountRow>, Error> {
         Ok(crate::mo::account::all(&self.shared.prepared.store)?
@@ -592,6 +612,17 @@ impl Manager {
         emitter: &SignalEmitter<'_>,
         server_id: &str,
         trigger: &str,
+    ) -> zbus::Result<()>;
+
+    /// A running session's progress, before each package's commands run: the server,
+    /// Package#2s and commands received so far, and what the package asks (`5 GET, 1 HGET`).
+    #[zbus(signal)]
+    pub async fn session_progress(
+        emitter: &SignalEmitter<'_>,
+        server_id: &str,
+        packages: u32,
+        commands: u32,
+        current: &str,
     ) -> zbus::Result<()>;
 
     /// A Generic Alert was queued for a server through this API (QueueAlert, ExecResult):

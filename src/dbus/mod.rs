@@ -73,6 +73,8 @@ pub struct Shared {
     pub configure: tree::Configurer,
     /// The bounds on a bootstrap document (`AddAccount`).
     pub bootstrap_limits: crate::mo::bootstrap::BootstrapLimits,
+    /// The sessions running now, with their cancel switches.
+    pub running: crate::session::Running,
     /// When the next session with each server is due, and why.
     pub outlook: scheduler::Outlook,
     /// Where reload requests go (the daemon reloads and answers).

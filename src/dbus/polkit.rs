@@ -22,6 +22,8 @@ pub enum Action {
     RegisterAgent,
     /// Have a missing MO fetched from its DEFAULT (TS §5.3.10).
     RequestConfiguration,
+    /// End a running session.
+    CancelSession,
     /// Add or remove a DM account.
     ManageAccounts,
     /// Re-read the configuration and the bootstrap files.
@@ -38,6 +40,7 @@ impl Action {
             Action::RegisterHandler => "org.omadm.Client1.register-handler",
             Action::RegisterAgent => "org.omadm.Client1.register-agent",
             Action::RequestConfiguration => "org.omadm.Client1.request-configuration",
+            Action::CancelSession => "org.omadm.Client1.cancel-session",
             Action::ManageAccounts => "org.omadm.Client1.manage-accounts",
             Action::Reload => "org.omadm.Client1.reload",
         }
@@ -52,6 +55,7 @@ impl Action {
             Action::RegisterHandler => "registering an EXEC handler",
             Action::RegisterAgent => "registering a SHOW agent",
             Action::RequestConfiguration => "asking for a management object's configuration",
+            Action::CancelSession => "ending a session",
             Action::ManageAccounts => "adding or removing a DM account",
             Action::Reload => "reloading the configuration",
         }
@@ -173,6 +177,7 @@ mod tests {
             Action::RegisterHandler,
             Action::RegisterAgent,
             Action::RequestConfiguration,
+            Action::CancelSession,
             Action::ManageAccounts,
             Action::Reload,
         ] {
@@ -183,7 +188,7 @@ mod tests {
             );
             assert_eq!(a.open_without_polkit(), a == Action::RegisterAgent);
         }
-        assert_eq!(policy.matches("<action id=").count(), 8);
+        assert_eq!(policy.matches("<action id=").count(), 9);
     }
 
     #[test]

@@ -56,6 +56,7 @@ async fn peer() -> Peer {
         bootstrap_limits: limits,
         reloads: tokio::sync::mpsc::unbounded_channel().0,
         outlook: Default::default(),
+        running: Default::default(),
     };
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let guid = zbus::Guid::generate();

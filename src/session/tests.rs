@@ -140,6 +140,8 @@ async fn session(f: &Fixture, server: &Scripted, trigger: Trigger) -> Report {
             uri_values: &ServerUriValues::default(),
             options: LIMITS,
             url: None,
+            cancel: None,
+            progress: None,
         },
     )
     .await

@@ -60,7 +60,7 @@ fn omadmctl_drives_the_daemon() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("with demo-server ended"), "{out}");
-    assert!(err.contains("running"), "a progress line: {err}");
+    assert!(err.contains("started (client)"), "a progress line: {err}");
     let (_, out, _) = omadmctl(&bus.address, &["accounts"]);
     assert!(out.contains("last session #"), "{out}");
     assert!(out.contains("(client)"), "{out}");
@@ -1257,5 +1257,80 @@ fn the_next_attempt_is_shown_and_an_administrator_skips_the_backoff() {
         a["next_reason"], "retry 2 after failed attempts (backoff)",
         "{a}"
     );
+    d.terminate();
+}
+
+/// An administrator follows a session as it goes (`session start --wait` shows each
+/// package), bounds the wait (`--timeout`: the session goes on), and cancels a session
+/// that hangs (`session cancel`: the history says so, the daemon serves on).
+#[test]
+fn an_administrator_follows_and_cancels_sessions() {
+    let devid = "urn:oma:mo:oma-dm-devinfo:1.2//DevID";
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let gets = json!({"packages": [{"CMD": [["GET", devid], ["GET", devid]]}, {"CMD": [["END"]]}]});
+    let hangs = json!({"packages": [{"delay_ms": 120_000, "CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, gets, hangs]}), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+
+    let (code, out, err) = omadmctl(
+        &bus.address,
+        &["session", "start", "--server", "demo-server", "--wait"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("session with demo-server started (client)")
+            && err.contains("package 1 from demo-server: 2 GET (2 command(s) so far)")
+            && err.contains("package 2 from demo-server: 1 END (3 command(s) so far)"),
+        "{err}"
+    );
+    assert!(out.contains("with demo-server ended"), "{out}");
+
+    let (code, _, err) = omadmctl(
+        &bus.address,
+        &[
+            "session",
+            "start",
+            "--server",
+            "demo-server",
+            "--timeout",
+            "2",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no session finished within 2 s; it goes on in the daemon"),
+        "{err}"
+    );
+    let (code, out, err) = omadmctl(&bus.address, &["session", "cancel"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cancelling the session with demo-server"),
+        "{out}"
+    );
+    d.wait_for("session cancelled by an administrator", 30);
+    let (_, out, _) = omadmctl(&bus.address, &["--json", "history", "--limit", "1"]);
+    let h: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&h[0]["outcome"], &h[0]["detail"]),
+        (&json!("cancelled"), &json!("cancelled by an administrator")),
+        "{h}"
+    );
+    let (code, _, err) = omadmctl(&bus.address, &["session", "cancel"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no session is running"), "{err}");
+    let (code, _, err) = omadmctl(
+        &bus.address,
+        &["session", "cancel", "--server", "demo-server"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no session runs with server \"demo-server\""),
+        "{err}"
+    );
+    let (code, _, _) = omadmctl(&bus.address, &["status"]);
+    assert_eq!(code, 0, "the daemon serves on");
     d.terminate();
 }
