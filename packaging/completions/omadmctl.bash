@@ -391,7 +391,7 @@ _omadmctl() {
             return 0
             ;;
         omadmctl__subcmd__agent)
-            opts="-h --open --decline --json --help"
+            opts="-h --open --ask --decline --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,8 +1,8 @@
 //! `omadm-agent`: the reference desktop SHOW agent. Run in a user's session, it registers
 //! with omadmd on the system bus; when a server asks the user to see a page it shows a
 //! desktop notification naming the server and opens the URL through the
-//! `org.freedesktop.portal.OpenURI` portal, falling back to `xdg-open` (launched, not
-//! waited for). It answers only omadmd (the owner of `org.omadm.Client1`), opens only https
+//! `org.freedesktop.portal.OpenURI` portal, falling back to `gio open`, then `xdg-open`
+//! (launched, not waited for; a launcher that fails is reported as a failure). It answers only omadmd (the owner of `org.omadm.Client1`), opens only https
 //! URLs (http only when the daemon allows it), and registers again whenever the daemon
 //! restarts.
 
@@ -65,14 +65,17 @@ impl DesktopAgent {
             match portal {
                 Ok(_) => return Ok("the OpenURI portal"),
                 Err(e) => {
-                    eprintln!("omadm-agent: OpenURI portal unavailable ({e}); trying xdg-open")
+                    eprintln!("omadm-agent: OpenURI portal unavailable ({e}); trying gio open")
                 }
             }
         }
-        match omadmd::dbus::client::xdg_open(url) {
-            Ok(()) => Ok("xdg-open"),
-            Err(e) => Err(format!("cannot run xdg-open: {e}")),
-        }
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || {
+            omadmd::dbus::client::launch(&url, omadmd::dbus::client::LAUNCH_GRACE)
+        })
+        .await
+        .map_err(|e| format!("the launch did not finish: {e}"))?
+        .map_err(|why| format!("no launcher could open the page: {why}"))
     }
 }
 
@@ -108,7 +111,7 @@ async fn run(cli: Cli) -> zbus::Result<()> {
     let session = match zbus::Connection::session().await {
         Ok(c) => Some(c),
         Err(e) => {
-            eprintln!("omadm-agent: no session bus ({e}); using xdg-open only");
+            eprintln!("omadm-agent: no session bus ({e}); using gio open and xdg-open only");
             None
         }
     };

@@ -13,7 +13,39 @@ use serde_json::json;
 /// The terminal SHOW agent.
 struct TerminalAgent {
     open: bool,
+    ask: bool,
     decline: bool,
+    json: bool,
+}
+
+impl TerminalAgent {
+    /// Says what became of a request: a line for people, or a JSON line.
+    fn tell(&self, url: &str, server_name: &str, outcome: &str, detail: Option<&str>) {
+        use std::io::Write as _;
+        if self.json {
+            omadmd::outln!(
+                "{}",
+                json!({"time": omadmd::cli::now_secs(), "event": "show", "server_name": server_name,
+                    "url": url, "outcome": outcome, "detail": detail})
+            );
+        } else {
+            let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+            omadmd::outln!("  {outcome}{detail}");
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// Asks the person at the terminal; true only for an explicit yes.
+fn ask_yes(question: &str) -> bool {
+    use std::io::{BufRead as _, Write as _};
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 #[zbus::interface(name = "org.omadm.Client1.Agent")]
@@ -26,24 +58,59 @@ impl TerminalAgent {
         #[zbus(header)] header: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), omadmd::dbus::client::AgentError> {
-        use std::io::Write as _;
+        use omadmd::dbus::client::AgentError;
         if let Err(e) = omadmd::dbus::client::check_show(conn, &header, &url).await {
             eprintln!("omadmctl: Show refused: {e}");
             return Err(e);
         }
-        omadmd::outln!("{server_name} asks you to open: {url}");
-        let _ = std::io::stdout().flush();
+        if !self.json {
+            omadmd::outln!("{server_name} asks you to open: {url}");
+        }
         if self.decline {
-            return Err(omadmd::dbus::client::AgentError::Declined(
-                "declined in the terminal".into(),
-            ));
+            self.tell(
+                &url,
+                &server_name,
+                "declined",
+                Some("declined in the terminal"),
+            );
+            return Err(AgentError::Declined("declined in the terminal".into()));
         }
-        if self.open
-            && let Err(e) = omadmd::dbus::client::xdg_open(&url)
-        {
-            eprintln!("omadmctl: cannot run xdg-open: {e}");
+        if self.ask {
+            let question = format!("open this page from {server_name}?");
+            let yes = tokio::task::spawn_blocking(move || ask_yes(&question))
+                .await
+                .unwrap_or(false);
+            if !yes {
+                self.tell(&url, &server_name, "declined", Some("the user said no"));
+                return Err(AgentError::Declined("the user said no".into()));
+            }
         }
-        Ok(())
+        if !self.open {
+            self.tell(&url, &server_name, "printed", None);
+            return Ok(());
+        }
+        let target = url.clone();
+        let launched = tokio::task::spawn_blocking(move || {
+            omadmd::dbus::client::launch(&target, omadmd::dbus::client::LAUNCH_GRACE)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match launched {
+            Ok(how) => {
+                self.tell(&url, &server_name, "opened", Some(how));
+                Ok(())
+            }
+            Err(why) => {
+                eprintln!("omadmctl: cannot open the page: {why}");
+                self.tell(&url, &server_name, "failed", Some(&why));
+                // A failure, not a decline: the daemon tries another agent, or tells the
+                // server the page could not be shown.
+                Err(AgentError::ZBus(zbus::Error::Failure(format!(
+                    "cannot open the page: {why}"
+                ))))
+            }
+        }
     }
 }
 
@@ -195,7 +262,14 @@ async fn start_session(
         target.clone()
     };
     if !wait && timeout.is_none() {
-        omadmd::outln!("session requested with {shown}");
+        if json_out {
+            omadmd::outln!(
+                "{}",
+                json!({"requested": true, "server_id": text_or_null(&target)})
+            );
+        } else {
+            omadmd::outln!("session requested with {shown}");
+        }
         return Ok(0);
     }
     let limit = timeout.unwrap_or(900);
@@ -230,7 +304,7 @@ async fn start_session(
                     continue;
                 }
                 if json_out {
-                    omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": args.detail}));
+                    omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": text_or_null(&args.detail)}));
                 } else {
                     let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
                     omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
@@ -246,6 +320,7 @@ async fn cancel_session(
     manager: &ManagerProxy<'_>,
     id: Option<i64>,
     server: Option<String>,
+    json_out: bool,
 ) -> zbus::Result<u8> {
     let server = match (id, server) {
         (_, Some(s)) => s,
@@ -288,8 +363,22 @@ async fn cancel_session(
         }
     };
     manager.cancel_session(&server).await?;
-    omadmd::outln!("cancelling the session with {server}");
+    if json_out {
+        omadmd::outln!("{}", json!({"cancelling": true, "server_id": server}));
+    } else {
+        omadmd::outln!("cancelling the session with {server}");
+    }
     Ok(0)
+}
+
+/// A text that may be empty, as JSON: `null` when there is none (docs/cli-json.md: `null`
+/// means "none" everywhere, never `""`).
+fn text_or_null(s: &str) -> serde_json::Value {
+    if s.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(s)
+    }
 }
 
 /// One account as `account list --json` and `account show --json` print it.
@@ -394,7 +483,7 @@ async fn unknown_server(manager: &ManagerProxy<'_>, server: &str) -> zbus::Resul
 }
 
 /// `omadmctl notify --out FILE`: makes the notification and writes it, without the bus.
-fn write_notification(args: &NotifyArgs, out: &std::path::Path) -> u8 {
+fn write_notification(args: &NotifyArgs, out: &std::path::Path, json_out: bool) -> u8 {
     let bytes = match notification(args) {
         Ok(b) => b,
         Err(e) => {
@@ -406,11 +495,18 @@ fn write_notification(args: &NotifyArgs, out: &std::path::Path) -> u8 {
         eprintln!("omadmctl: {}: {e}", out.display());
         return 2;
     }
-    omadmd::outln!(
-        "wrote a {}-byte notification to {}",
-        bytes.len(),
-        out.display()
-    );
+    if json_out {
+        omadmd::outln!(
+            "{}",
+            json!({"file": out.display().to_string(), "bytes": bytes.len()})
+        );
+    } else {
+        omadmd::outln!(
+            "wrote a {}-byte notification to {}",
+            bytes.len(),
+            out.display()
+        );
+    }
     0
 }
 
@@ -509,7 +605,7 @@ fn signal_event(json_out: bool, m: zbus::Message) -> zbus::Result<()> {
         event(
             json_out,
             "session-finished",
-            json!({"id": a.id, "server_id": a.server_id, "outcome": a.outcome, "detail": a.detail}),
+            json!({"id": a.id, "server_id": a.server_id, "outcome": a.outcome, "detail": text_or_null(&a.detail)}),
             format!(
                 "session #{} with {} {}{detail}",
                 a.id, a.server_id, a.outcome
@@ -577,7 +673,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
     if let Cmd::Notify(args) = &cli.command
         && let Some(out) = &args.out
     {
-        return Ok(write_notification(args, out));
+        return Ok(write_notification(args, out, cli.json));
     }
     let conn = zbus::Connection::system().await?;
     let manager = ManagerProxy::new(&conn).await?;
@@ -649,7 +745,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             if cli.json {
                 omadmd::outln!(
                     "{}",
-                    json!({"version": version, "state": state, "active_server": active, "accounts": accounts, "agents": agents,
+                    json!({"version": version, "state": state, "active_server": text_or_null(&active), "accounts": accounts, "agents": agents,
                         "bootstrap_refused": refused.iter().map(|(f, why)| json!({"file": f, "error": why})).collect::<Vec<_>>()})
                 );
             } else {
@@ -712,6 +808,15 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
         Cmd::History { limit } => {
             let rows = manager.history(limit).await?;
             if cli.json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        json!({"id": r.id, "server_id": r.server_id, "trigger": r.trigger,
+                            "started_at": r.started_at, "ended_at": (r.ended_at != 0).then_some(r.ended_at),
+                            "outcome": r.outcome, "detail": text_or_null(&r.detail),
+                            "packages": r.packages, "commands": r.commands})
+                    })
+                    .collect();
                 omadmd::outln!("{}", json!(rows));
             } else if rows.is_empty() {
                 omadmd::outln!("no sessions yet");
@@ -747,7 +852,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             timeout,
         }) => return start_session(&manager, server, wait, timeout, cli.json).await,
         Cmd::Session(SessionCmd::Cancel { id, server }) => {
-            return cancel_session(&manager, id, server).await;
+            return cancel_session(&manager, id, server, cli.json).await;
         }
         Cmd::Tree(cmd) => {
             let tree = TreeProxy::new(&conn).await?;
@@ -825,16 +930,38 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 alert["DataType"] = json!("application/json");
             }
             manager.queue_alert(&server, &alert.to_string()).await?;
-            omadmd::outln!("alert queued for {server}; it goes out in the next session");
+            if cli.json {
+                omadmd::outln!(
+                    "{}",
+                    json!({"queued": true, "server_id": server, "alert": alert})
+                );
+            } else {
+                omadmd::outln!("alert queued for {server}; it goes out in the next session");
+            }
         }
-        Cmd::Agent { open, decline } => {
+        Cmd::Agent { open, ask, decline } => {
             let path = zbus::ObjectPath::try_from("/org/omadm/Client1/Agent")?;
             conn.object_server()
-                .at(&path, TerminalAgent { open, decline })
+                .at(
+                    &path,
+                    TerminalAgent {
+                        open,
+                        ask,
+                        decline,
+                        json: cli.json,
+                    },
+                )
                 .await?;
             let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn).await?;
             agents.register_agent(&path).await?;
-            omadmd::outln!("agent registered; waiting for SHOW requests (Ctrl-C to stop)");
+            if cli.json {
+                omadmd::outln!(
+                    "{}",
+                    json!({"time": omadmd::cli::now_secs(), "event": "registered"})
+                );
+            } else {
+                omadmd::outln!("agent registered; waiting for SHOW requests (Ctrl-C to stop)");
+            }
             use std::io::Write as _;
             let _ = std::io::stdout().flush();
             let _ = tokio::signal::ctrl_c().await;
@@ -849,7 +976,11 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 }
             };
             let server = manager.inject_notification(&bytes).await?;
-            omadmd::outln!("notification accepted; a session with {server} follows");
+            if cli.json {
+                omadmd::outln!("{}", json!({"accepted": true, "server_id": server}));
+            } else {
+                omadmd::outln!("notification accepted; a session with {server} follows");
+            }
         }
     }
     Ok(0)

@@ -63,11 +63,17 @@ pub enum Cmd {
     /// Generic Alerts.
     #[command(subcommand)]
     Alert(AlertCmd),
-    /// Act as a SHOW agent in this terminal: print the pages servers ask the user to see.
+    /// Act as a SHOW agent in this terminal: print the pages servers ask the user to see
+    /// (with --json, a JSON line each).
     Agent {
-        /// Also open them with xdg-open.
+        /// Also open them in a browser (gio open, else xdg-open). A launch that fails is
+        /// reported to the server as a failure, not as shown.
         #[arg(long)]
         open: bool,
+        /// Ask on the terminal first (y/N); no, or no answer before the daemon gives up
+        /// (sessions.show-timeout-secs), tells the server the user declined (507).
+        #[arg(long, conflicts_with = "decline")]
+        ask: bool,
         /// Decline every request (the server is told the user refused).
         #[arg(long)]
         decline: bool,

@@ -416,12 +416,24 @@ pub fn ctl_lines(
     uid: Option<u32>,
     args: &[&str],
 ) -> (Reaped, std::sync::mpsc::Receiver<String>) {
+    ctl_lines_with(bus, uid, args, &[], std::process::Stdio::null())
+}
+
+/// [`ctl_lines`] with more environment and a given stdin.
+pub fn ctl_lines_with(
+    bus: &str,
+    uid: Option<u32>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: std::process::Stdio,
+) -> (Reaped, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead as _;
     use std::os::unix::process::CommandExt as _;
     let mut cmd = std::process::Command::new(OMADMCTL);
     cmd.args(args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .stdin(std::process::Stdio::null())
+        .envs(env.iter().copied())
+        .stdin(stdin)
         .stdout(std::process::Stdio::piped());
     if let Some(uid) = uid {
         cmd.uid(uid).gid(uid);
@@ -448,7 +460,7 @@ pub fn ctl_agent(
     all.extend_from_slice(args);
     let (child, rx) = ctl_lines(bus, uid, &all);
     let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
-    assert!(first.contains("agent registered"), "{first}");
+    assert!(first.contains("registered"), "{first}");
     (child, rx)
 }
 

@@ -1304,11 +1304,16 @@ fn an_administrator_follows_and_cancels_sessions() {
         err.contains("no session finished within 2 s; it goes on in the daemon"),
         "{err}"
     );
-    let (code, out, err) = omadmctl(&bus.address, &["session", "cancel"]);
+    let (code, out, err) = omadmctl(&bus.address, &["--json", "session", "cancel"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("cancelling the session with demo-server"),
-        "{out}"
+    let said: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        said,
+        json!({"cancelling": true, "server_id": "demo-server"})
+    );
+    assert_eq!(
+        documented_keys()["omadmctl session cancel"],
+        ["cancelling", "server_id"]
     );
     d.wait_for("session cancelled by an administrator", 30);
     let (_, out, _) = omadmctl(&bus.address, &["--json", "history", "--limit", "1"]);
@@ -1333,4 +1338,223 @@ fn an_administrator_follows_and_cancels_sessions() {
     let (code, _, _) = omadmctl(&bus.address, &["status"]);
     assert_eq!(code, 0, "the daemon serves on");
     d.terminate();
+}
+
+/// `omadmctl agent` tells the truth: `--open` whose launch fails (this machine's real `gio`
+/// cannot open a URL without a desktop, and no `xdg-open` is on the PATH) is a failure
+/// (500), not a page shown; `--ask` answered no is a decline (507), yes prints the page
+/// (200); with `--json` each request is a JSON line saying what became of it.
+#[test]
+fn the_terminal_agent_reports_what_became_of_a_page() {
+    use crate::common::ctl_lines_with;
+    use std::io::Write as _;
+    let show = json!({"packages": [{"CMD": [["SHOW", "https://ui.example/consent"]]}, {"CMD": [["END"]]}]});
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(
+        &json!({"sessions": [end, show.clone(), show.clone(), show]}),
+        false,
+    );
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut d = root.start_on_bus(&bus.address);
+    d.wait_for("session ended", 30);
+    let status_of_last_session = || {
+        server.of_kind("package3").last().unwrap()["body"]["Status"][0]["sc"]
+            .as_u64()
+            .unwrap()
+    };
+    let next_json = |lines: &std::sync::mpsc::Receiver<String>| -> serde_json::Value {
+        let l = lines
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .unwrap();
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{l}: {e}"))
+    };
+    // Only gio on the PATH (no xdg-open), and no desktop for it.
+    let bin = root.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/gio", bin.join("gio")).unwrap();
+    let path = bin.to_str().unwrap();
+    let (mut a, lines) = ctl_lines_with(
+        &bus.address,
+        None,
+        &["--json", "agent", "--open"],
+        &[
+            ("PATH", path),
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent"),
+        ],
+        std::process::Stdio::null(),
+    );
+    assert_eq!(next_json(&lines)["event"], "registered");
+    assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+    assert_eq!(
+        status_of_last_session(),
+        500,
+        "a failed launch is no page shown"
+    );
+    let said = next_json(&lines);
+    assert_eq!(
+        (&said["event"], &said["outcome"]),
+        (&json!("show"), &json!("failed")),
+        "{said}"
+    );
+    let detail = said["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("gio open: it failed") && detail.contains("xdg-open: cannot run it"),
+        "{said}"
+    );
+    a.kill().unwrap();
+    a.wait().unwrap();
+    d.wait_for("a registered peer left the bus", 10);
+
+    // Asked on the terminal: no is a decline, yes a page shown.
+    for (answer, status, outcome) in [("n\n", 507, "declined"), ("y\n", 200, "printed")] {
+        let (mut a, lines) = ctl_lines_with(
+            &bus.address,
+            None,
+            &["--json", "agent", "--ask"],
+            &[],
+            std::process::Stdio::piped(),
+        );
+        assert_eq!(next_json(&lines)["event"], "registered");
+        a.stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        assert_eq!(omadmctl(&bus.address, &["session", "start", "--wait"]).0, 0);
+        assert_eq!(status_of_last_session(), status, "{answer:?}");
+        assert_eq!(next_json(&lines)["outcome"], outcome);
+        a.kill().unwrap();
+        a.wait().unwrap();
+        d.wait_for("a registered peer left the bus", 10);
+    }
+    d.terminate();
+}
+
+/// The keys each command prints with `--json`, as docs/cli-json.md lists them under the
+/// command's heading (`Keys:` lines).
+fn documented_keys() -> std::collections::BTreeMap<String, Vec<String>> {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli-json.md"),
+    )
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut heading = None;
+    for line in doc.lines() {
+        if let Some(h) = line.strip_prefix("## `") {
+            heading = h.strip_suffix('`').map(str::to_owned);
+        } else if let (Some(h), Some(keys)) = (&heading, line.strip_prefix("Keys: ")) {
+            let keys = keys
+                .trim_end_matches('.')
+                .split(", ")
+                .map(|k| k.trim_matches('`').to_owned())
+                .collect();
+            out.insert(h.clone(), keys);
+        }
+    }
+    out
+}
+
+/// Every `--json` output has exactly the keys docs/cli-json.md lists for it, and says
+/// "none" with `null`, never `""`.
+#[test]
+fn every_json_output_has_the_documented_keys() {
+    let doc = documented_keys();
+    let (server, bus, root, mut d) = demo_up(4);
+    let check = |heading: &str, out: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(out).unwrap_or_else(|e| panic!("{heading}: {out}: {e}"));
+        let object = match &v {
+            serde_json::Value::Array(items) => items
+                .first()
+                .cloned()
+                .unwrap_or_else(|| panic!("{heading}: empty: {out}")),
+            other => other.clone(),
+        };
+        let mut keys: Vec<String> = object.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        let mut want = doc
+            .get(heading)
+            .unwrap_or_else(|| panic!("{heading} is not in docs/cli-json.md"))
+            .clone();
+        want.sort();
+        assert_eq!(keys, want, "{heading}: {out}");
+        assert!(
+            !out.contains("\"\""),
+            "{heading}: \"\" where null is meant: {out}"
+        );
+    };
+    let json = |args: &[&str]| -> String {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (code, out, err) = omadmctl(&bus.address, &all);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    let second = root.write("second.json", &dmacc("second", &server.base).to_string());
+    let second = second.to_str().unwrap();
+    let notification = root.path("n.bin");
+    let secret = root.write("secret.b64", "ZGVtby1ub3RpZmljYXRpb24tc2VjcmV0\n");
+    let notify = [
+        "notify",
+        "--server",
+        "demo-server",
+        "--notification-id",
+        "7",
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--auth-data",
+        "ZGVtby1hdXRoLWRhdGE=",
+    ];
+    let mut to_file = notify.to_vec();
+    to_file.extend(["--out", notification.to_str().unwrap()]);
+    for (heading, args) in [
+        ("omadmctl status", vec!["status"]),
+        (
+            "omadmctl account show ID",
+            vec!["account", "show", "demo-server"],
+        ),
+        ("omadmctl account list", vec!["account", "list"]),
+        (
+            "omadmctl account add FILE",
+            vec!["account", "add", "--dry-run", second],
+        ),
+        ("omadmctl reload", vec!["reload"]),
+        ("omadmctl history", vec!["history"]),
+        ("omadmctl tree list", vec!["tree", "list"]),
+        (
+            "omadmctl tree configure MOID",
+            vec!["tree", "configure", "urn:oma:mo:oma-dm-devinfo:1.2"],
+        ),
+        (
+            "omadmctl alert send",
+            vec![
+                "alert",
+                "send",
+                "--server",
+                "demo-server",
+                "--type",
+                "urn:x:at",
+            ],
+        ),
+        ("omadmctl session start", vec!["session", "start"]),
+        (
+            "omadmctl session start --wait",
+            vec!["session", "start", "--server", "demo-server", "--wait"],
+        ),
+        ("omadmctl notify --out FILE", to_file.clone()),
+        ("omadmctl notify", notify.to_vec()),
+    ] {
+        check(heading, &json(&args));
+    }
+    json(&["account", "add", second]);
+    d.wait_for("session ended", 30);
+    check(
+        "omadmctl account remove ID",
+        &json(&["account", "remove", "second"]),
+    );
+    d.terminate();
+    let (status, out, err) = root.run(&["history", "--json"]);
+    assert!(status.success(), "{err}");
+    check("omadmd history", &out);
 }
