@@ -48,7 +48,8 @@ command -v man >/dev/null && for page in omadmd.8 omadmctl.1 omadmd.toml.5; do
     [ -z "$warn" ] || { echo "man $page: $warn" >&2; exit 1; }
 done
 if command -v bash >/dev/null && [ -f /usr/share/bash-completion/completions/omadmctl ]; then
-    words=$(bash -c 'source /usr/share/bash-completion/completions/omadmctl; COMP_WORDS=(omadmctl ses); COMP_CWORD=1; _omadmctl omadmctl ses omadmctl; echo "${COMPREPLY[*]}"')
+    # The script asks the installed omadmctl (dynamic completion).
+    words=$(bash -c 'source /usr/share/bash-completion/completions/omadmctl; COMP_WORDS=(omadmctl ses); COMP_CWORD=1; COMP_TYPE=9; _clap_complete_omadmctl omadmctl ses omadmctl; echo "${COMPREPLY[*]}"')
     [[ "$words" == *session* ]] || { echo "bash completion offered: $words" >&2; exit 1; }
 fi
 /usr/sbin/omadmd check-config | grep -q '10-defaults.toml'

@@ -157,6 +157,9 @@ fn explain(e: &zbus::Error) -> (String, u8) {
 }
 
 fn main() -> ExitCode {
+    // Run by the shell for completions (COMPLETE=bash|zsh|fish, from the scripts in
+    // packaging/completions): answer and exit; otherwise nothing happens here.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 
-use super::Bytes;
+use super::{Bytes, complete};
 
 /// Control and inspect the omadmd OMA DM client.
 ///
@@ -25,18 +26,33 @@ pub struct Cli {
 }
 
 const OMADMCTL_AFTER: &str = "\
+Examples:
+  omadmctl status                          is it running, and how many accounts and agents
+  omadmctl account list                    each account, its last session, its next attempt
+  omadmctl account add --dry-run acme.json what provisioning this file would change
+  omadmctl session start --server acme-dms --wait   a session now, followed as it goes
+  omadmctl session cancel                  end the session running now
+  omadmctl monitor --json                  the daemon's events as JSON lines
+  omadmctl tree get 'urn:oma:mo:oma-dm-devinfo:1.2//DevID'
+  omadmctl reload                          re-read the configuration and bootstrap.d
+
 Exit status: 0 success; 1 failure (with --wait: the session did not end normally);
 2 bad arguments; 3 omadmd is not running or the bus cannot be reached; 4 access denied.
 
 Environment:
   DBUS_SYSTEM_BUS_ADDRESS   talk to omadmd on another bus than the system bus
 
-Authorization: the polkit actions are org.omadm.Client1.start-session, .queue-alert,
-.inject-notification, .register-handler, .register-agent, .request-configuration,
-.manage-accounts and .reload (/usr/share/polkit-1/actions/org.omadm.Client1.policy). Without polkit only root may
+Files:
+  /usr/share/polkit-1/actions/org.omadm.Client1.policy   who may change what
+  /etc/polkit-1/rules.d/                    where an administrator widens or narrows it
+
+Authorization: the polkit actions are org.omadm.Client1.start-session, .cancel-session,
+.queue-alert, .inject-notification, .register-handler, .register-agent,
+.request-configuration, .manage-accounts and .reload. Without polkit only root may
 change anything.
 
-See also: omadmd(8), omadmd.toml(5), pkttyagent(1).";
+See also: omadmd(8), omadm-agent(1), omadmd.toml(5), pkttyagent(1); JSON output:
+/usr/share/doc/omadmd/cli-json.md.";
 
 /// What to do.
 #[derive(Debug, Subcommand)]
@@ -99,6 +115,7 @@ pub enum AccountCmd {
     /// One account and where it stands.
     Show {
         /// The server's id (SrvID).
+        #[arg(add = ArgValueCandidates::new(complete::servers))]
         server: String,
     },
     /// Provision accounts from a bootstrap file (the format of /etc/omadmd/bootstrap.d,
@@ -120,6 +137,7 @@ pub enum AccountCmd {
     /// session history stays.
     Remove {
         /// The server's id (SrvID).
+        #[arg(add = ArgValueCandidates::new(complete::servers))]
         server: String,
     },
 }
@@ -131,7 +149,7 @@ pub struct NotifyArgs {
     /// A file holding a binary notification (a bare Package#0 or a WAP Push).
     pub file: Option<PathBuf>,
     /// Make a notification for this server (its SERVER-ID) instead.
-    #[arg(long, value_name = "ID", conflicts_with = "file")]
+    #[arg(long, value_name = "ID", conflicts_with = "file", add = ArgValueCandidates::new(complete::servers))]
     pub server: Option<String>,
     /// Its NOTIFICATION-ID (the server's own id for the wake-up; sessions report it).
     #[arg(long, value_name = "N", requires = "server")]
@@ -168,7 +186,7 @@ pub enum SessionCmd {
     /// Ask for a client-initiated session.
     Start {
         /// With this server only (default: every server).
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(complete::servers))]
         server: Option<String>,
         /// Wait until it finishes, showing what it does (packages, commands) as it goes,
         /// and report how it went (exit 1 unless it ended normally).
@@ -184,10 +202,10 @@ pub enum SessionCmd {
     /// session running.
     Cancel {
         /// The session's history id (see `omadmctl history`).
-        #[arg(conflicts_with = "server")]
+        #[arg(conflicts_with = "server", add = ArgValueCandidates::new(complete::running_sessions))]
         id: Option<i64>,
         /// The session running with this server.
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(complete::servers))]
         server: Option<String>,
     },
 }
@@ -200,6 +218,7 @@ pub enum TreeCmd {
     /// The data at a ClientURI (application/dmmo+json).
     Get {
         /// e.g. urn:oma:mo:oma-dm-devinfo:1.2//DevID
+        #[arg(add = ArgValueCandidates::new(complete::client_uris))]
         client_uri: String,
     },
     /// Make sure the tree holds an MO: when it has no instance, fetch it from the
@@ -216,7 +235,7 @@ pub enum AlertCmd {
     /// Queue a Generic Alert for a server; it is sent in the next session.
     Send {
         /// The server's id.
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(complete::servers))]
         server: String,
         /// AlertType URN.
         #[arg(long = "type")]

@@ -2,6 +2,7 @@
 //! so man pages and shell completions are generated from them (`packaging/man`).
 
 pub mod agent;
+pub mod complete;
 pub mod ctl;
 
 use std::path::PathBuf;
@@ -46,21 +47,38 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The long help's closing paragraphs; each that starts with "Heading:" becomes a man
+/// page section of that name (FILES, ENVIRONMENT, ...; see tests/it/generated.rs).
 const OMADMD_AFTER: &str = "\
+Examples:
+  systemctl enable --now omadmd    run it as a service (the usual way)
+  omadmd check-config              check the configuration and bootstrap files, change nothing
+  omadmd dump-tree                 the management tree, offline (no secrets)
+  omadmd history --json            the recent sessions, offline
+  omadmd --config-root /tmp/demo -v   run unprivileged under a scratch root (demos, tests)
+
 Files:
   /etc/omadmd/omadmd.toml, /etc/omadmd/config.d/*.toml, /run/omadmd/config.d/*.toml,
   /usr/lib/omadmd/config.d/*.toml   configuration (omadmd.toml(5))
   /etc/omadmd/bootstrap.d/          factory bootstrap files (DM accounts)
   /usr/share/omadmd/ddf/, /etc/omadmd/ddf/   MO definitions (DDF)
   /var/lib/omadmd/tree.db           the management tree, owner-only
+  /usr/lib/systemd/system/omadmd.service, omadmd.socket   the units
 
 Environment:
   STATE_DIRECTORY           set by systemd: where tree.db lives
   LISTEN_FDS, LISTEN_PID    set by systemd: the notification socket
-  NOTIFY_SOCKET             set by systemd: READY, STOPPING and STATUS go there
+  NOTIFY_SOCKET             set by systemd: READY, RELOADING, STOPPING and STATUS go there
   JOURNAL_STREAM            set by systemd: log to the journal with structured fields
   DBUS_SYSTEM_BUS_ADDRESS   another bus than the system bus (tests, demos)
   RUST_LOG                  log filter, overriding log.level
+  MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_   override the allocator settings omadmd
+                            chooses for a small idle daemon
+
+Signals:
+  SIGTERM, SIGINT   stop cleanly (a running session is recorded as interrupted)
+  SIGHUP            reload: read the configuration and bootstrap.d again (systemctl
+                    reload omadmd; omadmctl reload does the same and says what changed)
 
 Exit status: 0 after a clean stop; 78 for a bad configuration or a database that is
 refused or not writable (an administrator must act; the unit does not restart it);
@@ -68,7 +86,8 @@ refused or not writable (an administrator must act; the unit does not restart it
 the write); 1 for other failures to start or to keep serving (logged); 2 for bad
 arguments. Killed by systemd's watchdog when a loop is wedged.
 
-See also: omadmctl(1), omadmd.toml(5), systemd.service(5); /usr/share/doc/omadmd/.";
+See also: omadmctl(1), omadm-agent(1), omadmd.toml(5), systemd.service(5);
+/usr/share/doc/omadmd/.";
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]

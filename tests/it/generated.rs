@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory as _;
-use clap_complete::Shell;
+use clap_complete::env::EnvCompleter;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging")
@@ -24,19 +24,84 @@ fn man_pages(cmd: clap::Command, section: &str, out: &mut BTreeMap<PathBuf, Vec<
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
             walk(sub, &name, section, out);
         }
+        let after = cmd.get_after_long_help().map(|h| h.to_string());
+        // As clap_mangen's own render decides which sections a page has.
+        let has_args = cmd.get_arguments().any(|a| !a.is_hide_set());
+        let has_subcommands = cmd.get_subcommands().any(|c| !c.is_hide_set());
+        let has_version = cmd.get_version().or(cmd.get_long_version()).is_some();
         let cmd = cmd.display_name(name.clone());
         let mut page = Vec::new();
-        clap_mangen::Man::new(cmd)
+        let man = clap_mangen::Man::new(cmd)
             .section(section)
             .manual("omadmd")
-            .source(format!("omadmd {}", env!("CARGO_PKG_VERSION")))
-            .render(&mut page)
-            .unwrap();
+            .source(format!("omadmd {}", env!("CARGO_PKG_VERSION")));
+        // Each part comes with roff's preamble; the page needs it once.
+        let part = |render: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+            let mut text = Vec::new();
+            render(&mut text).unwrap();
+            let text = String::from_utf8(text).unwrap();
+            let preamble = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+            text.strip_prefix(preamble)
+                .map(str::to_owned)
+                .unwrap_or(text)
+        };
+        man.render_title(&mut page).unwrap();
+        let mut body = part(&|w| man.render_name_section(w));
+        body += &part(&|w| man.render_synopsis_section(w));
+        body += &part(&|w| man.render_description_section(w));
+        if has_args {
+            body += &part(&|w| man.render_options_section(w));
+        }
+        if has_subcommands {
+            body += &part(&|w| man.render_subcommands_section(w));
+        }
+        if let Some(after) = after {
+            body += &sections(&after);
+        }
+        if has_version {
+            body += &part(&|w| man.render_version_section(w));
+        }
+        page.extend(body.into_bytes());
         out.insert(root().join(format!("man/{name}.{section}")), page);
     }
     let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     walk(cmd, "", section, out);
+}
+
+/// The long help's closing paragraphs as man sections: a paragraph that starts with
+/// "Heading:" becomes `.SH HEADING` (EXAMPLES, FILES, ENVIRONMENT, SIGNALS, EXIT STATUS,
+/// SEE ALSO, ...), kept as written (no filling: the columns line up); others are EXTRA.
+fn sections(after: &str) -> String {
+    let roff = |line: &str| {
+        let line = line
+            .replace('\\', "\\e")
+            .replace('-', "\\-")
+            .replace('\'', "\\*(Aq");
+        if line.starts_with('.') || line.starts_with('\'') {
+            format!("\\&{line}")
+        } else {
+            line
+        }
+    };
+    let mut out = String::new();
+    for para in after.split("\n\n") {
+        let (title, body) = match para.split_once(':') {
+            // Text on the heading's line starts the section; lines below keep their indent.
+            Some((t, rest)) if !t.contains('\n') && t.len() < 20 => (
+                t.to_uppercase(),
+                rest.strip_prefix('\n').unwrap_or_else(|| rest.trim_start()),
+            ),
+            _ => ("EXTRA".to_owned(), para),
+        };
+        out.push_str(&format!(".SH \"{title}\"\n.nf\n"));
+        for line in body.lines() {
+            out.push_str(&roff(line));
+            out.push('\n');
+        }
+        out.push_str(".fi\n");
+    }
+    out
 }
 
 fn expected() -> BTreeMap<PathBuf, Vec<u8>> {
@@ -45,18 +110,25 @@ fn expected() -> BTreeMap<PathBuf, Vec<u8>> {
     man_pages(omadmd::cli::ctl::Cli::command(), "1", &mut out);
     man_pages(omadmd::cli::agent::Cli::command(), "1", &mut out);
     man_pages(omadm_testserver::cli::Cli::command(), "1", &mut out);
-    for (shell, file) in [
-        (Shell::Bash, "completions/omadmctl.bash"),
-        (Shell::Zsh, "completions/_omadmctl"),
-        (Shell::Fish, "completions/omadmctl.fish"),
-    ] {
+    // Registration scripts: the shell asks omadmctl itself (COMPLETE=<shell>), which
+    // completes server IDs, session IDs and ClientURIs from the running daemon.
+    let shells: [(&dyn EnvCompleter, &str); 3] = [
+        (&clap_complete::env::Bash, "completions/omadmctl.bash"),
+        (&clap_complete::env::Zsh, "completions/_omadmctl"),
+        (&clap_complete::env::Fish, "completions/omadmctl.fish"),
+    ];
+    for (shell, file) in shells {
         let mut text = Vec::new();
-        clap_complete::generate(
-            shell,
-            &mut omadmd::cli::ctl::Cli::command(),
-            "omadmctl",
-            &mut text,
-        );
+        shell
+            .write_registration("COMPLETE", "omadmctl", "omadmctl", "omadmctl", &mut text)
+            .unwrap();
+        if file.ends_with("_omadmctl") {
+            // Autoloaded as _omadmctl, the file runs on the first Tab: complete that one too,
+            // not only register for the next.
+            text.extend_from_slice(
+                b"if [[ ${funcstack[1]} == _omadmctl ]]; then _clap_dynamic_completer_omadmctl \"$@\"; fi\n",
+            );
+        }
         out.insert(root().join(file), text);
     }
     out
@@ -181,4 +253,45 @@ fn man_pages_say_the_exit_statuses_and_what_each_tool_is() {
     let name = ctl.lines().skip_while(|l| *l != ".SH NAME").nth(1).unwrap();
     assert!(name.contains("Control and inspect"), "{name}");
     assert!(!name.contains("client daemon"), "{name}");
+}
+
+/// docs/testserver.md names every option `omadm-testserver` takes (as its clap definition
+/// has them), and every key a script may give per package.
+#[test]
+fn the_test_server_guide_names_every_option_and_script_key() {
+    use clap::CommandFactory as _;
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/testserver.md"))
+            .unwrap();
+    let cmd = omadm_testserver::cli::Cli::command();
+    for arg in cmd.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            assert!(
+                doc.contains(&format!("`--{long}")),
+                "--{long} is not in docs/testserver.md"
+            );
+        }
+    }
+    // The per-package keys of a script, as the script's examples and fault list use them.
+    for key in [
+        "CMD",
+        "expect",
+        "http_status",
+        "raw",
+        "content_type",
+        "delay_ms",
+        "drip_ms",
+        "retry_after",
+        "omadm_accept",
+        "redirect",
+        "name",
+        "auth",
+        "challenge",
+        "repository",
+    ] {
+        assert!(
+            doc.contains(&format!("\"{key}\"")),
+            "{key} is not in docs/testserver.md"
+        );
+    }
 }
