@@ -3,6 +3,7 @@
 //! a local reader may not see ("No Get" nodes, secrets).
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use crate::config::Settings;
 use crate::host::Host;
@@ -103,12 +104,25 @@ pub fn history(settings: &Settings, limit: u32, json: bool) -> anyhow::Result<St
     Ok(out)
 }
 
+/// What starting the daemon would do with one bootstrap file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BootstrapCheck {
+    /// The file.
+    pub file: PathBuf,
+    /// `would-apply`, `unchanged` (applied already with this content) or `refused`.
+    pub outcome: &'static str,
+    /// The servers whose accounts it would provision.
+    pub servers: Vec<String>,
+    /// Why it would be refused (`None` otherwise).
+    pub error: Option<String>,
+}
+
 /// What starting the daemon would do with each bootstrap file, without doing it: planned
-/// against the database as it is (or an empty one, before the first start). Returns a
-/// line per file, and the first refused file as an error after all are listed.
+/// against the database as it is (or an empty one, before the first start). Returns each
+/// file's verdict, and the first refused file as an error.
 pub fn check_bootstrap(
     settings: &Settings,
-) -> anyhow::Result<(String, Option<crate::config::ConfigError>)> {
+) -> anyhow::Result<(Vec<BootstrapCheck>, Option<crate::config::ConfigError>)> {
     use crate::mo::bootstrap::{self, Outcome};
     let registry = crate::daemon::load_registry(settings);
     let limits = settings.bootstrap_limits();
@@ -129,24 +143,46 @@ pub fn check_bootstrap(
             let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
         }
     }
-    let mut text = String::new();
-    for (path, outcome) in &report.done {
-        let what = match outcome {
-            Outcome::Applied { servers, .. } if servers.is_empty() => "would apply".to_owned(),
-            Outcome::Applied { servers, .. } => {
-                format!("would apply (accounts: {})", servers.join(", "))
-            }
-            Outcome::Unchanged => "applied already, unchanged".to_owned(),
+    let mut checks = Vec::new();
+    for (path, outcome) in report.done {
+        let (outcome, servers) = match outcome {
+            Outcome::Applied { servers, .. } => ("would-apply", servers),
+            Outcome::Unchanged => ("unchanged", Vec::new()),
         };
-        let _ = writeln!(text, "# bootstrap {}: {what}", path.display());
+        checks.push(BootstrapCheck {
+            file: path,
+            outcome,
+            servers,
+            error: None,
+        });
     }
     let mut first = None;
-    for (path, e) in &report.failed {
-        let _ = writeln!(text, "# bootstrap {}: REFUSED: {e}", path.display());
+    for (path, e) in report.failed {
         first.get_or_insert_with(|| crate::config::ConfigError::Bootstrap {
             path: path.clone(),
             message: e.to_string(),
         });
+        checks.push(BootstrapCheck {
+            file: path,
+            outcome: "refused",
+            servers: Vec::new(),
+            error: Some(e.to_string()),
+        });
     }
-    Ok((text, first))
+    Ok((checks, first))
+}
+
+/// The bootstrap verdicts as comment lines after the merged configuration.
+pub fn bootstrap_lines(checks: &[BootstrapCheck]) -> String {
+    let mut text = String::new();
+    for c in checks {
+        let what = match (c.outcome, &c.error) {
+            (_, Some(e)) => format!("REFUSED: {e}"),
+            ("unchanged", None) => "applied already, unchanged".to_owned(),
+            (_, None) if c.servers.is_empty() => "would apply".to_owned(),
+            (_, None) => format!("would apply (accounts: {})", c.servers.join(", ")),
+        };
+        let _ = writeln!(text, "# bootstrap {}: {what}", c.file.display());
+    }
+    text
 }

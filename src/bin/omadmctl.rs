@@ -254,10 +254,11 @@ async fn start_session(
 ) -> zbus::Result<u8> {
     let target = server.unwrap_or_default();
     let concerns = |s: &str| target.is_empty() || s == target;
-    // Subscribe before asking, so nothing can slip past.
-    let mut finished = manager.receive_session_finished().await?;
-    let mut started = manager.receive_session_started().await?;
-    let mut progress = manager.receive_session_progress().await?;
+    // Subscribe before asking, so nothing can slip past; one stream, so that a session's
+    // progress prints before its end.
+    let conn = manager.inner().connection().clone();
+    let mut signals = daemon_signals(&conn).await?;
+    let owner = daemon_owner(&conn).await;
     manager.start_session(&target).await?;
     let shown = if target.is_empty() {
         "every server".to_owned()
@@ -285,35 +286,40 @@ async fn start_session(
                 eprintln!("omadmctl: no session finished within {limit} s; it goes on in the daemon ('omadmctl session cancel' ends it, 'omadmctl history' shows it)");
                 return Ok(1);
             }
-            Some(s) = started.next() => {
-                let a = s.args()?;
-                if concerns(&a.server_id) {
-                    eprintln!("session with {} started ({})", a.server_id, a.trigger);
-                }
-            }
-            Some(s) = progress.next() => {
-                let a = s.args()?;
-                if concerns(&a.server_id) {
-                    eprintln!(
-                        "  package {} from {}: {} ({} command(s) so far)",
-                        a.packages, a.server_id, a.current, a.commands
-                    );
-                }
-            }
-            signal = finished.next() => {
-                let Some(signal) = signal else { return Ok(1) };
-                let args = signal.args()?;
-                if !concerns(&args.server_id) {
+            Some(m) = signals.next() => {
+                let m = m?;
+                if owner.is_none() || m.header().sender().map(|s| s.to_string()) != owner {
                     continue;
                 }
-                if json_out {
-                    omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": text_or_null(&args.detail)}));
-                } else {
-                    let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
-                    omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
+                use omadmd::dbus::client as c;
+                if let Some(s) = c::SessionStarted::from_message(m.clone()) {
+                    let a = s.args()?;
+                    if concerns(&a.server_id) {
+                        eprintln!("session with {} started ({})", a.server_id, a.trigger);
+                    }
+                } else if let Some(s) = c::SessionProgress::from_message(m.clone()) {
+                    let a = s.args()?;
+                    if concerns(&a.server_id) {
+                        eprintln!(
+                            "  package {} from {}: {} ({} command(s) so far)",
+                            a.packages, a.server_id, a.current, a.commands
+                        );
+                    }
+                } else if let Some(s) = c::SessionFinished::from_message(m) {
+                    let args = s.args()?;
+                    if !concerns(&args.server_id) {
+                        continue;
+                    }
+                    if json_out {
+                        omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": text_or_null(&args.detail)}));
+                    } else {
+                        let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
+                        omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
+                    }
+                    return Ok(if args.outcome == "ended" { 0 } else { 1 });
                 }
-                return Ok(if args.outcome == "ended" { 0 } else { 1 });
             }
+            else => return Ok(1),
         }
     }
 }
@@ -542,18 +548,13 @@ fn event(json_out: bool, kind: &str, fields: serde_json::Value, line: String) {
 /// may send a signal with that path, and an admin's monitor must not be fooled by one.
 async fn monitor(conn: &zbus::Connection, json_out: bool) -> zbus::Result<u8> {
     let bus = zbus::fdo::DBusProxy::new(conn).await?;
-    let name: zbus::names::BusName<'_> = omadmd::dbus::BUS_NAME.try_into()?;
     let mut owner_changes = bus
         .receive_name_owner_changed_with_args(&[(0, omadmd::dbus::BUS_NAME)])
         .await?;
-    let rule = zbus::MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .path(omadmd::dbus::PATH)
-        .build()?;
-    let mut signals = zbus::MessageStream::for_match_rule(rule, conn, None).await?;
+    let mut signals = daemon_signals(conn).await?;
     // Subscribed first, asked second: an owner that changes in between is seen twice,
     // never missed.
-    let mut owner = bus.get_name_owner(name).await.ok().map(|o| o.to_string());
+    let mut owner = daemon_owner(conn).await;
     let (kind, line) = if owner.is_some() {
         ("daemon-running", "omadmd is running; monitoring")
     } else {
@@ -585,6 +586,24 @@ async fn monitor(conn: &zbus::Connection, json_out: bool) -> zbus::Result<u8> {
             else => return Ok(0),
         }
     }
+}
+
+/// Every signal with the daemon's object path, in the order they arrive (one stream: a
+/// stream per signal would interleave them as they are polled). Any peer may send such a
+/// signal: compare the sender with [`daemon_owner`].
+async fn daemon_signals(conn: &zbus::Connection) -> zbus::Result<zbus::MessageStream> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .path(omadmd::dbus::PATH)
+        .build()?;
+    zbus::MessageStream::for_match_rule(rule, conn, None).await
+}
+
+/// The unique bus name of the daemon now, if it runs.
+async fn daemon_owner(conn: &zbus::Connection) -> Option<String> {
+    let bus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
+    let name: zbus::names::BusName<'_> = omadmd::dbus::BUS_NAME.try_into().ok()?;
+    bus.get_name_owner(name).await.ok().map(|o| o.to_string())
 }
 
 /// Prints one of the daemon's signals as an event; others are ignored.

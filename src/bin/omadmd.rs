@@ -91,10 +91,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 daemon::run(sources, settings, shutdown, hangups).await
             })
         }
-        Some(Command::CheckConfig) => {
-            omadmd::out!("{}", settings.to_toml());
-            let (lines, refused) = diag::check_bootstrap(&settings)?;
-            omadmd::out!("{lines}");
+        Some(Command::CheckConfig { json }) => {
+            let (checks, refused) = diag::check_bootstrap(&settings)?;
+            if json {
+                let doc = serde_json::json!({
+                    "files": settings.files,
+                    "settings": settings,
+                    "bootstrap": checks,
+                });
+                omadmd::outln!("{doc}");
+            } else {
+                omadmd::out!("{}", settings.to_toml());
+                omadmd::out!("{}", diag::bootstrap_lines(&checks));
+            }
             match refused {
                 Some(e) => Err(e.into()),
                 None => Ok(()),

@@ -97,7 +97,11 @@ pub enum Command {
     /// Check the configuration and the bootstrap files, print the merged configuration and
     /// what start-up would do with each bootstrap file, and exit (78 when anything would be
     /// refused). Writes nothing.
-    CheckConfig,
+    CheckConfig {
+        /// Print JSON: the files read, the merged settings and each bootstrap file's verdict.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the management tree from the database and exit (offline; never shows "No Get"
     /// values or secrets).
     DumpTree {

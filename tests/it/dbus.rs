@@ -1561,6 +1561,15 @@ fn every_json_output_has_the_documented_keys() {
     let (status, out, err) = root.run(&["history", "--json"]);
     assert!(status.success(), "{err}");
     check("omadmd history", &out);
+    let (status, out, err) = root.run(&["check-config", "--json"]);
+    assert!(status.success(), "{err}");
+    check("omadmd check-config", &out);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["bootstrap"][0]["outcome"], "unchanged", "{v}");
+    assert!(
+        v["settings"]["sessions"]["poll-interval-secs"].is_u64(),
+        "{v}"
+    );
 }
 
 /// Shell completion asks the running daemon (the shipped scripts run `omadmctl` with
