@@ -148,11 +148,22 @@ impl std::fmt::Debug for Plan<'_> {
 
 /// "5 GET, 1 HGET": the commands of a package by name, in order of first appearance.
 fn summary(cmds: &[Command]) -> String {
-    let mut counts: Vec<(&str, usize)> = Vec::new();
+    // An unknown command keeps the server's own name: only letters of a command name
+    // reach the signal, so a server cannot put terminal escapes on an admin's screen.
+    let shown = |name: &str| -> String {
+        let clean: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            .take(16)
+            .collect();
+        if clean.is_empty() { "?".into() } else { clean }
+    };
+    let mut counts: Vec<(String, usize)> = Vec::new();
     for c in cmds {
-        match counts.iter_mut().find(|(n, _)| *n == c.name()) {
+        let name = shown(c.name());
+        match counts.iter_mut().find(|(n, _)| *n == name) {
             Some((_, k)) => *k += 1,
-            None => counts.push((c.name(), 1)),
+            None => counts.push((name, 1)),
         }
     }
     counts

@@ -302,7 +302,10 @@ async fn start_session(
                     if concerns(&a.server_id) {
                         eprintln!(
                             "  package {} from {}: {} ({} command(s) so far)",
-                            a.packages, a.server_id, a.current, a.commands
+                            a.packages,
+                            a.server_id,
+                            omadmd::cli::printable(&a.current),
+                            a.commands
                         );
                     }
                 } else if let Some(s) = c::SessionFinished::from_message(m) {
@@ -313,7 +316,7 @@ async fn start_session(
                     if json_out {
                         omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": text_or_null(&args.detail)}));
                     } else {
-                        let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", args.detail) };
+                        let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", omadmd::cli::printable(&args.detail)) };
                         omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
                     }
                     return Ok(if args.outcome == "ended" { 0 } else { 1 });
@@ -536,7 +539,11 @@ fn event(json_out: bool, kind: &str, fields: serde_json::Value, line: String) {
         }
         omadmd::outln!("{v}");
     } else {
-        omadmd::outln!("{} {line}", clock(now.max(0) as u64));
+        omadmd::outln!(
+            "{} {}",
+            clock(now.max(0) as u64),
+            omadmd::cli::printable(&line)
+        );
     }
 }
 

@@ -9,6 +9,16 @@ use clap_complete::engine::CompletionCandidate;
 /// How long a completion may wait for the daemon: a shell must not hang on a tab.
 const PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// Whether a value may be offered to a shell as is: servers choose instance names, and a
+/// completion script inserts candidates unquoted, so anything a shell would read as
+/// syntax (`$`, `;`, backquotes, spaces, globs) is left out.
+fn shell_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:@%+=,-/".contains(c))
+}
+
 /// Runs one read against the daemon on a throwaway runtime; empty on any failure.
 fn ask<F, Fut>(read: F) -> Vec<CompletionCandidate>
 where
@@ -27,7 +37,10 @@ where
             read(conn).await
         };
         match tokio::time::timeout(PATIENCE, work).await {
-            Ok(Ok(found)) => found,
+            Ok(Ok(found)) => found
+                .into_iter()
+                .filter(|c| shell_safe(&c.get_value().to_string_lossy()))
+                .collect(),
             _ => Vec::new(),
         }
     })
@@ -97,4 +110,23 @@ pub fn moids() -> Vec<CompletionCandidate> {
         moids.dedup();
         Ok(moids.into_iter().map(CompletionCandidate::new).collect())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_shell_safe_values_are_offered() {
+        for (value, ok) in [
+            ("demo-server", true),
+            ("urn:oma:mo:oma-dm-devinfo:1.2/DevInfo/", true),
+            ("a$(reboot)", false),
+            ("a;b", false),
+            ("`id`", false),
+            ("a b", false),
+            ("*", false),
+            ("", false),
+        ] {
+            assert_eq!(super::shell_safe(value), ok, "{value}");
+        }
+    }
 }

@@ -189,6 +189,20 @@ macro_rules! outln {
     };
 }
 
+/// A line for a terminal, with what a server may have put in it made harmless: control
+/// characters (escape sequences) and bidi overrides are replaced by `?`.
+pub fn printable(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Seconds since the epoch, now.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -224,6 +238,15 @@ pub fn until(secs: i64, now: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn printable_lines_carry_no_escapes() {
+        assert_eq!(
+            super::printable("1 GET, 1 \u{1b}]52;c;ZXZpbA==\u{7}X \u{202E}evil"),
+            "1 GET, 1 ?]52;c;ZXZpbA==?X ?evil"
+        );
+        assert_eq!(super::printable("plain: fine"), "plain: fine");
+    }
+
     #[test]
     fn until_reads_like_a_person_would_say_it() {
         let now = 1_000_000;

@@ -277,6 +277,16 @@ pub fn plan(
         let (key, server) = plan_item(store, reg, i, item, limits, &mut ops)?;
         if let Some(server_id) = &server {
             may_replace(store, source, i, server_id, replace)?;
+            // Writing over another server's account instance replaces that account.
+            if key.moid == DMACC
+                && let Some(other) = store
+                    .node(&key, "SrvID")?
+                    .and_then(|n| n.value)
+                    .map(|v| v.to_text())
+                    .filter(|other| other != server_id)
+            {
+                may_replace(store, source, i, &other, replace)?;
+            }
         }
         if instances.contains(&key) {
             return Err(BootstrapError::Duplicate { item: i, key });
@@ -420,6 +430,17 @@ fn plan_item(
                     path: String::new(),
                 });
             }
+        }
+        // An instance that held another server's account starts afresh: it must not keep
+        // that server as its creator (and its rights, TS §10).
+        if store
+            .instance(&key.moid, &key.miid)?
+            .is_some_and(|i| i.creator != format!("serverid:{srv_id}"))
+        {
+            ops.push(TreeOp::DeleteSubtree {
+                key: key.clone(),
+                path: String::new(),
+            });
         }
         // The account belongs to its server: it holds full rights on it (TS §10).
         creator = format!("serverid:{srv_id}");

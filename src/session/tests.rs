@@ -317,3 +317,25 @@ async fn omadm_accept_is_remembered_for_later_commands() {
     let p3: serde_json::Value = serde_json::from_slice(&server.posts.borrow()[1].2).unwrap();
     assert_eq!(p3["Status"][0]["sc"], 406, "no format the server accepts");
 }
+
+/// What SessionProgress says of a package: its commands by name; a server's own name for
+/// an unknown command is cut to the letters of a name, so no escape reaches a terminal.
+#[test]
+fn progress_names_the_commands_and_nothing_a_server_smuggles_in() {
+    use crate::protocol::packages::Command;
+    let get = || Command::Get {
+        client_uri: "urn:x:1.0//a".into(),
+    };
+    let cmds = [
+        get(),
+        get(),
+        Command::Unknown {
+            name: "\u{1b}]52;c;ZXZpbA==\u{7}".into(),
+        },
+        Command::Unknown {
+            name: "\u{1b}\u{7}".into(),
+        },
+        Command::End,
+    ];
+    assert_eq!(super::summary(&cmds), "2 GET, 1 52cZXZpbA, 1 ?, 1 END");
+}

@@ -237,13 +237,15 @@ impl Value {
                 "false" => Ok(Value::Bool(false)),
                 _ => Err(mismatch()),
             },
+            // Binary values are often key material (DMAcc secrets): an error never quotes
+            // them, since errors reach logs, servers and `omadmctl status`.
             Format::Bin => B64
                 .decode(text.trim())
                 .map(Value::Bin)
-                .map_err(|_| mismatch()),
+                .map_err(|_| not_base64(format)),
             Format::B64 => {
                 let t = text.trim();
-                B64.decode(t).map_err(|_| mismatch())?;
+                B64.decode(t).map_err(|_| not_base64(format))?;
                 Ok(Value::B64(t.to_owned()))
             }
             Format::Date if is_iso_date(text) => Ok(Value::Date(text.to_owned())),
@@ -287,6 +289,13 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "string",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
+    }
+}
+
+fn not_base64(format: Format) -> ValueError {
+    ValueError::Type {
+        expected: format,
+        got: "text that is not base64 (not shown: it may be a secret)".into(),
     }
 }
 

@@ -315,6 +315,34 @@ fn another_source_may_not_take_a_servers_account_unless_told_to() {
 }
 
 #[test]
+fn writing_over_another_accounts_instance_is_replacing_that_account() {
+    let (_dir, store, reg) = setup();
+    let own = Replace::OwnOnly;
+    apply_json(
+        &store,
+        &reg,
+        "a.json",
+        &json!([account("acme", "dms1", "https://a")]),
+        own,
+    )
+    .unwrap();
+    // Another file names acme's instance with a SrvID of its own.
+    let takeover = json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/acme/", "MOData": {"acme": {
+        "SrvID": "evil", "SrvURI": "https://evil", "Name": "Evil",
+        "Perm": {"1": {"MOID": "*"}}}}}]);
+    let err = apply_json(&store, &reg, "z.json", &takeover, own).unwrap_err();
+    assert!(
+        matches!(&err, BootstrapError::AccountExists { server_id, .. } if server_id == "dms1"),
+        "{err:?}"
+    );
+    assert_eq!(srv_uri(&store, "acme").as_deref(), Some("https://a"));
+    // Told to: the instance is evil's now, created afresh for it.
+    apply_json(&store, &reg, "z.json", &takeover, Replace::Any).unwrap();
+    let inst = store.instance(DMACC, "acme").unwrap().unwrap();
+    assert_eq!(inst.creator, "serverid:evil");
+}
+
+#[test]
 fn accounts_from_before_the_record_may_be_changed_by_a_file_applied_before() {
     let (_dir, store, reg) = setup();
     apply_json(
