@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs omadmd's files under $DESTDIR (default: /), the layout the Debian package and
-# the RPM spec use. Build first: cargo build --release --locked --workspace --bins.
+# Installs the files of omadmd, omadm-agent and omadm-testserver under $DESTDIR (default:
+# /), the layout the Debian packages and the RPM spec's subpackages use. Build first: cargo build --release --locked --workspace --bins.
 #   DESTDIR=/tmp/root packaging/install.sh [TARGET_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ put 0644 systemd/omadmd.service            usr/lib/systemd/system/omadmd.service
 put 0644 systemd/omadmd.socket             usr/lib/systemd/system/omadmd.socket
 put 0644 systemd/sysusers.d/omadmd.conf    usr/lib/sysusers.d/omadmd.conf
 put 0644 systemd/user/omadm-agent.service  usr/lib/systemd/user/omadm-agent.service
+put 0644 systemd/user/80-omadm-agent.preset usr/lib/systemd/user-preset/80-omadm-agent.preset
 put 0644 packaging/omadm-agent.desktop     etc/xdg/autostart/omadm-agent.desktop
 
 put 0644 dbus/org.omadm.Client1.conf       usr/share/dbus-1/system.d/org.omadm.Client1.conf
@@ -42,5 +43,6 @@ done
 put 0644 packaging/completions/omadmctl.bash usr/share/bash-completion/completions/omadmctl
 put 0644 packaging/completions/_omadmctl     usr/share/zsh/site-functions/_omadmctl
 put 0644 packaging/completions/omadmctl.fish usr/share/fish/vendor_completions.d/omadmctl.fish
+put 0644 docs/testserver.md usr/share/doc/omadm-testserver/testserver.md
 put 0644 examples/demo/bootstrap.d/10-demo-server.json usr/share/doc/omadmd/examples/bootstrap.d/10-example-server.json
 install -d -m 0755 "$dest/etc/omadmd/bootstrap.d" "$dest/etc/omadmd/config.d"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Debian package, checks it with lintian, installs it, checks that every file
-# landed where the units and the bus policy expect it and that the programs run as
-# installed, then purges it and checks that nothing is left. Needs root (CI runs as root).
+# Builds the Debian packages (omadmd, omadm-agent, omadm-testserver), checks them with
+# lintian and their file lists against each other, installs omadmd alone and then the
+# others, checks that every file landed where the units and the bus policy expect it and
+# that the programs run as installed, purges them and checks that nothing is left; then
+# builds the RPM subpackages and compares them with packaging/install.sh. Needs root (CI runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,32 +14,66 @@ fi
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
 command -v lintian >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null; }
 
-# The test server is its own workspace package: build every binary, then package them.
+# Three packages (the root Cargo.toml says how they are split): the daemon, the desktop
+# agent (a variant of the root package), and the test server (its own workspace package).
 cargo build --release --locked --workspace --bins
-deb=$(cargo deb --locked --no-build 2>&1 | tail -n 1)
-[ -f "$deb" ] || { echo "package-test: cargo deb did not say where the package is: $deb" >&2; exit 1; }
-echo "== built $deb"
+built() { # cargo deb arguments...; prints the path of the .deb it made
+    local deb
+    deb=$(cargo deb --locked --no-build "$@" 2>&1 | tail -n 1)
+    [ -f "$deb" ] || { echo "package-test: cargo deb $* did not say where the package is: $deb" >&2; exit 1; }
+    echo "$deb"
+}
+deb=$(built)
+agent_deb=$(built --variant agent)
+server_deb=$(built -p omadm-testserver)
 
-echo "== lintian (errors fail)"
-lintian --fail-on error "$deb" || { echo "lintian found errors" >&2; exit 1; }
+for d in "$deb" "$agent_deb" "$server_deb"; do
+    echo "== built $d; lintian (errors fail)"
+    lintian --fail-on error "$d" || { echo "lintian found errors in $d" >&2; exit 1; }
+done
 
-echo "== install"
+# Each package holds what it should and nothing of the others'; a headless device that
+# installs omadmd alone gets no autostart entry and no DM server.
+contents() { dpkg-deb -c "$1" | awk '{print $6}' | sed 's,^\.,,' | grep -v '/$'; }
+expect() { # package file-list pattern...: every pattern has a file, and no file is unexpected
+    local list=$1; shift
+    for want in "$@"; do
+        grep -qx "$want" <<<"$list" || { echo "package-test: no file matching $want" >&2; exit 1; }
+    done
+}
+refuse() { # file-list pattern...: no file matches
+    local list=$1; shift
+    for bad in "$@"; do
+        ! grep -qx "$bad" <<<"$list" || { echo "package-test: unexpected $(grep -x "$bad" <<<"$list")" >&2; exit 1; }
+    done
+}
+main_files=$(contents "$deb")
+agent_files=$(contents "$agent_deb")
+server_files=$(contents "$server_deb")
+refuse "$main_files" '/usr/bin/omadm-agent' '/usr/bin/omadm-testserver' '/etc/xdg/.*' \
+    '/usr/lib/systemd/user/.*' '.*/omadm-agent\.1\.gz' '.*/omadm-testserver\.1\.gz'
+expect "$agent_files" /usr/bin/omadm-agent /usr/lib/systemd/user/omadm-agent.service \
+    /etc/xdg/autostart/omadm-agent.desktop /usr/share/man/man1/omadm-agent.1.gz
+refuse "$agent_files" '/usr/s\?bin/omadm[^-].*' '/usr/lib/systemd/system/.*' '/usr/share/dbus-1/.*'
+expect "$server_files" /usr/bin/omadm-testserver /usr/share/man/man1/omadm-testserver.1.gz \
+    /usr/share/doc/omadm-testserver/testserver.md
+refuse "$server_files" '/usr/s\?bin/omadm[^-].*' '/usr/bin/omadm-agent' '/usr/lib/systemd/.*' '/etc/.*'
+dpkg-deb -f "$agent_deb" Depends | grep -q 'omadmd' || { echo "omadm-agent does not depend on omadmd" >&2; exit 1; }
+dpkg-deb -f "$agent_deb" Depends | grep -q 'xdg-utils' || { echo "omadm-agent does not depend on xdg-utils" >&2; exit 1; }
+dpkg-deb -f "$agent_deb" Recommends | grep -q 'xdg-desktop-portal' || { echo "omadm-agent does not recommend the portal" >&2; exit 1; }
+
+echo "== install omadmd alone (a headless device)"
 # Missing dependencies (dbus, systemd) are pulled in the way apt would.
-if ! dpkg -i "$deb" >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -f >/dev/null
-fi
+install_debs() {
+    if ! dpkg -i "$@" >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -f >/dev/null
+    fi
+}
+install_debs "$deb"
 dpkg -s omadmd | grep -q '^Status: install ok installed' || { echo "omadmd did not install" >&2; exit 1; }
-for f in /usr/sbin/omadmd /usr/bin/omadmctl /usr/bin/omadm-agent \
-         /lib/systemd/system/omadmd.service /lib/systemd/system/omadmd.socket \
-         /usr/lib/sysusers.d/omadmd.conf /usr/share/dbus-1/system.d/org.omadm.Client1.conf \
-         /usr/share/dbus-1/system-services/org.omadm.Client1.service \
-         /usr/share/polkit-1/actions/org.omadm.Client1.policy \
-         /usr/lib/omadmd/config.d/10-defaults.toml /usr/share/omadmd/ddf/oma-dm-dmacc-1.2.ddf.xml \
-         /usr/share/man/man8/omadmd.8.gz /usr/share/man/man1/omadmctl.1.gz \
-         /usr/share/man/man5/omadmd.toml.5.gz /usr/share/bash-completion/completions/omadmctl \
-         /usr/share/zsh/vendor-completions/_omadmctl /usr/share/fish/vendor_completions.d/omadmctl.fish; do
-    [ -e "$f" ] || { echo "missing after install: $f" >&2; exit 1; }
+for f in /usr/bin/omadm-agent /usr/bin/omadm-testserver /etc/xdg/autostart/omadm-agent.desktop; do
+    [ ! -e "$f" ] || { echo "omadmd alone installed $f" >&2; exit 1; }
 done
 getent passwd omadmd >/dev/null || { echo "no omadmd user after install" >&2; exit 1; }
 /usr/sbin/omadmd --version
@@ -55,6 +91,27 @@ fi
 /usr/sbin/omadmd check-config | grep -q '10-defaults.toml'
 out=$(systemd-analyze verify --man=no /lib/systemd/system/omadmd.service /lib/systemd/system/omadmd.socket 2>&1 || true)
 [ -z "$out" ] || { echo "systemd-analyze verify: $out" >&2; exit 1; }
+
+echo "== install omadm-agent and omadm-testserver beside it (a desktop, an integrator)"
+install_debs "$agent_deb" "$server_deb"
+for p in omadm-agent omadm-testserver; do
+    dpkg -s "$p" | grep -q '^Status: install ok installed' || { echo "$p did not install" >&2; exit 1; }
+done
+for f in /usr/bin/omadm-agent /usr/lib/systemd/user/omadm-agent.service /etc/xdg/autostart/omadm-agent.desktop \
+         /usr/bin/omadm-testserver /usr/share/doc/omadm-testserver/testserver.md; do
+    [ -e "$f" ] || { echo "missing after install: $f" >&2; exit 1; }
+done
+# The user unit starts with every user's graphical session (deb-systemd-helper --user,
+# what debhelper does for user units); the autostart entry steps aside for it.
+[ -L /etc/systemd/user/graphical-session.target.wants/omadm-agent.service ] \
+    || { echo "omadm-agent.service is not enabled for users' sessions" >&2; exit 1; }
+grep -qx 'X-systemd-skip=true' /etc/xdg/autostart/omadm-agent.desktop
+/usr/bin/omadm-agent --version
+/usr/bin/omadm-testserver --version
+command -v man >/dev/null && for page in omadm-agent.1 omadm-testserver.1; do
+    warn=$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l "/usr/share/man/man1/$page.gz" 2>&1 >/dev/null || true)
+    [ -z "$warn" ] || { echo "man $page: $warn" >&2; exit 1; }
+done
 
 echo "== enabled for boot, and woken by a notification as the installed units say"
 # deb-systemd-helper enables the units even where systemd is not running: these links are
@@ -92,8 +149,10 @@ unset DBUS_SYSTEM_BUS_ADDRESS
 rm -rf "$run"
 
 echo "== purge"
-dpkg --purge omadmd >/dev/null
-for f in /usr/sbin/omadmd /lib/systemd/system/omadmd.service /usr/share/dbus-1/system.d/org.omadm.Client1.conf /var/lib/omadmd /usr/lib/omadmd; do
+dpkg --purge omadm-agent omadm-testserver omadmd >/dev/null
+for f in /usr/sbin/omadmd /lib/systemd/system/omadmd.service /usr/share/dbus-1/system.d/org.omadm.Client1.conf /var/lib/omadmd /usr/lib/omadmd \
+         /usr/bin/omadm-agent /usr/bin/omadm-testserver /etc/xdg/autostart/omadm-agent.desktop \
+         /etc/systemd/user/graphical-session.target.wants/omadm-agent.service; do
     [ ! -e "$f" ] || { echo "left behind after purge: $f" >&2; exit 1; }
 done
 echo "== RPM: build packaging/rpm/omadmd.spec from a source tarball, compare with install.sh"
@@ -110,9 +169,17 @@ rpmbuild -bb --nodeps --define "_topdir $top" --define "omadmd_prebuilt $PWD/tar
     --load "$PWD/scripts/rpm-macros.debian" packaging/rpm/omadmd.spec >"$top/rpmbuild.log" 2>&1 \
     || { tail -n 30 "$top/rpmbuild.log" >&2; exit 1; }
 rpm=$(ls "$top"/RPMS/*/omadmd-"$version"-*.rpm)
-echo "== built $(basename "$rpm")"
+agent_rpm=$(ls "$top"/RPMS/*/omadm-agent-"$version"-*.rpm)
+server_rpm=$(ls "$top"/RPMS/*/omadm-testserver-"$version"-*.rpm)
+echo "== built $(basename "$rpm"), $(basename "$agent_rpm"), $(basename "$server_rpm")"
+# Together the three hold what install.sh installs; each holds only its own part.
 DESTDIR="$top/layout" packaging/install.sh target/release
-rpm -qlp "$rpm" | sort >"$top/rpm.files"
+rpm -qlp "$rpm" "$agent_rpm" "$server_rpm" | sort >"$top/rpm.files"
+rpm_main=$(rpm -qlp "$rpm")
+refuse "$rpm_main" '/usr/bin/omadm-agent' '/usr/bin/omadm-testserver' '/etc/xdg/.*' '/usr/lib/systemd/user/.*'
+expect "$(rpm -qlp "$agent_rpm")" /usr/bin/omadm-agent /usr/lib/systemd/user/omadm-agent.service /etc/xdg/autostart/omadm-agent.desktop
+expect "$(rpm -qlp "$server_rpm")" /usr/bin/omadm-testserver
+rpm -qp --requires "$agent_rpm" | grep -q '^omadmd = ' || { echo "the agent RPM does not require omadmd" >&2; exit 1; }
 (cd "$top/layout" && find . -type f -o -type l | sed 's,^\.,,' | sort) >"$top/layout.files"
 missing=$(comm -23 "$top/layout.files" "$top/rpm.files")
 [ -z "$missing" ] || { echo "install.sh installs what the RPM lacks: $missing" >&2; exit 1; }
@@ -123,4 +190,6 @@ done)
 [ -z "$extra" ] || { echo "the RPM has files install.sh does not: $extra" >&2; exit 1; }
 rpm -qp --scripts "$rpm" | grep -q 'systemctl.*preset omadmd.socket omadmd.service' \
     || { echo "the RPM does not enable the units" >&2; exit 1; }
+rpm -qp --scripts "$agent_rpm" | grep -q 'preset.*omadm-agent.service' \
+    || { echo "the agent RPM does not preset its user unit" >&2; exit 1; }
 echo "package-test: ok"

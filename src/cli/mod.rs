@@ -21,7 +21,7 @@ use crate::config::{Fragment, Sources};
 /// serves in the foreground until SIGTERM or SIGINT, which finish the current command and
 /// record a running session as interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "omadmd", version, about, after_long_help = OMADMD_AFTER)]
+#[command(name = "omadmd", version, about = "OMA DM 2.0 device management client daemon", after_long_help = OMADMD_AFTER)]
 pub struct Cli {
     /// Main configuration file [default: /etc/omadmd/omadmd.toml, if present].
     #[arg(long, global = true, value_name = "FILE")]
