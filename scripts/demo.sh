@@ -17,15 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() { # file pattern what
-    for _ in $(seq 300); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "$3 did not come up; its output:" >&2
-    cat "$1" >&2
-    exit 1
-}
+source scripts/lib.sh
 
 echo "== 0. A private D-Bus system bus for the demo (the real one needs root)"
 dbus-daemon --nofork --print-address=1 --config-file=examples/demo/private-bus.conf > "$root/bus.addr" 2>/dev/null &

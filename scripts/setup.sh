@@ -15,13 +15,8 @@ command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 # The authorization tests run the real polkitd on the private bus.
 [ -x /usr/lib/polkit-1/polkitd ] || need_apt+=(polkitd)
 
-if ((${#need_apt[@]})); then
-    echo "setup: installing ${need_apt[*]}" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-fi
+source "$(dirname "$0")/lib.sh"
+apt_install setup "${need_apt[@]}"
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: no Rust toolchain found; install one with rustup (https://rustup.rs) and run again" >&2

@@ -105,19 +105,53 @@ pub(crate) async fn repo_post(
     repo_store(st, "post", uri, headers, body).await
 }
 
-const UI_PAGE: &str = r#"<!doctype html>
+/// The consent page. It names the device the SHOW URL says it is for (`device=`, the
+/// client's `[DevID]` substituted in, TS §5.5), so a test in a real browser sees what the
+/// user would; the form posts back to the same URL.
+const UI_PAGE_HEAD: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Device management request</title></head>
 <body><h1>Your device manager asks</h1>
+<p id="device">Device: "#;
+const UI_PAGE_TAIL: &str = r#"</p>
 <form method="post"><p>Allow the update to install tonight?</p>
-<button name="answer" value="yes">Allow</button> <button name="answer" value="no">Not now</button></form>
+<button id="allow" name="answer" value="yes">Allow</button> <button id="deny" name="answer" value="no">Not now</button></form>
 </body></html>"#;
 
-pub(crate) async fn ui(State(st): State<Shared>, uri: Uri) -> Html<&'static str> {
+pub(crate) async fn ui(State(st): State<Shared>, uri: Uri) -> Html<String> {
     lock(&st).log(
         json!({"kind": "ui-view", "query": uri.query()}),
         format!("SHOW page viewed: {uri}"),
     );
-    Html(UI_PAGE)
+    let device = named_device(uri.query().unwrap_or(""));
+    Html(format!(
+        "{UI_PAGE_HEAD}{}{UI_PAGE_TAIL}",
+        html_escaped(&device)
+    ))
+}
+
+/// The `device=` query parameter, decoded (the client percent-encodes what it
+/// substitutes, TS §5.5).
+fn named_device(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "device")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| "(not named)".to_owned())
+}
+
+/// Text made safe to put between HTML tags.
+fn html_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub(crate) async fn ui_submit(
@@ -131,4 +165,25 @@ pub(crate) async fn ui_submit(
         format!("SHOW page answered: {answer}"),
     );
     Html("<!doctype html><p>Thank you. You may close this page.</p>")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_page_names_the_device_safely() {
+        for (query, shown) in [
+            ("device=IMEI%3A4932", "IMEI:4932"),
+            ("uiid=1&device=a+b", "a b"),
+            ("device=%3Cscript%3E", "&lt;script&gt;"),
+            ("device=%zz", "%zz"),
+            ("uiid=1", "(not named)"),
+            ("device=%E2%82%AC", "\u{20ac}"),
+        ] {
+            assert_eq!(
+                super::html_escaped(&super::named_device(query)),
+                shown,
+                "{query}"
+            );
+        }
+    }
 }
