@@ -65,7 +65,7 @@ pub enum BootstrapError {
     /// made), and the document was not given as a re-bootstrap.
     #[error(
         "item {item}: server {server_id:?} already has a DM account{}; a re-bootstrap must say so: change the file that provisioned it, or run `omadmctl account add --replace FILE`",
-        .by.as_deref().map(|b| format!(" (provisioned by {b})")).unwrap_or_default()
+        provisioner(.by.as_deref())
     )]
     AccountExists {
         /// Item index.
@@ -311,10 +311,22 @@ pub fn plan(
     Ok((ops, Outcome::Applied { instances, servers }))
 }
 
+/// Who made an account, for [`BootstrapError::AccountExists`].
+fn provisioner(by: Option<&str>) -> String {
+    match by {
+        Some(crate::tree::BEFORE_SOURCES) => {
+            " (provisioned before omadmd recorded which file did)".to_owned()
+        }
+        Some(by) => format!(" (provisioned by {by})"),
+        None => " (made by a server in a session, not by a bootstrap file)".to_owned(),
+    }
+}
+
 /// Whether a document from `source` may provision `server_id`: always when the server
 /// has no account yet; else when `source` provisioned it (the same file, changed), when
-/// no source is recorded but `source` was applied before (accounts from before the
-/// record existed), or when a re-bootstrap was asked for.
+/// the account is from before sources were recorded and `source` was applied then (it may
+/// be the file that made it), or when a re-bootstrap was asked for. An account with no
+/// source is a server's or an admin's own, which no file takes over unasked.
 fn may_replace(
     store: &dyn TreeStore,
     source: &str,
@@ -327,7 +339,11 @@ fn may_replace(
     }
     match store.account_source(server_id)? {
         Some(by) if by == source => Ok(()),
-        None if store.bootstrap_digest(source)?.is_some() => Ok(()),
+        Some(by)
+            if by == crate::tree::BEFORE_SOURCES && store.bootstrap_digest(source)?.is_some() =>
+        {
+            Ok(())
+        }
         by => Err(BootstrapError::AccountExists {
             item,
             server_id: server_id.to_owned(),

@@ -16,11 +16,18 @@
 //!   within the client"), so no write, whoever makes it, can give two accounts one server.
 //! - v8: `account_source` (which bootstrap source last provisioned each server's account:
 //!   a bootstrap file changes its own accounts, another one must say it replaces them).
+//! - v9: accounts that existed before v8 get the source `BEFORE_SOURCES` ("(before v8)"),
+//!   so that an account with no source at all is one a server or an admin made, not a
+//!   file's.
 
 use rusqlite::Transaction;
 
 /// `PRAGMA application_id` of an omadmd database: "OMDM".
 pub const APPLICATION_ID: i32 = 0x4F4D_444D;
+
+/// The `account_source` of accounts that existed before sources were recorded (v9): any
+/// bootstrap file that was applied then may have made them.
+pub const BEFORE_SOURCES: &str = "(before v8)";
 
 /// The migration steps; step `i` takes the schema from version `i` to `i + 1`.
 const STEPS: &[&str] = &[
@@ -137,6 +144,14 @@ const STEPS: &[&str] = &[
         server_id TEXT PRIMARY KEY,
         source    TEXT NOT NULL
      ) STRICT;",
+    // v9 (the literal is BEFORE_SOURCES; a released step never changes). v8 made the table
+    // empty, so every account then was one from before it; after v8 only a source that
+    // recorded itself has a row.
+    "INSERT INTO account_source (server_id, source)
+     SELECT DISTINCT CAST(n.value AS TEXT), '(before v8)'
+       FROM instance i JOIN node n ON n.instance_id = i.id AND n.path = 'SrvID'
+      WHERE i.moid = 'urn:oma:mo:oma-dm-dmacc:1.2' AND n.value IS NOT NULL
+        AND CAST(n.value AS TEXT) NOT IN (SELECT server_id FROM account_source);",
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@
 //! range-scanned as plain strings.
 
 mod migrations;
+pub use migrations::BEFORE_SOURCES;
 mod sqlite;
 mod value;
 

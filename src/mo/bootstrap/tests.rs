@@ -353,7 +353,45 @@ fn accounts_from_before_the_record_may_be_changed_by_a_file_applied_before() {
         Replace::OwnOnly,
     )
     .unwrap();
-    // As a database from before schema v8 has it: the file applied, no source recorded.
+    // As schema v9 marks the accounts of a database from before v8.
+    store
+        .apply(&[TreeOp::SetAccountSource {
+            server_id: "dms1".into(),
+            source: crate::tree::BEFORE_SOURCES.into(),
+        }])
+        .unwrap();
+    let changed = json!([account("acme", "dms1", "https://changed")]);
+    let err = apply_json(&store, &reg, "new.json", &changed, Replace::OwnOnly).unwrap_err();
+    assert!(
+        matches!(&err, BootstrapError::AccountExists { by: Some(by), .. } if by == crate::tree::BEFORE_SOURCES),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("provisioned before omadmd recorded which file did"),
+        "{err}"
+    );
+    apply_json(&store, &reg, "a.json", &changed, Replace::OwnOnly).unwrap();
+    assert_eq!(srv_uri(&store, "acme").as_deref(), Some("https://changed"));
+    assert_eq!(
+        store.account_source("dms1").unwrap().as_deref(),
+        Some("a.json")
+    );
+}
+
+#[test]
+fn an_account_a_server_made_is_taken_over_by_no_file_unasked() {
+    let (_dir, store, reg) = setup();
+    apply_json(
+        &store,
+        &reg,
+        "a.json",
+        &json!([account("acme", "dms1", "https://a")]),
+        Replace::OwnOnly,
+    )
+    .unwrap();
+    // No source: what a server's ADD to DMAcc in a session leaves. Not even a file that
+    // was applied before may change it (it may not be that file's account at all).
     store
         .apply(&[TreeOp::ForgetServer {
             server_id: "dms1".into(),
@@ -361,12 +399,16 @@ fn accounts_from_before_the_record_may_be_changed_by_a_file_applied_before() {
         .unwrap();
     assert_eq!(store.account_source("dms1").unwrap(), None);
     let changed = json!([account("acme", "dms1", "https://changed")]);
-    let err = apply_json(&store, &reg, "new.json", &changed, Replace::OwnOnly).unwrap_err();
-    assert!(
-        matches!(err, BootstrapError::AccountExists { by: None, .. }),
-        "{err:?}"
-    );
-    apply_json(&store, &reg, "a.json", &changed, Replace::OwnOnly).unwrap();
+    for source in ["a.json", "new.json"] {
+        let err = apply_json(&store, &reg, source, &changed, Replace::OwnOnly).unwrap_err();
+        assert!(
+            matches!(err, BootstrapError::AccountExists { by: None, .. }),
+            "{source}: {err:?}"
+        );
+        assert!(err.to_string().contains("made by a server"), "{err}");
+    }
+    assert_eq!(srv_uri(&store, "acme").as_deref(), Some("https://a"));
+    apply_json(&store, &reg, "new.json", &changed, Replace::Any).unwrap();
     assert_eq!(srv_uri(&store, "acme").as_deref(), Some("https://changed"));
 }
 

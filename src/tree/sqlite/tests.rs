@@ -569,6 +569,12 @@ fn migrates_from_the_committed_v1_fixture_keeping_its_data() {
     let secret = s.node(&acc, "Secret").unwrap().unwrap();
     assert_eq!(secret.value, Some(Value::Bin(vec![0, 255])));
     assert!(secret.props.secret);
+    // v9 marks the account as one from before sources were recorded; nothing else has one.
+    assert_eq!(
+        s.account_source("dms1").unwrap().as_deref(),
+        Some(crate::tree::BEFORE_SOURCES)
+    );
+    assert_eq!(s.account_source("acc").unwrap(), None);
     // v2's tables work, and the change serial goes on from where v1 left it.
     s.apply(&[TreeOp::RecordBootstrap {
         source: "x".into(),
