@@ -39,7 +39,7 @@ impl TerminalAgent {
 /// Asks the person at the terminal; true only for an explicit yes.
 fn ask_yes(question: &str) -> bool {
     use std::io::{BufRead as _, Write as _};
-    eprint!("{question} [y/N] ");
+    omadmd::cli::emit_err(format_args!("{question} [y/N] "));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
@@ -60,7 +60,7 @@ impl TerminalAgent {
     ) -> Result<(), omadmd::dbus::client::AgentError> {
         use omadmd::dbus::client::AgentError;
         if let Err(e) = omadmd::dbus::client::check_show(conn, &header, &url).await {
-            eprintln!("omadmctl: Show refused: {e}");
+            omadmd::errln!("omadmctl: Show refused: {e}");
             return Err(e);
         }
         if !self.json {
@@ -102,7 +102,7 @@ impl TerminalAgent {
                 Ok(())
             }
             Err(why) => {
-                eprintln!("omadmctl: cannot open the page: {why}");
+                omadmd::errln!("omadmctl: cannot open the page: {why}");
                 self.tell(&url, &server_name, "failed", Some(&why));
                 // A failure, not a decline: the daemon tries another agent, or tells the
                 // server the page could not be shown.
@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("omadmctl: {e}");
+            omadmd::errln!("omadmctl: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -175,7 +175,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let (msg, code) = explain(&e);
-            eprintln!("omadmctl: {msg}");
+            omadmd::errln!("omadmctl: {msg}");
             ExitCode::from(code)
         }
     }
@@ -277,13 +277,13 @@ async fn start_session(
         return Ok(0);
     }
     let limit = timeout.unwrap_or(900);
-    eprintln!("session requested with {shown}; waiting (at most {limit} s)");
+    omadmd::errln!("session requested with {shown}; waiting (at most {limit} s)");
     let deadline = tokio::time::sleep(Duration::from_secs(limit));
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             () = &mut deadline => {
-                eprintln!("omadmctl: no session finished within {limit} s; it goes on in the daemon ('omadmctl session cancel' ends it, 'omadmctl history' shows it)");
+                omadmd::errln!("omadmctl: no session finished within {limit} s; it goes on in the daemon ('omadmctl session cancel' ends it, 'omadmctl history' shows it)");
                 return Ok(1);
             }
             Some(m) = signals.next() => {
@@ -295,12 +295,12 @@ async fn start_session(
                 if let Some(s) = c::SessionStarted::from_message(m.clone()) {
                     let a = s.args()?;
                     if concerns(&a.server_id) {
-                        eprintln!("session with {} started ({})", a.server_id, a.trigger);
+                        omadmd::errln!("session with {} started ({})", a.server_id, a.trigger);
                     }
                 } else if let Some(s) = c::SessionProgress::from_message(m.clone()) {
                     let a = s.args()?;
                     if concerns(&a.server_id) {
-                        eprintln!(
+                        omadmd::errln!(
                             "  package {} from {}: {} ({} command(s) so far)",
                             a.packages,
                             a.server_id,
@@ -347,7 +347,7 @@ async fn cancel_session(
                 Some(id) => match running.iter().find(|r| r.id == id) {
                     Some(r) => r.server_id.clone(),
                     None => {
-                        eprintln!(
+                        omadmd::errln!(
                             "omadmctl: session #{id} is not running (omadmctl history shows how it went)"
                         );
                         return Ok(1);
@@ -355,7 +355,7 @@ async fn cancel_session(
                 },
                 None => match running.as_slice() {
                     [] => {
-                        eprintln!("omadmctl: no session is running");
+                        omadmd::errln!("omadmctl: no session is running");
                         return Ok(1);
                     }
                     [one] => one.server_id.clone(),
@@ -364,7 +364,7 @@ async fn cancel_session(
                             .iter()
                             .map(|r| format!("#{} with {}", r.id, r.server_id))
                             .collect();
-                        eprintln!(
+                        omadmd::errln!(
                             "omadmctl: several sessions are running ({}); say which: an ID or --server",
                             list.join(", ")
                         );
@@ -414,7 +414,7 @@ async fn add_account(
     let document = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("omadmctl: cannot read {}: {e}", file.display());
+            omadmd::errln!("omadmctl: cannot read {}: {e}", file.display());
             return Ok(2);
         }
     };
@@ -499,12 +499,12 @@ fn write_notification(args: &NotifyArgs, out: &std::path::Path, json_out: bool) 
     let bytes = match notification(args) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("omadmctl: {e}");
+            omadmd::errln!("omadmctl: {e}");
             return 2;
         }
     };
     if let Err(e) = std::fs::write(out, &bytes) {
-        eprintln!("omadmctl: {}: {e}", out.display());
+        omadmd::errln!("omadmctl: {}: {e}", out.display());
         return 2;
     }
     if json_out {
@@ -722,7 +722,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
         _ => vec![],
     } {
         if let Some(why) = unknown_server(&manager, server).await? {
-            eprintln!("omadmctl: {why}");
+            omadmd::errln!("omadmctl: {why}");
             return Ok(2);
         }
     }
@@ -951,7 +951,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 let parsed: serde_json::Value = match serde_json::from_str(&d) {
                     Ok(v @ serde_json::Value::Object(_)) => v,
                     _ => {
-                        eprintln!("omadmctl: --data must be a JSON object");
+                        omadmd::errln!("omadmctl: --data must be a JSON object");
                         return Ok(2);
                     }
                 };
@@ -1000,7 +1000,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             let bytes = match notification(&args) {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("omadmctl: {e}");
+                    omadmd::errln!("omadmctl: {e}");
                     return Ok(2);
                 }
             };

@@ -157,16 +157,62 @@ pub fn base64_arg(s: &str) -> Result<Bytes, String> {
 
 /// Writes to standard output. When the reader has gone (`omadmctl history | head -1`), the
 /// program ends quietly with status 0, as the shell's own tools do, instead of panicking
-/// on the broken pipe; another write error ends it with 1 and a message.
+/// on the broken pipe; another write error ends it with 1 and a message. On a terminal,
+/// what a server may have put in the text cannot reach the terminal as a control sequence
+/// ([`terminal_safe`], as `ls` does); into a pipe or a file it goes as it is.
 pub fn emit(args: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+    use std::io::{IsTerminal as _, Write as _};
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = if out.is_terminal() {
+        out.write_all(terminal_safe(&args.to_string()).as_bytes())
+    } else {
+        out.write_fmt(args)
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
         eprintln!("cannot write the output: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Writes a message to standard error, made [`terminal_safe`] when that is a terminal.
+pub fn emit_err(args: std::fmt::Arguments<'_>) {
+    use std::io::{IsTerminal as _, Write as _};
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    // Nowhere to say that standard error failed.
+    let _ = if err.is_terminal() {
+        err.write_all(terminal_safe(&args.to_string()).as_bytes())
+    } else {
+        err.write_fmt(args)
+    };
+}
+
+/// `eprintln!` through [`emit_err`].
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::emit_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Text for a terminal: control characters other than newline and tab (so escape
+/// sequences) and bidi overrides are replaced by `?`.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if text.chars().any(unsafe_char) {
+        text.chars()
+            .map(|c| if unsafe_char(c) { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 
@@ -245,6 +291,15 @@ mod tests {
             "1 GET, 1 ?]52;c;ZXZpbA==?X ?evil"
         );
         assert_eq!(super::printable("plain: fine"), "plain: fine");
+        // Whole outputs keep their lines and tabs.
+        assert_eq!(
+            super::terminal_safe("a\tb\n\u{1b}[2Jc\r\u{2067}d\n"),
+            "a\tb\n?[2Jc??d\n"
+        );
+        assert!(matches!(
+            super::terminal_safe("plain\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
