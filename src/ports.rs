@@ -154,7 +154,12 @@ impl Ports for DaemonPorts<'_> {
             server_id: request.server_id.clone(),
             client_uri: request.client_uri.clone(),
             report_to: request.report_to.clone(),
-            handler: handler.bus_name.clone(),
+            // A handler registered under a well-known name is answered for by that name,
+            // whichever process owns it when the result is ready.
+            handler: peers
+                .durable_name(&handler.bus_name)
+                .unwrap_or_else(|| handler.bus_name.clone()),
+            created_at: 0,
         };
         if let Err(e) = self.store.apply(&[TreeOp::AddPendingExec(pending.clone())]) {
             return Executed::Failed(format!("cannot record the EXEC: {e}"));

@@ -83,6 +83,9 @@ pub struct SessionsFragment {
     pub show_timeout_secs: Option<u64>,
     /// Seconds an EXEC handler may take to answer.
     pub exec_timeout_secs: Option<u64>,
+    /// Seconds an EXEC accepted by a handler registered under a well-known name may wait
+    /// for its result.
+    pub exec_result_max_secs: Option<u64>,
     /// Seconds one session may take, from its Package#1 to its end.
     pub max_duration_secs: Option<u64>,
 }
@@ -215,6 +218,10 @@ impl Fragment {
                     .sessions
                     .exec_timeout_secs
                     .or(self.sessions.exec_timeout_secs),
+                exec_result_max_secs: later
+                    .sessions
+                    .exec_result_max_secs
+                    .or(self.sessions.exec_result_max_secs),
                 max_duration_secs: later
                     .sessions
                     .max_duration_secs
@@ -379,6 +386,15 @@ impl Fragment {
             {
                 return Err((key.into(), format!("{v} is outside 1..=86400")));
             }
+        }
+        // A firmware update may wait days for the reboot that finishes it; a year at most.
+        if let Some(v) = self.sessions.exec_result_max_secs
+            && !(1..=31_536_000).contains(&v)
+        {
+            return Err((
+                "sessions.exec-result-max-secs".into(),
+                format!("{v} is outside 1..=31536000"),
+            ));
         }
         if let Some(l) = &self.notifications.listen
             && !l.is_empty()

@@ -190,6 +190,9 @@ pub struct Sessions {
     pub show_timeout_secs: u64,
     /// Seconds an EXEC handler may take.
     pub exec_timeout_secs: u64,
+    /// Seconds an EXEC accepted by a handler under a well-known name may wait for its
+    /// result before the server is told it failed.
+    pub exec_result_max_secs: u64,
     /// Seconds one session may take from its Package#1 to its end.
     pub max_duration_secs: u64,
 }
@@ -436,6 +439,7 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             retry_max_secs: merged.sessions.retry_max_secs.unwrap_or(3600),
             show_timeout_secs: merged.sessions.show_timeout_secs.unwrap_or(10),
             exec_timeout_secs: merged.sessions.exec_timeout_secs.unwrap_or(30),
+            exec_result_max_secs: merged.sessions.exec_result_max_secs.unwrap_or(259_200),
             max_duration_secs: merged.sessions.max_duration_secs.unwrap_or(1800),
         },
         dbus: Dbus {

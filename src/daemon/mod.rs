@@ -83,6 +83,7 @@ pub async fn run(
             allow_http_show: settings.sessions.allow_http_show,
             configure: configurer,
             bootstrap_limits: settings.bootstrap_limits(),
+            exec_result_max: std::time::Duration::from_secs(settings.sessions.exec_result_max_secs),
             reloads,
             outlook: outlook.clone(),
             running: running.clone(),

@@ -54,6 +54,19 @@ pub trait Manager {
     fn register_exec_handler(&self, target: &str, path: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
     /// Unregisters it.
     fn unregister_exec_handler(&self, target: &str) -> zbus::Result<()>;
+    /// Registers an EXEC handler under a well-known name the caller owns: its accepted
+    /// EXECs wait for that name across restarts.
+    #[zbus(allow_interactive_auth)]
+    fn register_exec_handler_as(
+        &self,
+        target: &str,
+        path: &zbus::ObjectPath<'_>,
+        name: &str,
+    ) -> zbus::Result<()>;
+    /// The EXECs the caller accepted and has not answered: (token, ClientURI, server).
+    fn pending_execs(&self) -> zbus::Result<Vec<(String, String, String)>>;
+    /// A handler keeps its MO current: puts (a dmmo+json document) after deletes.
+    fn handler_update(&self, document: &str, delete: &[&str]) -> zbus::Result<()>;
     /// Reports a result accepted earlier with 202.
     fn exec_result(&self, token: &str, status: u32, alert_json: &str) -> zbus::Result<()>;
     /// Daemon version.

@@ -174,6 +174,27 @@ pub(super) fn fail_orphaned_execs(shared: &Shared, handler: &str) {
     }
 }
 
+/// The unique name that owns `name` now, if any.
+async fn owner_of(conn: &Connection, name: &zbus::names::WellKnownName<'_>) -> Option<String> {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
+    dbus.get_name_owner(zbus::names::BusName::WellKnown(name.clone()))
+        .await
+        .ok()
+        .map(|o| o.to_string())
+}
+
+/// True when `sender` may answer for EXECs recorded under `handler`: it is that unique
+/// name, or it owns that well-known name now.
+async fn answers_for(conn: &Connection, sender: &str, handler: &str) -> bool {
+    if sender == handler {
+        return true;
+    }
+    match zbus::names::WellKnownName::try_from(handler) {
+        Ok(name) => owner_of(conn, &name).await.as_deref() == Some(sender),
+        Err(_) => false,
+    }
+}
+
 /// The Manager interface.
 #[derive(Debug)]
 pub struct Manager {
@@ -184,6 +205,21 @@ impl Manager {
     /// Over the daemon's state.
     pub fn new(shared: Shared) -> Manager {
         Manager { shared }
+    }
+
+    /// Makes `sender`'s object at `path` the handler of `target`, saying whom it displaced.
+    fn set_handler(&self, target: &str, sender: &str, path: &zbus::ObjectPath<'_>) {
+        let displaced = self.shared.peers.set_handler(
+            target,
+            Peer {
+                bus_name: sender.to_owned(),
+                path: path.to_string(),
+            },
+        );
+        if let Some(old) = displaced {
+            tracing::warn!(target, handler = %sender, displaced = %old.bus_name, displaced_path = %old.path,
+                "EXEC handler registration displaced another handler of the same target");
+        }
     }
 
     fn account(&self, server_id: &str) -> Result<crate::mo::account::Account, Error> {
@@ -517,17 +553,7 @@ impl Manager {
             .to_string();
         let target = handler_target(target).map_err(Error::InvalidArgument)?;
         tracing::info!(target, handler = %sender, path = %path, "EXEC handler registered");
-        let displaced = self.shared.peers.set_handler(
-            &target,
-            Peer {
-                bus_name: sender.clone(),
-                path: path.to_string(),
-            },
-        );
-        if let Some(old) = displaced {
-            tracing::warn!(target, handler = %sender, displaced = %old.bus_name, displaced_path = %old.path,
-                "EXEC handler registration displaced another handler of the same target");
-        }
+        self.set_handler(&target, &sender, &path);
         Ok(())
     }
 
@@ -548,6 +574,118 @@ impl Manager {
         Ok(())
     }
 
+    /// Registers the caller as the EXEC handler of `target` under the well-known bus name
+    /// `name`, which it must own now. EXECs it accepts with 202 are then answered for by
+    /// `name`: they wait across restarts of the handler and of the daemon (a firmware
+    /// update that needs a reboot) instead of failing when the handler leaves the bus.
+    async fn register_exec_handler_as(
+        &self,
+        target: &str,
+        path: zbus::ObjectPath<'_>,
+        name: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        authorize(conn, &header, Action::RegisterHandler).await?;
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::AccessDenied("no sender".into()))?
+            .to_string();
+        let well_known = zbus::names::WellKnownName::try_from(name).map_err(|e| {
+            Error::InvalidArgument(format!("{name:?} is not a well-known bus name: {e}"))
+        })?;
+        if owner_of(conn, &well_known).await.as_deref() != Some(sender.as_str()) {
+            return Err(Error::AccessDenied(format!(
+                "the caller does not own {name}; own it first, then register under it"
+            )));
+        }
+        let target = handler_target(target).map_err(Error::InvalidArgument)?;
+        tracing::info!(target, handler = %sender, name, path = %path, "EXEC handler registered under its bus name");
+        self.shared.peers.set_durable_name(&sender, name);
+        self.set_handler(&target, &sender, &path);
+        Ok(())
+    }
+
+    /// The EXECs the caller accepted with 202 and has not answered: (token, ClientURI,
+    /// server). A handler registered under a well-known name sees those of that name, so
+    /// that after a restart it can finish what it started.
+    async fn pending_execs(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<(String, String, String)>, Error> {
+        let sender = header.sender().map(ToString::to_string).unwrap_or_default();
+        let mut out = Vec::new();
+        for p in self.shared.prepared.store.pending_execs(None)? {
+            if answers_for(conn, &sender, &p.handler).await {
+                out.push((p.token, p.client_uri, p.server_id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An EXEC handler keeps the MO it handles current: `document` (`application/dmmo+json`,
+    /// may be empty) puts each item at its ClientURI (an instance root creates the
+    /// instance), after every ClientURI in `delete` is deleted. Only nodes of the MOs the
+    /// caller handles, each checked against the MO's DDF, all in one transaction; cache
+    /// validators move and subscribers are owed deliveries as for a server's change.
+    async fn handler_update(
+        &self,
+        document: &str,
+        delete: Vec<String>,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), Error> {
+        let sender = header.sender().map(ToString::to_string).unwrap_or_default();
+        let moids = self.shared.peers.handled_moids(&sender);
+        if moids.is_empty() {
+            return Err(Error::AccessDenied(
+                "only a registered EXEC handler may write the tree, and only the MOs it handles"
+                    .into(),
+            ));
+        }
+        let limits = self.shared.bootstrap_limits;
+        let put = if document.trim().is_empty() {
+            Vec::new()
+        } else {
+            crate::protocol::dmmo::decode(
+                document.as_bytes(),
+                crate::protocol::dmmo::Limits {
+                    max_bytes: limits.max_file_bytes,
+                    max_nodes: limits.max_nodes,
+                },
+            )
+            .map_err(|e| {
+                Error::InvalidArgument(format!("not an application/dmmo+json document: {e}"))
+            })?
+        };
+        let written = crate::engine::local::write_local(
+            &self.shared.prepared.store,
+            &self.shared.prepared.registry,
+            &moids,
+            &put,
+            &delete,
+            limits.max_value_bytes,
+        )
+        .map_err(|e| match e {
+            crate::engine::local::LocalError::Store(e) => Error::from(e),
+            e @ crate::engine::local::LocalError::NotYours { .. } => {
+                Error::AccessDenied(e.to_string())
+            }
+            e => Error::InvalidArgument(e.to_string()),
+        })?;
+        tracing::debug!(handler = %sender, put = put.len(), delete = delete.len(), "handler updated its MO");
+        for server in written.deliveries_for {
+            self.shared.scheduler.request(
+                Some(&server),
+                Request {
+                    trigger: Trigger::ClientInitiated,
+                    req_mos: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// A handler reports the result of an EXEC it accepted with 202: it becomes the
     /// asynchronous Generic Alert (its own `alert_json`, or a `ResultCode` one), queued
     /// durably for the EXEC's ServerURI, and a session is asked for to deliver it.
@@ -557,6 +695,7 @@ impl Manager {
         status: u32,
         alert_json: &str,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Error> {
         let store = &self.shared.prepared.store;
@@ -564,7 +703,7 @@ impl Manager {
             .pending_exec(token)?
             .ok_or_else(|| Error::NotFound(format!("no pending EXEC {token:?}")))?;
         let sender = header.sender().map(ToString::to_string).unwrap_or_default();
-        if sender != pending.handler {
+        if !answers_for(conn, &sender, &pending.handler).await {
             return Err(Error::AccessDenied(
                 "only the handler that accepted the EXEC may answer it".into(),
             ));

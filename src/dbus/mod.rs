@@ -71,8 +71,10 @@ pub struct Shared {
     pub allow_http_show: bool,
     /// Where configuration requests go (the daemon runs them with the engine).
     pub configure: tree::Configurer,
-    /// The bounds on a bootstrap document (`AddAccount`).
+    /// The bounds on a bootstrap document (`AddAccount`), and on a handler's update.
     pub bootstrap_limits: crate::mo::bootstrap::BootstrapLimits,
+    /// How long an EXEC accepted under a well-known name waits for its result.
+    pub exec_result_max: std::time::Duration,
     /// The sessions running now, with their cancel switches.
     pub running: crate::session::Running,
     /// When the next session with each server is due, and why.
@@ -162,7 +164,8 @@ pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::
             Default::default()
         }
     };
-    for handler in handlers {
+    // Those recorded under a well-known name wait for it (RegisterExecHandlerAs).
+    for handler in handlers.into_iter().filter(|h| h.starts_with(':')) {
         let present = match zbus::names::BusName::try_from(handler.as_str()) {
             Ok(name) => dbus.name_has_owner(name).await.unwrap_or(false),
             Err(_) => false,
@@ -171,8 +174,49 @@ pub async fn serve(address: Option<&str>, shared: Shared) -> zbus::Result<zbus::
             manager::fail_orphaned_execs(&shared, &handler);
         }
     }
+    tokio::spawn(expire_waiting_execs(shared.clone()));
     tokio::spawn(forget_departed(departures, shared, conn.clone()));
     Ok(conn)
+}
+
+/// EXECs accepted under a well-known name wait for it across restarts, but not for ever:
+/// one still unanswered `exec_result_max` after it was accepted (its handler was removed,
+/// say) is reported to the server as failed (500), checked a few times per that period.
+async fn expire_waiting_execs(shared: Shared) {
+    let max = shared.exec_result_max;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let every = (max / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let pending = match shared.prepared.store.pending_execs(None) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read pending EXECs; their expiry waits");
+                continue;
+            }
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let limit = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
+        for p in pending {
+            if p.handler.starts_with(':') || now.saturating_sub(p.created_at) < limit {
+                continue;
+            }
+            let status = crate::engine::sc::INTERNAL_ERROR;
+            let alert = crate::engine::exec_result_alert(&p.client_uri, status);
+            match manager::finish_exec(&shared, &p, status, &alert) {
+                Ok(()) => {
+                    tracing::warn!(server = %p.server_id, node = %p.client_uri, handler = %p.handler,
+                    waited_secs = now.saturating_sub(p.created_at),
+                    "EXEC result not reported in time (sessions.exec-result-max-secs); the server is told it failed (500)")
+                }
+                Err(e) => tracing::error!(error = ?e, "cannot report an expired EXEC"),
+            }
+        }
+    }
 }
 
 /// Signals `AgentCount` after agents went away outside a method call.

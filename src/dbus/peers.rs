@@ -57,6 +57,9 @@ pub struct Agent {
 #[derive(Debug, Default)]
 struct Inner {
     handlers: BTreeMap<String, Peer>,
+    /// Handlers that registered under a well-known bus name they own (unique name →
+    /// well-known name): their accepted EXECs wait for that name, across restarts.
+    durable: BTreeMap<String, String>,
     /// Agents, most recently registered last.
     agents: Vec<Agent>,
 }
@@ -129,9 +132,41 @@ impl Peers {
         }
     }
 
+    /// Records that the handler at `bus_name` registered under the well-known `name`.
+    pub fn set_durable_name(&self, bus_name: &str, name: &str) {
+        self.inner()
+            .durable
+            .insert(bus_name.to_owned(), name.to_owned());
+    }
+
+    /// The well-known name a handler registered under, if it did.
+    pub fn durable_name(&self, bus_name: &str) -> Option<String> {
+        self.inner().durable.get(bus_name).cloned()
+    }
+
+    /// The MOIDs `bus_name` handles EXECs of (for a whole MO or a subtree of it): the MOs
+    /// it may keep current.
+    pub fn handled_moids(&self, bus_name: &str) -> Vec<String> {
+        let mut moids: Vec<String> = self
+            .inner()
+            .handlers
+            .iter()
+            .filter(|(_, p)| p.bus_name == bus_name)
+            .map(|(target, _)| {
+                target
+                    .split_once("//")
+                    .map_or(target.as_str(), |(m, _)| m)
+                    .to_owned()
+            })
+            .collect();
+        moids.dedup();
+        moids
+    }
+
     /// Forgets everything a vanished bus name had registered; true when there was some.
     pub fn forget(&self, bus_name: &str) -> bool {
         let mut i = self.inner();
+        i.durable.remove(bus_name);
         let before = i.handlers.len() + i.agents.len();
         i.handlers.retain(|_, p| p.bus_name != bus_name);
         i.agents.retain(|a| a.peer.bus_name != bus_name);

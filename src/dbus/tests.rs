@@ -54,6 +54,7 @@ async fn peer() -> Peer {
         allow_http_show: false,
         configure: super::Configurer::channel().0,
         bootstrap_limits: limits,
+        exec_result_max: std::time::Duration::from_secs(3600),
         reloads: tokio::sync::mpsc::unbounded_channel().0,
         outlook: Default::default(),
         running: Default::default(),

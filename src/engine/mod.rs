@@ -9,6 +9,7 @@
 
 pub mod acl;
 mod commands;
+pub mod local;
 pub mod resolve;
 
 use std::future::Future;

@@ -172,8 +172,11 @@ pub struct PendingExec {
     pub client_uri: String,
     /// The EXEC's ServerURI, where the result goes, if given.
     pub report_to: Option<String>,
-    /// The handler's unique bus name: only it may answer.
+    /// The handler's unique bus name, or the well-known name it registered under: only
+    /// that handler may answer.
     pub handler: String,
+    /// When it was accepted (seconds since the epoch; set by the store).
+    pub created_at: i64,
 }
 
 /// One DM session as recorded in the history.

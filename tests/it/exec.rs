@@ -183,16 +183,21 @@ async fn an_accepted_exec() -> Accepted {
     }
 }
 
-/// The ResultCode of the alert reported at the EXEC's ServerURI.
-fn reported_result(server: &TestServer) -> serde_json::Value {
+/// The ResultCode of the alert reported at the EXEC's ServerURI for the EXEC at `source`.
+fn reported_result_for(server: &TestServer, source: &str) -> serde_json::Value {
     let p1s = server.of_kind("package1");
     let report = p1s
         .iter()
         .find(|p| p["path"] == "/dm/results")
         .unwrap_or_else(|| panic!("no session to the EXEC's ServerURI: {p1s:#?}"));
     let alert = &report["body"]["Alert"][1];
-    assert_eq!(alert["SourceURI"], "urn:test:mo:dev:1.0/d1/Reboot");
+    assert_eq!(alert["SourceURI"], source);
     alert["Data"]["ResultCode"].clone()
+}
+
+/// The ResultCode reported for the EXEC of `d1/Reboot`.
+fn reported_result(server: &TestServer) -> serde_json::Value {
+    reported_result_for(server, "urn:test:mo:dev:1.0/d1/Reboot")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -232,4 +237,188 @@ async fn an_exec_whose_handler_is_gone_after_a_restart_fails_then() {
     d.wait_for("session ended", 30);
     assert_eq!(reported_result(&server), 500);
     d.terminate();
+}
+
+/// A test server with `sessions`, a private bus, and a daemon on it (the test MO's DDF
+/// installed, `config` added) past its BootstrapComplete session.
+fn daemon_for(
+    sessions: serde_json::Value,
+    config: &str,
+) -> (TestServer, PrivateBus, Root, crate::common::Daemon) {
+    let server = TestServer::start(&json!({ "sessions": sessions }), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/ddf/dev.xml", DDF);
+    root.write("etc/omadmd/config.d/50-test.toml", config);
+    let mut daemon = root.start_on_bus(&bus.address);
+    daemon.wait_for("session ended", 30);
+    (server, bus, root, daemon)
+}
+
+/// `omadmctl session start --wait` on `bus`, which must end well.
+async fn session_now(bus: &PrivateBus) {
+    let addr = bus.address.clone();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || omadmctl(&addr, &["session", "start", "--wait"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The handler a FUMO-like service would be: it owns a well-known name, registers under
+/// it, and accepts EXECs for later.
+async fn durable_handler(
+    bus: &str,
+    tokens: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+) -> (
+    zbus::Connection,
+    omadmd::dbus::client::ManagerProxy<'static>,
+) {
+    let conn = zbus::connection::Builder::address(bus)
+        .name("org.omadm.Test.Updater")
+        .serve_at("/test/handler", Handler { tokens })
+        .build()
+        .await
+        .unwrap();
+    let manager = omadmd::dbus::client::ManagerProxy::new(&conn)
+        .await
+        .unwrap();
+    manager
+        .register_exec_handler_as(
+            "urn:test:mo:dev:1.0",
+            &zbus::ObjectPath::try_from("/test/handler").unwrap(),
+            "org.omadm.Test.Updater",
+        )
+        .await
+        .unwrap();
+    (conn, manager)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_keeps_its_mo_current_and_answers_after_both_restart() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let (server, bus, root, daemon) = daemon_for(
+        json!([
+            end,                                                                               // BootstrapComplete
+            {"packages": [{"CMD": [["GET", "urn:test:mo:dev:1.0/local/Name"], ["EXEC", "urn:test:mo:dev:1.0/local/Reboot", "{base}/dm/results"]]},
+                          {"expect": [200, 202], "CMD": [["END"]]}]},
+            end.clone(),                                                                       // SrvURI
+            end                                                                                // the result report
+        ]),
+        "",
+    );
+
+    // The handler creates the instance it serves: checked against the DDF, and only
+    // within the MO it handles.
+    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
+    let (conn, manager) = durable_handler(&bus.address, tx).await;
+    let doc = json!([{"ClientURI": "urn:test:mo:dev:1.0/local/", "MOData": {"local": {"Name": "made here", "Reboot": null}}}]);
+    manager.handler_update(&doc.to_string(), &[]).await.unwrap();
+    let refused = |e: zbus::Error| e.to_string();
+    let bad_type =
+        json!([{"ClientURI": "urn:test:mo:dev:1.0/local/Bogus", "MOData": {"Bogus": 1}}]);
+    let err = refused(
+        manager
+            .handler_update(&bad_type.to_string(), &[])
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        err.contains("InvalidArgument") && err.contains("no such node"),
+        "{err}"
+    );
+    let devinfo = json!([{"ClientURI": "urn:oma:mo:oma-dm-devinfo:1.2/DevInfo/Man", "MOData": {"Man": "evil"}}]);
+    let err = refused(
+        manager
+            .handler_update(&devinfo.to_string(), &[])
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        err.contains("AccessDenied") && err.contains("outside the MOs"),
+        "{err}"
+    );
+    // A peer that handles nothing writes nothing.
+    let stranger = zbus::connection::Builder::address(bus.address.as_str())
+        .build()
+        .await
+        .unwrap();
+    let err = refused(
+        omadmd::dbus::client::ManagerProxy::new(&stranger)
+            .await
+            .unwrap()
+            .handler_update(&doc.to_string(), &[])
+            .await
+            .unwrap_err(),
+    );
+    assert!(err.contains("AccessDenied"), "{err}");
+    let addr = bus.address.clone();
+    let (_, name, _) = tokio::task::spawn_blocking(move || {
+        omadmctl(&addr, &["tree", "get", "urn:test:mo:dev:1.0/local/Name"])
+    })
+    .await
+    .unwrap();
+    assert!(name.contains("made here"), "{name}");
+
+    // The server reads what the handler wrote, and EXECs: accepted for later.
+    session_now(&bus).await;
+    let (token, node) = tokens.recv().await.unwrap();
+    assert_eq!(node, "urn:test:mo:dev:1.0/local/Reboot");
+    assert!(
+        server.of_kind("expect").iter().all(|e| e["ok"] == true),
+        "{:#?}",
+        server.of_kind("expect")
+    );
+
+    // Both go down (a reboot to finish an update): the EXEC waits for the handler's name.
+    drop(manager);
+    drop(conn);
+    daemon.kill9();
+    let mut daemon = root.start_on_bus(&bus.address);
+    daemon.wait_for("ready", 30);
+    let (tx, _tokens) = tokio::sync::mpsc::unbounded_channel();
+    let (_conn, manager) = durable_handler(&bus.address, tx).await;
+    let pending = manager.pending_execs().await.unwrap();
+    assert_eq!(
+        pending,
+        [(token.clone(), node.clone(), "demo-server".to_owned())]
+    );
+    manager.exec_result(&token, 200, "").await.unwrap();
+    daemon.wait_for("session ended", 30);
+    daemon.wait_for("session ended", 30);
+    assert_eq!(reported_result_for(&server, &node), 200);
+    assert!(manager.pending_execs().await.unwrap().is_empty());
+    let (_, log) = daemon.terminate();
+    assert!(
+        !log.iter().any(|l| l.contains("left before answering")),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_result_that_never_comes_is_reported_as_a_failure_in_the_end() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let (server, bus, _root, mut daemon) = daemon_for(
+        json!([
+            end,                                                                               // BootstrapComplete
+            {"packages": [{"CMD": [["EXEC", "urn:test:mo:dev:1.0/local/Reboot", "{base}/dm/results"]]}, {"expect": [202], "CMD": [["END"]]}]},
+            end.clone(),                                                                       // SrvURI
+            end                                                                                // the result report
+        ]),
+        "[sessions]\nexec-result-max-secs = 2\n",
+    );
+    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
+    let (conn, manager) = durable_handler(&bus.address, tx).await;
+    let doc = json!([{"ClientURI": "urn:test:mo:dev:1.0/local/", "MOData": {"local": {"Name": "n", "Reboot": null}}}]);
+    manager.handler_update(&doc.to_string(), &[]).await.unwrap();
+    session_now(&bus).await;
+    let (_, node) = tokens.recv().await.unwrap();
+    // The handler goes and never comes back: the EXEC waits for its name, then no longer.
+    drop(manager);
+    drop(conn);
+    daemon.wait_for("EXEC result not reported in time", 30);
+    daemon.wait_for("session ended", 30);
+    daemon.wait_for("session ended", 30);
+    assert_eq!(reported_result_for(&server, &node), 500);
+    daemon.terminate();
 }

@@ -294,24 +294,33 @@ impl<P: Ports> Ctx<'_, '_, P> {
 
     /// The SUB deliveries (TS §5.3.11) a change at `changed` owes, to land with it.
     fn deliveries(&self, changed: &[(InstanceKey, String)]) -> Result<Vec<TreeOp>, Fail> {
-        let mut ops = Vec::new();
-        for sub in self.store().subscriptions()? {
-            let Ok(su) = ClientUri::parse(&sub.client_uri) else {
-                continue;
-            };
-            if changed.iter().any(|(k, p)| covers(&su, k, p)) {
-                ops.push(TreeOp::Enqueue(Outgoing {
-                    id: 0,
-                    server_id: sub.server_id.clone(),
-                    item: OutItem::Delivery {
-                        client_uri: sub.client_uri,
-                        to: sub.server_uri,
-                    },
-                }));
-            }
-        }
-        Ok(ops)
+        Ok(deliveries(self.store(), changed)?)
     }
+}
+
+/// The SUB deliveries (TS §5.3.11) a change at `changed` owes, to land with it, whoever
+/// made the change (a server's command, or a local handler's write).
+pub(super) fn deliveries(
+    store: &dyn crate::tree::TreeStore,
+    changed: &[(InstanceKey, String)],
+) -> Result<Vec<TreeOp>, StoreError> {
+    let mut ops = Vec::new();
+    for sub in store.subscriptions()? {
+        let Ok(su) = ClientUri::parse(&sub.client_uri) else {
+            continue;
+        };
+        if changed.iter().any(|(k, p)| covers(&su, k, p)) {
+            ops.push(TreeOp::Enqueue(Outgoing {
+                id: 0,
+                server_id: sub.server_id.clone(),
+                item: OutItem::Delivery {
+                    client_uri: sub.client_uri,
+                    to: sub.server_uri,
+                },
+            }));
+        }
+    }
+    Ok(ops)
 }
 
 /// True when a change at (`key`, `path`) may touch what `sub` addresses: the same MOID and

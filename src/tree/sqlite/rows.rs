@@ -9,7 +9,8 @@ pub(super) const VALUE_SIZE: &str = "CASE WHEN n.value IS NULL THEN 0 WHEN n.for
 
 pub(super) const NODE_COLUMNS: &str = "path, format, mime, permanent, access, secret, value";
 
-pub(super) const PENDING_COLUMNS: &str = "token, server_id, client_uri, report_to, handler";
+pub(super) const PENDING_COLUMNS: &str =
+    "token, server_id, client_uri, report_to, handler, created_at";
 
 pub(super) fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingExec> {
     Ok(PendingExec {
@@ -18,6 +19,7 @@ pub(super) fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingExec
         client_uri: r.get(2)?,
         report_to: r.get(3)?,
         handler: r.get(4)?,
+        created_at: r.get(5)?,
     })
 }
 
