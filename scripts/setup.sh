@@ -14,6 +14,9 @@ command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 # The authorization tests run the real polkitd on the private bus.
 [ -x /usr/lib/polkit-1/polkitd ] || need_apt+=(polkitd)
+# FUMO's tests run the real fwupd on the private bus with its test devices and cabinets.
+[ -x /usr/libexec/fwupd/fwupd ] || need_apt+=(fwupd)
+[ -f /usr/share/installed-tests/fwupd/fakedevice124.cab ] || need_apt+=(fwupd-tests)
 
 source "$(dirname "$0")/lib.sh"
 apt_install setup "${need_apt[@]}"

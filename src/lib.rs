@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dbus;
 pub mod diag;
 pub mod engine;
+pub mod handlers;
 pub mod heartbeat;
 pub mod host;
 pub mod logging;

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod complete;
 pub mod ctl;
+pub mod fwupd;
 
 use std::path::PathBuf;
 

@@ -240,6 +240,45 @@ pub struct Log {
 
 impl Settings {
     /// The bounds on a bootstrap document, from `[limits]`.
+    /// How HTTP requests on behalf of the server at `srv_uri` are made: the timeouts,
+    /// trusted CAs, body limit and the rules on where its URLs may lead. The daemon's
+    /// sessions and the handlers' package downloads use the same. Fails when the CA file
+    /// cannot be read.
+    pub fn http_settings(
+        &self,
+        srv_uri: &str,
+        client_identity_pem: Option<Vec<u8>>,
+    ) -> Result<crate::transport::http::HttpSettings, String> {
+        use crate::transport::target::{Allowed, TargetPolicy};
+        use std::time::Duration;
+        Ok(crate::transport::http::HttpSettings {
+            connect_timeout: Duration::from_secs(self.http.connect_timeout_secs),
+            read_timeout: Duration::from_secs(self.http.read_timeout_secs),
+            request_timeout: Duration::from_secs(self.http.request_timeout_secs),
+            retry_after_cap: Duration::from_secs(self.sessions.retry_max_secs),
+            extra_ca_pem: match &self.http.ca_file {
+                Some(f) => Some(
+                    std::fs::read(f)
+                        .map_err(|e| format!("cannot read CA file {}: {e}", f.display()))?,
+                ),
+                None => None,
+            },
+            client_identity_pem,
+            max_body: self.limits.max_package_bytes,
+            targets: TargetPolicy::new(
+                srv_uri,
+                self.http.allow_private_targets,
+                self.http
+                    .allow_targets
+                    .iter()
+                    .filter_map(|t| Allowed::parse(t).ok())
+                    .collect(),
+            ),
+            allow_insecure_auth: self.http.allow_insecure_auth,
+        })
+    }
+
+    /// The bounds on a bootstrap document, also a handler's update of its MO.
     pub fn bootstrap_limits(&self) -> crate::mo::bootstrap::BootstrapLimits {
         crate::mo::bootstrap::BootstrapLimits {
             max_file_bytes: self.limits.max_package_bytes,

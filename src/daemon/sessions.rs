@@ -17,7 +17,6 @@ use crate::protocol::uri::ServerUriValues;
 use crate::scheduler::Request;
 use crate::session::{self, SessionOptions};
 use crate::state::Prepared;
-use crate::transport::target::{Allowed, TargetPolicy};
 use crate::transport::{Credentials, HttpClient, HttpSettings};
 use crate::tree::{Journal as _, SqliteStore, Tree as _};
 
@@ -172,32 +171,9 @@ impl<'a> Runner<'a> {
     ) -> anyhow::Result<(EnginePorts<'a>, ServerUriValues)> {
         let (p, settings, events) = (self.p, self.settings, self.events);
         let dev_id = dev_id(&p.store)?;
-        let http_settings = HttpSettings {
-            connect_timeout: Duration::from_secs(settings.http.connect_timeout_secs),
-            read_timeout: Duration::from_secs(settings.http.read_timeout_secs),
-            request_timeout: Duration::from_secs(settings.http.request_timeout_secs),
-            retry_after_cap: Duration::from_secs(settings.sessions.retry_max_secs),
-            extra_ca_pem: match &settings.http.ca_file {
-                Some(f) => Some(
-                    std::fs::read(f)
-                        .with_context(|| format!("cannot read CA file {}", f.display()))?,
-                ),
-                None => None,
-            },
-            client_identity_pem: account.client_identity_pem.clone(),
-            max_body: settings.limits.max_package_bytes,
-            targets: TargetPolicy::new(
-                &account.srv_uri,
-                settings.http.allow_private_targets,
-                settings
-                    .http
-                    .allow_targets
-                    .iter()
-                    .filter_map(|t| Allowed::parse(t).ok())
-                    .collect(),
-            ),
-            allow_insecure_auth: settings.http.allow_insecure_auth,
-        };
+        let http_settings = settings
+            .http_settings(&account.srv_uri, account.client_identity_pem.clone())
+            .map_err(anyhow::Error::msg)?;
         let origin = url::Url::parse(&account.srv_uri)
             .with_context(|| format!("SrvURI of {} is not a URL", account.server_id))?
             .origin();

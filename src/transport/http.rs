@@ -497,6 +497,48 @@ impl HttpClient {
         Ok(Fetched { content_type, body })
     }
 
+    /// HTTP GET of a package (firmware, software) into `to`, chunk by chunk, so that a
+    /// large one is never held in memory; at most `max` bytes (a longer body stops the
+    /// download with [`HttpError::TooLarge`]). The same rules as every request: the
+    /// target policy, redirects, TLS, `Retry-After`. Returns the bytes written.
+    pub async fn download(
+        &self,
+        url: &str,
+        to: &mut (impl std::io::Write + Send),
+        max: u64,
+    ) -> Result<u64, PortError> {
+        self.check_deferred(url)?;
+        let mut resp = self
+            .send_authed(reqwest::Method::GET, url, self.headers(None, "*/*"), None)
+            .await
+            .map_err(PortError::from)?;
+        if !resp.status().is_success() {
+            return Err(HttpError::Status(resp.status().as_u16()).into());
+        }
+        let too_large = || {
+            PortError::from(HttpError::TooLarge(
+                usize::try_from(max).unwrap_or(usize::MAX),
+            ))
+        };
+        if resp.content_length().is_some_and(|l| l > max) {
+            return Err(too_large());
+        }
+        let mut written = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| PortError::from(HttpError::body(e)))?
+        {
+            written += chunk.len() as u64;
+            if written > max {
+                return Err(too_large());
+            }
+            to.write_all(&chunk).map_err(|e| PortError(Box::new(e)))?;
+        }
+        to.flush().map_err(|e| PortError(Box::new(e)))?;
+        Ok(written)
+    }
+
     /// HTTP PUT or POST of MO data (HPUT, HPOST, subscription deliveries).
     pub async fn send(
         &self,

@@ -125,6 +125,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         ],
         &["rusqlite", "reqwest"],
     ),
+    (
+        "handlers",
+        &["dbus", "protocol", "transport", "config", "engine"],
+        &["rusqlite"],
+    ),
 ];
 
 /// The non-test source of a module: its file, or every file under its directory, with

@@ -303,6 +303,14 @@ impl Daemon {
         }
     }
 
+    /// The log so far, every line that has arrived included.
+    pub fn log_so_far(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        self.log.join("\n")
+    }
+
     /// Waits until a log line contains `needle`; panics with the log after `secs`.
     pub fn wait_for(&mut self, needle: &str, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);

@@ -11,6 +11,7 @@ mod daemon;
 mod dbus;
 mod exec;
 mod faults;
+mod fumo;
 mod generated;
 mod install;
 mod notify;

@@ -131,14 +131,23 @@ pub struct Resource {
     /// A `Retry-After` header to send with `http_status`.
     #[serde(default)]
     pub retry_after: Option<String>,
+    /// Serve this file's bytes as the body (a firmware cabinet, a package), read when
+    /// requested.
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 impl Resource {
-    fn bytes(&self) -> Vec<u8> {
-        match &self.body {
-            Json::String(s) => s.clone().into_bytes(),
-            other => other.to_string().into_bytes(),
+    /// The body served: the file's bytes, or the body with `{base}` in a string body
+    /// replaced by the server's base URL (a PkgURL pointing into this repository).
+    fn bytes(&self, base: &str) -> std::io::Result<Vec<u8>> {
+        if let Some(f) = &self.file {
+            return std::fs::read(f);
         }
+        Ok(match &self.body {
+            Json::String(s) => s.replace("{base}", base).into_bytes(),
+            other => other.to_string().into_bytes(),
+        })
     }
 }
 

@@ -44,7 +44,16 @@ pub(crate) async fn repo_get(State(st): State<Shared>, uri: Uri, headers: Header
             }
             resp
         }
-        Some(r) => ([(header::CONTENT_TYPE, r.content_type.clone())], r.bytes()).into_response(),
+        Some(r) => match r.bytes(&live.base) {
+            Ok(bytes) => ([(header::CONTENT_TYPE, r.content_type.clone())], bytes).into_response(),
+            Err(e) => {
+                live.log(
+                    json!({"kind": "repo-error", "path": path, "error": e.to_string()}),
+                    format!("repository file for {path} cannot be read: {e}"),
+                );
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        },
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -82,6 +91,7 @@ async fn repo_store(
             redirect: None,
             http_status: None,
             retry_after: None,
+            file: None,
         },
     );
     StatusCode::OK.into_response()

@@ -1,0 +1,726 @@
+//! FUMO (`urn:oma:mo:oma-fumo:1.0`, OMA-TS-DM-FUMO-V1_0) carried out by fwupd: one FUMO
+//! instance per updatable fwupd device, kept in step with fwupd's device signals, and the
+//! EXECs on `Download`, `Update` and `DownloadAndUpdate` run as the TS's state machine
+//! (§5.3 State, §6 behaviour) with the package fetched under the daemon's HTTP rules and
+//! installed through fwupd's `Install`. Each EXEC is answered 202 and its outcome reported
+//! with the TS's alert type and result code (§6.4) through `ExecResult`; the handler is
+//! registered under its well-known bus name, so an update that finishes across a reboot
+//! (or a restart of either process) is still reported, after it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value as Json, json};
+
+use super::fwupd::{Device, FwupdProxy, UpdateState, install_result_code};
+use super::{HandlerError, Link};
+use crate::protocol::dmmo::DataNode;
+use crate::transport::HttpClient;
+
+/// The FUMO MOID.
+pub const FUMO: &str = "urn:oma:mo:oma-fumo:1.0";
+/// The well-known bus name omadm-fwupd owns and registers under.
+pub const BUS_NAME: &str = "org.omadm.Fwupd1";
+/// Where its ExecHandler object lives.
+pub const OBJECT_PATH: &str = "/org/omadm/Fwupd1";
+
+/// FUMO `State` values (§5.3.1.8).
+pub mod state {
+    /// Idle/Start: no pending operation.
+    pub const IDLE: i64 = 10;
+    /// Download Failed.
+    pub const DOWNLOAD_FAILED: i64 = 20;
+    /// Download Progressing.
+    pub const DOWNLOAD_PROGRESSING: i64 = 30;
+    /// Download Complete: the package is on the device.
+    pub const DOWNLOAD_COMPLETE: i64 = 40;
+    /// Ready to Update.
+    pub const READY_TO_UPDATE: i64 = 50;
+    /// Update Progressing.
+    pub const UPDATE_PROGRESSING: i64 = 60;
+    /// Update Failed / No Data: the package is gone.
+    pub const UPDATE_FAILED_NO_DATA: i64 = 70;
+    /// Update Failed / Have Data: the package is still here.
+    pub const UPDATE_FAILED_HAVE_DATA: i64 = 80;
+    /// Update Successful / Have Data.
+    pub const UPDATE_SUCCESSFUL_HAVE_DATA: i64 = 90;
+    /// Update Successful / No Data: the package was removed after it was applied.
+    pub const UPDATE_SUCCESSFUL_NO_DATA: i64 = 100;
+}
+
+/// FUMO result codes (§6.4) the handler reports.
+pub mod result {
+    /// Successful.
+    pub const SUCCESSFUL: u16 = 200;
+    /// Management Client Error: the device or the user is not ready.
+    pub const CLIENT_ERROR: u16 = 400;
+    /// Alternate Download Authentication Failure.
+    pub const DOWNLOAD_AUTH_FAILURE: u16 = 406;
+    /// Alternate Download Request Time-Out.
+    pub const DOWNLOAD_TIMEOUT: u16 = 407;
+    /// Firmware Update Failed.
+    pub const UPDATE_FAILED: u16 = 410;
+    /// Malformed or Bad URL.
+    pub const BAD_URL: u16 = 411;
+    /// Download fails due to the device being out of memory (or space).
+    pub const DOWNLOAD_OUT_OF_MEMORY: u16 = 501;
+    /// Download fails due to network issues.
+    pub const DOWNLOAD_NETWORK: u16 = 503;
+}
+
+/// The three operations a server EXECs (§5.3.1.3–5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Fetch the package at `Download/PkgURL`.
+    Download,
+    /// Install the package fetched before.
+    Update,
+    /// Both, without the server in between.
+    DownloadAndUpdate,
+}
+
+impl Op {
+    /// From the EXEC'd node's name.
+    pub fn from_node(name: &str) -> Option<Op> {
+        match name {
+            "Download" => Some(Op::Download),
+            "Update" => Some(Op::Update),
+            "DownloadAndUpdate" => Some(Op::DownloadAndUpdate),
+            _ => None,
+        }
+    }
+
+    /// The node's name.
+    pub fn node(self) -> &'static str {
+        match self {
+            Op::Download => "Download",
+            Op::Update => "Update",
+            Op::DownloadAndUpdate => "DownloadAndUpdate",
+        }
+    }
+
+    /// The Generic Alert type reporting its completion (§6.3; the DM 2.0 URN form, since a
+    /// DM 2.0 AlertType is a URN: docs/decisions.md).
+    pub fn alert_type(self) -> &'static str {
+        match self {
+            Op::Download => "urn:oma:at:fumo:1.0:download",
+            Op::Update => "urn:oma:at:fumo:1.0:update",
+            Op::DownloadAndUpdate => "urn:oma:at:fumo:1.0:downloadandupdate",
+        }
+    }
+}
+
+/// An EXEC'd ClientURI split into (MIID, operation): `urn:oma:mo:oma-fumo:1.0/<x>/<Op>`.
+pub fn parse_target(client_uri: &str) -> Option<(String, Op)> {
+    let rest = client_uri.strip_prefix(FUMO)?.strip_prefix('/')?;
+    let (miid, node) = rest.split_once('/')?;
+    if miid.is_empty() {
+        return None;
+    }
+    Some((miid.to_owned(), Op::from_node(node.trim_end_matches('/'))?))
+}
+
+/// The Generic Alert reporting an operation's result (§6.3, §6.4): the EXEC'd node as
+/// SourceURI, the result code in Data, and a Mark other than informational on failure.
+pub fn result_alert(op: Op, client_uri: &str, code: u16) -> Json {
+    let mut data = Map::new();
+    data.insert("ResultCode".into(), json!(code));
+    json!({
+        "AlertType": op.alert_type(),
+        "SourceURI": client_uri,
+        "Mark": if (200..300).contains(&code) { "informational" } else { "critical" },
+        "DataType": "application/json",
+        "Data": data,
+    })
+}
+
+/// What a download's failure is, as a FUMO result code (§6.4).
+pub fn download_result_code(error: &crate::engine::PortError) -> u16 {
+    use crate::transport::error::HttpError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error.0);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<HttpError>() {
+            return match h {
+                HttpError::Refused(_) => result::BAD_URL,
+                HttpError::Status(401 | 403 | 407) => result::DOWNLOAD_AUTH_FAILURE,
+                // Nothing at that URL.
+                HttpError::Status(404 | 410) => result::BAD_URL,
+                HttpError::Status(_) => result::DOWNLOAD_NETWORK,
+                HttpError::TooLarge(_) => result::DOWNLOAD_OUT_OF_MEMORY,
+                _ => result::DOWNLOAD_NETWORK,
+            };
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return if io.kind() == std::io::ErrorKind::TimedOut {
+                result::DOWNLOAD_TIMEOUT
+            } else {
+                // Writing the package failed: no room for it.
+                result::DOWNLOAD_OUT_OF_MEMORY
+            };
+        }
+        if let Some(e) = c.downcast_ref::<reqwest::Error>() {
+            if e.is_timeout() {
+                return result::DOWNLOAD_TIMEOUT;
+            }
+            if e.is_builder() {
+                return result::BAD_URL;
+            }
+        }
+        cause = c.source();
+    }
+    result::DOWNLOAD_NETWORK
+}
+
+/// The MO data of a new instance for `device` (§5.3: the nodes the DDF requires, and
+/// what fwupd says of the device under `Ext`).
+fn instance_data(device: &Device) -> DataNode {
+    let leaf = |v: Json| DataNode::Leaf(v);
+    let node = |children: Vec<(&str, DataNode)>| {
+        DataNode::Interior(
+            children
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
+    };
+    node(vec![
+        ("PkgName", leaf(json!(device.name))),
+        ("PkgVersion", leaf(json!(device.version))),
+        ("Download", node(vec![("PkgURL", leaf(json!("")))])),
+        ("Update", node(vec![])),
+        ("DownloadAndUpdate", node(vec![("PkgURL", leaf(json!("")))])),
+        ("State", leaf(json!(state::IDLE))),
+        (
+            "Ext",
+            node(vec![
+                ("DeviceName", leaf(json!(device.name))),
+                ("Vendor", leaf(json!(device.vendor))),
+                ("Plugin", leaf(json!(device.plugin))),
+            ]),
+        ),
+    ])
+}
+
+/// True for a name FUMO can use as the instance's MIID (fwupd's IDs are hex digits).
+fn usable_miid(id: &str) -> bool {
+    crate::protocol::uri::is_real_name(id)
+}
+
+/// The FUMO handler: fwupd, the daemon, and the operations running.
+#[derive(Debug)]
+pub struct Fumo {
+    link: Link,
+    fwupd: FwupdProxy<'static>,
+    settings: crate::config::Settings,
+    state_dir: PathBuf,
+    max_download: u64,
+    running: Mutex<HashSet<String>>,
+}
+
+impl Fumo {
+    /// A handler over the daemon link, fwupd, the daemon's settings (for its HTTP rules),
+    /// a directory for downloaded packages, and the largest package it fetches.
+    pub fn new(
+        link: Link,
+        fwupd: FwupdProxy<'static>,
+        settings: crate::config::Settings,
+        state_dir: PathBuf,
+        max_download: u64,
+    ) -> Fumo {
+        Fumo {
+            link,
+            fwupd,
+            settings,
+            state_dir,
+            max_download,
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn package_path(&self, miid: &str) -> PathBuf {
+        self.state_dir.join(format!("{miid}.cab"))
+    }
+
+    fn uri(miid: &str, path: &str) -> String {
+        format!("{FUMO}/{miid}/{path}")
+    }
+
+    async fn set_state(&self, miid: &str, value: i64) -> Result<(), HandlerError> {
+        self.link
+            .put_leaf(&Self::uri(miid, "State"), "State", json!(value))
+            .await
+    }
+
+    async fn current_state(&self, miid: &str) -> Result<Option<i64>, HandlerError> {
+        Ok(self
+            .link
+            .read_leaf(&Self::uri(miid, "State"))
+            .await?
+            .and_then(|v| v.as_i64()))
+    }
+
+    /// Makes the tree's FUMO instances the updatable devices fwupd has now: new ones
+    /// created, versions brought up to date, gone ones deleted (unless an operation on
+    /// them runs). One transaction for all of it.
+    pub async fn sync_devices(&self) -> Result<(), HandlerError> {
+        let devices: Vec<Device> = self
+            .fwupd
+            .get_devices()
+            .await?
+            .iter()
+            .map(Device::from_dict)
+            .filter(|d| d.updatable() && usable_miid(&d.id))
+            .collect();
+        let present: Vec<String> = self
+            .link
+            .tree()
+            .list_instances()
+            .await?
+            .into_iter()
+            .filter(|(moid, _, _)| moid == FUMO)
+            .map(|(_, miid, _)| miid)
+            .collect();
+        let mut put = Vec::new();
+        for d in &devices {
+            if present.contains(&d.id) {
+                put.push(super::item(
+                    &Self::uri(&d.id, "PkgVersion"),
+                    "PkgVersion",
+                    DataNode::Leaf(json!(d.version)),
+                ));
+                put.push(super::item(
+                    &Self::uri(&d.id, "PkgName"),
+                    "PkgName",
+                    DataNode::Leaf(json!(d.name)),
+                ));
+            } else {
+                put.push(super::item(
+                    &format!("{FUMO}/{}/", d.id),
+                    &d.id,
+                    instance_data(d),
+                ));
+            }
+        }
+        let running = self.running().clone();
+        let gone: Vec<String> = present
+            .iter()
+            .filter(|m| !devices.iter().any(|d| &d.id == *m) && !running.contains(*m))
+            .map(|m| format!("{FUMO}/{m}/"))
+            .collect();
+        self.link.update(&put, &gone).await?;
+        tracing::info!(
+            devices = devices.len(),
+            removed = gone.len(),
+            "FUMO instances in step with fwupd"
+        );
+        Ok(())
+    }
+
+    /// Whether an EXEC may start now: the component and operation to run (the caller
+    /// answers 202 and starts it), or the DM status refusing it and, when the EXEC named a
+    /// FUMO operation, the result code its alert carries (§6.1, §6.4: with a ServerURI the
+    /// daemon sends the refusal as that alert).
+    pub async fn accept(&self, client_uri: &str) -> Result<(String, Op), Refusal> {
+        let Some((miid, op)) = parse_target(client_uri) else {
+            return Err(Refusal {
+                status: crate::protocol::sc::NOT_ALLOWED,
+                result: None,
+            });
+        };
+        let refuse = |status: u16, code: u16| Refusal {
+            status,
+            result: Some((op, code)),
+        };
+        let current = match self.current_state(&miid).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(refuse(crate::protocol::sc::NOT_FOUND, result::CLIENT_ERROR)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the FUMO state");
+                return Err(refuse(
+                    crate::protocol::sc::INTERNAL_ERROR,
+                    result::CLIENT_ERROR,
+                ));
+            }
+        };
+        // An update needs the package a Download fetched (State 40 or 50).
+        if op == Op::Update
+            && !(matches!(current, state::DOWNLOAD_COMPLETE | state::READY_TO_UPDATE)
+                && self.package_path(&miid).exists())
+        {
+            tracing::info!(node = %client_uri, state = current, "Update refused: no package was downloaded");
+            return Err(refuse(
+                crate::protocol::sc::NOT_ALLOWED,
+                result::CLIENT_ERROR,
+            ));
+        }
+        if !self.running().insert(miid.clone()) {
+            // One operation per component at a time.
+            tracing::info!(node = %client_uri, "refused: another operation on this component runs");
+            return Err(refuse(
+                crate::protocol::sc::SERVICE_UNAVAILABLE,
+                result::CLIENT_ERROR,
+            ));
+        }
+        Ok((miid, op))
+    }
+
+    /// Runs an accepted operation to its end and reports it; the component is free again
+    /// afterwards.
+    pub async fn run(self: Arc<Self>, token: String, client_uri: String, server_id: String) {
+        let Some((miid, op)) = parse_target(&client_uri) else {
+            return;
+        };
+        let code = match self.operate(&miid, op, &server_id).await {
+            Ok(Some(code)) => Some(code),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, node = %client_uri, "FUMO operation failed on our side");
+                let _ = self.set_state(&miid, state::UPDATE_FAILED_NO_DATA).await;
+                Some(result::UPDATE_FAILED)
+            }
+        };
+        self.running().remove(&miid);
+        match code {
+            Some(code) => self.report(&token, op, &client_uri, code).await,
+            // Staged until the next boot: reported when the handler starts after it.
+            None => {
+                tracing::info!(node = %client_uri, "update finishes at the next boot; its result is reported then")
+            }
+        }
+    }
+
+    async fn report(&self, token: &str, op: Op, client_uri: &str, code: u16) {
+        let alert = result_alert(op, client_uri, code).to_string();
+        let status = if (200..300).contains(&code) { 200 } else { 500 };
+        match self.link.manager().exec_result(token, status, &alert).await {
+            Ok(()) => tracing::info!(node = %client_uri, result = code, "FUMO result reported"),
+            Err(e) => tracing::error!(error = %e, node = %client_uri, result = code,
+                "cannot report the FUMO result; it is reported when the daemon is back"),
+        }
+    }
+
+    /// The operation itself: the result code, or `None` when fwupd finishes it at the
+    /// next boot.
+    async fn operate(
+        &self,
+        miid: &str,
+        op: Op,
+        server_id: &str,
+    ) -> Result<Option<u16>, HandlerError> {
+        if matches!(op, Op::Download | Op::DownloadAndUpdate) {
+            let url_node = if op == Op::Download {
+                "Download/PkgURL"
+            } else {
+                "DownloadAndUpdate/PkgURL"
+            };
+            let url = self
+                .link
+                .read_leaf(&Self::uri(miid, url_node))
+                .await?
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            self.set_state(miid, state::DOWNLOAD_PROGRESSING).await?;
+            if let Err(code) = self.download(miid, &url, server_id).await {
+                self.set_state(miid, state::DOWNLOAD_FAILED).await?;
+                return Ok(Some(code));
+            }
+            if op == Op::Download {
+                self.set_state(miid, state::DOWNLOAD_COMPLETE).await?;
+                return Ok(Some(result::SUCCESSFUL));
+            }
+        }
+        self.set_state(miid, state::UPDATE_PROGRESSING).await?;
+        self.install(miid).await
+    }
+
+    async fn download(&self, miid: &str, url: &str, server_id: &str) -> Result<(), u16> {
+        if url.is_empty() {
+            return Err(result::BAD_URL);
+        }
+        let srv_uri = match self.link.manager().account_state(server_id).await {
+            Ok(a) => a.url,
+            Err(e) => {
+                tracing::error!(error = %e, server = server_id, "cannot read the server's account");
+                return Err(result::CLIENT_ERROR);
+            }
+        };
+        let dev_id = self.link.dev_id().await.unwrap_or_default();
+        let client = self
+            .settings
+            .http_settings(&srv_uri, None)
+            .map_err(|e| {
+                tracing::error!(error = %e, "HTTP settings");
+                result::CLIENT_ERROR
+            })
+            .and_then(|s| {
+                HttpClient::new(&s, &dev_id).map_err(|e| {
+                    tracing::error!(error = %e, "HTTP client");
+                    result::CLIENT_ERROR
+                })
+            })?;
+        let path = self.package_path(miid);
+        let partial = path.with_extension("part");
+        let mut file = std::fs::File::create(&partial).map_err(|e| {
+            tracing::error!(error = %e, path = %partial.display(), "cannot store the package");
+            result::DOWNLOAD_OUT_OF_MEMORY
+        })?;
+        match client.download(url, &mut file, self.max_download).await {
+            Ok(bytes) => {
+                drop(file);
+                std::fs::rename(&partial, &path).map_err(|_| result::DOWNLOAD_OUT_OF_MEMORY)?;
+                tracing::info!(url = %crate::protocol::uri::redact(url), bytes, "package downloaded");
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                let code = download_result_code(&e);
+                tracing::warn!(error = %e, result = code, "package download failed");
+                Err(code)
+            }
+        }
+    }
+
+    async fn install(&self, miid: &str) -> Result<Option<u16>, HandlerError> {
+        let path = self.package_path(miid);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "the downloaded package is gone");
+                self.set_state(miid, state::UPDATE_FAILED_NO_DATA).await?;
+                return Ok(Some(result::UPDATE_FAILED));
+            }
+        };
+        use std::os::fd::AsFd as _;
+        let installed = self
+            .fwupd
+            .install(miid, zbus::Fd::from(file.as_fd()), Default::default())
+            .await;
+        drop(file);
+        match installed {
+            Ok(()) => {
+                let device = self.device(miid).await;
+                if device
+                    .as_ref()
+                    .is_some_and(|d| d.flags & super::fwupd::FLAG_NEEDS_REBOOT != 0)
+                {
+                    // Staged: State stays 60 until the boot that applies it.
+                    return Ok(None);
+                }
+                let _ = std::fs::remove_file(&path);
+                if let Some(d) = device {
+                    self.link
+                        .put_leaf(
+                            &Self::uri(miid, "PkgVersion"),
+                            "PkgVersion",
+                            json!(d.version),
+                        )
+                        .await?;
+                }
+                self.set_state(miid, state::UPDATE_SUCCESSFUL_NO_DATA)
+                    .await?;
+                Ok(Some(result::SUCCESSFUL))
+            }
+            Err(zbus::Error::MethodError(name, message, _)) => {
+                let code = install_result_code(name.as_str());
+                tracing::warn!(error = %name, message = message.as_deref().unwrap_or(""), result = code, "fwupd refused the update");
+                self.set_state(miid, state::UPDATE_FAILED_HAVE_DATA).await?;
+                Ok(Some(code))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn device(&self, id: &str) -> Option<Device> {
+        self.fwupd
+            .get_devices()
+            .await
+            .ok()?
+            .iter()
+            .map(Device::from_dict)
+            .find(|d| d.id == id)
+    }
+
+    /// After a restart of the handler or the daemon: finishes the EXECs that were
+    /// accepted and not answered. An update fwupd has finished (across a reboot) is
+    /// reported as fwupd's history says; one that is still staged waits; an operation
+    /// that was cut short is reported failed (the TS forbids retrying it unasked, §6.3).
+    pub async fn recover(&self) -> Result<(), HandlerError> {
+        for (token, client_uri, _server) in self.link.manager().pending_execs().await? {
+            let Some((miid, op)) = parse_target(&client_uri) else {
+                continue;
+            };
+            if self.running().contains(&miid) {
+                continue;
+            }
+            let current = self.current_state(&miid).await?.unwrap_or(state::IDLE);
+            let code = match current {
+                state::DOWNLOAD_COMPLETE if op == Op::Download => result::SUCCESSFUL,
+                state::DOWNLOAD_PROGRESSING => {
+                    self.set_state(&miid, state::DOWNLOAD_FAILED).await?;
+                    result::DOWNLOAD_NETWORK
+                }
+                state::UPDATE_PROGRESSING => match self.update_outcome(&miid).await {
+                    Some(code) => code,
+                    None => continue,
+                },
+                state::UPDATE_SUCCESSFUL_NO_DATA | state::UPDATE_SUCCESSFUL_HAVE_DATA => {
+                    result::SUCCESSFUL
+                }
+                _ => result::UPDATE_FAILED,
+            };
+            tracing::info!(node = %client_uri, state = current, result = code, "reporting an operation from before the restart");
+            self.report(&token, op, &client_uri, code).await;
+        }
+        Ok(())
+    }
+
+    /// What fwupd's history says of an update that was in progress: the result code, or
+    /// `None` while it is still staged for a reboot.
+    async fn update_outcome(&self, miid: &str) -> Option<u16> {
+        let results = self
+            .fwupd
+            .get_results(miid)
+            .await
+            .ok()
+            .map(|r| Device::from_dict(&r));
+        let (state_now, code) = match results.and_then(|d| d.update_state) {
+            Some(UpdateState::Pending | UpdateState::NeedsReboot) => return None,
+            Some(UpdateState::Success) => (state::UPDATE_SUCCESSFUL_NO_DATA, result::SUCCESSFUL),
+            Some(UpdateState::FailedTransient) => {
+                (state::UPDATE_FAILED_HAVE_DATA, result::CLIENT_ERROR)
+            }
+            _ => (state::UPDATE_FAILED_HAVE_DATA, result::UPDATE_FAILED),
+        };
+        if code == result::SUCCESSFUL {
+            let _ = std::fs::remove_file(self.package_path(miid));
+            if let Some(d) = self.device(miid).await {
+                let _ = self
+                    .link
+                    .put_leaf(
+                        &Self::uri(miid, "PkgVersion"),
+                        "PkgVersion",
+                        json!(d.version),
+                    )
+                    .await;
+            }
+        }
+        let _ = self.set_state(miid, state_now).await;
+        Some(code)
+    }
+}
+
+/// Why an EXEC was not started: the DM status, and the operation and FUMO result code
+/// for its alert when it named one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The DM status (TS App. C).
+    pub status: u16,
+    /// The operation and its FUMO result code.
+    pub result: Option<(Op, u16)>,
+}
+
+/// The ExecHandler object omadmd calls.
+#[derive(Debug)]
+pub struct ExecObject(pub Arc<Fumo>);
+
+#[zbus::interface(name = "org.omadm.Client1.ExecHandler")]
+impl ExecObject {
+    /// An EXEC on a FUMO node: 202 and the operation runs, or why it cannot start.
+    async fn exec(
+        &self,
+        token: String,
+        client_uri: String,
+        server_id: String,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> (u32, String) {
+        // Only omadmd asks for EXECs.
+        if !crate::dbus::client::from_daemon(conn, &header).await {
+            return (u32::from(crate::protocol::sc::FORBIDDEN), String::new());
+        }
+        match self.0.accept(&client_uri).await {
+            Ok(_) => {
+                tracing::info!(node = %client_uri, server = %server_id, "FUMO operation accepted");
+                tokio::spawn(self.0.clone().run(token, client_uri, server_id));
+                (u32::from(crate::protocol::sc::ACCEPTED), String::new())
+            }
+            Err(Refusal { status, result }) => (
+                u32::from(status),
+                result
+                    .map(|(op, code)| result_alert(op, &client_uri, code).to_string())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_name_an_instance_and_an_operation() {
+        assert_eq!(
+            parse_target("urn:oma:mo:oma-fumo:1.0/08d4/DownloadAndUpdate"),
+            Some(("08d4".into(), Op::DownloadAndUpdate))
+        );
+        assert_eq!(
+            parse_target("urn:oma:mo:oma-fumo:1.0/08d4/Update/"),
+            Some(("08d4".into(), Op::Update))
+        );
+        for bad in [
+            "urn:oma:mo:oma-fumo:1.0/08d4/State",
+            "urn:oma:mo:oma-fumo:1.0//Download",
+            "urn:oma:mo:oma-fumo:1.0/08d4",
+            "urn:oma:mo:other:1.0/08d4/Download",
+        ] {
+            assert_eq!(parse_target(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn results_are_alerts_of_the_operations_type() {
+        let ok = result_alert(
+            Op::DownloadAndUpdate,
+            "urn:oma:mo:oma-fumo:1.0/d/DownloadAndUpdate",
+            200,
+        );
+        assert_eq!(ok["AlertType"], "urn:oma:at:fumo:1.0:downloadandupdate");
+        assert_eq!(
+            ok["SourceURI"],
+            "urn:oma:mo:oma-fumo:1.0/d/DownloadAndUpdate"
+        );
+        assert_eq!(ok["Data"]["ResultCode"], 200);
+        assert_eq!(ok["Mark"], "informational");
+        let failed = result_alert(Op::Download, "x", 503);
+        assert_eq!(failed["AlertType"], "urn:oma:at:fumo:1.0:download");
+        assert_eq!(failed["Mark"], "critical");
+        assert_eq!(
+            result_alert(Op::Update, "x", 410)["AlertType"],
+            "urn:oma:at:fumo:1.0:update"
+        );
+        // It is a Generic Alert the daemon takes.
+        let parsed: crate::protocol::packages::Alert = serde_json::from_value(ok).unwrap();
+        assert_eq!(parsed.data_type.as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn download_failures_become_result_codes() {
+        use crate::engine::PortError;
+        use crate::transport::error::HttpError;
+        let of = |e: HttpError| download_result_code(&PortError::from(e));
+        assert_eq!(of(HttpError::Status(404)), result::BAD_URL);
+        assert_eq!(of(HttpError::Status(502)), result::DOWNLOAD_NETWORK);
+        assert_eq!(of(HttpError::Status(401)), result::DOWNLOAD_AUTH_FAILURE);
+        assert_eq!(of(HttpError::TooLarge(10)), result::DOWNLOAD_OUT_OF_MEMORY);
+        let disk = PortError(Box::new(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        )));
+        assert_eq!(download_result_code(&disk), result::DOWNLOAD_OUT_OF_MEMORY);
+    }
+}

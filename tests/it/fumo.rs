@@ -1,0 +1,275 @@
+//! FUMO through the real fwupd: fwupd runs on the private bus with its test devices
+//! (`TestDevices=true`, the fake webcam and the cabinets of Debian's fwupd-tests),
+//! omadm-fwupd keeps the FUMO instances and carries out the EXECs, and the test server
+//! drives an update from its Package#2 to the Generic Alert with the result code.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::{Daemon, PrivateBus, Root, TestServer, omadmctl};
+
+/// fwupd's fake webcam (its test plugin): 1.2.2 until `fakedevice124.cab` makes it 1.2.4.
+const WEBCAM: &str = "08d460be0f1f9f128413f816022a6439e0078018";
+const CAB: &str = "/usr/share/installed-tests/fwupd/fakedevice124.cab";
+const FWUPD: &str = "/usr/libexec/fwupd/fwupd";
+const FUMO_DDF: &str = include_str!("../../data/ddf/fumo/oma-fumo-1.0.ddf.xml");
+
+/// fwupd on `bus` with its test devices, its state in `dir`.
+fn fwupd(bus: &str, dir: &Path) -> Daemon {
+    assert!(
+        Path::new(FWUPD).exists() && Path::new(CAB).exists(),
+        "fwupd and fwupd-tests are not installed (scripts/setup.sh installs them)"
+    );
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(etc.join("fwupd")).unwrap();
+    // The test cabinets are signed by fwupd's test key, which this private instance does
+    // not trust: accept unsigned payloads here, as fwupd's own installed tests do.
+    std::fs::write(
+        etc.join("fwupd/fwupd.conf"),
+        "[fwupd]\nTestDevices=true\nOnlyTrusted=false\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(FWUPD);
+    cmd.arg("--verbose")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .env("FWUPD_SYSCONFDIR", &etc)
+        .env("FWUPD_LOCALSTATEDIR", dir.join("var"))
+        .env("FWUPD_RUNDIR", dir.join("run"));
+    let mut p = Daemon::spawn_cmd(cmd);
+    p.wait_for("ready for requests", 60);
+    p
+}
+
+/// omadm-fwupd on `bus`, reading the daemon's configuration below `root`.
+fn handler(bus: &str, root: &Path, state: &Path) -> Daemon {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_omadm-fwupd"));
+    cmd.arg("--config-root")
+        .arg(root)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("-v")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .env_remove("JOURNAL_STREAM");
+    Daemon::spawn_cmd(cmd)
+}
+
+/// The value of a leaf, read through `omadmctl tree get`.
+fn leaf(bus: &str, uri: &str) -> Option<serde_json::Value> {
+    let (code, out, _) = omadmctl(bus, &["tree", "get", uri]);
+    if code != 0 {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_str(&out).ok()?;
+    doc[0]["MOData"].as_object()?.values().next().cloned()
+}
+
+fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {secs}s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The FUMO alerts the server received: (AlertType, SourceURI, ResultCode).
+fn fumo_alerts(server: &TestServer) -> Vec<(String, String, i64)> {
+    server
+        .of_kind("package1")
+        .iter()
+        .flat_map(|p| p["body"]["Alert"].as_array().cloned().unwrap_or_default())
+        .filter(|a| {
+            a["AlertType"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:oma:at:fumo:"))
+        })
+        .map(|a| {
+            (
+                a["AlertType"].as_str().unwrap_or_default().to_owned(),
+                a["SourceURI"].as_str().unwrap_or_default().to_owned(),
+                a["Data"]["ResultCode"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+fn node(path: &str) -> String {
+    format!("urn:oma:mo:oma-fumo:1.0/{WEBCAM}/{path}")
+}
+
+/// Everything a FUMO test runs: the test server with `script`, a private bus, fwupd with
+/// its test devices, the daemon (with the FUMO DDF) past its BootstrapComplete session,
+/// and omadm-fwupd registered with it.
+struct World {
+    server: TestServer,
+    bus: PrivateBus,
+    daemon: Daemon,
+    handler: Daemon,
+    _fwupd: Daemon,
+    _root: Root,
+    _scratch: tempfile::TempDir,
+}
+
+fn world(script: &serde_json::Value) -> World {
+    let server = TestServer::start(script, false);
+    let bus = PrivateBus::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let fwupd = fwupd(&bus.address, &scratch.path().join("fwupd"));
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/ddf/oma-fumo-1.0.ddf.xml", FUMO_DDF);
+    let mut daemon = root.start_on_bus(&bus.address);
+    daemon.wait_for("session ended", 30);
+    let mut handler = handler(
+        &bus.address,
+        &root.path(""),
+        &scratch.path().join("packages"),
+    );
+    handler.wait_for("registered with omadmd as the FUMO handler", 30);
+    World {
+        server,
+        bus,
+        daemon,
+        handler,
+        _fwupd: fwupd,
+        _root: root,
+        _scratch: scratch,
+    }
+}
+
+/// Starts a session and waits for `count` FUMO alerts at the server; all of them, sorted.
+fn session_and_alerts(w: &mut World, count: usize) -> Vec<(String, String, i64)> {
+    let (code, out, err) = omadmctl(&w.bus.address, &["session", "start", "--wait"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("the result alerts", 60, || {
+        fumo_alerts(&w.server).len() >= count
+    });
+    assert!(
+        w.server.of_kind("expect").iter().all(|e| e["ok"] == true),
+        "{:#?}\n{}",
+        w.server.of_kind("expect"),
+        w.handler.log_so_far()
+    );
+    let mut alerts = fumo_alerts(&w.server);
+    alerts.sort();
+    alerts
+}
+
+#[test]
+fn a_server_updates_firmware_through_fwupd() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let script = json!({
+        "sessions": [
+            end,                                                                    // BootstrapComplete
+            {"packages": [
+                {"CMD": [
+                    ["HGET", "{base}/repo/pkgurl", node("DownloadAndUpdate/PkgURL")],
+                    ["EXEC", node("DownloadAndUpdate"), "{base}/dm/fumo"],
+                    // One operation per component at a time: refused (400 in its alert).
+                    ["EXEC", node("Download"), "{base}/dm/fumo"]
+                ]},
+                // With a ServerURI every EXEC's result comes as an alert (TS §5.3.5).
+                {"expect": [200, 202, 202], "CMD": [["END"]]}
+            ]},
+            end.clone(), end.clone(), end.clone(), end
+        ],
+        "repository": {
+            "/repo/pkgurl": {"content_type": "text/plain", "body": "{base}/repo/fakedevice124.cab"},
+            "/repo/fakedevice124.cab": {"content_type": "application/vnd.ms-cab-compressed", "file": CAB}
+        }
+    });
+    let mut w = world(&script);
+    let bus = w.bus.address.clone();
+
+    // The webcam is a FUMO instance with what it runs now; the CPU (not updatable) is not.
+    assert_eq!(leaf(&bus, &node("PkgVersion")), Some(json!("1.2.2")));
+    assert_eq!(leaf(&bus, &node("State")), Some(json!(10)));
+    let (_, list, _) = omadmctl(&bus, &["tree", "list", "--json"]);
+    let fumo_instances: Vec<serde_json::Value> =
+        serde_json::from_str::<Vec<serde_json::Value>>(&list)
+            .unwrap()
+            .into_iter()
+            .filter(|i| i["moid"] == "urn:oma:mo:oma-fumo:1.0")
+            .collect();
+    assert_eq!(fumo_instances.len(), 1, "{list}");
+
+    // The server sets the package URL and EXECs DownloadAndUpdate: 202, and the update runs.
+    let alerts = session_and_alerts(&mut w, 2);
+    assert_eq!(
+        alerts,
+        [
+            (
+                "urn:oma:at:fumo:1.0:download".to_owned(),
+                node("Download"),
+                400
+            ),
+            (
+                "urn:oma:at:fumo:1.0:downloadandupdate".to_owned(),
+                node("DownloadAndUpdate"),
+                200
+            )
+        ]
+    );
+    // fwupd installed it: the instance says so, and the package was fetched from the
+    // server's repository under the daemon's HTTP rules.
+    assert_eq!(leaf(&bus, &node("PkgVersion")), Some(json!("1.2.4")));
+    assert_eq!(leaf(&bus, &node("State")), Some(json!(100)));
+    assert!(
+        w.server
+            .of_kind("repo-get")
+            .iter()
+            .any(|r| r["path"] == "/repo/fakedevice124.cab"),
+        "{:#?}",
+        w.server.of_kind("repo-get")
+    );
+    w.daemon.terminate();
+}
+
+#[test]
+fn a_failed_download_is_reported_and_an_update_needs_a_package() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let script = json!({
+        "sessions": [
+            end,
+            {"packages": [
+                {"CMD": [
+                    // Nothing was downloaded: an Update is not allowed, said at once without
+                    // a ServerURI, in its alert with one.
+                    ["EXEC", node("Update")],
+                    ["EXEC", node("Update"), "{base}/dm/fumo"],
+                    ["HGET", "{base}/repo/pkgurl", node("Download/PkgURL")],
+                    ["EXEC", node("Download"), "{base}/dm/fumo"],
+                    // Not an operation: the DDF gives State no Exec.
+                    ["EXEC", node("State"), "{base}/dm/fumo"]
+                ]},
+                {"expect": [405, 202, 200, 202, 405], "CMD": [["END"]]}
+            ]},
+            end.clone(), end.clone(), end.clone(), end
+        ],
+        "repository": {
+            "/repo/pkgurl": {"content_type": "text/plain", "body": "{base}/repo/missing.cab"}
+        }
+    });
+    let mut w = world(&script);
+    let bus = w.bus.address.clone();
+    // 411: nothing at that URL (the repository answered 404); 400: no package to update.
+    let alerts = session_and_alerts(&mut w, 2);
+    assert_eq!(
+        alerts,
+        [
+            (
+                "urn:oma:at:fumo:1.0:download".to_owned(),
+                node("Download"),
+                411
+            ),
+            ("urn:oma:at:fumo:1.0:update".to_owned(), node("Update"), 400)
+        ]
+    );
+    assert_eq!(leaf(&bus, &node("State")), Some(json!(20)));
+    assert_eq!(leaf(&bus, &node("PkgVersion")), Some(json!("1.2.2")));
+    w.daemon.terminate();
+}
