@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the files of omadmd, omadm-agent and omadm-testserver under $DESTDIR (default:
-# /), the layout the Debian packages and the RPM spec's subpackages use. Build first: cargo build --release --locked --workspace --bins.
+# Installs the files of omadmd, omadm-agent, omadm-fwupd and omadm-testserver under
+# $DESTDIR (default: /), the layout the Debian packages and the RPM spec's subpackages use. Build first: cargo build --release --locked --workspace --bins.
 #   DESTDIR=/tmp/root packaging/install.sh [TARGET_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,14 @@ put 0644 dbus/org.omadm.Client1.conf       usr/share/dbus-1/system.d/org.omadm.C
 put 0644 dbus/org.omadm.Client1.service    usr/share/dbus-1/system-services/org.omadm.Client1.service
 put 0644 dbus/org.omadm.Client1.xml        usr/share/dbus-1/interfaces/org.omadm.Client1.xml
 put 0644 dbus/org.omadm.Client1.policy     usr/share/polkit-1/actions/org.omadm.Client1.policy
+
+# omadm-fwupd: the FUMO handler (docs/fumo.md).
+put 0755 "$bin/omadm-fwupd"                  usr/libexec/omadm-fwupd
+put 0644 systemd/omadm-fwupd.service         usr/lib/systemd/system/omadm-fwupd.service
+put 0644 systemd/sysusers.d/omadm-fwupd.conf usr/lib/sysusers.d/omadm-fwupd.conf
+put 0644 dbus/org.omadm.Fwupd1.conf          usr/share/dbus-1/system.d/org.omadm.Fwupd1.conf
+put 0644 packaging/polkit/50-omadm-fwupd.rules usr/share/polkit-1/rules.d/50-omadm-fwupd.rules
+put 0644 data/ddf/fumo/oma-fumo-1.0.ddf.xml  usr/share/omadmd/ddf/oma-fumo-1.0.ddf.xml
 
 put 0644 packaging/config.d/10-defaults.toml usr/lib/omadmd/config.d/10-defaults.toml
 for ddf in data/ddf/*.xml; do

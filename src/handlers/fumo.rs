@@ -663,6 +663,42 @@ impl ExecObject {
 mod tests {
     use super::*;
 
+    /// The DDF shipped with the handler parses, and defines what the handler writes and
+    /// what servers EXEC.
+    #[test]
+    fn the_shipped_definition_holds_what_the_handler_writes() {
+        let def = crate::mo::ddf::parse(include_str!("../../data/ddf/fumo/oma-fumo-1.0.ddf.xml"))
+            .unwrap();
+        assert_eq!(def.moid, FUMO);
+        let device = Device {
+            id: "08d4".into(),
+            name: "Webcam".into(),
+            version: "1.2.2".into(),
+            ..Device::default()
+        };
+        let nodes =
+            crate::mo::build_nodes(FUMO, Some(&def.root), "", &instance_data(&device), 1024)
+                .unwrap();
+        let paths: Vec<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
+        for p in [
+            "PkgVersion",
+            "Download/PkgURL",
+            "Update",
+            "DownloadAndUpdate/PkgURL",
+            "State",
+            "Ext/Vendor",
+        ] {
+            assert!(paths.contains(&p), "{p} in {paths:?}");
+        }
+        for op in ["Download", "Update", "DownloadAndUpdate"] {
+            let exec = nodes.iter().find(|n| n.path == op).unwrap();
+            assert!(
+                exec.props.access.contains(crate::tree::AccessType::EXEC),
+                "{op}"
+            );
+        }
+    }
+
     #[test]
     fn targets_name_an_instance_and_an_operation() {
         assert_eq!(
