@@ -57,6 +57,9 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
     if standard::ensure_devinfo(&store, &registry, &values)? {
         tracing::info!(dev_id = %values.dev_id, "DevInfo updated");
     }
+    if standard::ensure_devdetail(&store, &registry, &values)? {
+        tracing::info!("DevDetail updated");
+    }
     standard::refresh_sessioninfo(&store, &registry, &host)?;
 
     let refused = apply_bootstrap(&store, &registry, settings).refused;

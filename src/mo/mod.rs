@@ -25,9 +25,11 @@ pub const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
 pub const DACMO: &str = "urn:oma:mo:oma-dm-dacmo:1.0";
 /// MOID of the Session Information MO (TS §12.4; OMNA 0x0073).
 pub const SESSIONINFO: &str = "urn:oma:mo:oma-sessioninfomo:1.0";
+/// MOID of the Device Details MO (OMA-TS-DM_StdObj-V1_2 §5.3).
+pub const DEVDETAIL: &str = "urn:oma:mo:oma-dm-devdetail:1.0";
 
 /// The DDFs shipped inside the binary, with the OMNA URLs reported for them.
-const BUILTIN: [(&str, &str, &str); 4] = [
+const BUILTIN: [(&str, &str, &str); 5] = [
     (
         "oma-dm-devinfo-1.2.ddf.xml",
         include_str!("../../data/ddf/oma-dm-devinfo-1.2.ddf.xml"),
@@ -42,6 +44,11 @@ const BUILTIN: [(&str, &str, &str); 4] = [
         "oma-sessioninfomo-1.0.ddf.xml",
         include_str!("../../data/ddf/oma-sessioninfomo-1.0.ddf.xml"),
         "http://www.openmobilealliance.org/tech/omna/dm_mo/dm_sessioninfo-v1_0.ddf",
+    ),
+    (
+        "oma-dm-devdetail-1.0.ddf.xml",
+        include_str!("../../data/ddf/oma-dm-devdetail-1.0.ddf.xml"),
+        "http://www.openmobilealliance.org/tech/omna/dm_mo/dm_devdetail-v1_0.ddf",
     ),
     (
         "oma-dm-dacmo-1.0.ddf.xml",

@@ -1,10 +1,11 @@
 //! The standard MOs the client hosts itself (TS §12): DevInfo, filled from the real machine
-//! with configured overrides, and SessionInfo, whose bearer is read again whenever it is
-//! read. Both are single instances owned by the client (`creator = local`).
+//! with configured overrides; DevDetail (OMA-TS-DM_StdObj §5.3), the same facts and the
+//! tree's URI limits; and SessionInfo, whose bearer is read again whenever it is read. All
+//! are single instances owned by the client (`creator = local`).
 
 use serde_json::json;
 
-use super::{DEVINFO, MoError, Registry, SESSIONINFO, build_nodes};
+use super::{DEVDETAIL, DEVINFO, MoError, Registry, SESSIONINFO, build_nodes};
 use crate::host::{Bearer, Host};
 use crate::protocol::dmmo::DataNode;
 use crate::tree::{InstanceKey, Node, StoreError, TreeOp, TreeStore, Value};
@@ -12,6 +13,8 @@ use crate::tree::{InstanceKey, Node, StoreError, TreeOp, TreeStore, Value};
 /// MIID of the DevInfo instance; the root's serialized name is its MIID, and `DevInfo` is
 /// the name the TS's examples use (§7.2.1.4).
 pub const DEVINFO_MIID: &str = "DevInfo";
+/// MIID of the DevDetail instance (the name the standard objects give its root).
+pub const DEVDETAIL_MIID: &str = "DevDetail";
 /// MIID of the SessionInfo instance (`SessionInfoMO` in TS App. F).
 pub const SESSIONINFO_MIID: &str = "SessionInfoMO";
 /// Creator recorded for instances the client makes itself.
@@ -209,6 +212,48 @@ fn nodes_for(
     Ok((nodes, entry.ddf_url.clone()))
 }
 
+/// DevDetail's data (StdObj §5.3): what DevInfo says of the machine, and the limits of
+/// this client's tree. Node depth and name length have no limit of their own (`0`); a
+/// ClientURI may be 4096 bytes long; there is no DM 1.x large-object delivery.
+fn devdetail_data(v: &DevInfoValues) -> DataNode {
+    let leaf = |s: &str| DataNode::Leaf(json!(s));
+    DataNode::Interior(vec![
+        (
+            "URI".into(),
+            DataNode::Interior(vec![
+                ("MaxDepth".into(), leaf("0")),
+                (
+                    "MaxTotLen".into(),
+                    leaf(&crate::protocol::uri::MAX_CLIENT_URI.to_string()),
+                ),
+                ("MaxSegLen".into(), leaf("0")),
+            ]),
+        ),
+        ("DevTyp".into(), leaf(&v.dev_type)),
+        ("OEM".into(), leaf(&v.oem)),
+        ("FwV".into(), leaf(&v.fwv)),
+        ("SwV".into(), leaf(&v.swv)),
+        ("HwV".into(), leaf(&v.hwv)),
+        ("LrgObj".into(), DataNode::Leaf(json!(false))),
+    ])
+}
+
+/// Makes the DevDetail instance describe the machine as `values` do. Returns whether it
+/// changed.
+pub fn ensure_devdetail(
+    store: &dyn TreeStore,
+    reg: &Registry,
+    values: &DevInfoValues,
+) -> Result<bool, StandardError> {
+    let (nodes, url) = nodes_for(reg, DEVDETAIL, &devdetail_data(values))?;
+    Ok(put_if_changed(
+        store,
+        &InstanceKey::new(DEVDETAIL, DEVDETAIL_MIID),
+        url,
+        nodes,
+    )?)
+}
+
 /// Makes the DevInfo instance hold `values`. Returns whether it changed.
 pub fn ensure_devinfo(
     store: &dyn TreeStore,
@@ -350,6 +395,20 @@ mod tests {
             Some(Value::Chr("Debian 13".into()))
         );
         assert_eq!(store.subtree(&key, "", None).unwrap().len(), 11);
+
+        // DevDetail: the same facts, the tree's limits, read-only; rewritten only on change.
+        assert!(ensure_devdetail(&store, &reg, &v2).unwrap());
+        assert!(!ensure_devdetail(&store, &reg, &v2).unwrap());
+        let dd = InstanceKey::new(DEVDETAIL, DEVDETAIL_MIID);
+        let leaf = |p: &str| store.node(&dd, p).unwrap().unwrap();
+        assert_eq!(leaf("SwV").value, Some(Value::Chr("Debian 13".into())));
+        assert_eq!(leaf("HwV").value, Some(Value::Chr("rev B".into())));
+        assert_eq!(leaf("DevTyp").value, Some(Value::Chr("server".into())));
+        assert_eq!(leaf("URI/MaxTotLen").value, Some(Value::Chr("4096".into())));
+        assert_eq!(leaf("URI/MaxDepth").value, Some(Value::Chr("0".into())));
+        assert_eq!(leaf("LrgObj").value, Some(Value::Bool(false)));
+        assert_eq!(leaf("FwV").props.access, crate::tree::AccessType::GET);
+        assert_eq!(store.subtree(&dd, "", None).unwrap().len(), 11);
 
         // SessionInfo follows the default route: none → 0, then wired → 3.
         assert!(refresh_sessioninfo(&store, &reg, &host).unwrap());

@@ -14,7 +14,24 @@ use crate::tree::{InstanceKey, OpenMode, SqliteStore, TreeOp};
 fn shipped_ddfs_parse_with_the_ts_node_tables() {
     let reg = Registry::builtin();
     let moids: Vec<&str> = reg.iter().map(|r| r.def.moid.as_str()).collect();
-    assert_eq!(moids, [DACMO, DEVINFO, DMACC, SESSIONINFO]);
+    assert_eq!(moids, [DACMO, DEVDETAIL, DEVINFO, DMACC, SESSIONINFO]);
+
+    // DevDetail (StdObj §5.3): read-only, every node the standard objects require.
+    let devdetail = &reg.get(DEVDETAIL).unwrap().def.root;
+    let names: Vec<String> = devdetail
+        .children
+        .iter()
+        .map(DefNode::display_name)
+        .collect();
+    assert_eq!(
+        names,
+        ["URI", "DevTyp", "OEM", "FwV", "SwV", "HwV", "LrgObj"]
+    );
+    let uri = devdetail.child("URI").unwrap();
+    for limit in ["MaxDepth", "MaxTotLen", "MaxSegLen"] {
+        assert_eq!(uri.child(limit).unwrap().format, Format::Chr, "{limit}");
+    }
+    assert_eq!(devdetail.child("LrgObj").unwrap().format, Format::Bool);
 
     let devinfo = &reg.get(DEVINFO).unwrap().def.root;
     let names: Vec<String> = devinfo.children.iter().map(DefNode::display_name).collect();

@@ -26,6 +26,8 @@ fn starts_builds_the_tree_and_stops_on_sigterm() {
         "      Secret = (secret)",
         "urn:oma:mo:oma-sessioninfomo:1.0/SessionInfoMO/",
         "  CBT = ",
+        "urn:oma:mo:oma-dm-devdetail:1.0/DevDetail/  (creator local",
+        "    MaxTotLen = 4096",
     ] {
         assert!(tree.contains(want), "missing {want:?} in\n{tree}");
     }
@@ -37,12 +39,16 @@ fn starts_builds_the_tree_and_stops_on_sigterm() {
     assert!(status.success(), "{err}");
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let items = doc.as_array().unwrap();
-    assert_eq!(items.len(), 3);
-    assert_eq!(items[1]["ClientURI"], "urn:oma:mo:oma-dm-dmacc:1.2/demo/");
-    assert_eq!(items[1]["MOData"]["demo"]["SrvID"], "demo-server");
-    assert!(items[1]["MOData"]["demo"].get("Perm").is_none());
+    // DevInfo, DevDetail, SessionInfo and the account.
+    assert_eq!(items.len(), 4);
+    let acc = items
+        .iter()
+        .find(|i| i["ClientURI"] == "urn:oma:mo:oma-dm-dmacc:1.2/demo/")
+        .unwrap_or_else(|| panic!("no account in {json}"));
+    assert_eq!(acc["MOData"]["demo"]["SrvID"], "demo-server");
+    assert!(acc["MOData"]["demo"].get("Perm").is_none());
     assert!(
-        items[1]["MOData"]["demo"]["Auth"]["Noti"]
+        acc["MOData"]["demo"]["Auth"]["Noti"]
             .get("Secret")
             .is_none()
     );

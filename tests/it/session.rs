@@ -501,3 +501,32 @@ fn a_connection_closed_mid_body_or_an_oversized_package_aborts() {
         "body larger than 2048 bytes",
     );
 }
+
+#[test]
+fn a_server_reads_devdetail_and_cannot_change_it() {
+    let script = json!({
+        "sessions": [{"packages": [
+            {"CMD": [["GET", "urn:oma:mo:oma-dm-devdetail:1.0//"], ["DELETE", "urn:oma:mo:oma-dm-devdetail:1.0//FwV"]]},
+            {"expect": [200, 405], "CMD": [["END"]]}
+        ]}]
+    });
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    one_session(&root, "");
+    assert!(
+        server.of_kind("expect").iter().all(|e| e["ok"] == true),
+        "{:#?}",
+        server.of_kind("expect")
+    );
+    let part = &server.of_kind("package3")[0]["parts"][0];
+    let doc = match &part["body"] {
+        serde_json::Value::String(text) => serde_json::from_str(text).unwrap(),
+        decoded => decoded.clone(),
+    };
+    let data = &doc[0]["MOData"]["DevDetail"];
+    assert_eq!(data["URI"]["MaxTotLen"], "4096", "{doc}");
+    assert_eq!(data["LrgObj"], false, "{doc}");
+    for leaf in ["DevTyp", "OEM", "FwV", "SwV", "HwV"] {
+        assert!(data[leaf].is_string(), "{leaf} in {doc}");
+    }
+}
