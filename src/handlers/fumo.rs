@@ -1,9 +1,9 @@
 //! FUMO (`urn:oma:mo:oma-fumo:1.0`, OMA-TS-DM-FUMO-V1_0) carried out by fwupd: one FUMO
 //! instance per updatable fwupd device, kept in step with fwupd's device signals, and the
 //! EXECs on `Download`, `Update` and `DownloadAndUpdate` run as the TS's state machine
-//! (§5.3 State, §6 behaviour) with the package fetched under the daemon's HTTP rules and
+//! (§5.1.10 State, §6 behaviour) with the package fetched under the daemon's HTTP rules and
 //! installed through fwupd's `Install`. Each EXEC is answered 202 and its outcome reported
-//! with the TS's alert type and result code (§6.4) through `ExecResult`; the handler is
+//! with the TS's alert type and result code (§6.2) through `ExecResult`; the handler is
 //! registered under its well-known bus name, so an update that finishes across a reboot
 //! (or a restart of either process) is still reported, after it.
 
@@ -25,7 +25,7 @@ pub const BUS_NAME: &str = "org.omadm.Fwupd1";
 /// Where its ExecHandler object lives.
 pub const OBJECT_PATH: &str = "/org/omadm/Fwupd1";
 
-/// FUMO `State` values (§5.3.1.8).
+/// FUMO `State` values (§5.1.10).
 pub mod state {
     /// Idle/Start: no pending operation.
     pub const IDLE: i64 = 10;
@@ -49,7 +49,7 @@ pub mod state {
     pub const UPDATE_SUCCESSFUL_NO_DATA: i64 = 100;
 }
 
-/// FUMO result codes (§6.4) the handler reports.
+/// FUMO result codes (§6.2.4) the handler reports.
 pub mod result {
     /// Successful.
     pub const SUCCESSFUL: u16 = 200;
@@ -63,13 +63,17 @@ pub mod result {
     pub const UPDATE_FAILED: u16 = 410;
     /// Malformed or Bad URL.
     pub const BAD_URL: u16 = 411;
+    /// Alternate Download Server Unavailable (does not answer, or says it is unavailable).
+    pub const DOWNLOAD_SERVER_UNAVAILABLE: u16 = 412;
+    /// Alternate Download Server Error (it answered with an error).
+    pub const DOWNLOAD_SERVER_ERROR: u16 = 500;
     /// Download fails due to the device being out of memory (or space).
     pub const DOWNLOAD_OUT_OF_MEMORY: u16 = 501;
     /// Download fails due to network issues.
     pub const DOWNLOAD_NETWORK: u16 = 503;
 }
 
-/// The three operations a server EXECs (§5.3.1.3–5).
+/// The three operations a server EXECs (§5.1.4–5.1.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Fetch the package at `Download/PkgURL`.
@@ -100,13 +104,13 @@ impl Op {
         }
     }
 
-    /// The Generic Alert type reporting its completion (§6.3; the DM 2.0 URN form, since a
-    /// DM 2.0 AlertType is a URN: docs/decisions.md).
+    /// The Generic Alert type reporting its completion (§6.2.2: the types FUMO registers,
+    /// carried unchanged as the DM 2.0 AlertType, TS §13.1; docs/decisions.md).
     pub fn alert_type(self) -> &'static str {
         match self {
-            Op::Download => "urn:oma:at:fumo:1.0:download",
-            Op::Update => "urn:oma:at:fumo:1.0:update",
-            Op::DownloadAndUpdate => "urn:oma:at:fumo:1.0:downloadandupdate",
+            Op::Download => "org.openmobilealliance.dm.firmwareupdate.download",
+            Op::Update => "org.openmobilealliance.dm.firmwareupdate.update",
+            Op::DownloadAndUpdate => "org.openmobilealliance.dm.firmwareupdate.downloadandupdate",
         }
     }
 }
@@ -121,7 +125,7 @@ pub fn parse_target(client_uri: &str) -> Option<(String, Op)> {
     Some((miid.to_owned(), Op::from_node(node.trim_end_matches('/'))?))
 }
 
-/// The Generic Alert reporting an operation's result (§6.3, §6.4): the EXEC'd node as
+/// The Generic Alert reporting an operation's result (§6.2): the EXEC'd node as
 /// SourceURI, the result code in Data, and a Mark other than informational on failure.
 pub fn result_alert(op: Op, client_uri: &str, code: u16) -> Json {
     let mut data = Map::new();
@@ -135,7 +139,7 @@ pub fn result_alert(op: Op, client_uri: &str, code: u16) -> Json {
     })
 }
 
-/// What a download's failure is, as a FUMO result code (§6.4).
+/// What a download's failure is, as a FUMO result code (§6.2.4).
 pub fn download_result_code(error: &crate::engine::PortError) -> u16 {
     use crate::transport::error::HttpError;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error.0);
@@ -146,6 +150,8 @@ pub fn download_result_code(error: &crate::engine::PortError) -> u16 {
                 HttpError::Status(401 | 403 | 407) => result::DOWNLOAD_AUTH_FAILURE,
                 // Nothing at that URL.
                 HttpError::Status(404 | 410) => result::BAD_URL,
+                HttpError::Status(503) => result::DOWNLOAD_SERVER_UNAVAILABLE,
+                HttpError::Status(500..=599) => result::DOWNLOAD_SERVER_ERROR,
                 HttpError::Status(_) => result::DOWNLOAD_NETWORK,
                 HttpError::TooLarge(_) => result::DOWNLOAD_OUT_OF_MEMORY,
                 _ => result::DOWNLOAD_NETWORK,
@@ -163,6 +169,9 @@ pub fn download_result_code(error: &crate::engine::PortError) -> u16 {
             if e.is_timeout() {
                 return result::DOWNLOAD_TIMEOUT;
             }
+            if e.is_connect() {
+                return result::DOWNLOAD_SERVER_UNAVAILABLE;
+            }
             if e.is_builder() {
                 return result::BAD_URL;
             }
@@ -172,7 +181,7 @@ pub fn download_result_code(error: &crate::engine::PortError) -> u16 {
     result::DOWNLOAD_NETWORK
 }
 
-/// The MO data of a new instance for `device` (§5.3: the nodes the DDF requires, and
+/// The MO data of a new instance for `device` (§5.1: the nodes the DDF requires, and
 /// what fwupd says of the device under `Ext`).
 fn instance_data(device: &Device) -> DataNode {
     let leaf = |v: Json| DataNode::Leaf(v);
@@ -323,7 +332,7 @@ impl Fumo {
 
     /// Whether an EXEC may start now: the component and operation to run (the caller
     /// answers 202 and starts it), or the DM status refusing it and, when the EXEC named a
-    /// FUMO operation, the result code its alert carries (§6.1, §6.4: with a ServerURI the
+    /// FUMO operation, the result code its alert carries (§6.1, §6.2.4: with a ServerURI the
     /// daemon sends the refusal as that alert).
     pub async fn accept(&self, client_uri: &str) -> Result<(String, Op), Refusal> {
         let Some((miid, op)) = parse_target(client_uri) else {
@@ -548,7 +557,7 @@ impl Fumo {
     /// After a restart of the handler or the daemon: finishes the EXECs that were
     /// accepted and not answered. An update fwupd has finished (across a reboot) is
     /// reported as fwupd's history says; one that is still staged waits; an operation
-    /// that was cut short is reported failed (the TS forbids retrying it unasked, §6.3).
+    /// that was cut short is reported failed (the TS forbids retrying it unasked, §6.2).
     pub async fn recover(&self) -> Result<(), HandlerError> {
         for (token, client_uri, _server) in self.link.manager().pending_execs().await? {
             let Some((miid, op)) = parse_target(&client_uri) else {
@@ -726,7 +735,10 @@ mod tests {
             "urn:oma:mo:oma-fumo:1.0/d/DownloadAndUpdate",
             200,
         );
-        assert_eq!(ok["AlertType"], "urn:oma:at:fumo:1.0:downloadandupdate");
+        assert_eq!(
+            ok["AlertType"],
+            "org.openmobilealliance.dm.firmwareupdate.downloadandupdate"
+        );
         assert_eq!(
             ok["SourceURI"],
             "urn:oma:mo:oma-fumo:1.0/d/DownloadAndUpdate"
@@ -734,11 +746,14 @@ mod tests {
         assert_eq!(ok["Data"]["ResultCode"], 200);
         assert_eq!(ok["Mark"], "informational");
         let failed = result_alert(Op::Download, "x", 503);
-        assert_eq!(failed["AlertType"], "urn:oma:at:fumo:1.0:download");
+        assert_eq!(
+            failed["AlertType"],
+            "org.openmobilealliance.dm.firmwareupdate.download"
+        );
         assert_eq!(failed["Mark"], "critical");
         assert_eq!(
             result_alert(Op::Update, "x", 410)["AlertType"],
-            "urn:oma:at:fumo:1.0:update"
+            "org.openmobilealliance.dm.firmwareupdate.update"
         );
         // It is a Generic Alert the daemon takes.
         let parsed: crate::protocol::packages::Alert = serde_json::from_value(ok).unwrap();
@@ -751,7 +766,12 @@ mod tests {
         use crate::transport::error::HttpError;
         let of = |e: HttpError| download_result_code(&PortError::from(e));
         assert_eq!(of(HttpError::Status(404)), result::BAD_URL);
-        assert_eq!(of(HttpError::Status(502)), result::DOWNLOAD_NETWORK);
+        assert_eq!(of(HttpError::Status(502)), result::DOWNLOAD_SERVER_ERROR);
+        assert_eq!(
+            of(HttpError::Status(503)),
+            result::DOWNLOAD_SERVER_UNAVAILABLE
+        );
+        assert_eq!(of(HttpError::Status(400)), result::DOWNLOAD_NETWORK);
         assert_eq!(of(HttpError::Status(401)), result::DOWNLOAD_AUTH_FAILURE);
         assert_eq!(of(HttpError::TooLarge(10)), result::DOWNLOAD_OUT_OF_MEMORY);
         let disk = PortError(Box::new(std::io::Error::from(

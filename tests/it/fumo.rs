@@ -86,7 +86,7 @@ fn fumo_alerts(server: &TestServer) -> Vec<(String, String, i64)> {
         .filter(|a| {
             a["AlertType"]
                 .as_str()
-                .is_some_and(|t| t.starts_with("urn:oma:at:fumo:"))
+                .is_some_and(|t| t.starts_with("org.openmobilealliance.dm.firmwareupdate."))
         })
         .map(|a| {
             (
@@ -203,12 +203,12 @@ fn a_server_updates_firmware_through_fwupd() {
         alerts,
         [
             (
-                "urn:oma:at:fumo:1.0:download".to_owned(),
+                "org.openmobilealliance.dm.firmwareupdate.download".to_owned(),
                 node("Download"),
                 400
             ),
             (
-                "urn:oma:at:fumo:1.0:downloadandupdate".to_owned(),
+                "org.openmobilealliance.dm.firmwareupdate.downloadandupdate".to_owned(),
                 node("DownloadAndUpdate"),
                 200
             )
@@ -262,11 +262,15 @@ fn a_failed_download_is_reported_and_an_update_needs_a_package() {
         alerts,
         [
             (
-                "urn:oma:at:fumo:1.0:download".to_owned(),
+                "org.openmobilealliance.dm.firmwareupdate.download".to_owned(),
                 node("Download"),
                 411
             ),
-            ("urn:oma:at:fumo:1.0:update".to_owned(), node("Update"), 400)
+            (
+                "org.openmobilealliance.dm.firmwareupdate.update".to_owned(),
+                node("Update"),
+                400
+            )
         ]
     );
     assert_eq!(leaf(&bus, &node("State")), Some(json!(20)));
