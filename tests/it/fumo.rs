@@ -18,7 +18,7 @@ const FWUPD: &str = "/usr/libexec/fwupd/fwupd";
 const FUMO_DDF: &str = include_str!("../../data/ddf/fumo/oma-fumo-1.0.ddf.xml");
 
 /// fwupd on `bus` with its test devices, its state in `dir`.
-fn fwupd(bus: &str, dir: &Path) -> Daemon {
+fn fwupd(bus: &str, dir: &Path, extra_config: &str) -> Daemon {
     assert!(
         Path::new(FWUPD).exists() && Path::new(CAB).exists(),
         "fwupd and fwupd-tests are not installed (scripts/setup.sh installs them)"
@@ -29,7 +29,7 @@ fn fwupd(bus: &str, dir: &Path) -> Daemon {
     // not trust: accept unsigned payloads here, as fwupd's own installed tests do.
     std::fs::write(
         etc.join("fwupd/fwupd.conf"),
-        "[fwupd]\nTestDevices=true\nOnlyTrusted=false\n",
+        format!("[fwupd]\nTestDevices=true\nOnlyTrusted=false\n{extra_config}"),
     )
     .unwrap();
     let mut cmd = Command::new(FWUPD);
@@ -111,15 +111,20 @@ struct World {
     daemon: Daemon,
     handler: Daemon,
     _fwupd: Daemon,
-    _root: Root,
-    _scratch: tempfile::TempDir,
+    root: Root,
+    scratch: tempfile::TempDir,
 }
 
 fn world(script: &serde_json::Value) -> World {
+    world_with(script, "")
+}
+
+/// A world whose fwupd has `fwupd_config` added to its configuration.
+fn world_with(script: &serde_json::Value, fwupd_config: &str) -> World {
     let server = TestServer::start(script, false);
     let bus = PrivateBus::start();
     let scratch = tempfile::tempdir().unwrap();
-    let fwupd = fwupd(&bus.address, &scratch.path().join("fwupd"));
+    let fwupd = fwupd(&bus.address, &scratch.path().join("fwupd"), fwupd_config);
     let root = Root::new().with_bootstrap_for(&server.base);
     root.write("etc/omadmd/ddf/oma-fumo-1.0.ddf.xml", FUMO_DDF);
     let mut daemon = root.start_on_bus(&bus.address);
@@ -136,8 +141,8 @@ fn world(script: &serde_json::Value) -> World {
         daemon,
         handler,
         _fwupd: fwupd,
-        _root: root,
-        _scratch: scratch,
+        root,
+        scratch,
     }
 }
 
@@ -276,4 +281,86 @@ fn a_failed_download_is_reported_and_an_update_needs_a_package() {
     assert_eq!(leaf(&bus, &node("State")), Some(json!(20)));
     assert_eq!(leaf(&bus, &node("PkgVersion")), Some(json!("1.2.2")));
     w.daemon.terminate();
+}
+
+/// The webcam's version as fwupd reports it.
+fn fwupd_version(bus: &str) -> Option<String> {
+    let out = Command::new("fwupdmgr")
+        .args(["get-devices", "--json"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .output()
+        .ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    doc["Devices"]
+        .as_array()?
+        .iter()
+        .find(|d| d["DeviceId"] == WEBCAM)?["Version"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[test]
+fn an_update_in_progress_is_reported_after_both_restart() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let script = json!({
+        "sessions": [
+            end,
+            {"packages": [
+                {"CMD": [
+                    ["HGET", "{base}/repo/pkgurl", node("DownloadAndUpdate/PkgURL")],
+                    ["EXEC", node("DownloadAndUpdate"), "{base}/dm/fumo"]
+                ]},
+                {"expect": [200, 202], "CMD": [["END"]]}
+            ]},
+            end.clone(), end.clone(), end.clone(), end
+        ],
+        "repository": {
+            "/repo/pkgurl": {"content_type": "text/plain", "body": "{base}/repo/fakedevice124.cab"},
+            "/repo/fakedevice124.cab": {"content_type": "application/vnd.ms-cab-compressed", "file": CAB}
+        }
+    });
+    // fwupd's test device writes slowly enough to stop everything in the middle.
+    let mut w = world_with(&script, "[test]\nWriteDelay=40\n");
+    let bus = w.bus.address.clone();
+    let (code, out, err) = omadmctl(&bus, &["session", "start", "--wait"]);
+    assert_eq!(code, 0, "{out}{err}");
+    w.handler.wait_for("package downloaded", 30);
+    wait_until("State 60", 10, || {
+        leaf(&bus, &node("State")) == Some(json!(60))
+    });
+    // The handler and the daemon die while fwupd writes; fwupd finishes on its own.
+    let World {
+        server,
+        bus: private_bus,
+        daemon,
+        handler: old_handler,
+        _fwupd,
+        root,
+        scratch,
+    } = w;
+    drop(old_handler);
+    daemon.kill9();
+    assert!(fumo_alerts(&server).is_empty());
+    wait_until("fwupd's update", 60, || {
+        fwupd_version(&bus).as_deref() == Some("1.2.4")
+    });
+    // Both come back: the handler finds the EXEC still pending, fwupd's history says the
+    // update succeeded, and the server gets the result it was owed.
+    let mut daemon = root.start_on_bus(&bus);
+    daemon.wait_for("ready", 30);
+    let mut handler = handler(&bus, &root.path(""), &scratch.path().join("packages"));
+    handler.wait_for("reporting an operation from before the restart", 30);
+    wait_until("the result alert", 60, || !fumo_alerts(&server).is_empty());
+    assert_eq!(
+        fumo_alerts(&server),
+        [(
+            "org.openmobilealliance.dm.firmwareupdate.downloadandupdate".to_owned(),
+            node("DownloadAndUpdate"),
+            200
+        )]
+    );
+    assert_eq!(leaf(&bus, &node("State")), Some(json!(100)));
+    assert_eq!(leaf(&bus, &node("PkgVersion")), Some(json!("1.2.4")));
+    daemon.terminate();
+    drop(private_bus);
 }
