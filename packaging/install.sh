@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the files of omadmd, omadm-agent, omadm-fwupd and omadm-testserver under
+# Installs the files of omadmd, omadm-agent, omadm-fwupd, omadm-packagekit and omadm-testserver under
 # $DESTDIR (default: /), the layout the Debian packages and the RPM spec's subpackages use. Build first: cargo build --release --locked --workspace --bins.
 #   DESTDIR=/tmp/root packaging/install.sh [TARGET_DIR]
 set -euo pipefail
@@ -35,6 +35,14 @@ put 0644 systemd/sysusers.d/omadm-fwupd.conf usr/lib/sysusers.d/omadm-fwupd.conf
 put 0644 dbus/org.omadm.Fwupd1.conf          usr/share/dbus-1/system.d/org.omadm.Fwupd1.conf
 put 0644 packaging/polkit/50-omadm-fwupd.rules usr/share/polkit-1/rules.d/50-omadm-fwupd.rules
 put 0644 data/ddf/fumo/oma-fumo-1.0.ddf.xml  usr/share/omadmd/ddf/oma-fumo-1.0.ddf.xml
+
+# omadm-packagekit: the SCOMO handler (docs/scomo.md).
+put 0755 "$bin/omadm-packagekit"                  usr/libexec/omadm-packagekit
+put 0644 systemd/omadm-packagekit.service         usr/lib/systemd/system/omadm-packagekit.service
+put 0644 systemd/sysusers.d/omadm-packagekit.conf usr/lib/sysusers.d/omadm-packagekit.conf
+put 0644 dbus/org.omadm.PackageKit1.conf          usr/share/dbus-1/system.d/org.omadm.PackageKit1.conf
+put 0644 packaging/polkit/50-omadm-packagekit.rules usr/share/polkit-1/rules.d/50-omadm-packagekit.rules
+put 0644 data/ddf/scomo/oma-scomo-1.0.ddf.xml     usr/share/omadmd/ddf/oma-scomo-1.0.ddf.xml
 
 put 0644 packaging/config.d/10-defaults.toml usr/lib/omadmd/config.d/10-defaults.toml
 for ddf in data/ddf/*.xml; do

@@ -26,9 +26,10 @@ built() { # cargo deb arguments...; prints the path of the .deb it made
 deb=$(built)
 agent_deb=$(built --variant agent)
 fwupd_deb=$(built --variant fwupd)
+packagekit_deb=$(built --variant packagekit)
 server_deb=$(built -p omadm-testserver)
 
-for d in "$deb" "$agent_deb" "$fwupd_deb" "$server_deb"; do
+for d in "$deb" "$agent_deb" "$fwupd_deb" "$packagekit_deb" "$server_deb"; do
     echo "== built $d; lintian (errors fail)"
     lintian --fail-on error "$d" || { echo "lintian found errors in $d" >&2; exit 1; }
 done
@@ -52,8 +53,10 @@ main_files=$(contents "$deb")
 agent_files=$(contents "$agent_deb")
 server_files=$(contents "$server_deb")
 fwupd_files=$(contents "$fwupd_deb")
+packagekit_files=$(contents "$packagekit_deb")
 refuse "$main_files" '/usr/bin/omadm-agent' '/usr/bin/omadm-testserver' '/etc/xdg/.*' \
     '/usr/libexec/omadm-fwupd' '.*omadm-fwupd.*' '.*/oma-fumo-1.0.ddf.xml' \
+    '.*omadm-packagekit.*' '.*/oma-scomo-1.0.ddf.xml' \
     '/usr/lib/systemd/user/.*' '.*/omadm-agent\.1\.gz' '.*/omadm-testserver\.1\.gz'
 expect "$agent_files" /usr/bin/omadm-agent /usr/lib/systemd/user/omadm-agent.service \
     /etc/xdg/autostart/omadm-agent.desktop /usr/share/man/man1/omadm-agent.1.gz
@@ -64,6 +67,12 @@ expect "$fwupd_files" /usr/libexec/omadm-fwupd /usr/lib/systemd/system/omadm-fwu
     /usr/share/man/man8/omadm-fwupd.8.gz
 refuse "$fwupd_files" '/usr/s\?bin/.*' '.*/systemd/system/omadmd.*' '/usr/share/dbus-1/system.d/org.omadm.Client1.conf'
 dpkg-deb -f "$fwupd_deb" Depends | grep -q 'fwupd' || { echo "omadm-fwupd does not depend on fwupd" >&2; exit 1; }
+expect "$packagekit_files" /usr/libexec/omadm-packagekit /usr/lib/systemd/system/omadm-packagekit.service \
+    /usr/lib/sysusers.d/omadm-packagekit.conf /usr/share/dbus-1/system.d/org.omadm.PackageKit1.conf \
+    /usr/share/polkit-1/rules.d/50-omadm-packagekit.rules /usr/share/omadmd/ddf/oma-scomo-1.0.ddf.xml \
+    /usr/share/man/man8/omadm-packagekit.8.gz
+refuse "$packagekit_files" '/usr/s\?bin/.*' '.*/systemd/system/omadmd.*' '.*omadm-fwupd.*'
+dpkg-deb -f "$packagekit_deb" Depends | grep -q 'packagekit' || { echo "omadm-packagekit does not depend on packagekit" >&2; exit 1; }
 expect "$server_files" /usr/bin/omadm-testserver /usr/share/man/man1/omadm-testserver.1.gz \
     /usr/share/doc/omadm-testserver/testserver.md
 refuse "$server_files" '/usr/s\?bin/omadm[^-].*' '/usr/bin/omadm-agent' '/usr/lib/systemd/.*' '/etc/.*'
@@ -122,8 +131,15 @@ command -v man >/dev/null && for page in omadm-agent.1 omadm-testserver.1; do
     [ -z "$warn" ] || { echo "man $page: $warn" >&2; exit 1; }
 done
 
-echo "== install omadm-fwupd (a device whose firmware a server manages)"
-install_debs "$fwupd_deb"
+echo "== install omadm-fwupd and omadm-packagekit (a device whose firmware and software a server manages)"
+install_debs "$fwupd_deb" "$packagekit_deb"
+dpkg -s omadm-packagekit | grep -q '^Status: install ok installed' || { echo "omadm-packagekit did not install" >&2; exit 1; }
+getent passwd omadm-packagekit >/dev/null || { echo "no omadm-packagekit user after install" >&2; exit 1; }
+[ -L /etc/systemd/system/multi-user.target.wants/omadm-packagekit.service ] \
+    || { echo "omadm-packagekit.service is not enabled" >&2; exit 1; }
+/usr/libexec/omadm-packagekit --version
+out=$(systemd-analyze verify --man=no /lib/systemd/system/omadm-packagekit.service 2>&1 || true)
+[ -z "$out" ] || { echo "systemd-analyze verify omadm-packagekit.service: $out" >&2; exit 1; }
 dpkg -s omadm-fwupd | grep -q '^Status: install ok installed' || { echo "omadm-fwupd did not install" >&2; exit 1; }
 getent passwd omadm-fwupd >/dev/null || { echo "no omadm-fwupd user after install" >&2; exit 1; }
 [ -L /etc/systemd/system/multi-user.target.wants/omadm-fwupd.service ] \
@@ -172,12 +188,13 @@ unset DBUS_SYSTEM_BUS_ADDRESS
 rm -rf "$run"
 
 echo "== purge"
-dpkg --purge omadm-fwupd omadm-agent omadm-testserver omadmd >/dev/null
+dpkg --purge omadm-packagekit omadm-fwupd omadm-agent omadm-testserver omadmd >/dev/null
 for f in /usr/sbin/omadmd /lib/systemd/system/omadmd.service /usr/share/dbus-1/system.d/org.omadm.Client1.conf /var/lib/omadmd /usr/lib/omadmd \
          /usr/bin/omadm-agent /usr/bin/omadm-testserver /etc/xdg/autostart/omadm-agent.desktop \
          /etc/systemd/user/graphical-session.target.wants/omadm-agent.service \
          /usr/libexec/omadm-fwupd /etc/systemd/system/multi-user.target.wants/omadm-fwupd.service \
-         /var/lib/omadm-fwupd; do
+         /var/lib/omadm-fwupd /usr/libexec/omadm-packagekit \
+         /etc/systemd/system/multi-user.target.wants/omadm-packagekit.service; do
     [ ! -e "$f" ] || { echo "left behind after purge: $f" >&2; exit 1; }
 done
 echo "== RPM: build packaging/rpm/omadmd.spec from a source tarball, compare with install.sh"
@@ -196,18 +213,20 @@ rpmbuild -bb --nodeps --define "_topdir $top" --define "omadmd_prebuilt $PWD/tar
 rpm=$(ls "$top"/RPMS/*/omadmd-"$version"-*.rpm)
 agent_rpm=$(ls "$top"/RPMS/*/omadm-agent-"$version"-*.rpm)
 fwupd_rpm=$(ls "$top"/RPMS/*/omadm-fwupd-"$version"-*.rpm)
+packagekit_rpm=$(ls "$top"/RPMS/*/omadm-packagekit-"$version"-*.rpm)
 server_rpm=$(ls "$top"/RPMS/*/omadm-testserver-"$version"-*.rpm)
-echo "== built $(basename "$rpm"), $(basename "$agent_rpm"), $(basename "$fwupd_rpm"), $(basename "$server_rpm")"
+echo "== built $(basename "$rpm"), $(basename "$agent_rpm"), $(basename "$fwupd_rpm"), $(basename "$packagekit_rpm"), $(basename "$server_rpm")"
 # Together the three hold what install.sh installs; each holds only its own part.
 DESTDIR="$top/layout" packaging/install.sh target/release
-rpm -qlp "$rpm" "$agent_rpm" "$fwupd_rpm" "$server_rpm" | sort >"$top/rpm.files"
+rpm -qlp "$rpm" "$agent_rpm" "$fwupd_rpm" "$packagekit_rpm" "$server_rpm" | sort >"$top/rpm.files"
 rpm_main=$(rpm -qlp "$rpm")
 refuse "$rpm_main" '/usr/bin/omadm-agent' '/usr/bin/omadm-testserver' '/etc/xdg/.*' '/usr/lib/systemd/user/.*'
 expect "$(rpm -qlp "$agent_rpm")" /usr/bin/omadm-agent /usr/lib/systemd/user/omadm-agent.service /etc/xdg/autostart/omadm-agent.desktop
 expect "$(rpm -qlp "$server_rpm")" /usr/bin/omadm-testserver
 expect "$(rpm -qlp "$fwupd_rpm")" /usr/libexec/omadm-fwupd /usr/lib/systemd/system/omadm-fwupd.service \
     /usr/share/omadmd/ddf/oma-fumo-1.0.ddf.xml
-refuse "$rpm_main" '.*omadm-fwupd.*' '.*/oma-fumo-1.0.ddf.xml'
+refuse "$rpm_main" '.*omadm-fwupd.*' '.*/oma-fumo-1.0.ddf.xml' '.*omadm-packagekit.*' '.*/oma-scomo-1.0.ddf.xml'
+expect "$(rpm -qlp "$packagekit_rpm")" /usr/libexec/omadm-packagekit /usr/share/omadmd/ddf/oma-scomo-1.0.ddf.xml
 rpm -qp --requires "$fwupd_rpm" | grep -q '^fwupd' || { echo "the omadm-fwupd RPM does not require fwupd" >&2; exit 1; }
 rpm -qp --requires "$agent_rpm" | grep -q '^omadmd = ' || { echo "the agent RPM does not require omadmd" >&2; exit 1; }
 (cd "$top/layout" && find . -type f -o -type l | sed 's,^\.,,' | sort) >"$top/layout.files"

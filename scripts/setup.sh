@@ -17,6 +17,9 @@ command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 # FUMO's tests run the real fwupd on the private bus with its test devices and cabinets.
 [ -x /usr/libexec/fwupd/fwupd ] || need_apt+=(fwupd)
 [ -f /usr/share/installed-tests/fwupd/fakedevice124.cab ] || need_apt+=(fwupd-tests)
+# SCOMO's tests run the real packagekitd (apt backend) and pkcon as another program.
+[ -x /usr/libexec/packagekitd ] || need_apt+=(packagekit)
+command -v pkcon >/dev/null 2>&1 || need_apt+=(packagekit-tools)
 
 source "$(dirname "$0")/lib.sh"
 apt_install setup "${need_apt[@]}"

@@ -12,7 +12,6 @@ use omadmd::cli::fwupd::Cli;
 use omadmd::handlers::fumo::{BUS_NAME, ExecObject, FUMO, Fumo, OBJECT_PATH};
 use omadmd::handlers::fwupd::FwupdProxy;
 use omadmd::handlers::{HandlerError, Link};
-use omadmd::logging::{self, Target};
 
 /// When omadmd (re)appears: register, bring the instances in step, finish what a restart
 /// cut short.
@@ -95,23 +94,6 @@ async fn sync(fumo: &Fumo) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(Target::Auto, logging::filter(cli.verbose, "info"));
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("omadm-fwupd: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("omadm-fwupd: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let verbose = cli.verbose;
+    omadmd::cli::handler_main("omadm-fwupd", verbose, run(cli))
 }

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod complete;
 pub mod ctl;
 pub mod fwupd;
+pub mod packagekit;
 
 use std::path::PathBuf;
 
@@ -248,6 +249,36 @@ pub fn printable(line: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A handler binary's `main`: logging at `verbose`, a single-threaded runtime running
+/// `run`, exit 0 when it returns, 1 with the error said when it fails.
+pub fn handler_main<F>(name: &str, verbose: u8, run: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    crate::logging::init(
+        crate::logging::Target::Auto,
+        crate::logging::filter(verbose, "info"),
+    );
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Seconds since the epoch, now.

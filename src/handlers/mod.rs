@@ -5,6 +5,8 @@
 
 pub mod fumo;
 pub mod fwupd;
+pub mod packagekit;
+pub mod scomo;
 
 use serde_json::Value as Json;
 

@@ -485,3 +485,15 @@ pub fn dmacc(id: &str, base: &str) -> serde_json::Value {
         }}
     }])
 }
+
+/// Waits until `done`, checking every 100 ms; panics naming `what` after `secs`.
+pub fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {secs}s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -5,11 +5,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Daemon, PrivateBus, Root, TestServer, omadmctl};
+use crate::common::{Daemon, PrivateBus, Root, TestServer, omadmctl, wait_until};
 
 /// fwupd's fake webcam (its test plugin): 1.2.2 until `fakedevice124.cab` makes it 1.2.4.
 const WEBCAM: &str = "08d460be0f1f9f128413f816022a6439e0078018";
@@ -64,17 +63,6 @@ fn leaf(bus: &str, uri: &str) -> Option<serde_json::Value> {
     }
     let doc: serde_json::Value = serde_json::from_str(&out).ok()?;
     doc[0]["MOData"].as_object()?.values().next().cloned()
-}
-
-fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {secs}s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The FUMO alerts the server received: (AlertType, SourceURI, ResultCode).

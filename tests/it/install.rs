@@ -28,6 +28,13 @@ fn units_in(dir: &Path) {
             env!("CARGO_BIN_EXE_omadm-fwupd"),
         );
     std::fs::write(dir.join("omadm-fwupd.service"), handler).unwrap();
+    let scomo = std::fs::read_to_string(repo("systemd/omadm-packagekit.service"))
+        .unwrap()
+        .replace(
+            "/usr/libexec/omadm-packagekit",
+            env!("CARGO_BIN_EXE_omadm-packagekit"),
+        );
+    std::fs::write(dir.join("omadm-packagekit.service"), scomo).unwrap();
 }
 
 #[test]
@@ -41,6 +48,7 @@ fn units_verify_clean_and_stay_hardened() {
             "omadmd.service",
             "omadmd.socket",
             "omadm-fwupd.service",
+            "omadm-packagekit.service",
         ])
         .current_dir(dir.path())
         .output()
@@ -53,7 +61,11 @@ fn units_verify_clean_and_stay_hardened() {
     );
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
     // Each service stays below 2.0 (docs/security.md records the figures).
-    for unit in ["omadmd.service", "omadm-fwupd.service"] {
+    for unit in [
+        "omadmd.service",
+        "omadm-fwupd.service",
+        "omadm-packagekit.service",
+    ] {
         let out = Command::new("systemd-analyze")
             .args(["security", "--offline=true", unit])
             .current_dir(dir.path())
@@ -228,6 +240,9 @@ fn install_sh_lays_out_what_the_units_and_policy_expect() {
         "usr/share/dbus-1/system.d/org.omadm.Fwupd1.conf",
         "usr/share/polkit-1/rules.d/50-omadm-fwupd.rules",
         "usr/share/omadmd/ddf/oma-fumo-1.0.ddf.xml",
+        "usr/libexec/omadm-packagekit",
+        "usr/lib/systemd/system/omadm-packagekit.service",
+        "usr/share/omadmd/ddf/oma-scomo-1.0.ddf.xml",
         "usr/share/doc/omadm-testserver/testserver.md",
         "usr/share/dbus-1/system.d/org.omadm.Client1.conf",
         "usr/share/dbus-1/system-services/org.omadm.Client1.service",

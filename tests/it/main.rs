@@ -16,5 +16,6 @@ mod generated;
 mod install;
 mod notify;
 mod polkit;
+mod scomo;
 mod session;
 mod trust;
