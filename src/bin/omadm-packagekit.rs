@@ -30,12 +30,14 @@ async fn sync(scomo: &Scomo) {
 async fn run(_cli: Cli) -> anyhow::Result<()> {
     let conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
-        .serve_at(OBJECT_PATH, ExecObject)
         .build()
         .await?;
     let link = Link::new(&conn).await?;
     let packagekit = PackageKitProxy::new(&conn).await?;
     let scomo = Arc::new(Scomo::new(link.clone(), packagekit.clone()));
+    conn.object_server()
+        .at(OBJECT_PATH, ExecObject(scomo.clone()))
+        .await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
     let mut daemon_owner = dbus
         .receive_name_owner_changed_with_args(&[(0, omadmd::dbus::BUS_NAME)])

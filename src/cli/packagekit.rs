@@ -8,8 +8,9 @@ use clap::Parser;
 /// Inventory/Deployed lists the installed packages as PackageKit reports them (ID, Name,
 /// Version, Description, State, Status), written whole in one transaction when it changed:
 /// at start, when omadmd returns, and after another program's PackageKit transaction.
-/// It owns org.omadm.PackageKit1 and registers under it. Installing and removing through
-/// SCOMO's operations is not carried out yet (EXECs answer 501).
+/// It owns org.omadm.PackageKit1 and registers under it. A server removes a package by
+/// EXECing its Operations/Remove (202, then the OperationComplete alert with 1200 or 1408);
+/// installing through Download/<x> is not carried out yet (EXECs answer 501).
 #[derive(Debug, Parser)]
 #[command(name = "omadm-packagekit", version, after_long_help = PACKAGEKIT_AFTER)]
 pub struct Cli {

@@ -39,6 +39,14 @@ pub trait PackageKit {
 pub trait Transaction {
     /// Every package the filter lets through, as `Package` signals.
     fn get_packages(&self, filter: u64) -> zbus::Result<()>;
+    /// Removes packages by ID (`allow_deps`: also what depends on them).
+    fn remove_packages(
+        &self,
+        transaction_flags: u64,
+        package_ids: &[&str],
+        allow_deps: bool,
+        autoremove: bool,
+    ) -> zbus::Result<()>;
     /// A package: its info (installed, available, …), its ID `name;version;arch;data`,
     /// and its summary.
     #[zbus(signal)]
@@ -102,6 +110,19 @@ pub enum TransactionError {
     Bus(#[from] zbus::Error),
 }
 
+/// A new transaction; `started` hears its path before anything runs in it.
+async fn transaction<'a>(
+    pk: &PackageKitProxy<'a>,
+    started: impl FnOnce(&str),
+) -> zbus::Result<TransactionProxy<'a>> {
+    let path = pk.create_transaction().await?;
+    started(path.as_str());
+    TransactionProxy::builder(pk.inner().connection())
+        .path(path)
+        .build()
+        .await
+}
+
 /// The installed packages, one version each, in one transaction. `started` hears the
 /// transaction's path before it runs (so that its own `TransactionListChanged` can be told
 /// from others').
@@ -109,12 +130,7 @@ pub async fn installed(
     pk: &PackageKitProxy<'_>,
     started: impl FnOnce(&str),
 ) -> Result<Vec<PackageInfo>, TransactionError> {
-    let path = pk.create_transaction().await?;
-    started(path.as_str());
-    let tx = TransactionProxy::builder(pk.inner().connection())
-        .path(path)
-        .build()
-        .await?;
+    let tx = transaction(pk, started).await?;
     // Listen first, then ask: no signal is missed.
     let mut packages = tx.receive_package().await?;
     let mut errors = tx.receive_error_code().await?;
@@ -154,6 +170,42 @@ pub async fn installed(
                     }));
                 }
                 return Ok(out);
+            }
+            else => return Err(zbus::Error::Failure("PackageKit went away".into()).into()),
+        }
+    }
+}
+
+/// Removes one package by its PackageKit ID, refusing to take others that depend on it
+/// along, in one transaction; `started` hears its path.
+pub async fn remove(
+    pk: &PackageKitProxy<'_>,
+    started: impl FnOnce(&str),
+    package_id: &str,
+) -> Result<(), TransactionError> {
+    let tx = transaction(pk, started).await?;
+    let mut errors = tx.receive_error_code().await?;
+    let mut finished = tx.receive_finished().await?;
+    tx.remove_packages(0, &[package_id], false, false).await?;
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            biased;
+            Some(e) = errors.next() => {
+                if let Ok(a) = e.args() {
+                    failure = Some(TransactionError::Failed { code: a.code, details: a.details.clone() });
+                }
+            }
+            Some(f) = finished.next() => {
+                let exit = f.args().map(|a| a.exit).unwrap_or(0);
+                return if exit == EXIT_SUCCESS {
+                    Ok(())
+                } else {
+                    Err(failure.unwrap_or(TransactionError::Failed {
+                        code: 0,
+                        details: format!("the transaction ended with exit code {exit}"),
+                    }))
+                };
             }
             else => return Err(zbus::Error::Failure("PackageKit went away".into()).into()),
         }

@@ -91,6 +91,44 @@ pub fn deployed_data(packages: &[Package]) -> DataNode {
     )
 }
 
+/// `…/Status`: Remove Failed.
+pub const STATUS_REMOVE_FAILED: i64 = 20;
+/// `…/Status`: Remove Progressing.
+pub const STATUS_REMOVE_PROGRESSING: i64 = 30;
+/// The alert reporting an operation's outcome (DM 2.0 TS §13.1's SCOMO example).
+pub const OPERATION_COMPLETE: &str = "urn:oma:at:scomo:1.0:OperationComplete";
+/// SCOMO result code: Successful.
+pub const RESULT_OK: u16 = 1200;
+/// SCOMO result code: the Remove operation failed.
+pub const RESULT_REMOVE_FAILED: u16 = 1408;
+
+/// The component an EXEC of `Inventory/Deployed/<x>/Operations/Remove` names.
+pub fn remove_target(client_uri: &str) -> Option<&str> {
+    client_uri
+        .strip_prefix(SCOMO)?
+        .strip_prefix(&format!("/{MIID}/Inventory/Deployed/"))?
+        .strip_suffix("/Operations/Remove")
+        .filter(|x| !x.is_empty() && !x.contains('/'))
+}
+
+/// The OperationComplete alert (the form of DM 2.0 TS §13.1): the EXEC'd node, the
+/// component, the SCOMO result code and the component's ID.
+pub fn operation_complete(
+    client_uri: &str,
+    component: &str,
+    code: u16,
+    id: &str,
+) -> serde_json::Value {
+    json!({
+        "AlertType": OPERATION_COMPLETE,
+        "SourceURI": client_uri,
+        "TargetURI": component,
+        "Mark": if code == RESULT_OK { "informational" } else { "critical" },
+        "DataType": "application/json",
+        "Data": {"ResultCode": code, "Identifier": id},
+    })
+}
+
 /// The SCOMO handler's inventory side.
 #[derive(Debug)]
 pub struct Scomo {
@@ -110,6 +148,61 @@ impl Scomo {
             packagekit,
             written: Mutex::new(None),
             own: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Removes the component `x` (an EXEC of its `Operations/Remove`, accepted with 202)
+    /// and reports the outcome with `token`.
+    pub async fn remove(&self, token: String, client_uri: String, x: String) {
+        let deployed = format!("{SCOMO}/{MIID}/Inventory/Deployed/{x}");
+        let leaf = |n: &str| format!("{deployed}/{n}");
+        let text = |v: Option<serde_json::Value>| {
+            v.and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let id = text(self.link.read_leaf(&leaf("ID")).await.ok().flatten());
+        let pkg = text(self.link.read_leaf(&leaf("PkgIDRef")).await.ok().flatten());
+        let _ = self
+            .link
+            .put_leaf(&leaf("Status"), "Status", json!(STATUS_REMOVE_PROGRESSING))
+            .await;
+        let removed = packagekit::remove(
+            &self.packagekit,
+            |path| {
+                self.own
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(path.to_owned());
+            },
+            &pkg,
+        )
+        .await;
+        let code = match removed {
+            Ok(()) => {
+                tracing::info!(package = %pkg, "package removed");
+                if let Err(e) = self.sync_inventory().await {
+                    tracing::warn!(error = %e, "cannot read the inventory after the removal");
+                }
+                RESULT_OK
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, package = %pkg, "removal failed");
+                let _ = self
+                    .link
+                    .put_leaf(&leaf("Status"), "Status", json!(STATUS_REMOVE_FAILED))
+                    .await;
+                RESULT_REMOVE_FAILED
+            }
+        };
+        let alert = operation_complete(&client_uri, &deployed, code, &id).to_string();
+        let status = if code == RESULT_OK { 200 } else { 500 };
+        if let Err(e) = self
+            .link
+            .manager()
+            .exec_result(&token, status, &alert)
+            .await
+        {
+            tracing::error!(error = %e, "cannot report the SCOMO result");
         }
     }
 
@@ -187,17 +280,18 @@ impl Scomo {
     }
 }
 
-/// The ExecHandler object omadmd calls. SCOMO's operations (installing from
-/// `Download/<x>`, `Remove`) are not carried out yet: 501 (Not Implemented).
+/// The ExecHandler object omadmd calls: `Inventory/Deployed/<x>/Operations/Remove` is
+/// carried out (202, then the OperationComplete alert); installing from `Download/<x>` is
+/// not yet (501, Not Implemented).
 #[derive(Debug)]
-pub struct ExecObject;
+pub struct ExecObject(pub std::sync::Arc<Scomo>);
 
 #[zbus::interface(name = "org.omadm.Client1.ExecHandler")]
 impl ExecObject {
     /// An EXEC on a SCOMO node.
     async fn exec(
         &self,
-        _token: String,
+        token: String,
         client_uri: String,
         _server_id: String,
         #[zbus(header)] header: zbus::message::Header<'_>,
@@ -207,11 +301,17 @@ impl ExecObject {
         if !crate::dbus::client::from_daemon(conn, &header).await {
             return (u32::from(crate::protocol::sc::FORBIDDEN), String::new());
         }
-        tracing::info!(node = %client_uri, "SCOMO operation not implemented yet");
-        (
-            u32::from(crate::protocol::sc::NOT_IMPLEMENTED),
-            String::new(),
-        )
+        let Some(x) = remove_target(&client_uri).map(str::to_owned) else {
+            tracing::info!(node = %client_uri, "SCOMO operation not implemented yet");
+            return (
+                u32::from(crate::protocol::sc::NOT_IMPLEMENTED),
+                String::new(),
+            );
+        };
+        tracing::info!(node = %client_uri, "SCOMO removal accepted");
+        let scomo = self.0.clone();
+        tokio::spawn(async move { scomo.remove(token, client_uri, x).await });
+        (u32::from(crate::protocol::sc::ACCEPTED), String::new())
     }
 }
 
@@ -221,6 +321,30 @@ mod tests {
 
     fn pkg(name: &str) -> Package {
         Package::parse(&format!("{name};1.0;amd64;installed"), "s").unwrap()
+    }
+
+    #[test]
+    fn removals_name_one_component_and_report_as_the_ts_shows() {
+        assert_eq!(
+            remove_target(
+                "urn:oma:mo:oma-scomo:1.0/SCOMO/Inventory/Deployed/bash/Operations/Remove"
+            ),
+            Some("bash")
+        );
+        for other in [
+            "urn:oma:mo:oma-scomo:1.0/SCOMO/Inventory/Deployed//Operations/Remove",
+            "urn:oma:mo:oma-scomo:1.0/SCOMO/Download/p1/Operations/DownloadInstall",
+            "urn:oma:mo:oma-scomo:1.0/SCOMO/Inventory/Deployed/a/b/Operations/Remove",
+        ] {
+            assert_eq!(remove_target(other), None, "{other}");
+        }
+        let a = operation_complete("s", "t", RESULT_OK, "bash");
+        assert_eq!(a["AlertType"], "urn:oma:at:scomo:1.0:OperationComplete");
+        assert_eq!(a["Data"]["ResultCode"], 1200);
+        assert_eq!(a["Data"]["Identifier"], "bash");
+        assert_eq!(a["TargetURI"], "t");
+        let parsed: crate::protocol::packages::Alert = serde_json::from_value(a).unwrap();
+        assert_eq!(parsed.data_type.as_deref(), Some("application/json"));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{Daemon, PrivateBus, Root, wait_until};
+use serde_json::json;
+
+use crate::common::{Daemon, PrivateBus, Root, TestServer, wait_until};
 
 const PACKAGEKITD: &str = "/usr/libexec/packagekitd";
 const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
@@ -126,13 +128,25 @@ fn the_inventory_is_what_packagekit_says_is_installed() {
     let _ = Command::new("dpkg")
         .args(["--purge", "omadm-scomo-test"])
         .output();
+    // The server: nothing in the BootstrapComplete session; then it removes the package
+    // another program installed, through SCOMO, and hears the outcome.
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let remove = format!("{DEPLOYED}/omadm-scomo-test/Operations/Remove");
+    let server = TestServer::start(
+        &json!({"sessions": [
+            end,
+            {"packages": [{"CMD": [["EXEC", remove, "{base}/dm/scomo"]]}, {"expect": [202], "CMD": [["END"]]}]},
+            end.clone(), end.clone(), end
+        ]}),
+        false,
+    );
     let bus = PrivateBus::start();
     let _polkitd = polkitd(&bus.address);
     let _packagekitd = packagekitd(&bus.address);
-    let root = Root::new();
+    let root = Root::new().with_bootstrap_for(&server.base);
     root.write("etc/omadmd/ddf/oma-scomo-1.0.ddf.xml", SCOMO_DDF);
     let mut daemon = root.start_on_bus(&bus.address);
-    daemon.wait_for("ready", 30);
+    daemon.wait_for("session ended", 30);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_omadm-packagekit"));
     cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
         .env_remove("JOURNAL_STREAM");
@@ -167,9 +181,38 @@ fn the_inventory_is_what_packagekit_says_is_installed() {
         deployed(&bus.address)["omadm-scomo-test"]["Version"],
         "1.2.3"
     );
-    pkcon(&bus.address, &["remove", "omadm-scomo-test"]);
-    wait_until("the package gone from the inventory", 60, || {
-        !deployed(&bus.address).contains_key("omadm-scomo-test")
-    });
+    // The server removes it: 202, the package goes (dpkg agrees), and the
+    // OperationComplete alert says 1200 for that component.
+    let (code, out, err) = crate::common::omadmctl(&bus.address, &["session", "start", "--wait"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let alerts = || {
+        server
+            .of_kind("package1")
+            .iter()
+            .flat_map(|p| p["body"]["Alert"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["AlertType"] == "urn:oma:at:scomo:1.0:OperationComplete")
+            .collect::<Vec<_>>()
+    };
+    wait_until("the removal's result alert", 120, || !alerts().is_empty());
+    let alert = &alerts()[0];
+    assert_eq!(alert["SourceURI"], remove.as_str());
+    assert_eq!(alert["TargetURI"], format!("{DEPLOYED}/omadm-scomo-test"));
+    assert_eq!(alert["Data"]["ResultCode"], 1200, "{alert}");
+    assert_eq!(alert["Data"]["Identifier"], "omadm-scomo-test");
+    assert!(!deployed(&bus.address).contains_key("omadm-scomo-test"));
+    let status = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}", "omadm-scomo-test"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains("install ok installed"),
+        "still installed"
+    );
+    assert!(
+        server.of_kind("expect").iter().all(|e| e["ok"] == true),
+        "{:#?}\n{}",
+        server.of_kind("expect"),
+        handler.log_so_far()
+    );
     daemon.terminate();
 }
