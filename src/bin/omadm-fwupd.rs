@@ -17,6 +17,7 @@ use omadmd::handlers::{HandlerError, Link};
 /// cut short.
 async fn meet_daemon(link: &Link, fumo: &Fumo) -> Result<(), HandlerError> {
     link.register(FUMO, OBJECT_PATH, BUS_NAME).await?;
+    fumo.forget_written();
     fumo.sync_devices().await?;
     fumo.recover().await?;
     tracing::info!("registered with omadmd as the FUMO handler");

@@ -225,6 +225,10 @@ pub struct Fumo {
     state_dir: PathBuf,
     max_download: u64,
     running: Mutex<HashSet<String>>,
+    /// (name, version) last written per instance: fwupd sends DeviceChanged many times
+    /// during an update, and an unchanged device must not move the instance's cache
+    /// validator (TS §11) or cost a write.
+    shown: Mutex<std::collections::HashMap<String, (String, String)>>,
 }
 
 impl Fumo {
@@ -244,6 +248,7 @@ impl Fumo {
             state_dir,
             max_download,
             running: Mutex::new(HashSet::new()),
+            shown: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -273,9 +278,15 @@ impl Fumo {
             .and_then(|v| v.as_i64()))
     }
 
+    /// Forgets what was written (omadmd restarted: its tree may be another).
+    pub fn forget_written(&self) {
+        self.shown.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Makes the tree's FUMO instances the updatable devices fwupd has now: new ones
-    /// created, versions brought up to date, gone ones deleted (unless an operation on
-    /// them runs). One transaction for all of it.
+    /// created, names and versions that changed brought up to date, gone ones deleted
+    /// (unless an operation on them runs). One transaction for all of it, none when
+    /// nothing changed.
     pub async fn sync_devices(&self) -> Result<(), HandlerError> {
         let devices: Vec<Device> = self
             .fwupd
@@ -295,8 +306,13 @@ impl Fumo {
             .map(|(_, miid, _)| miid)
             .collect();
         let mut put = Vec::new();
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for d in &devices {
+            let now = (d.name.clone(), d.version.clone());
             if present.contains(&d.id) {
+                if shown.get(&d.id) == Some(&now) {
+                    continue;
+                }
                 put.push(super::item(
                     &Self::uri(&d.id, "PkgVersion"),
                     "PkgVersion",
@@ -314,6 +330,7 @@ impl Fumo {
                     instance_data(d),
                 ));
             }
+            shown.insert(d.id.clone(), now);
         }
         let running = self.running().clone();
         let gone: Vec<String> = present
@@ -321,7 +338,13 @@ impl Fumo {
             .filter(|m| !devices.iter().any(|d| &d.id == *m) && !running.contains(*m))
             .map(|m| format!("{FUMO}/{m}/"))
             .collect();
+        if put.is_empty() && gone.is_empty() {
+            tracing::debug!(devices = devices.len(), "FUMO instances unchanged");
+            return Ok(());
+        }
         self.link.update(&put, &gone).await?;
+        shown.retain(|id, _| devices.iter().any(|d| &d.id == id));
+        *self.shown.lock().unwrap_or_else(|p| p.into_inner()) = shown;
         tracing::info!(
             devices = devices.len(),
             removed = gone.len(),

@@ -98,7 +98,7 @@ struct World {
     bus: PrivateBus,
     daemon: Daemon,
     handler: Daemon,
-    _fwupd: Daemon,
+    fwupd: Option<Daemon>,
     root: Root,
     scratch: tempfile::TempDir,
 }
@@ -128,7 +128,7 @@ fn world_with(script: &serde_json::Value, fwupd_config: &str) -> World {
         bus,
         daemon,
         handler,
-        _fwupd: fwupd,
+        fwupd: Some(fwupd),
         root,
         scratch,
     }
@@ -267,6 +267,22 @@ fn a_failed_download_is_reported_and_an_update_needs_a_package() {
         ]
     );
     assert_eq!(leaf(&bus, &node("State")), Some(json!(20)));
+    // fwupd restarts and reports the same webcam: the handler checks, and writes nothing,
+    // so the instance's cache validator stays (servers' cached copies stay good).
+    let cv = || {
+        let (_, list, _) = omadmctl(&bus, &["tree", "list", "--json"]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&list)
+            .unwrap()
+            .into_iter()
+            .find(|i| i["moid"] == "urn:oma:mo:oma-fumo:1.0")
+            .map(|i| i["cv"].clone())
+    };
+    let before = cv();
+    w.handler.log_so_far();
+    w.fwupd = None;
+    w.fwupd = Some(fwupd(&bus, &w.scratch.path().join("fwupd"), ""));
+    w.handler.wait_for("FUMO instances unchanged", 30);
+    assert_eq!(cv(), before);
     assert_eq!(leaf(&bus, &node("PkgVersion")), Some(json!("1.2.2")));
     w.daemon.terminate();
 }
@@ -322,7 +338,7 @@ fn an_update_in_progress_is_reported_after_both_restart() {
         bus: private_bus,
         daemon,
         handler: old_handler,
-        _fwupd,
+        fwupd: _fwupd,
         root,
         scratch,
     } = w;
