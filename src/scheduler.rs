@@ -23,11 +23,17 @@ pub struct Request {
     pub trigger: Trigger,
     /// Whether the server asked for MOS (REQ-MOS).
     pub req_mos: bool,
+    /// Wanted only to deliver alerts that go elsewhere than the account's SrvURI (an
+    /// asynchronous EXEC result to its ServerURI, TS §5.3.5): those sessions are opened, and
+    /// none with the SrvURI unless something there is waiting too. One server's load per
+    /// EXEC result is one session, not two.
+    pub alerts_elsewhere: bool,
 }
 
 /// Merges two requests for the same server into the one session that serves both: a
 /// notification wins (its NOTIFICATION-ID must be answered; the latest one counts), then an
-/// owed BootstrapComplete, then a client-initiated session; REQ-MOS if either asked.
+/// owed BootstrapComplete, then a client-initiated session; REQ-MOS if either asked; a
+/// session with the SrvURI unless both want only alerts delivered elsewhere.
 pub fn coalesce(a: Request, b: Request) -> Request {
     fn rank(t: Trigger) -> u8 {
         match t {
@@ -44,6 +50,7 @@ pub fn coalesce(a: Request, b: Request) -> Request {
     Request {
         trigger,
         req_mos: a.req_mos || b.req_mos,
+        alerts_elsewhere: a.alerts_elsewhere && b.alerts_elsewhere,
     }
 }
 
@@ -319,6 +326,7 @@ mod tests {
     const CLIENT: Request = Request {
         trigger: Trigger::ClientInitiated,
         req_mos: false,
+        alerts_elsewhere: false,
     };
 
     fn noti(id: u16, mos: bool) -> Request {
@@ -327,6 +335,7 @@ mod tests {
                 notification_id: Some(id),
             },
             req_mos: mos,
+            alerts_elsewhere: false,
         }
     }
 
@@ -335,9 +344,19 @@ mod tests {
         let boot = Request {
             trigger: Trigger::BootstrapComplete,
             req_mos: false,
+            alerts_elsewhere: false,
         };
         assert_eq!(coalesce(CLIENT, noti(1, false)), noti(1, false));
         assert_eq!(coalesce(noti(1, true), CLIENT), noti(1, true));
+        // Only when every request wants just alerts delivered elsewhere is the SrvURI
+        // session left out.
+        let elsewhere = Request {
+            alerts_elsewhere: true,
+            ..CLIENT
+        };
+        assert!(coalesce(elsewhere, elsewhere).alerts_elsewhere);
+        assert!(!coalesce(elsewhere, CLIENT).alerts_elsewhere);
+        assert!(!coalesce(noti(2, false), elsewhere).alerts_elsewhere);
         assert_eq!(
             coalesce(noti(1, true), noti(2, false)),
             noti(2, true),

@@ -190,6 +190,7 @@ pub async fn run(
                         let request = Request {
                             trigger,
                             req_mos: a.req_mos,
+                            alerts_elsewhere: false,
                         };
                         let _ = accepted.send((a.server_id, request));
                     },

@@ -48,6 +48,7 @@ impl Reloader<'_> {
                     Request {
                         trigger: crate::engine::Trigger::BootstrapComplete,
                         req_mos: false,
+                        alerts_elsewhere: false,
                     },
                 );
                 servers.push(server.clone());

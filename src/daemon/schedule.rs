@@ -22,6 +22,7 @@ pub(super) fn initial_requests(
     let client = Request {
         trigger: Trigger::ClientInitiated,
         req_mos: false,
+        alerts_elsewhere: false,
     };
     for owed in p.store.owed_sessions()? {
         handle.request(
@@ -29,6 +30,7 @@ pub(super) fn initial_requests(
             Request {
                 trigger: Trigger::BootstrapComplete,
                 req_mos: false,
+                alerts_elsewhere: false,
             },
         );
     }
@@ -57,7 +59,19 @@ pub(super) struct Outcome {
 /// deliveries. A store error is logged and counts as a failure, retried with backoff.
 async fn round(r: &Runner<'_>, server: &str, req: Request) -> Outcome {
     let p = r.p;
-    let ran = r.run_logged(server, req, None).await;
+    // Asked for only to deliver alerts elsewhere, with nothing waiting for the SrvURI: no
+    // session there (it would be an empty one, a server's cost for nothing).
+    let skip_srv_uri =
+        req.alerts_elsewhere && waits_for_srv_uri(p, server).is_ok_and(|waits| !waits);
+    let ran = if skip_srv_uri {
+        tracing::debug!(server = %server, "only alerts for other URLs are queued: no session with the SrvURI");
+        super::sessions::Ran {
+            ok: true,
+            retry_after: None,
+        }
+    } else {
+        r.run_logged(server, req, None).await
+    };
     let mut ok = ran.ok;
     if ok {
         match alert_targets(p, server) {
@@ -66,6 +80,7 @@ async fn round(r: &Runner<'_>, server: &str, req: Request) -> Outcome {
                     let client = Request {
                         trigger: Trigger::ClientInitiated,
                         req_mos: false,
+                        alerts_elsewhere: false,
                     };
                     ok &= r.run_logged(server, client, Some(&url)).await.ok;
                 }
@@ -110,6 +125,7 @@ async fn round(r: &Runner<'_>, server: &str, req: Request) -> Outcome {
         again: again.map(|trigger| Request {
             trigger,
             req_mos: req.req_mos,
+            alerts_elsewhere: req.alerts_elsewhere,
         }),
         retry_after: ran.retry_after,
     }
@@ -193,7 +209,7 @@ pub(super) async fn schedule(
             // Round at least every beat, so the watchdog sees the loop alive when idle.
             () = tokio::time::sleep(BEAT) => {}
             () = sleep_until(next_poll), if next_poll.is_some() => {
-                handle.request(None, Request { trigger: Trigger::ClientInitiated, req_mos: false });
+                handle.request(None, Request { trigger: Trigger::ClientInitiated, req_mos: false, alerts_elsewhere: false });
                 next_poll = poll.map(next);
             }
         }
@@ -224,6 +240,26 @@ fn outlook_of(
             )
         }),
     }
+}
+
+/// Whether anything waits for a session with the account's SrvURI: a session owed after a
+/// bootstrap, or a queued alert that goes there.
+fn waits_for_srv_uri(p: &Prepared, server: &str) -> anyhow::Result<bool> {
+    if p.store
+        .owed_sessions()?
+        .iter()
+        .any(|o| o.server_id == server)
+    {
+        return Ok(true);
+    }
+    let srv_uri = crate::mo::account::load(&p.store, server)?
+        .map(|a| a.srv_uri)
+        .unwrap_or_default();
+    Ok(p.store.outbox(server)?.into_iter().any(|o| {
+        o.item
+            .alert()
+            .is_some_and(|(_, to)| to.is_none_or(|t| t == srv_uri))
+    }))
 }
 
 /// The URLs other than the account's SrvURI that queued alerts must be delivered to.

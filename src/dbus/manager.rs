@@ -147,6 +147,7 @@ pub(super) fn finish_exec(
         Request {
             trigger: Trigger::ClientInitiated,
             req_mos: false,
+            alerts_elsewhere: pending.report_to.is_some(),
         },
     );
     Ok(())
@@ -243,6 +244,7 @@ impl Manager {
         let req = Request {
             trigger: Trigger::ClientInitiated,
             req_mos: false,
+            alerts_elsewhere: false,
         };
         // The administrator asks: the backoff after failures is not waited out.
         if server_id.is_empty() {
@@ -378,6 +380,7 @@ impl Manager {
                 Request {
                     trigger: Trigger::BootstrapComplete,
                     req_mos: false,
+                    alerts_elsewhere: false,
                 },
             );
         }
@@ -496,6 +499,7 @@ impl Manager {
             Request {
                 trigger: Trigger::ClientInitiated,
                 req_mos: false,
+                alerts_elsewhere: false,
             },
         );
         Ok(())
@@ -528,6 +532,7 @@ impl Manager {
             Request {
                 trigger,
                 req_mos: a.req_mos,
+                alerts_elsewhere: false,
             },
         );
         Ok(a.server_id)
@@ -680,6 +685,7 @@ impl Manager {
                 Request {
                     trigger: Trigger::ClientInitiated,
                     req_mos: false,
+                    alerts_elsewhere: false,
                 },
             );
         }
