@@ -30,7 +30,7 @@ pub fn build_nodes(
 
 /// A [`DataSink`] that builds the nodes of MO data stored at one path and gives each to
 /// `emit` as soon as it is complete, parents first: an interior node when it opens, a
-/// leaf when it arrives, a required leaf's default when its parent closes. The name of
+/// leaf when it arrives, a required node's default when its parent closes. The name of
 /// the data's top is not used: the node goes where `path` says. A failure of `emit` stops
 /// the building and comes back as itself; the data's own faults come back as
 /// [`MoError`]s through `E: From<MoError>`.
@@ -256,8 +256,8 @@ fn leaf(
     })
 }
 
-/// Checks occurrence bounds; gives the required named leaves that are missing and have a
-/// default.
+/// Checks occurrence bounds; gives the required named nodes that are missing and can be
+/// made from their definition ([`default_subtree`]).
 fn check_children(
     moid: &str,
     def: &DefNode,
@@ -281,17 +281,13 @@ fn check_children(
         if got > 0 || !c.occurrence.required() {
             continue;
         }
-        match (&c.name, &c.default) {
-            (Some(name), Some(default)) if c.format != Format::Node => {
-                let child = child_path(path, name);
-                let value =
-                    Value::from_text(c.format, default).map_err(|source| MoError::Value {
-                        path: shown(&child),
-                        source,
-                    })?;
-                defaults.push(leaf(moid, c, child, value, max_value)?);
-            }
-            _ => {
+        let made = match &c.name {
+            Some(name) => default_subtree(moid, c, child_path(path, name), max_value)?,
+            None => None,
+        };
+        match made {
+            Some(nodes) => defaults.extend(nodes),
+            None => {
                 return Err(MoError::Missing {
                     path: shown(path),
                     name: c.display_name(),
@@ -300,6 +296,47 @@ fn check_children(
         }
     }
     Ok(defaults)
+}
+
+/// A required node the data left out, made from its definition when it can be: a leaf
+/// with a default value, or an interior node whose own required children can all be made
+/// so (the status leaves and operation nodes a device keeps under an entry a server adds,
+/// as SCOMO's `Download/<x>/Status` and `Operations`). `None` when it cannot.
+fn default_subtree(
+    moid: &str,
+    def: &DefNode,
+    path: String,
+    max_value: usize,
+) -> Result<Option<Vec<Node>>, MoError> {
+    if def.format != Format::Node {
+        let Some(default) = &def.default else {
+            return Ok(None);
+        };
+        let value = Value::from_text(def.format, default).map_err(|source| MoError::Value {
+            path: shown(&path),
+            source,
+        })?;
+        return Ok(Some(vec![leaf(moid, def, path, value, max_value)?]));
+    }
+    let mut nodes = Vec::new();
+    for c in def.children.iter().filter(|c| c.occurrence.required()) {
+        let Some(name) = &c.name else {
+            return Ok(None);
+        };
+        match default_subtree(moid, c, child_path(&path, name), max_value)? {
+            Some(made) => nodes.extend(made),
+            None => return Ok(None),
+        }
+    }
+    nodes.insert(
+        0,
+        Node {
+            path,
+            props: NodeProps::interior(def.access, def.scope),
+            value: None,
+        },
+    );
+    Ok(Some(nodes))
 }
 
 /// The format of a leaf of an MO without a definition, from its JSON type.

@@ -352,6 +352,48 @@ fn required_leaves_with_a_default_are_filled() {
 }
 
 #[test]
+fn required_interior_nodes_are_made_when_their_requirements_can_be() {
+    // SCOMO's shape: a server adds an entry with its own leaves; the device's Status and
+    // Operations nodes come from the definition.
+    let status = "<Node><NodeName>Status</NodeName><DFProperties><AccessType><Get/></AccessType><DefaultValue>10</DefaultValue><DFFormat><int/></DFFormat></DFProperties></Node>";
+    let ops = "<Node><NodeName>Operations</NodeName><DFProperties><AccessType><Get/></AccessType><DFFormat><node/></DFFormat></DFProperties>\
+        <Node><NodeName>Install</NodeName><DFProperties><AccessType><Exec/><Get/></AccessType><DFFormat><node/></DFFormat></DFProperties></Node>\
+        <Node><NodeName>Later</NodeName><DFProperties><AccessType><Exec/></AccessType><DFFormat><node/></DFFormat><Occurrence><ZeroOrOne/></Occurrence></DFProperties></Node></Node>";
+    let def = ddf::parse(&with(&format!("{status}{ops}"))).unwrap();
+    let nodes = build_nodes(
+        "urn:x:test:1.0",
+        Some(&def.root),
+        "",
+        &DataNode::Interior(vec![]),
+        100,
+    )
+    .unwrap();
+    let paths: Vec<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
+    assert_eq!(paths, ["", "Status", "Operations", "Operations/Install"]);
+    assert_eq!(nodes[1].value, Some(Value::Int(10)));
+    assert!(nodes[3].props.access.contains(AccessType::EXEC));
+    assert_eq!(nodes[3].props.format, Format::Node);
+    // Given, they are taken as given.
+    let given = DataNode::Interior(vec![("Status".into(), DataNode::Leaf(json!(20)))]);
+    let nodes = build_nodes("urn:x:test:1.0", Some(&def.root), "", &given, 100).unwrap();
+    assert_eq!(nodes[1].value, Some(Value::Int(20)));
+    // A required node that cannot be made (a required leaf without a default below it) is
+    // still missing.
+    let strict = "<Node><NodeName>Box</NodeName><DFProperties><AccessType><Get/></AccessType><DFFormat><node/></DFFormat></DFProperties>\
+        <Node><NodeName>Serial</NodeName><DFProperties><AccessType><Get/></AccessType><DFFormat><chr/></DFFormat></DFProperties></Node></Node>";
+    let def = ddf::parse(&with(strict)).unwrap();
+    let err = build_nodes(
+        "urn:x:test:1.0",
+        Some(&def.root),
+        "",
+        &DataNode::Interior(vec![]),
+        100,
+    )
+    .unwrap_err();
+    assert!(matches!(err, MoError::Missing { .. }), "{err}");
+}
+
+#[test]
 fn mos_without_a_definition_are_stored_generically() {
     let data = DataNode::Interior(vec![
         ("s".into(), DataNode::Leaf(json!("text"))),
