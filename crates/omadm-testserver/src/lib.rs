@@ -46,6 +46,11 @@ pub struct Script {
     /// Require HTTP authentication on `/dm` and `/repo/`.
     #[serde(default)]
     pub auth: Option<AuthSpec>,
+    /// Where the sessions are played (`/dm`): a Package#1 to another path (a ServerURI an
+    /// EXEC result goes to, whose session count depends on when results come) is recorded
+    /// and answered END without taking a session. Unset, every Package#1 plays the next.
+    #[serde(default)]
+    pub played_at: Option<String>,
 }
 
 /// HTTP authentication the server demands.
@@ -173,6 +178,10 @@ struct Live {
     script: Script,
     base: String,
     next_session: usize,
+    /// The script's next session to play.
+    next_scripted: usize,
+    /// Per session: the script's session it plays (none: it only gets END).
+    plays: HashMap<usize, usize>,
     /// Per running session: the index of the next package to send.
     cursors: HashMap<usize, usize>,
     repo: HashMap<String, Resource>,
@@ -339,6 +348,16 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
             let n = live.next_session;
             live.next_session += 1;
             live.cursors.insert(n, 0);
+            if live
+                .script
+                .played_at
+                .as_deref()
+                .is_none_or(|p| p == uri.path())
+            {
+                let next = live.next_scripted;
+                live.plays.insert(n, next);
+                live.next_scripted += 1;
+            }
             let p1 = body_json(&body);
             let alert = p1["Alert"][0]["AlertType"]
                 .as_str()
@@ -381,9 +400,9 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
         let mut live = lock(&st);
         live.cursors.insert(session, package + 1);
         let pkg = live
-            .script
-            .sessions
-            .get(session)
+            .plays
+            .get(&session)
+            .and_then(|i| live.script.sessions.get(*i))
             .and_then(|s| s.packages.get(package))
             .cloned();
         (pkg, live.base.clone())
@@ -502,6 +521,8 @@ pub fn router(
         script,
         base,
         next_session: 0,
+        next_scripted: 0,
+        plays: HashMap::new(),
         cursors: HashMap::new(),
         record,
         verbose,
