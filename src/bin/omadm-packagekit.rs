@@ -1,7 +1,7 @@
 //! `omadm-packagekit`: the SCOMO handler. It owns `org.omadm.PackageKit1` on the system
 //! bus and keeps the SCOMO inventory in omadmd's tree as PackageKit reports the installed
-//! packages (omadmd::handlers::scomo), registering with omadmd under its name whenever
-//! omadmd appears.
+//! packages and carries out the SCOMO EXECs through PackageKit (omadmd::handlers::scomo),
+//! registering with omadmd under its name whenever omadmd appears.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,13 +10,16 @@ use clap::Parser;
 use futures_util::StreamExt as _;
 use omadmd::cli::packagekit::Cli;
 use omadmd::handlers::packagekit::PackageKitProxy;
-use omadmd::handlers::scomo::{BUS_NAME, ExecObject, OBJECT_PATH, SCOMO, Scomo};
+use omadmd::handlers::scomo::{BUS_NAME, Downloads, ExecObject, OBJECT_PATH, SCOMO, Scomo};
 use omadmd::handlers::{HandlerError, Link};
 
+/// When omadmd (re)appears: register, write the inventory, report what a restart cut
+/// short.
 async fn meet_daemon(link: &Link, scomo: &Scomo) -> Result<(), HandlerError> {
     link.register(SCOMO, OBJECT_PATH, BUS_NAME).await?;
     scomo.forget_written();
     scomo.sync_inventory().await?;
+    scomo.recover().await?;
     tracing::info!("registered with omadmd as the SCOMO handler");
     Ok(())
 }
@@ -27,14 +30,27 @@ async fn sync(scomo: &Scomo) {
     }
 }
 
-async fn run(_cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = omadmd::config::load(&omadmd::config::Sources {
+        root: cli.config_root.clone(),
+        ..Default::default()
+    })?;
+    std::fs::create_dir_all(&cli.state_dir)?;
     let conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
         .build()
         .await?;
     let link = Link::new(&conn).await?;
     let packagekit = PackageKitProxy::new(&conn).await?;
-    let scomo = Arc::new(Scomo::new(link.clone(), packagekit.clone()));
+    let scomo = Arc::new(Scomo::new(
+        link.clone(),
+        packagekit.clone(),
+        Downloads {
+            settings,
+            dir: cli.state_dir.clone(),
+            max_bytes: cli.max_download_bytes,
+        },
+    ));
     conn.object_server()
         .at(OBJECT_PATH, ExecObject(scomo.clone()))
         .await?;

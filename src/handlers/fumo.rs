@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json, json};
 
+use super::fetch::{Failure, fetch};
 use super::fwupd::{Device, FwupdProxy, UpdateState, install_result_code};
 use super::{HandlerError, Link};
 use crate::protocol::dmmo::DataNode;
-use crate::transport::HttpClient;
 
 /// The FUMO MOID.
 pub const FUMO: &str = "urn:oma:mo:oma-fumo:1.0";
@@ -140,45 +140,17 @@ pub fn result_alert(op: Op, client_uri: &str, code: u16) -> Json {
 }
 
 /// What a download's failure is, as a FUMO result code (§6.2.4).
-pub fn download_result_code(error: &crate::engine::PortError) -> u16 {
-    use crate::transport::error::HttpError;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error.0);
-    while let Some(c) = cause {
-        if let Some(h) = c.downcast_ref::<HttpError>() {
-            return match h {
-                HttpError::Refused(_) => result::BAD_URL,
-                HttpError::Status(401 | 403 | 407) => result::DOWNLOAD_AUTH_FAILURE,
-                // Nothing at that URL.
-                HttpError::Status(404 | 410) => result::BAD_URL,
-                HttpError::Status(503) => result::DOWNLOAD_SERVER_UNAVAILABLE,
-                HttpError::Status(500..=599) => result::DOWNLOAD_SERVER_ERROR,
-                HttpError::Status(_) => result::DOWNLOAD_NETWORK,
-                HttpError::TooLarge(_) => result::DOWNLOAD_OUT_OF_MEMORY,
-                _ => result::DOWNLOAD_NETWORK,
-            };
-        }
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return if io.kind() == std::io::ErrorKind::TimedOut {
-                result::DOWNLOAD_TIMEOUT
-            } else {
-                // Writing the package failed: no room for it.
-                result::DOWNLOAD_OUT_OF_MEMORY
-            };
-        }
-        if let Some(e) = c.downcast_ref::<reqwest::Error>() {
-            if e.is_timeout() {
-                return result::DOWNLOAD_TIMEOUT;
-            }
-            if e.is_connect() {
-                return result::DOWNLOAD_SERVER_UNAVAILABLE;
-            }
-            if e.is_builder() {
-                return result::BAD_URL;
-            }
-        }
-        cause = c.source();
+pub fn download_result_code(failure: Failure) -> u16 {
+    match failure {
+        Failure::Setup => result::CLIENT_ERROR,
+        Failure::BadUrl => result::BAD_URL,
+        Failure::Auth => result::DOWNLOAD_AUTH_FAILURE,
+        Failure::ServerUnavailable => result::DOWNLOAD_SERVER_UNAVAILABLE,
+        Failure::ServerError => result::DOWNLOAD_SERVER_ERROR,
+        Failure::NoSpace => result::DOWNLOAD_OUT_OF_MEMORY,
+        Failure::Timeout => result::DOWNLOAD_TIMEOUT,
+        Failure::Network => result::DOWNLOAD_NETWORK,
     }
-    result::DOWNLOAD_NETWORK
 }
 
 /// The MO data of a new instance for `device` (§5.1: the nodes the DDF requires, and
@@ -471,50 +443,17 @@ impl Fumo {
     }
 
     async fn download(&self, miid: &str, url: &str, server_id: &str) -> Result<(), u16> {
-        if url.is_empty() {
-            return Err(result::BAD_URL);
-        }
-        let srv_uri = match self.link.manager().account_state(server_id).await {
-            Ok(a) => a.url,
-            Err(e) => {
-                tracing::error!(error = %e, server = server_id, "cannot read the server's account");
-                return Err(result::CLIENT_ERROR);
-            }
-        };
-        let dev_id = self.link.dev_id().await.unwrap_or_default();
-        let client = self
-            .settings
-            .http_settings(&srv_uri, None)
-            .map_err(|e| {
-                tracing::error!(error = %e, "HTTP settings");
-                result::CLIENT_ERROR
-            })
-            .and_then(|s| {
-                HttpClient::new(&s, &dev_id).map_err(|e| {
-                    tracing::error!(error = %e, "HTTP client");
-                    result::CLIENT_ERROR
-                })
-            })?;
-        let path = self.package_path(miid);
-        let partial = path.with_extension("part");
-        let mut file = std::fs::File::create(&partial).map_err(|e| {
-            tracing::error!(error = %e, path = %partial.display(), "cannot store the package");
-            result::DOWNLOAD_OUT_OF_MEMORY
-        })?;
-        match client.download(url, &mut file, self.max_download).await {
-            Ok(bytes) => {
-                drop(file);
-                std::fs::rename(&partial, &path).map_err(|_| result::DOWNLOAD_OUT_OF_MEMORY)?;
-                tracing::info!(url = %crate::protocol::uri::redact(url), bytes, "package downloaded");
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&partial);
-                let code = download_result_code(&e);
-                tracing::warn!(error = %e, result = code, "package download failed");
-                Err(code)
-            }
-        }
+        fetch(
+            &self.link,
+            &self.settings,
+            server_id,
+            url,
+            &self.package_path(miid),
+            self.max_download,
+        )
+        .await
+        .map(|_| ())
+        .map_err(download_result_code)
     }
 
     async fn install(&self, miid: &str) -> Result<Option<u16>, HandlerError> {
@@ -785,21 +724,20 @@ mod tests {
 
     #[test]
     fn download_failures_become_result_codes() {
-        use crate::engine::PortError;
-        use crate::transport::error::HttpError;
-        let of = |e: HttpError| download_result_code(&PortError::from(e));
-        assert_eq!(of(HttpError::Status(404)), result::BAD_URL);
-        assert_eq!(of(HttpError::Status(502)), result::DOWNLOAD_SERVER_ERROR);
-        assert_eq!(
-            of(HttpError::Status(503)),
-            result::DOWNLOAD_SERVER_UNAVAILABLE
-        );
-        assert_eq!(of(HttpError::Status(400)), result::DOWNLOAD_NETWORK);
-        assert_eq!(of(HttpError::Status(401)), result::DOWNLOAD_AUTH_FAILURE);
-        assert_eq!(of(HttpError::TooLarge(10)), result::DOWNLOAD_OUT_OF_MEMORY);
-        let disk = PortError(Box::new(std::io::Error::from(
-            std::io::ErrorKind::StorageFull,
-        )));
-        assert_eq!(download_result_code(&disk), result::DOWNLOAD_OUT_OF_MEMORY);
+        for (failure, code) in [
+            (Failure::BadUrl, result::BAD_URL),
+            (Failure::ServerError, result::DOWNLOAD_SERVER_ERROR),
+            (
+                Failure::ServerUnavailable,
+                result::DOWNLOAD_SERVER_UNAVAILABLE,
+            ),
+            (Failure::Network, result::DOWNLOAD_NETWORK),
+            (Failure::Auth, result::DOWNLOAD_AUTH_FAILURE),
+            (Failure::NoSpace, result::DOWNLOAD_OUT_OF_MEMORY),
+            (Failure::Timeout, result::DOWNLOAD_TIMEOUT),
+            (Failure::Setup, result::CLIENT_ERROR),
+        ] {
+            assert_eq!(download_result_code(failure), code, "{failure:?}");
+        }
     }
 }

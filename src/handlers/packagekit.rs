@@ -11,8 +11,16 @@ use zbus::proxy;
 pub const FILTER_INSTALLED: u64 = 1 << 2;
 /// `PK_FILTER_ENUM_NEWEST` (`1 << 16`): one version per package.
 pub const FILTER_NEWEST: u64 = 1 << 16;
+/// `PK_FILTER_ENUM_ARCH` (`1 << 18`): this machine's architecture (or `all`).
+pub const FILTER_ARCH: u64 = 1 << 18;
 /// `PK_EXIT_ENUM_SUCCESS`.
 pub const EXIT_SUCCESS: u32 = 1;
+/// `PK_INFO_ENUM_INSTALLED`.
+pub const INFO_INSTALLED: u32 = 1;
+/// `PK_TRANSACTION_FLAG_ENUM_ONLY_TRUSTED` as a flag bitfield.
+pub const FLAG_ONLY_TRUSTED: u64 = 1 << 1;
+/// `PK_ERROR_ENUM_INVALID_PACKAGE_FILE`.
+pub const ERROR_INVALID_PACKAGE_FILE: u32 = 38;
 
 /// `org.freedesktop.PackageKit`.
 #[proxy(
@@ -46,6 +54,20 @@ pub trait Transaction {
         package_ids: &[&str],
         allow_deps: bool,
         autoremove: bool,
+    ) -> zbus::Result<()>;
+    /// Installs local package files (`.deb`, `.rpm`) by path.
+    fn install_files(&self, transaction_flags: u64, full_paths: &[&str]) -> zbus::Result<()>;
+    /// What local package files are, as `Details` signals.
+    fn get_details_local(&self, full_paths: &[&str]) -> zbus::Result<()>;
+    /// The packages of these names, as `Package` signals.
+    fn resolve(&self, filter: u64, packages: &[&str]) -> zbus::Result<()>;
+    /// Installs packages from the configured repositories by ID.
+    fn install_packages(&self, transaction_flags: u64, package_ids: &[&str]) -> zbus::Result<()>;
+    /// A package's details (`package-id`, `summary`, …).
+    #[zbus(signal)]
+    fn details(
+        &self,
+        data: std::collections::HashMap<String, zbus::OwnedVariant>,
     ) -> zbus::Result<()>;
     /// A package: its info (installed, available, …), its ID `name;version;arch;data`,
     /// and its summary.
@@ -110,57 +132,74 @@ pub enum TransactionError {
     Bus(#[from] zbus::Error),
 }
 
-/// A new transaction; `started` hears its path before anything runs in it.
-async fn transaction<'a>(
-    pk: &PackageKitProxy<'a>,
-    started: impl FnOnce(&str),
-) -> zbus::Result<TransactionProxy<'a>> {
-    let path = pk.create_transaction().await?;
-    started(path.as_str());
-    TransactionProxy::builder(pk.inner().connection())
-        .path(path)
-        .build()
-        .await
+/// What a transaction reported: its packages with their `PkInfoEnum`, and the package IDs
+/// of its `Details`.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// `(info, package)` in the order reported.
+    pub packages: Vec<(u32, PackageInfo)>,
+    /// The `package-id` of each `Details`.
+    pub details: Vec<String>,
 }
 
-/// The installed packages, one version each, in one transaction. `started` hears the
-/// transaction's path before it runs (so that its own `TransactionListChanged` can be told
-/// from others').
-pub async fn installed(
-    pk: &PackageKitProxy<'_>,
+/// Runs one transaction: creates it (`started` hears its path before anything runs in
+/// it, so that its own `TransactionListChanged` can be told from others'), listens to its
+/// signals, makes `call` on it, and collects what it reports until it finishes.
+async fn transact<'a, F, Fut>(
+    pk: &PackageKitProxy<'a>,
     started: impl FnOnce(&str),
-) -> Result<Vec<PackageInfo>, TransactionError> {
-    let tx = transaction(pk, started).await?;
+    call: F,
+) -> Result<Outcome, TransactionError>
+where
+    F: FnOnce(TransactionProxy<'a>) -> Fut,
+    Fut: std::future::Future<Output = zbus::Result<()>>,
+{
+    let path = pk.create_transaction().await?;
+    started(path.as_str());
+    let tx = TransactionProxy::builder(pk.inner().connection())
+        .path(path)
+        .build()
+        .await?;
     // Listen first, then ask: no signal is missed.
     let mut packages = tx.receive_package().await?;
+    let mut details = tx.receive_details().await?;
     let mut errors = tx.receive_error_code().await?;
     let mut finished = tx.receive_finished().await?;
-    tx.get_packages(FILTER_INSTALLED | FILTER_NEWEST).await?;
-    let mut out = Vec::new();
+    call(tx.clone()).await?;
+    let mut out = Outcome::default();
     let mut failure = None;
+    let take_package = |p: Package, out: &mut Outcome| {
+        if let Ok(a) = p.args()
+            && let Some(pkg) = PackageInfo::parse(&a.package_id, &a.summary)
+        {
+            out.packages.push((a.info, pkg));
+        }
+    };
+    let take_details = |d: Details, out: &mut Outcome| {
+        if let Ok(a) = d.args()
+            && let Some(id) = a.data.get("package-id")
+            && let Ok(id) = <&str>::try_from(id)
+        {
+            out.details.push(id.to_owned());
+        }
+    };
     loop {
         tokio::select! {
             biased;
-            Some(p) = packages.next() => {
-                if let Ok(a) = p.args()
-                    && let Some(pkg) = PackageInfo::parse(&a.package_id, &a.summary)
-                {
-                    out.push(pkg);
-                }
-            }
+            Some(p) = packages.next() => take_package(p, &mut out),
+            Some(d) = details.next() => take_details(d, &mut out),
             Some(e) = errors.next() => {
                 if let Ok(a) = e.args() {
                     failure = Some(TransactionError::Failed { code: a.code, details: a.details.clone() });
                 }
             }
             Some(f) = finished.next() => {
-                // Package signals sent before Finished may still be queued.
+                // Signals sent before Finished may still be queued.
                 while let Some(Some(p)) = packages.now_or_never_opt() {
-                    if let Ok(a) = p.args()
-                        && let Some(pkg) = PackageInfo::parse(&a.package_id, &a.summary)
-                    {
-                        out.push(pkg);
-                    }
+                    take_package(p, &mut out);
+                }
+                while let Some(Some(d)) = details.now_or_never_opt() {
+                    take_details(d, &mut out);
                 }
                 let exit = f.args().map(|a| a.exit).unwrap_or(0);
                 if exit != EXIT_SUCCESS {
@@ -176,40 +215,99 @@ pub async fn installed(
     }
 }
 
+/// The installed packages, one version each, in one transaction.
+pub async fn installed(
+    pk: &PackageKitProxy<'_>,
+    started: impl FnOnce(&str),
+) -> Result<Vec<PackageInfo>, TransactionError> {
+    let out = transact(pk, started, |tx| async move {
+        tx.get_packages(FILTER_INSTALLED | FILTER_NEWEST).await
+    })
+    .await?;
+    Ok(out.packages.into_iter().map(|(_, p)| p).collect())
+}
+
 /// Removes one package by its PackageKit ID, refusing to take others that depend on it
-/// along, in one transaction; `started` hears its path.
+/// along, in one transaction.
 pub async fn remove(
     pk: &PackageKitProxy<'_>,
     started: impl FnOnce(&str),
     package_id: &str,
 ) -> Result<(), TransactionError> {
-    let tx = transaction(pk, started).await?;
-    let mut errors = tx.receive_error_code().await?;
-    let mut finished = tx.receive_finished().await?;
-    tx.remove_packages(0, &[package_id], false, false).await?;
-    let mut failure = None;
-    loop {
-        tokio::select! {
-            biased;
-            Some(e) = errors.next() => {
-                if let Ok(a) = e.args() {
-                    failure = Some(TransactionError::Failed { code: a.code, details: a.details.clone() });
-                }
-            }
-            Some(f) = finished.next() => {
-                let exit = f.args().map(|a| a.exit).unwrap_or(0);
-                return if exit == EXIT_SUCCESS {
-                    Ok(())
-                } else {
-                    Err(failure.unwrap_or(TransactionError::Failed {
-                        code: 0,
-                        details: format!("the transaction ended with exit code {exit}"),
-                    }))
-                };
-            }
-            else => return Err(zbus::Error::Failure("PackageKit went away".into()).into()),
-        }
-    }
+    transact(pk, started, |tx| async move {
+        tx.remove_packages(0, &[package_id], false, false).await
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The package ID of a local package file (`name;version;arch;local`): PackageKit reads
+/// the file's metadata. An error for a file that is no package it can read.
+pub async fn local_package(
+    pk: &PackageKitProxy<'_>,
+    started: impl FnOnce(&str),
+    path: &str,
+) -> Result<PackageInfo, TransactionError> {
+    let out = transact(pk, started, |tx| async move {
+        tx.get_details_local(&[path]).await
+    })
+    .await?;
+    out.details
+        .first()
+        .and_then(|id| PackageInfo::parse(id, ""))
+        .ok_or_else(|| TransactionError::Failed {
+            code: ERROR_INVALID_PACKAGE_FILE,
+            details: "PackageKit gave no details of the file".into(),
+        })
+}
+
+/// Installs a local package file. Not `ONLY_TRUSTED`: a local file carries no repository
+/// signature (PackageKit refuses it with `cannot-install-repo-unsigned` otherwise); the
+/// package's authority is the DM server that delivered it over its authenticated session.
+pub async fn install_file(
+    pk: &PackageKitProxy<'_>,
+    started: impl FnOnce(&str),
+    path: &str,
+) -> Result<(), TransactionError> {
+    transact(pk, started, |tx| async move {
+        tx.install_files(0, &[path]).await
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The newest package of this name for this machine's architecture, and whether it is the
+/// one installed; `None` when the repositories have no such package.
+pub async fn resolve(
+    pk: &PackageKitProxy<'_>,
+    started: impl FnOnce(&str),
+    name: &str,
+) -> Result<Option<(bool, PackageInfo)>, TransactionError> {
+    let out = transact(pk, started, |tx| async move {
+        tx.resolve(FILTER_NEWEST | FILTER_ARCH, &[name]).await
+    })
+    .await?;
+    let found = out.packages.into_iter().filter(|(_, p)| p.name == name);
+    // An installed one first: installing what is installed is no change.
+    let (installed, other): (Vec<_>, Vec<_>) = found.partition(|(i, _)| *i == INFO_INSTALLED);
+    Ok(installed
+        .into_iter()
+        .map(|(_, p)| (true, p))
+        .chain(other.into_iter().map(|(_, p)| (false, p)))
+        .next())
+}
+
+/// Installs a package from the repositories, trusted ones only (their signatures checked).
+pub async fn install_package(
+    pk: &PackageKitProxy<'_>,
+    started: impl FnOnce(&str),
+    package_id: &str,
+) -> Result<(), TransactionError> {
+    transact(pk, started, |tx| async move {
+        tx.install_packages(FLAG_ONLY_TRUSTED, &[package_id]).await
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Polls a stream once without waiting.

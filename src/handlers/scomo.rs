@@ -2,13 +2,21 @@
 //! instance whose `Inventory/Deployed` lists the installed packages as PackageKit reports
 //! them (ID, Name, Version, Description, State, Status), written whole in one transaction
 //! (a 3,000-package inventory is one write, not 3,000) whenever it changed: at start,
-//! when omadmd returns, and after PackageKit says packages changed.
+//! when omadmd returns, and after PackageKit says packages changed. It carries out the
+//! operations a server EXECs: `Download/<x>/Operations/DownloadInstall` (a package file
+//! fetched from `PkgURL` and installed with `InstallFiles`, or a package of the
+//! distribution by `Name` with `InstallPackages`) and
+//! `Inventory/Deployed/<x>/Operations/Remove` (`RemovePackages`), each answered 202 and
+//! reported as the `OperationComplete` alert with a SCOMO result code.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde_json::json;
 
-use super::packagekit::{self, PackageInfo as Package, PackageKitProxy};
+use super::fetch::{Failure, fetch};
+use super::packagekit::{self, PackageInfo as Package, PackageKitProxy, TransactionError};
 use super::{HandlerError, Link, item};
 use crate::protocol::dmmo::DataNode;
 
@@ -91,24 +99,181 @@ pub fn deployed_data(packages: &[Package]) -> DataNode {
     )
 }
 
-/// `…/Status`: Remove Failed.
+/// What the handler writes for `packages`, in one `HandlerUpdate`: `Inventory/Deployed`
+/// whole, or the whole instance when it is not `present` yet.
+pub fn inventory_item(present: bool, packages: &[Package]) -> crate::protocol::dmmo::MoItem {
+    if present {
+        item(
+            &format!("{SCOMO}/{MIID}/Inventory/Deployed"),
+            "Deployed",
+            deployed_data(packages),
+        )
+    } else {
+        item(
+            &format!("{SCOMO}/{MIID}/"),
+            MIID,
+            DataNode::Interior(vec![
+                ("Download".into(), DataNode::Interior(vec![])),
+                (
+                    "Inventory".into(),
+                    DataNode::Interior(vec![
+                        ("Delivered".into(), DataNode::Interior(vec![])),
+                        ("Deployed".into(), deployed_data(packages)),
+                    ]),
+                ),
+            ]),
+        )
+    }
+}
+
+/// `Inventory/Deployed/<x>/Status`: Remove Failed.
 pub const STATUS_REMOVE_FAILED: i64 = 20;
-/// `…/Status`: Remove Progressing.
+/// `Inventory/Deployed/<x>/Status`: Remove Progressing.
 pub const STATUS_REMOVE_PROGRESSING: i64 = 30;
+
+/// `Download/<x>/Status` values (the SCOMO DDF).
+pub mod download_status {
+    /// Idle: nothing runs (again after a successful install).
+    pub const IDLE: i64 = 10;
+    /// The download failed.
+    pub const DOWNLOAD_FAILED: i64 = 20;
+    /// Downloading.
+    pub const DOWNLOAD_PROGRESSING: i64 = 30;
+    /// Downloaded.
+    pub const DOWNLOAD_COMPLETE: i64 = 40;
+    /// Installing.
+    pub const INSTALL_PROGRESSING: i64 = 50;
+    /// The install failed; the package is gone (the handler keeps no failed package).
+    pub const INSTALL_FAILED_NO_DATA: i64 = 70;
+}
+
 /// The alert reporting an operation's outcome (DM 2.0 TS §13.1's SCOMO example).
 pub const OPERATION_COMPLETE: &str = "urn:oma:at:scomo:1.0:OperationComplete";
-/// SCOMO result code: Successful.
-pub const RESULT_OK: u16 = 1200;
-/// SCOMO result code: the Remove operation failed.
-pub const RESULT_REMOVE_FAILED: u16 = 1408;
 
-/// The component an EXEC of `Inventory/Deployed/<x>/Operations/Remove` names.
-pub fn remove_target(client_uri: &str) -> Option<&str> {
-    client_uri
+/// SCOMO result codes (OMA-TS-DM-SCOMO-V1_0 §8.7) the handler reports.
+pub mod result {
+    /// Successful.
+    pub const OK: u16 = 1200;
+    /// Client error: the device's own fault (its configuration, its state).
+    pub const CLIENT_ERROR: u16 = 1400;
+    /// The download failed.
+    pub const DOWNLOAD_FAILED: u16 = 1402;
+    /// The download server wanted credentials the device lacks.
+    pub const DOWNLOAD_AUTH_FAILED: u16 = 1403;
+    /// No room on the device for the package.
+    pub const DOWNLOAD_NO_SPACE: u16 = 1404;
+    /// The install failed.
+    pub const INSTALL_FAILED: u16 = 1405;
+    /// The install failed for want of space.
+    pub const INSTALL_NO_SPACE: u16 = 1406;
+    /// The package failed validation: not a package, corrupted, its signature bad.
+    pub const VALIDATION_FAILED: u16 = 1407;
+    /// The removal failed.
+    pub const REMOVE_FAILED: u16 = 1408;
+    /// The device does not carry out the operation.
+    pub const NOT_IMPLEMENTED: u16 = 1411;
+    /// The package is for another environment (architecture, package format).
+    pub const UNSUPPORTED_ENVIRONMENT: u16 = 1413;
+    /// The download server answered with an error.
+    pub const DOWNLOAD_SERVER_ERROR: u16 = 1500;
+    /// The download server is unavailable or does not answer.
+    pub const DOWNLOAD_SERVER_UNAVAILABLE: u16 = 1501;
+}
+
+/// What an EXEC on a SCOMO node asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// `Inventory/Deployed/<x>/Operations/Remove`.
+    Remove(String),
+    /// `Download/<x>/Operations/DownloadInstall`.
+    DownloadInstall(String),
+    /// Another SCOMO operation on `Download/<x>` (`Download` alone,
+    /// `DownloadInstallInactive`): a Debian or RPM package has no inactive state, and a
+    /// downloaded, uninstalled package is not kept.
+    NotImplemented(String),
+}
+
+/// The operation an EXEC of `client_uri` names, `None` for a node that is no operation.
+pub fn parse_target(client_uri: &str) -> Option<Operation> {
+    let rest = client_uri
         .strip_prefix(SCOMO)?
-        .strip_prefix(&format!("/{MIID}/Inventory/Deployed/"))?
-        .strip_suffix("/Operations/Remove")
-        .filter(|x| !x.is_empty() && !x.contains('/'))
+        .strip_prefix(&format!("/{MIID}/"))?;
+    let one = |x: &str| !x.is_empty() && !x.contains('/');
+    if let Some(x) = rest
+        .strip_prefix("Inventory/Deployed/")
+        .and_then(|r| r.strip_suffix("/Operations/Remove"))
+    {
+        return one(x).then(|| Operation::Remove(x.to_owned()));
+    }
+    let (x, op) = rest.strip_prefix("Download/")?.split_once("/Operations/")?;
+    if !one(x) {
+        return None;
+    }
+    match op {
+        "DownloadInstall" => Some(Operation::DownloadInstall(x.to_owned())),
+        "Download" | "DownloadInstallInactive" => Some(Operation::NotImplemented(x.to_owned())),
+        _ => None,
+    }
+}
+
+/// What a download's failure is, as a SCOMO result code (§8.7).
+pub fn download_result_code(failure: Failure) -> u16 {
+    match failure {
+        Failure::Setup => result::CLIENT_ERROR,
+        Failure::Auth => result::DOWNLOAD_AUTH_FAILED,
+        Failure::NoSpace => result::DOWNLOAD_NO_SPACE,
+        Failure::ServerError => result::DOWNLOAD_SERVER_ERROR,
+        Failure::ServerUnavailable => result::DOWNLOAD_SERVER_UNAVAILABLE,
+        // SCOMO has no code of its own for a bad URL or a timeout.
+        Failure::BadUrl | Failure::Timeout | Failure::Network => result::DOWNLOAD_FAILED,
+    }
+}
+
+/// What PackageKit's error (`PkErrorEnum`) on an install is, as a SCOMO result code.
+pub fn install_result_code(error: &TransactionError) -> u16 {
+    let TransactionError::Failed { code, .. } = error else {
+        return result::INSTALL_FAILED;
+    };
+    match code {
+        // oom, no-space-on-device
+        1 | 46 => result::INSTALL_NO_SPACE,
+        // gpg-failure, bad-gpg-signature, missing-gpg-signature, invalid-package-file,
+        // package-corrupt, cannot-install-repo-unsigned
+        5 | 30 | 31 | 38 | 40 | 50 => result::VALIDATION_FAILED,
+        // no-network, package-download-failed, repo-not-available, no-more-mirrors-to-try:
+        // the package (or what it needs) could not be fetched.
+        2 | 10 | 37 | 43 => result::DOWNLOAD_FAILED,
+        // not-supported (a package format the backend does not take),
+        // incompatible-architecture
+        3 | 45 => result::UNSUPPORTED_ENVIRONMENT,
+        _ => result::INSTALL_FAILED,
+    }
+}
+
+/// The package format a file's first bytes show: `deb` (an `ar` archive that opens with
+/// `debian-binary`) or `rpm` (the RPM lead's magic); `None` for anything else.
+pub fn package_kind(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"!<arch>\ndebian-binary") {
+        Some("deb")
+    } else if head.starts_with(&[0xed, 0xab, 0xee, 0xdb]) {
+        Some("rpm")
+    } else {
+        None
+    }
+}
+
+/// A file name for what the Download entry `x` fetches, one per entry: the entry's name
+/// when it holds only letters, digits, `-` and `_`, else its bytes in hex (a node name may
+/// hold `.`, `~` and more), so that it stays one name in the state directory.
+fn file_stem(x: &str) -> String {
+    if x.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        format!("download-{x}")
+    } else {
+        let hex: String = x.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("download~{hex}")
+    }
 }
 
 /// The OperationComplete alert (the form of DM 2.0 TS §13.1): the EXEC'd node, the
@@ -123,86 +288,440 @@ pub fn operation_complete(
         "AlertType": OPERATION_COMPLETE,
         "SourceURI": client_uri,
         "TargetURI": component,
-        "Mark": if code == RESULT_OK { "informational" } else { "critical" },
+        "Mark": if code == result::OK { "informational" } else { "critical" },
         "DataType": "application/json",
         "Data": {"ResultCode": code, "Identifier": id},
     })
 }
 
-/// The SCOMO handler's inventory side.
+/// What the handler needs to fetch packages: omadmd's settings (for its HTTP rules), where
+/// fetched packages wait for their install, and the largest it fetches.
+#[derive(Debug, Clone)]
+pub struct Downloads {
+    /// omadmd's settings.
+    pub settings: crate::config::Settings,
+    /// The state directory.
+    pub dir: PathBuf,
+    /// The largest package fetched, in bytes.
+    pub max_bytes: u64,
+}
+
+/// What an install attempt left for a restart to find: the package it was installing.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Installing {
+    name: String,
+    version: String,
+}
+
+/// An operation's outcome: the result code, the component it concerns (a
+/// `Inventory/Deployed/<x>` when one is installed, else the node operated on) and its ID.
+struct Outcome {
+    code: u16,
+    target: String,
+    id: String,
+}
+
+/// The SCOMO handler.
 #[derive(Debug)]
 pub struct Scomo {
     link: Link,
     packagekit: PackageKitProxy<'static>,
+    downloads: Downloads,
     /// The inventory last written, to write only a changed one.
     written: Mutex<Option<Vec<Package>>>,
     /// The transactions the handler itself started (its reads).
-    own: Mutex<std::collections::HashSet<String>>,
+    own: Mutex<HashSet<String>>,
+    /// The operations running, by the ClientURI of their component: one at a time each.
+    running: Mutex<HashSet<String>>,
 }
 
 impl Scomo {
-    /// Over the daemon link and PackageKit.
-    pub fn new(link: Link, packagekit: PackageKitProxy<'static>) -> Scomo {
+    /// Over the daemon link and PackageKit, fetching packages as `downloads` says.
+    pub fn new(link: Link, packagekit: PackageKitProxy<'static>, downloads: Downloads) -> Scomo {
         Scomo {
             link,
             packagekit,
+            downloads,
             written: Mutex::new(None),
-            own: Mutex::new(std::collections::HashSet::new()),
+            own: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Removes the component `x` (an EXEC of its `Operations/Remove`, accepted with 202)
-    /// and reports the outcome with `token`.
-    pub async fn remove(&self, token: String, client_uri: String, x: String) {
-        let deployed = format!("{SCOMO}/{MIID}/Inventory/Deployed/{x}");
-        let leaf = |n: &str| format!("{deployed}/{n}");
-        let text = |v: Option<serde_json::Value>| {
-            v.and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        };
-        let id = text(self.link.read_leaf(&leaf("ID")).await.ok().flatten());
-        let pkg = text(self.link.read_leaf(&leaf("PkgIDRef")).await.ok().flatten());
-        let _ = self
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hears the path of a transaction the handler starts.
+    fn started(&self) -> impl FnOnce(&str) + '_ {
+        |path| {
+            self.own
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path.to_owned());
+        }
+    }
+
+    async fn text(&self, client_uri: &str) -> String {
+        self.link
+            .read_leaf(client_uri)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    async fn set_status(&self, node: &str, value: i64) {
+        if let Err(e) = self
             .link
-            .put_leaf(&leaf("Status"), "Status", json!(STATUS_REMOVE_PROGRESSING))
-            .await;
-        let removed = packagekit::remove(
-            &self.packagekit,
-            |path| {
-                self.own
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(path.to_owned());
-            },
-            &pkg,
-        )
-        .await;
-        let code = match removed {
+            .put_leaf(&format!("{node}/Status"), "Status", json!(value))
+            .await
+        {
+            tracing::warn!(error = %e, node, "cannot set the Status");
+        }
+    }
+
+    /// Whether an EXEC of `client_uri` starts now: the operation (the caller answers 202
+    /// and runs it), or the DM status refusing it (TS App. C) and, for a SCOMO operation
+    /// the device does not carry out, the OperationComplete alert saying so (1411) that the
+    /// daemon sends to the EXEC's ServerURI.
+    pub fn accept(&self, client_uri: &str) -> Result<Operation, (u16, Option<serde_json::Value>)> {
+        let op = parse_target(client_uri).ok_or((crate::protocol::sc::NOT_ALLOWED, None))?;
+        let component = match &op {
+            Operation::Remove(x) => format!("{SCOMO}/{MIID}/Inventory/Deployed/{x}"),
+            Operation::DownloadInstall(x) => format!("{SCOMO}/{MIID}/Download/{x}"),
+            Operation::NotImplemented(x) => {
+                let alert = operation_complete(
+                    client_uri,
+                    &format!("{SCOMO}/{MIID}/Download/{x}"),
+                    result::NOT_IMPLEMENTED,
+                    x,
+                );
+                return Err((crate::protocol::sc::NOT_IMPLEMENTED, Some(alert)));
+            }
+        };
+        if !self.running().insert(component) {
+            tracing::info!(node = %client_uri, "refused: another operation on this component runs");
+            return Err((crate::protocol::sc::SERVICE_UNAVAILABLE, None));
+        }
+        Ok(op)
+    }
+
+    /// Runs an accepted operation to its end and reports it with `token`.
+    pub async fn run(&self, token: String, client_uri: String, server_id: String, op: Operation) {
+        let (component, outcome) = match op {
+            Operation::Remove(x) => {
+                let node = format!("{SCOMO}/{MIID}/Inventory/Deployed/{x}");
+                let outcome = self.remove(&node).await;
+                (node, outcome)
+            }
+            Operation::DownloadInstall(x) => {
+                let node = format!("{SCOMO}/{MIID}/Download/{x}");
+                let outcome = self.download_install(&node, &x, &server_id).await;
+                (node, outcome)
+            }
+            Operation::NotImplemented(_) => return,
+        };
+        self.running().remove(&component);
+        self.report(&token, &client_uri, &outcome).await;
+    }
+
+    async fn report(&self, token: &str, client_uri: &str, outcome: &Outcome) {
+        let alert =
+            operation_complete(client_uri, &outcome.target, outcome.code, &outcome.id).to_string();
+        let status = if outcome.code == result::OK { 200 } else { 500 };
+        match self.link.manager().exec_result(token, status, &alert).await {
+            Ok(()) => {
+                tracing::info!(node = %client_uri, result = outcome.code, "SCOMO result reported")
+            }
+            Err(e) => tracing::error!(error = %e, node = %client_uri, result = outcome.code,
+                "cannot report the SCOMO result; it is reported when the daemon is back"),
+        }
+    }
+
+    /// Removes the component at `node` (`Inventory/Deployed/<x>`).
+    async fn remove(&self, node: &str) -> Outcome {
+        let id = self.text(&format!("{node}/ID")).await;
+        let pkg = self.text(&format!("{node}/PkgIDRef")).await;
+        self.set_status(node, STATUS_REMOVE_PROGRESSING).await;
+        let code = match packagekit::remove(&self.packagekit, self.started(), &pkg).await {
             Ok(()) => {
                 tracing::info!(package = %pkg, "package removed");
                 if let Err(e) = self.sync_inventory().await {
                     tracing::warn!(error = %e, "cannot read the inventory after the removal");
                 }
-                RESULT_OK
+                result::OK
             }
             Err(e) => {
                 tracing::warn!(error = %e, package = %pkg, "removal failed");
-                let _ = self
-                    .link
-                    .put_leaf(&leaf("Status"), "Status", json!(STATUS_REMOVE_FAILED))
-                    .await;
-                RESULT_REMOVE_FAILED
+                self.set_status(node, STATUS_REMOVE_FAILED).await;
+                result::REMOVE_FAILED
             }
         };
-        let alert = operation_complete(&client_uri, &deployed, code, &id).to_string();
-        let status = if code == RESULT_OK { 200 } else { 500 };
-        if let Err(e) = self
-            .link
-            .manager()
-            .exec_result(&token, status, &alert)
+        Outcome {
+            code,
+            target: node.to_owned(),
+            id,
+        }
+    }
+
+    /// Fetches and installs what the Download entry at `node` (named `x`) names: its
+    /// `PkgURL`, else the package called `Name` in the device's repositories. `Status`
+    /// follows (30, 40, 50; 10 again when installed; 20 or 70 when it failed).
+    async fn download_install(&self, node: &str, x: &str, server_id: &str) -> Outcome {
+        let url = self.text(&format!("{node}/PkgURL")).await;
+        let name = self.text(&format!("{node}/Name")).await;
+        let pkg_id = self.text(&format!("{node}/PkgID")).await;
+        let installed = if !url.is_empty() {
+            self.install_from(node, x, &url, server_id).await
+        } else if !name.is_empty() {
+            self.install_named(node, &name).await
+        } else {
+            tracing::warn!(node, "the Download entry names no PkgURL and no Name");
+            Err((download_status::DOWNLOAD_FAILED, result::DOWNLOAD_FAILED))
+        };
+        match installed {
+            Ok(package) => {
+                tracing::info!(package = %package.id, "package installed");
+                self.set_status(node, download_status::IDLE).await;
+                self.installed_outcome(&package.name).await
+            }
+            Err((status, code)) => {
+                self.set_status(node, status).await;
+                Outcome {
+                    code,
+                    target: node.to_owned(),
+                    id: if pkg_id.is_empty() {
+                        x.to_owned()
+                    } else {
+                        pkg_id
+                    },
+                }
+            }
+        }
+    }
+
+    /// Success for the package `name`, named by its component after the inventory is read
+    /// again.
+    async fn installed_outcome(&self, name: &str) -> Outcome {
+        if let Err(e) = self.sync_inventory().await {
+            tracing::warn!(error = %e, "cannot read the inventory after the install");
+        }
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let component = written.as_deref().and_then(|packages| {
+            packages
+                .iter()
+                .zip(node_names(packages))
+                .find(|(p, _)| p.name == name)
+                .map(|(_, n)| n)
+        });
+        Outcome {
+            code: result::OK,
+            target: format!(
+                "{SCOMO}/{MIID}/Inventory/Deployed/{}",
+                component.as_deref().unwrap_or(name)
+            ),
+            id: name.to_owned(),
+        }
+    }
+
+    fn record_path(&self, x: &str) -> PathBuf {
+        self.downloads.dir.join(format!("{}.json", file_stem(x)))
+    }
+
+    /// A package file from `url`: fetched (Status 30, then 40), checked to be a package
+    /// (its format, and that PackageKit can read it), installed (Status 50). The file is
+    /// gone afterwards, whatever happened.
+    async fn install_from(
+        &self,
+        node: &str,
+        x: &str,
+        url: &str,
+        server_id: &str,
+    ) -> Result<Package, (i64, u16)> {
+        use download_status as st;
+        self.set_status(node, st::DOWNLOAD_PROGRESSING).await;
+        let fetched = self.downloads.dir.join(format!("{}.pkg", file_stem(x)));
+        fetch(
+            &self.link,
+            &self.downloads.settings,
+            server_id,
+            url,
+            &fetched,
+            self.downloads.max_bytes,
+        )
+        .await
+        .map_err(|f| (st::DOWNLOAD_FAILED, download_result_code(f)))?;
+        self.set_status(node, st::DOWNLOAD_COMPLETE).await;
+        let failed = |code| (st::INSTALL_FAILED_NO_DATA, code);
+        let mut head = [0u8; 24];
+        let kind = std::fs::File::open(&fetched)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .ok()
+            .and_then(|n| package_kind(&head[..n]));
+        let Some(kind) = kind else {
+            let _ = std::fs::remove_file(&fetched);
+            tracing::warn!(node, "the downloaded file is neither a .deb nor an .rpm");
+            return Err(failed(result::VALIDATION_FAILED));
+        };
+        // PackageKit tells a package's type by its name too.
+        let file = fetched.with_extension(kind);
+        if std::fs::rename(&fetched, &file).is_err() {
+            let _ = std::fs::remove_file(&fetched);
+            return Err(failed(result::DOWNLOAD_NO_SPACE));
+        }
+        let path = file.to_string_lossy().into_owned();
+        let outcome = self.install_file(node, x, &path).await;
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(self.record_path(x));
+        outcome.map_err(failed)
+    }
+
+    async fn install_file(&self, node: &str, x: &str, path: &str) -> Result<Package, u16> {
+        let package = packagekit::local_package(&self.packagekit, self.started(), path)
             .await
-        {
-            tracing::error!(error = %e, "cannot report the SCOMO result");
+            .map_err(|e| {
+                tracing::warn!(error = %e, "PackageKit cannot read the package");
+                result::VALIDATION_FAILED
+            })?;
+        // A restart finds what was being installed (recover).
+        let record = Installing {
+            name: package.name.clone(),
+            version: package.version.clone(),
+        };
+        if let Ok(text) = serde_json::to_vec(&record) {
+            let _ = std::fs::write(self.record_path(x), text);
+        }
+        self.set_status(node, download_status::INSTALL_PROGRESSING)
+            .await;
+        tracing::info!(package = %package.id, "installing");
+        packagekit::install_file(&self.packagekit, self.started(), path)
+            .await
+            .map_err(|e| {
+                let code = install_result_code(&e);
+                tracing::warn!(error = %e, result = code, "the install failed");
+                code
+            })?;
+        Ok(package)
+    }
+
+    /// The package `name` from the device's repositories (Status 50), trusted ones only.
+    async fn install_named(&self, node: &str, name: &str) -> Result<Package, (i64, u16)> {
+        use download_status as st;
+        self.set_status(node, st::INSTALL_PROGRESSING).await;
+        let found = packagekit::resolve(&self.packagekit, self.started(), name)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, name, "cannot look the package up");
+                (st::INSTALL_FAILED_NO_DATA, install_result_code(&e))
+            })?;
+        let Some((installed, package)) = found else {
+            tracing::warn!(name, "no such package in the device's repositories");
+            return Err((st::DOWNLOAD_FAILED, result::DOWNLOAD_FAILED));
+        };
+        if installed {
+            tracing::info!(package = %package.id, "already installed");
+            return Ok(package);
+        }
+        packagekit::install_package(&self.packagekit, self.started(), &package.id)
+            .await
+            .map_err(|e| {
+                let code = install_result_code(&e);
+                tracing::warn!(error = %e, result = code, "the install failed");
+                (st::INSTALL_FAILED_NO_DATA, code)
+            })?;
+        Ok(package)
+    }
+
+    /// After a restart of the handler or the daemon (the inventory read first): reports
+    /// the operations that were accepted and not answered. What the inventory now says
+    /// decides: a removed component is gone, an installed package is listed with the
+    /// version that was being installed; anything else failed, cut short (the handler
+    /// does not retry what a server did not ask again).
+    pub async fn recover(&self) -> Result<(), HandlerError> {
+        for (token, client_uri, _server) in self.link.manager().pending_execs().await? {
+            let Some(op) = parse_target(&client_uri) else {
+                continue;
+            };
+            let outcome = match op {
+                Operation::Remove(x) => {
+                    let node = format!("{SCOMO}/{MIID}/Inventory/Deployed/{x}");
+                    if self.running().contains(&node) {
+                        continue;
+                    }
+                    let present = self.link.read_leaf(&format!("{node}/ID")).await?;
+                    Outcome {
+                        code: if present.is_some() {
+                            result::REMOVE_FAILED
+                        } else {
+                            result::OK
+                        },
+                        target: node,
+                        id: present
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or(x),
+                    }
+                }
+                Operation::DownloadInstall(x) => {
+                    let node = format!("{SCOMO}/{MIID}/Download/{x}");
+                    if self.running().contains(&node) {
+                        continue;
+                    }
+                    self.recover_install(&node, &x).await
+                }
+                Operation::NotImplemented(_) => continue,
+            };
+            tracing::info!(node = %client_uri, result = outcome.code, "reporting an operation from before the restart");
+            self.report(&token, &client_uri, &outcome).await;
+        }
+        Ok(())
+    }
+
+    async fn recover_install(&self, node: &str, x: &str) -> Outcome {
+        use download_status as st;
+        let record: Option<Installing> = std::fs::read(self.record_path(x))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        for stem in [".pkg", ".part", ".deb", ".rpm", ".json"] {
+            let _ =
+                std::fs::remove_file(self.downloads.dir.join(format!("{}{stem}", file_stem(x))));
+        }
+        let listed = record.as_ref().is_some_and(|r| {
+            self.written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_deref()
+                .is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p.name == r.name && p.version == r.version)
+                })
+        });
+        if let (true, Some(r)) = (listed, &record) {
+            self.set_status(node, st::IDLE).await;
+            return self.installed_outcome(&r.name).await;
+        }
+        let status = self
+            .link
+            .read_leaf(&format!("{node}/Status"))
+            .await
+            .ok()
+            .flatten();
+        let (status, code) = if status.and_then(|v| v.as_i64()) == Some(st::DOWNLOAD_PROGRESSING) {
+            (st::DOWNLOAD_FAILED, result::DOWNLOAD_FAILED)
+        } else {
+            (st::INSTALL_FAILED_NO_DATA, result::INSTALL_FAILED)
+        };
+        self.set_status(node, status).await;
+        let pkg_id = self.text(&format!("{node}/PkgID")).await;
+        Outcome {
+            code,
+            target: node.to_owned(),
+            id: if pkg_id.is_empty() {
+                x.to_owned()
+            } else {
+                pkg_id
+            },
         }
     }
 
@@ -222,17 +741,12 @@ impl Scomo {
     /// instance (the first time) or `Inventory/Deployed` whole, in one transaction.
     /// Returns how many packages are listed.
     pub async fn sync_inventory(&self) -> Result<usize, HandlerError> {
-        let mut packages = packagekit::installed(&self.packagekit, |path| {
-            self.own
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(path.to_owned());
-        })
-        .await
-        .map_err(|e| match e {
-            packagekit::TransactionError::Bus(b) => HandlerError::Bus(b),
-            other => HandlerError::Data(other.to_string()),
-        })?;
+        let mut packages = packagekit::installed(&self.packagekit, self.started())
+            .await
+            .map_err(|e| match e {
+                TransactionError::Bus(b) => HandlerError::Bus(b),
+                other => HandlerError::Data(other.to_string()),
+            })?;
         packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
         let count = packages.len();
         if self
@@ -251,28 +765,7 @@ impl Scomo {
             .await?
             .iter()
             .any(|(moid, miid, _)| moid == SCOMO && miid == MIID);
-        let put = if present {
-            item(
-                &format!("{SCOMO}/{MIID}/Inventory/Deployed"),
-                "Deployed",
-                deployed_data(&packages),
-            )
-        } else {
-            item(
-                &format!("{SCOMO}/{MIID}/"),
-                MIID,
-                DataNode::Interior(vec![
-                    ("Download".into(), DataNode::Interior(vec![])),
-                    (
-                        "Inventory".into(),
-                        DataNode::Interior(vec![
-                            ("Delivered".into(), DataNode::Interior(vec![])),
-                            ("Deployed".into(), deployed_data(&packages)),
-                        ]),
-                    ),
-                ]),
-            )
-        };
+        let put = inventory_item(present, &packages);
         self.link.update(&[put], &[]).await?;
         tracing::info!(packages = count, "SCOMO inventory written");
         *self.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(packages);
@@ -280,9 +773,9 @@ impl Scomo {
     }
 }
 
-/// The ExecHandler object omadmd calls: `Inventory/Deployed/<x>/Operations/Remove` is
-/// carried out (202, then the OperationComplete alert); installing from `Download/<x>` is
-/// not yet (501, Not Implemented).
+/// The ExecHandler object omadmd calls: `Download/<x>/Operations/DownloadInstall` and
+/// `Inventory/Deployed/<x>/Operations/Remove` are carried out (202, then the
+/// OperationComplete alert); the other SCOMO operations are not (501, Not Implemented).
 #[derive(Debug)]
 pub struct ExecObject(pub std::sync::Arc<Scomo>);
 
@@ -293,7 +786,7 @@ impl ExecObject {
         &self,
         token: String,
         client_uri: String,
-        _server_id: String,
+        server_id: String,
         #[zbus(header)] header: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> (u32, String) {
@@ -301,16 +794,19 @@ impl ExecObject {
         if !crate::dbus::client::from_daemon(conn, &header).await {
             return (u32::from(crate::protocol::sc::FORBIDDEN), String::new());
         }
-        let Some(x) = remove_target(&client_uri).map(str::to_owned) else {
-            tracing::info!(node = %client_uri, "SCOMO operation not implemented yet");
-            return (
-                u32::from(crate::protocol::sc::NOT_IMPLEMENTED),
-                String::new(),
-            );
+        let op = match self.0.accept(&client_uri) {
+            Ok(op) => op,
+            Err((status, alert)) => {
+                tracing::info!(node = %client_uri, status, "SCOMO operation refused");
+                return (
+                    u32::from(status),
+                    alert.map(|a| a.to_string()).unwrap_or_default(),
+                );
+            }
         };
-        tracing::info!(node = %client_uri, "SCOMO removal accepted");
+        tracing::info!(node = %client_uri, "SCOMO operation accepted");
         let scomo = self.0.clone();
-        tokio::spawn(async move { scomo.remove(token, client_uri, x).await });
+        tokio::spawn(async move { scomo.run(token, client_uri, server_id, op).await });
         (u32::from(crate::protocol::sc::ACCEPTED), String::new())
     }
 }
@@ -324,27 +820,109 @@ mod tests {
     }
 
     #[test]
-    fn removals_name_one_component_and_report_as_the_ts_shows() {
+    fn exec_targets_name_one_operation_on_one_component() {
+        let op = |rest: &str| parse_target(&format!("urn:oma:mo:oma-scomo:1.0/SCOMO/{rest}"));
         assert_eq!(
-            remove_target(
-                "urn:oma:mo:oma-scomo:1.0/SCOMO/Inventory/Deployed/bash/Operations/Remove"
-            ),
-            Some("bash")
+            op("Inventory/Deployed/bash/Operations/Remove"),
+            Some(Operation::Remove("bash".into()))
+        );
+        assert_eq!(
+            op("Download/p1/Operations/DownloadInstall"),
+            Some(Operation::DownloadInstall("p1".into()))
+        );
+        assert_eq!(
+            op("Download/p1/Operations/Download"),
+            Some(Operation::NotImplemented("p1".into()))
+        );
+        assert_eq!(
+            op("Download/p1/Operations/DownloadInstallInactive"),
+            Some(Operation::NotImplemented("p1".into()))
         );
         for other in [
-            "urn:oma:mo:oma-scomo:1.0/SCOMO/Inventory/Deployed//Operations/Remove",
-            "urn:oma:mo:oma-scomo:1.0/SCOMO/Download/p1/Operations/DownloadInstall",
-            "urn:oma:mo:oma-scomo:1.0/SCOMO/Inventory/Deployed/a/b/Operations/Remove",
+            "Inventory/Deployed//Operations/Remove",
+            "Inventory/Deployed/a/b/Operations/Remove",
+            "Download//Operations/DownloadInstall",
+            "Download/a/b/Operations/DownloadInstall",
+            "Download/p1/Operations/Reboot",
+            "Download/p1/PkgURL",
         ] {
-            assert_eq!(remove_target(other), None, "{other}");
+            assert_eq!(op(other), None, "{other}");
         }
-        let a = operation_complete("s", "t", RESULT_OK, "bash");
+        assert_eq!(
+            parse_target("urn:oma:mo:oma-scomo:1.0/Other/Download/p1/Operations/DownloadInstall"),
+            None
+        );
+    }
+
+    #[test]
+    fn outcomes_are_reported_as_the_ts_shows() {
+        let a = operation_complete("s", "t", result::OK, "bash");
         assert_eq!(a["AlertType"], "urn:oma:at:scomo:1.0:OperationComplete");
         assert_eq!(a["Data"]["ResultCode"], 1200);
         assert_eq!(a["Data"]["Identifier"], "bash");
         assert_eq!(a["TargetURI"], "t");
+        assert_eq!(a["Mark"], "informational");
         let parsed: crate::protocol::packages::Alert = serde_json::from_value(a).unwrap();
         assert_eq!(parsed.data_type.as_deref(), Some("application/json"));
+        let failed = operation_complete("s", "t", result::INSTALL_FAILED, "p1");
+        assert_eq!(failed["Mark"], "critical");
+    }
+
+    #[test]
+    fn failures_become_scomo_result_codes() {
+        for (failure, code) in [
+            (Failure::BadUrl, 1402),
+            (Failure::Timeout, 1402),
+            (Failure::Network, 1402),
+            (Failure::Auth, 1403),
+            (Failure::NoSpace, 1404),
+            (Failure::ServerError, 1500),
+            (Failure::ServerUnavailable, 1501),
+            (Failure::Setup, 1400),
+        ] {
+            assert_eq!(download_result_code(failure), code, "{failure:?}");
+        }
+        let pk = |code| TransactionError::Failed {
+            code,
+            details: String::new(),
+        };
+        // PkErrorEnum: package-corrupt, cannot-install-repo-unsigned, no-space-on-device,
+        // incompatible-architecture, package-failed-to-install, package-download-failed.
+        for (code, result) in [
+            (40, 1407),
+            (50, 1407),
+            (46, 1406),
+            (45, 1413),
+            (58, 1405),
+            (10, 1402),
+        ] {
+            assert_eq!(install_result_code(&pk(code)), result, "PkErrorEnum {code}");
+        }
+        let bus = TransactionError::Bus(zbus::Error::Failure("gone".into()));
+        assert_eq!(install_result_code(&bus), 1405);
+    }
+
+    #[test]
+    fn package_files_are_known_by_their_first_bytes() {
+        assert_eq!(
+            package_kind(b"!<arch>\ndebian-binary   1700000000"),
+            Some("deb")
+        );
+        assert_eq!(package_kind(&[0xed, 0xab, 0xee, 0xdb, 3, 0]), Some("rpm"));
+        assert_eq!(package_kind(b"!<arch>\nlibfoo.o/"), None);
+        assert_eq!(package_kind(b"<html>"), None);
+        assert_eq!(package_kind(b""), None);
+    }
+
+    #[test]
+    fn each_download_entry_has_a_file_name_of_its_own() {
+        assert_eq!(file_stem("p1"), "download-p1");
+        assert_eq!(file_stem("a_b-2"), "download-a_b-2");
+        // Dots and the like are spelled out: no two entries share a file, none leaves
+        // the directory.
+        assert_eq!(file_stem(".."), "download~2e2e");
+        assert_ne!(file_stem("a.b"), file_stem("a_b"));
+        assert_ne!(file_stem("a.b"), file_stem("a~b"));
     }
 
     #[test]
@@ -384,5 +962,31 @@ mod tests {
         ] {
             assert!(paths.contains(&p), "{p} in {paths:?}");
         }
+    }
+
+    /// A server adds a Download entry with its own leaves; the device's Status (10) and
+    /// the DownloadInstall operation come from the definition.
+    #[test]
+    fn a_download_entry_gets_its_status_and_operation() {
+        let def = crate::mo::ddf::parse(include_str!("../../data/ddf/scomo/oma-scomo-1.0.ddf.xml"))
+            .unwrap();
+        let entry = crate::mo::def_at(&def.root, "Download/p1").unwrap();
+        let data = DataNode::Interior(vec![
+            ("PkgID".into(), DataNode::Leaf(json!("hello-1.0"))),
+            (
+                "PkgURL".into(),
+                DataNode::Leaf(json!("https://repo.example.com/hello.deb")),
+            ),
+        ]);
+        let nodes = crate::mo::build_nodes(SCOMO, Some(entry), "Download/p1", &data, 1024).unwrap();
+        let get = |p: &str| nodes.iter().find(|n| n.path == p);
+        assert_eq!(
+            get("Download/p1/Status").and_then(|n| n.value.clone()),
+            Some(crate::tree::Value::Int(10))
+        );
+        let op = get("Download/p1/Operations/DownloadInstall").expect("the operation");
+        assert!(op.props.access.contains(crate::tree::AccessType::EXEC));
+        // The operations not carried out are not offered.
+        assert!(get("Download/p1/Operations/DownloadInstallInactive").is_none());
     }
 }

@@ -1,7 +1,10 @@
-//! SCOMO's inventory from the real PackageKit: packagekitd (apt backend) runs on the
-//! private bus, with the real polkitd beside it, and reads this machine's packages;
-//! omadm-packagekit keeps `Inventory/Deployed` in step, including after another program
-//! installs and removes a package built here.
+//! SCOMO through the real PackageKit: packagekitd (apt backend) runs on the private bus,
+//! with the real polkitd beside it, and reads this machine's packages; omadm-packagekit
+//! keeps `Inventory/Deployed` in step, including after another program installs and removes
+//! a package built here, and a server installs packages built here (and fails to install a
+//! corrupted one and one that is not there) and removes them, through the TS's node names,
+//! with the outcomes reported as OperationComplete alerts, also across a handler killed
+//! mid-install.
 
 use std::path::Path;
 use std::process::Command;
@@ -77,19 +80,21 @@ fn deployed(bus: &str) -> serde_json::Map<String, serde_json::Value> {
 
 /// A tiny package built here, installed and removed through PackageKit by "another
 /// program" (pkcon).
-fn build_deb(dir: &Path) -> std::path::PathBuf {
-    let root = dir.join("pkg");
+fn build_deb(dir: &Path, version: &str) -> std::path::PathBuf {
+    let root = dir.join(format!("pkg-{version}"));
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(root.join("usr/share/doc/omadm-scomo-test")).unwrap();
     std::fs::write(
         root.join("DEBIAN/control"),
-        "Package: omadm-scomo-test\nVersion: 1.2.3\nArchitecture: all\n\
+        format!(
+            "Package: omadm-scomo-test\nVersion: {version}\nArchitecture: all\n\
          Maintainer: omadmd tests <omadmd@lists.example.org>\n\
-         Description: a package omadmd's SCOMO test installs and removes\n",
+         Description: a package omadmd's SCOMO test installs and removes\n"
+        ),
     )
     .unwrap();
     std::fs::write(root.join("usr/share/doc/omadm-scomo-test/README"), "test\n").unwrap();
-    let deb = dir.join("omadm-scomo-test_1.2.3_all.deb");
+    let deb = dir.join(format!("omadm-scomo-test_{version}_all.deb"));
     let out = Command::new("dpkg-deb")
         .args(["--root-owner-group", "--build"])
         .arg(&root)
@@ -119,8 +124,78 @@ fn pkcon(bus: &str, args: &[&str]) {
     );
 }
 
+const DOWNLOAD: &str = "urn:oma:mo:oma-scomo:1.0/SCOMO/Download";
+
+/// The handler, its packages kept in `state`; under `strace` when `wrap` says how.
+fn start_handler(bus: &str, root: &Path, state: &Path, wrap: &[&str]) -> Daemon {
+    let exe = env!("CARGO_BIN_EXE_omadm-packagekit");
+    let mut cmd = match wrap.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.arg("--config-root")
+        .arg(root)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("-v")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .env_remove("JOURNAL_STREAM");
+    Daemon::spawn_cmd(cmd)
+}
+
+/// The OperationComplete alerts the server received: (SourceURI, TargetURI, ResultCode,
+/// Identifier), sorted.
+fn scomo_alerts(server: &TestServer) -> Vec<(String, String, i64, String)> {
+    let mut all: Vec<_> = server
+        .of_kind("package1")
+        .iter()
+        .flat_map(|p| p["body"]["Alert"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["AlertType"] == "urn:oma:at:scomo:1.0:OperationComplete")
+        .map(|a| {
+            (
+                a["SourceURI"].as_str().unwrap_or_default().to_owned(),
+                a["TargetURI"].as_str().unwrap_or_default().to_owned(),
+                a["Data"]["ResultCode"].as_i64().unwrap_or_default(),
+                a["Data"]["Identifier"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// A Download entry as a server adds it: its ID, name and URL; the device adds Status and
+/// Operations.
+fn entry(x: &str, url: &str) -> serde_json::Value {
+    let mut data = json!({"PkgID": format!("pkg-{x}"), "Name": "omadm-scomo-test", "PkgURL": url});
+    if x == "p1" {
+        // An operation the device does not carry out, added by the server.
+        data["Operations"] = json!({"DownloadInstallInactive": {}});
+    }
+    // A string body, so that the server puts its address for `{base}`.
+    let body = json!([{"ClientURI": format!("{DOWNLOAD}/{x}"), "MOData": {x: data}}]);
+    json!({"content_type": "application/dmmo+json", "body": body.to_string()})
+}
+
+fn installed_version() -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status} ${Version}", "omadm-scomo-test"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.strip_prefix("install ok installed ")
+        .map(str::to_owned)
+}
+
 #[test]
-fn the_inventory_is_what_packagekit_says_is_installed() {
+fn a_server_manages_software_through_packagekit() {
     if !can_run() {
         return;
     }
@@ -128,16 +203,63 @@ fn the_inventory_is_what_packagekit_says_is_installed() {
     let _ = Command::new("dpkg")
         .args(["--purge", "omadm-scomo-test"])
         .output();
-    // The server: nothing in the BootstrapComplete session; then it removes the package
-    // another program installed, through SCOMO, and hears the outcome.
+    let scratch = tempfile::tempdir().unwrap();
+    let deb = build_deb(scratch.path(), "1.2.3");
+    let newer = build_deb(scratch.path(), "1.2.4");
+    let corrupt = scratch.path().join("corrupt.deb");
+    let bytes = std::fs::read(&deb).unwrap();
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 3]).unwrap();
+    let exec = |x: &str, op: &str| {
+        json!([
+            "EXEC",
+            format!("{DOWNLOAD}/{x}/Operations/{op}"),
+            "{base}/dm/scomo"
+        ])
+    };
+    let hget = |x: &str| {
+        json!([
+            "HGET",
+            format!("{{base}}/repo/{x}"),
+            format!("{DOWNLOAD}/{x}")
+        ])
+    };
     let end = json!({"packages": [{"CMD": [["END"]]}]});
     let remove = format!("{DEPLOYED}/omadm-scomo-test/Operations/Remove");
     let server = TestServer::start(
-        &json!({"sessions": [
-            end,
+        &json!({
+        // Results go to /dm/scomo, in as many sessions as it takes: the sessions below are
+        // played by the test's own (to /dm) only.
+        "played_at": "/dm",
+        "sessions": [
+            // BootstrapComplete.
+            end.clone(),
+            // The package another program installed: removed.
             {"packages": [{"CMD": [["EXEC", remove, "{base}/dm/scomo"]]}, {"expect": [202], "CMD": [["END"]]}]},
-            end.clone(), end.clone(), end
-        ]}),
+            // Three Download entries: a good package, a corrupted one, a URL with nothing
+            // at it; each installed. DownloadInstallInactive is not carried out (its 1411
+            // comes as an alert too).
+            {"packages": [
+                {"CMD": [hget("p1"), hget("bad"), hget("gone"),
+                         exec("p1", "DownloadInstall"), exec("bad", "DownloadInstall"),
+                         exec("gone", "DownloadInstall"), exec("p1", "DownloadInstallInactive")]},
+                {"expect": [200, 200, 200, 202, 202, 202, 202], "CMD": [["END"]]}
+            ]},
+            // A newer version, whose install the handler does not live to report.
+            {"packages": [
+                {"CMD": [hget("p2"), exec("p2", "DownloadInstall")]},
+                {"expect": [200, 202], "CMD": [["END"]]}
+            ]},
+            end
+        ],
+        "repository": {
+            "/repo/p1": entry("p1", "{base}/repo/omadm-scomo-test_1.2.3_all.deb"),
+            "/repo/bad": entry("bad", "{base}/repo/corrupt.deb"),
+            "/repo/gone": entry("gone", "{base}/repo/nothing-here.deb"),
+            "/repo/p2": entry("p2", "{base}/repo/omadm-scomo-test_1.2.4_all.deb"),
+            "/repo/omadm-scomo-test_1.2.3_all.deb": {"content_type": "application/vnd.debian.binary-package", "file": deb},
+            "/repo/omadm-scomo-test_1.2.4_all.deb": {"content_type": "application/vnd.debian.binary-package", "file": newer},
+            "/repo/corrupt.deb": {"content_type": "application/vnd.debian.binary-package", "file": corrupt}
+        }}),
         false,
     );
     let bus = PrivateBus::start();
@@ -147,10 +269,8 @@ fn the_inventory_is_what_packagekit_says_is_installed() {
     root.write("etc/omadmd/ddf/oma-scomo-1.0.ddf.xml", SCOMO_DDF);
     let mut daemon = root.start_on_bus(&bus.address);
     daemon.wait_for("session ended", 30);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_omadm-packagekit"));
-    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .env_remove("JOURNAL_STREAM");
-    let mut handler = Daemon::spawn_cmd(cmd);
+    let state = scratch.path().join("state");
+    let mut handler = start_handler(&bus.address, &root.path(""), &state, &[]);
     handler.wait_for("registered with omadmd as the SCOMO handler", 120);
 
     // Every installed package, one node each, with what dpkg says of it.
@@ -171,8 +291,6 @@ fn the_inventory_is_what_packagekit_says_is_installed() {
     assert!(!list.contains_key("omadm-scomo-test"));
 
     // Another program installs a package through PackageKit: the inventory follows.
-    let scratch = tempfile::tempdir().unwrap();
-    let deb = build_deb(scratch.path());
     pkcon(&bus.address, &["install-local", deb.to_str().unwrap()]);
     wait_until("the new package in the inventory", 60, || {
         deployed(&bus.address).contains_key("omadm-scomo-test")
@@ -181,38 +299,158 @@ fn the_inventory_is_what_packagekit_says_is_installed() {
         deployed(&bus.address)["omadm-scomo-test"]["Version"],
         "1.2.3"
     );
+    let session = || {
+        let (code, out, err) =
+            crate::common::omadmctl(&bus.address, &["session", "start", "--wait"]);
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    let component = format!("{DEPLOYED}/omadm-scomo-test");
     // The server removes it: 202, the package goes (dpkg agrees), and the
     // OperationComplete alert says 1200 for that component.
-    let (code, out, err) = crate::common::omadmctl(&bus.address, &["session", "start", "--wait"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let alerts = || {
-        server
-            .of_kind("package1")
-            .iter()
-            .flat_map(|p| p["body"]["Alert"].as_array().cloned().unwrap_or_default())
-            .filter(|a| a["AlertType"] == "urn:oma:at:scomo:1.0:OperationComplete")
-            .collect::<Vec<_>>()
-    };
-    wait_until("the removal's result alert", 120, || !alerts().is_empty());
-    let alert = &alerts()[0];
-    assert_eq!(alert["SourceURI"], remove.as_str());
-    assert_eq!(alert["TargetURI"], format!("{DEPLOYED}/omadm-scomo-test"));
-    assert_eq!(alert["Data"]["ResultCode"], 1200, "{alert}");
-    assert_eq!(alert["Data"]["Identifier"], "omadm-scomo-test");
+    session();
+    wait_until("the removal's result alert", 120, || {
+        !scomo_alerts(&server).is_empty()
+    });
+    assert_eq!(
+        scomo_alerts(&server),
+        [(
+            remove.clone(),
+            component.clone(),
+            1200,
+            "omadm-scomo-test".into()
+        )]
+    );
     assert!(!deployed(&bus.address).contains_key("omadm-scomo-test"));
-    let status = Command::new("dpkg-query")
-        .args(["-W", "-f", "${Status}", "omadm-scomo-test"])
-        .output()
-        .unwrap();
+    assert_eq!(installed_version(), None, "still installed");
+
+    // The server installs from three Download entries: the good package is installed and
+    // listed; the corrupted one fails validation (1407); the missing one fails to download
+    // (1402). Each entry keeps its Status.
+    session();
+    wait_until("the four results", 120, || scomo_alerts(&server).len() >= 5);
+    let op = |x: &str| format!("{DOWNLOAD}/{x}/Operations/DownloadInstall");
+    let alerts = scomo_alerts(&server);
+    for expected in [
+        (
+            op("p1"),
+            component.clone(),
+            1200,
+            "omadm-scomo-test".to_owned(),
+        ),
+        (
+            op("bad"),
+            format!("{DOWNLOAD}/bad"),
+            1407,
+            "pkg-bad".to_owned(),
+        ),
+        (
+            op("gone"),
+            format!("{DOWNLOAD}/gone"),
+            1402,
+            "pkg-gone".to_owned(),
+        ),
+        (
+            format!("{DOWNLOAD}/p1/Operations/DownloadInstallInactive"),
+            format!("{DOWNLOAD}/p1"),
+            1411,
+            "p1".to_owned(),
+        ),
+    ] {
+        assert!(
+            alerts.contains(&expected),
+            "{expected:?} in {alerts:#?}\n{}",
+            handler.log_so_far()
+        );
+    }
+    assert_eq!(installed_version().as_deref(), Some("1.2.3"));
+    assert_eq!(
+        deployed(&bus.address)["omadm-scomo-test"]["Version"],
+        "1.2.3"
+    );
+    let status = |x: &str| {
+        let (_, out, _) = crate::common::omadmctl(
+            &bus.address,
+            &["tree", "get", &format!("{DOWNLOAD}/{x}/Status")],
+        );
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["MOData"]["Status"].clone()
+    };
+    // 10 Idle after the install, 70 Install Failed (no data kept), 20 Download Failed.
+    assert_eq!(
+        [status("p1"), status("bad"), status("gone")],
+        [json!(10), json!(70), json!(20)]
+    );
+    // Nothing is left in the handler's directory.
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
+
+    // The handler is killed the moment PackageKit has installed 1.2.4 (when it lets go of
+    // the package file), before it reports. Started again, it reports what happened.
+    drop(handler);
+    let p2 = state.join("download-p2.deb");
+    let strace = [
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-P",
+        p2.to_str().unwrap(),
+        "-e",
+        "trace=unlink,unlinkat",
+        "-e",
+        "inject=unlink,unlinkat:signal=SIGKILL",
+    ];
+    let mut doomed = start_handler(&bus.address, &root.path(""), &state, &strace);
+    doomed.wait_for("registered with omadmd as the SCOMO handler", 120);
+    session();
+    doomed.wait_for("installing", 120);
+    doomed.wait_exit(120);
+    assert_eq!(installed_version().as_deref(), Some("1.2.4"));
+    assert_eq!(
+        scomo_alerts(&server).len(),
+        5,
+        "nothing reported by the killed handler"
+    );
+    let mut again = start_handler(&bus.address, &root.path(""), &state, &[]);
+    again.wait_for("registered with omadmd as the SCOMO handler", 120);
+    session();
+    wait_until("the result from before the restart", 120, || {
+        scomo_alerts(&server).len() >= 6
+    });
     assert!(
-        !String::from_utf8_lossy(&status.stdout).contains("install ok installed"),
-        "still installed"
+        scomo_alerts(&server).contains(&(
+            op("p2"),
+            component.clone(),
+            1200,
+            "omadm-scomo-test".into()
+        )),
+        "{:#?}\n{}",
+        scomo_alerts(&server),
+        again.log_so_far()
+    );
+    assert_eq!(
+        deployed(&bus.address)["omadm-scomo-test"]["Version"],
+        "1.2.4"
     );
     assert!(
         server.of_kind("expect").iter().all(|e| e["ok"] == true),
         "{:#?}\n{}",
         server.of_kind("expect"),
-        handler.log_so_far()
+        again.log_so_far()
     );
+    // Every result went to /dm/scomo in a session of its own; the only sessions with the
+    // SrvURI (/dm) were the BootstrapComplete one and the four the test started: a result
+    // costs the server one session, not two.
+    let at = |path: &str| {
+        server
+            .of_kind("package1")
+            .iter()
+            .filter(|p| p["path"] == path)
+            .count()
+    };
+    assert_eq!(at("/dm"), 5, "{:#?}", server.of_kind("package1"));
+    assert!(at("/dm/scomo") >= 2, "{:#?}", server.of_kind("package1"));
+    let _ = Command::new("dpkg")
+        .args(["--purge", "omadm-scomo-test"])
+        .output();
     daemon.terminate();
 }
