@@ -287,6 +287,86 @@ fn a_failed_download_is_reported_and_an_update_needs_a_package() {
     w.daemon.terminate();
 }
 
+/// A cabinet with the webcam's firmware whose metadata names another device (a GUID
+/// nothing here has), built with fwupdtool.
+fn cab_for_another_device(dir: &Path) -> std::path::PathBuf {
+    let installed = Path::new(CAB).parent().unwrap();
+    std::fs::copy(
+        installed.join("fakedevice124.bin"),
+        dir.join("fakedevice124.bin"),
+    )
+    .unwrap();
+    let metainfo = std::fs::read_to_string(installed.join("fakedevice124.metainfo.xml"))
+        .unwrap()
+        .replace(
+            "b585990a-003e-5270-89d5-3705a17f9a43",
+            "6e8b2a2e-9d0a-5c6f-9d0e-0e5a1a0b0c0d",
+        );
+    std::fs::write(dir.join("firmware.metainfo.xml"), metainfo).unwrap();
+    let cab = dir.join("other.cab");
+    let out = Command::new("fwupdtool")
+        .arg("build-cabinet")
+        .arg(&cab)
+        .arg(dir.join("fakedevice124.bin"))
+        .arg(dir.join("firmware.metainfo.xml"))
+        .output()
+        .unwrap();
+    assert!(cab.exists(), "fwupdtool build-cabinet: {out:?}");
+    cab
+}
+
+#[test]
+fn corrupted_and_mismatched_packages_are_refused_by_fwupd() {
+    let scratch = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(CAB).unwrap();
+    let corrupt = scratch.path().join("corrupt.cab");
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
+    let other = cab_for_another_device(scratch.path());
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let update_from = |entry: &str| {
+        json!({"packages": [
+            {"CMD": [
+                ["HGET", format!("{{base}}/repo/{entry}"), node("DownloadAndUpdate/PkgURL")],
+                ["EXEC", node("DownloadAndUpdate"), "{base}/dm/fumo"]
+            ]},
+            {"expect": [200, 202], "CMD": [["END"]]}
+        ]})
+    };
+    let script = json!({
+        "played_at": "/dm",
+        "sessions": [end, update_from("corrupt-url"), update_from("other-url")],
+        "repository": {
+            "/repo/corrupt-url": {"content_type": "text/plain", "body": "{base}/repo/corrupt.cab"},
+            "/repo/other-url": {"content_type": "text/plain", "body": "{base}/repo/other.cab"},
+            "/repo/corrupt.cab": {"content_type": "application/vnd.ms-cab-compressed", "file": corrupt},
+            "/repo/other.cab": {"content_type": "application/vnd.ms-cab-compressed", "file": other}
+        }
+    });
+    let mut w = world(&script);
+    let bus = w.bus.address.clone();
+    let kind = "org.openmobilealliance.dm.firmwareupdate.downloadandupdate".to_owned();
+    // A truncated cabinet: 402 (corrupted package); the package stays (State 80).
+    let alerts = session_and_alerts(&mut w, 1);
+    assert_eq!(
+        alerts,
+        [(kind.clone(), node("DownloadAndUpdate"), 402)],
+        "{}",
+        w.handler.log_so_far()
+    );
+    assert_eq!(leaf(&bus, &node("State")), Some(json!(80)));
+    // A cabinet for another device: 403 (device mismatch).
+    let alerts = session_and_alerts(&mut w, 2);
+    assert_eq!(
+        alerts[1],
+        (kind, node("DownloadAndUpdate"), 403),
+        "{}",
+        w.handler.log_so_far()
+    );
+    // The webcam runs what it ran.
+    assert_eq!(leaf(&bus, &node("PkgVersion")), Some(json!("1.2.2")));
+    w.daemon.terminate();
+}
+
 /// The webcam's version as fwupd reports it.
 fn fwupd_version(bus: &str) -> Option<String> {
     let out = Command::new("fwupdmgr")
