@@ -7,38 +7,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-/// The daemon, killed if the benchmark fails half-way.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(lines: &Receiver<(Instant, String)>, needle: &str) -> Instant {
-    loop {
-        let (at, line) = lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no {needle:?} from omadmd"));
-        if line.contains(needle) {
-            return at;
-        }
-    }
+fn wait_for(log: &common::Log, needle: &str) -> Instant {
+    log.wait_for(needle, Duration::from_secs(30), &[])
 }
 
 /// Sends valid notifications one by one and returns how long each took to be accepted.
 fn latencies(
-    lines: &Receiver<(Instant, String)>,
+    log: &common::Log,
     to: std::net::SocketAddr,
     ids: std::ops::Range<u16>,
 ) -> Vec<Duration> {
@@ -54,10 +34,10 @@ fn latencies(
         })
         .expect("notification");
         // Drain what came before, so the line waited for is this one's.
-        while lines.try_recv().is_ok() {}
+        log.clear();
         let sent = Instant::now();
         sender.send_to(&bytes, to).expect("send");
-        let accepted = wait_for(lines, &format!("notification_id=Some({id})"));
+        let accepted = wait_for(log, &format!("notification_id=Some({id})"));
         out.push(accepted.saturating_duration_since(sent));
         // Under the per-source rate limit for the valid sender.
         std::thread::sleep(Duration::from_millis(100));
@@ -86,27 +66,15 @@ fn main() {
             "[dbus]\nenabled = false\n[notifications]\nlisten = \"{addr}\"\nmin-interval-secs = 0\n[sessions]\nretry-base-secs = 3600\n"
         ),
     );
-    let mut child = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_omadmd"))
-            .arg("--config-root")
-            .arg(dir.path())
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stderr(Stdio::piped())
+    let mut child = common::Reaped(
+        common::omadmd(common::OMADMD, &[], dir.path())
             .spawn()
             .expect("omadmd"),
     );
-    let (tx, lines) = channel();
-    let stderr = child.0.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send((Instant::now(), line));
-        }
-    });
-    wait_for(&lines, "ready");
+    let log = common::Log::of(&mut child);
+    wait_for(&log, "ready");
 
-    let quiet = median(latencies(&lines, addr, 1..1 + rounds));
+    let quiet = median(latencies(&log, addr, 1..1 + rounds));
 
     // The flood: garbage and badly signed notifications, 10,000 a second, from 127.0.0.2.
     let stop = Arc::new(AtomicBool::new(false));
@@ -139,7 +107,7 @@ fn main() {
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    let flooded = median(latencies(&lines, addr, 1000..1000 + rounds));
+    let flooded = median(latencies(&log, addr, 1000..1000 + rounds));
     stop.store(true, Ordering::Relaxed);
     let (sent, took) = flooder.join().expect("flooder");
     drop(child);

@@ -6,33 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use serde_json::json;
 
-/// The daemon, killed if the benchmark fails half-way.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(lines: &Receiver<String>, needle: &str) {
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("no {needle:?} from omadmd"));
-        assert!(!line.contains("session aborted"), "{line}");
-        if line.contains(needle) {
-            return;
-        }
-    }
+fn wait_for(log: &common::Log, needle: &str) {
+    log.wait_for(needle, Duration::from_secs(120), &["session aborted"]);
 }
 
 fn mib(kib: u64) -> String {
@@ -72,29 +51,19 @@ fn main() {
             "[dbus]\nenabled = false\n[notifications]\nlisten = \"{notify_addr}\"\nmin-interval-secs = 0\n[limits]\nmax-nodes-per-document = 200000\n"
         ),
     );
-    let mut child = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_omadmd"))
-            .arg("--config-root")
-            .arg(dir.path())
+    let mut child = common::Reaped(
+        // The daemon's own default log level, as installed.
+        common::omadmd(common::OMADMD, &[], dir.path())
             .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stderr(Stdio::piped())
             .spawn()
             .expect("omadmd"),
     );
     let pid = child.0.id();
-    let (tx, lines) = channel();
-    let stderr = child.0.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let log = common::Log::of(&mut child);
     let settle = Duration::from_secs(if full { 3 } else { 1 });
 
     // The owed BootstrapComplete session runs at start; then the daemon idles.
-    wait_for(&lines, "session ended");
+    wait_for(&log, "session ended");
     std::thread::sleep(settle);
     let after_first = common::rss_kib(&pid.to_string());
     let anon_first = common::anon_kib(&pid.to_string());
@@ -109,7 +78,7 @@ fn main() {
         })
         .expect("notification");
         sender.send_to(&bytes, notify_addr).expect("send");
-        wait_for(&lines, "session ended");
+        wait_for(&log, "session ended");
         // Under the per-source rate limit (notifications.rate-per-source, 20 a second).
         std::thread::sleep(Duration::from_millis(60));
     };

@@ -10,63 +10,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-/// A child process and its own children (strace's tracee), killed when dropped.
-struct Reaped(std::process::Child);
+/// Every timed call must fall while the session writes.
+const WRITING: &[&str] = &["session ended", "session aborted"];
 
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let pid = self.0.id();
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        for child in children.split_whitespace() {
-            let _ = Command::new("kill").args(["-KILL", child]).status();
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(lines: &Receiver<(Instant, String)>, needle: &str) -> Instant {
-    loop {
-        let (at, line) = lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no {needle:?} from omadmd"));
-        // Every timed call must fall while the session writes.
-        assert!(
-            !line.contains("session ended") && !line.contains("session aborted"),
-            "the writing session ended before the measurement did: {line}"
-        );
-        if line.contains(needle) {
-            return at;
-        }
-    }
-}
-
-/// A private bus (the demo's configuration), its address, and the process.
-fn private_bus() -> (Reaped, String) {
-    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/private-bus.conf");
-    let mut child = Command::new("dbus-daemon")
-        .arg("--nofork")
-        .arg("--print-address=1")
-        .arg(format!("--config-file={}", conf.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dbus-daemon (scripts/setup.sh installs it)");
-    let mut address = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut address)
-        .expect("bus address");
-    (Reaped(child), address.trim().to_owned())
+fn wait_for(log: &common::Log, needle: &str) -> Instant {
+    log.wait_for(needle, Duration::from_secs(60), WRITING)
 }
 
 /// Whether strace can trace a child here (installed, and ptrace allowed).
@@ -88,7 +42,7 @@ struct Samples {
 /// `rounds` timed D-Bus calls and notifications while it writes.
 fn run(delay_us: u64, rounds: u16, commands: usize) -> Samples {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_bus, address) = private_bus();
+    let (_bus, address) = common::private_bus();
     // One long session: packages of ten HGETs, each replacing a small instance (one
     // transaction, one fsync, each).
     let hget = json!(["HGET", "{base}/repo/thing", "urn:x:thing:1.0/t1/"]);
@@ -116,30 +70,30 @@ fn run(delay_us: u64, rounds: u16, commands: usize) -> Samples {
         // The same tracing, nothing injected: strace's own cost is in both runs.
         "trace=fsync".to_owned()
     };
-    let mut child = Reaped(
-        Command::new("strace")
-            .args(["-f", "--seccomp-bpf", "-qq"])
-            .args(["-o", "/dev/null", "-e", "trace=fsync", "-e", &inject])
-            .arg(env!("CARGO_BIN_EXE_omadmd"))
-            .arg("--config-root")
-            .arg(dir.path())
-            .env("RUST_LOG", "info")
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("strace"),
+    let mut child = common::Reaped(
+        common::omadmd(
+            "strace",
+            &[
+                "-f",
+                "--seccomp-bpf",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=fsync",
+                "-e",
+                &inject,
+                common::OMADMD,
+            ],
+            dir.path(),
+        )
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+        .spawn()
+        .expect("strace"),
     );
-    let (tx, lines) = channel();
-    let stderr = child.0.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send((Instant::now(), line));
-        }
-    });
-    wait_for(&lines, "ready");
-    wait_for(&lines, "session starts");
+    let log = common::Log::of(&mut child);
+    wait_for(&log, "ready");
+    wait_for(&log, "session starts");
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -170,15 +124,15 @@ fn run(delay_us: u64, rounds: u16, commands: usize) -> Samples {
                 ..Default::default()
             })
             .expect("notification");
-            while let Ok((_, line)) = lines.try_recv() {
+            while let Ok((_, line)) = log.0.try_recv() {
                 assert!(
-                    !line.contains("session ended"),
+                    !WRITING.iter().any(|w| line.contains(w)),
                     "the writing session ended before the measurement did: {line}"
                 );
             }
             let sent = Instant::now();
             sender.send_to(&bytes, notify_addr).expect("send");
-            let accepted = wait_for(&lines, &format!("notification_id=Some({})", i + 1));
+            let accepted = wait_for(&log, &format!("notification_id=Some({})", i + 1));
             samples.udp.push(accepted.saturating_duration_since(sent));
             tokio::time::sleep(Duration::from_millis(40)).await;
         }

@@ -1,8 +1,9 @@
 //! SCOMO (`urn:oma:mo:oma-scomo:1.0`, OMA-TS-DM-SCOMO-V1_0) kept by PackageKit: one SCOMO
 //! instance whose `Inventory/Deployed` lists the installed packages as PackageKit reports
-//! them (ID, Name, Version, Description, State, Status), written whole in one transaction
-//! (a 3,000-package inventory is one write, not 3,000) whenever it changed: at start,
-//! when omadmd returns, and after PackageKit says packages changed. It carries out the
+//! them (ID, Name, Version, Description, State, Status), in one transaction (a
+//! 3,000-package inventory is one write, not 3,000): whole at start and when omadmd
+//! returns, and only the components that changed after PackageKit says packages changed.
+//! It carries out the
 //! operations a server EXECs: `Download/<x>/Operations/DownloadInstall` (a package file
 //! fetched from `PkgURL` and installed with `InstallFiles`, or a package of the
 //! distribution by `Name` with `InstallPackages`) and
@@ -69,34 +70,61 @@ pub fn node_names(packages: &[Package]) -> Vec<String> {
         .collect()
 }
 
+/// One component's nodes (`Inventory/Deployed/<x>`) for package `p`.
+fn component_data(p: &Package) -> DataNode {
+    let leaf = |v: serde_json::Value| DataNode::Leaf(v);
+    DataNode::Interior(vec![
+        ("ID".into(), leaf(json!(p.name))),
+        ("PkgIDRef".into(), leaf(json!(p.id))),
+        ("Name".into(), leaf(json!(p.name))),
+        ("Version".into(), leaf(json!(p.version))),
+        ("Description".into(), leaf(json!(p.summary))),
+        ("State".into(), leaf(json!(STATE_ACTIVE))),
+        ("Status".into(), leaf(json!(STATUS_IDLE))),
+        (
+            "Operations".into(),
+            DataNode::Interior(vec![("Remove".into(), DataNode::Interior(vec![]))]),
+        ),
+    ])
+}
+
 /// `Inventory/Deployed` for `packages`.
 pub fn deployed_data(packages: &[Package]) -> DataNode {
-    let names = node_names(packages);
     DataNode::Interior(
         packages
             .iter()
-            .zip(names)
-            .map(|(p, name)| {
-                let leaf = |v: serde_json::Value| DataNode::Leaf(v);
-                (
-                    name,
-                    DataNode::Interior(vec![
-                        ("ID".into(), leaf(json!(p.name))),
-                        ("PkgIDRef".into(), leaf(json!(p.id))),
-                        ("Name".into(), leaf(json!(p.name))),
-                        ("Version".into(), leaf(json!(p.version))),
-                        ("Description".into(), leaf(json!(p.summary))),
-                        ("State".into(), leaf(json!(STATE_ACTIVE))),
-                        ("Status".into(), leaf(json!(STATUS_IDLE))),
-                        (
-                            "Operations".into(),
-                            DataNode::Interior(vec![("Remove".into(), DataNode::Interior(vec![]))]),
-                        ),
-                    ]),
-                )
-            })
+            .zip(node_names(packages))
+            .map(|(p, name)| (name, component_data(p)))
             .collect(),
     )
+}
+
+/// What changed from the inventory `before` (as written) to `after`, as one
+/// `HandlerUpdate`: each new or changed component written whole, each gone one deleted,
+/// nothing else touched (an upgrade of one package writes its ten nodes, not the
+/// inventory's thirty thousand).
+pub fn inventory_changes(
+    before: &[Package],
+    after: &[Package],
+) -> (Vec<crate::protocol::dmmo::MoItem>, Vec<String>) {
+    let deployed = format!("{SCOMO}/{MIID}/Inventory/Deployed");
+    let was: std::collections::HashMap<String, &Package> =
+        node_names(before).into_iter().zip(before).collect();
+    let now: std::collections::HashMap<String, &Package> =
+        node_names(after).into_iter().zip(after).collect();
+    let mut put: Vec<_> = now
+        .iter()
+        .filter(|(name, p)| was.get(*name) != Some(*p))
+        .map(|(name, p)| item(&format!("{deployed}/{name}"), name, component_data(p)))
+        .collect();
+    put.sort_by(|a, b| a.client_uri.cmp(&b.client_uri));
+    let mut delete: Vec<String> = was
+        .keys()
+        .filter(|name| !now.contains_key(*name))
+        .map(|name| format!("{deployed}/{name}"))
+        .collect();
+    delete.sort();
+    (put, delete)
 }
 
 /// What the handler writes for `packages`, in one `HandlerUpdate`: `Inventory/Deployed`
@@ -765,9 +793,23 @@ impl Scomo {
             .await?
             .iter()
             .any(|(moid, miid, _)| moid == SCOMO && miid == MIID);
-        let put = inventory_item(present, &packages);
-        self.link.update(&[put], &[]).await?;
-        tracing::info!(packages = count, "SCOMO inventory written");
+        let previous = self
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (put, delete) = match previous {
+            // What was written is there: only what changed goes.
+            Some(before) if present => inventory_changes(&before, &packages),
+            _ => (vec![inventory_item(present, &packages)], Vec::new()),
+        };
+        self.link.update(&put, &delete).await?;
+        tracing::info!(
+            packages = count,
+            written = put.len(),
+            deleted = delete.len(),
+            "SCOMO inventory written"
+        );
         *self.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(packages);
         Ok(count)
     }
@@ -923,6 +965,26 @@ mod tests {
         assert_eq!(file_stem(".."), "download~2e2e");
         assert_ne!(file_stem("a.b"), file_stem("a_b"));
         assert_ne!(file_stem("a.b"), file_stem("a~b"));
+    }
+
+    #[test]
+    fn only_what_changed_is_written() {
+        let mut upgraded = pkg("bash");
+        upgraded.version = "2.0".into();
+        let (put, delete) = inventory_changes(
+            &[pkg("bash"), pkg("g++"), pkg("libc6")],
+            &[upgraded, pkg("g++"), pkg("zsh")],
+        );
+        let deployed = "urn:oma:mo:oma-scomo:1.0/SCOMO/Inventory/Deployed";
+        let uris: Vec<&str> = put.iter().map(|i| i.client_uri.as_str()).collect();
+        assert_eq!(
+            uris,
+            [format!("{deployed}/bash"), format!("{deployed}/zsh")]
+        );
+        assert_eq!(delete, [format!("{deployed}/libc6")]);
+        // Unchanged: nothing at all.
+        let same = [pkg("bash"), pkg("g++")];
+        assert_eq!(inventory_changes(&same, &same), (vec![], vec![]));
     }
 
     #[test]
