@@ -41,11 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== a private system bus, the test server over HTTPS, the daemon"
-dbus-daemon --nofork --print-address=1 --config-file=examples/demo/private-bus.conf >"$root/bus.addr" 2>/dev/null &
-pids+=($!)
-wait_for "$root/bus.addr" "unix:" "the private bus"
-DBUS_SYSTEM_BUS_ADDRESS=$(head -n 1 "$root/bus.addr")
-export DBUS_SYSTEM_BUS_ADDRESS
+private_bus "$root"
 target/debug/omadm-testserver --tls --ca-out "$root/ca.pem" --script scripts/browser/show.json \
     --record "$root/record.jsonl" -v >"$root/server.log" 2>&1 &
 pids+=($!)

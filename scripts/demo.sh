@@ -20,11 +20,7 @@ trap cleanup EXIT
 source scripts/lib.sh
 
 echo "== 0. A private D-Bus system bus for the demo (the real one needs root)"
-dbus-daemon --nofork --print-address=1 --config-file=examples/demo/private-bus.conf > "$root/bus.addr" 2>/dev/null &
-pids+=($!)
-wait_for "$root/bus.addr" "unix:" "dbus-daemon"
-DBUS_SYSTEM_BUS_ADDRESS=$(head -n 1 "$root/bus.addr")
-export DBUS_SYSTEM_BUS_ADDRESS
+private_bus "$root"
 echo "   $DBUS_SYSTEM_BUS_ADDRESS"
 
 echo "== 1. omadm-testserver starts with examples/demo/script.json"

@@ -359,10 +359,7 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
                 live.next_scripted += 1;
             }
             let p1 = body_json(&body);
-            let alert = p1["Alert"][0]["AlertType"]
-                .as_str()
-                .unwrap_or("no alert")
-                .to_owned();
+            let alert = alerts_shown(&p1["Alert"]);
             let devid = headers
                 .get("omadm-devid")
                 .and_then(|v| v.to_str().ok())
@@ -370,7 +367,7 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
                 .to_owned();
             live.log(
                 json!({"kind": "package1", "session": n, "path": uri.path(), "headers": header_map(&headers), "body": p1}),
-                format!("session {n}: Package#1 from {devid}: {alert}"),
+                format!("session {n}: Package#1 to {} from {devid}: {alert}", uri.path()),
             );
             (n, 0, None)
         } else {
@@ -389,7 +386,7 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
                 .unwrap_or_default();
             live.log(
                 json!({"kind": "package3", "session": n, "path": uri.path(), "headers": header_map(&headers), "body": p3, "parts": parts}),
-                format!("session {n}: Package#3 statuses {codes:?}{}", if parts_count(&decoded) > 0 { format!(" with {} GET result(s)", parts_count(&decoded)) } else { String::new() }),
+                format!("session {n}: Package#3 statuses {codes:?}{}", parts_shown(&decoded)),
             );
             let idx = live.cursors.get(&n).copied().unwrap_or(0);
             (n, idx, Some(codes))
@@ -501,8 +498,53 @@ fn drip(
     })
 }
 
-fn parts_count<E>(d: &Result<(packages::Package3, Vec<packages::Part>), E>) -> usize {
-    d.as_ref().map(|(_, p)| p.len()).unwrap_or(0)
+/// A Package#1's alerts for the log: each one's type, and for a Generic Alert where it
+/// comes from and its result code, so that a person reading `-v` sees the outcome.
+fn alerts_shown(alerts: &Json) -> String {
+    let shown: Vec<String> = alerts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let mut s = a["AlertType"].as_str().unwrap_or("?").to_owned();
+            if let Some(source) = a["SourceURI"].as_str() {
+                s.push_str(&format!(" from {source}"));
+            }
+            if let Some(code) = a["Data"]["ResultCode"].as_i64() {
+                s.push_str(&format!(" result {code}"));
+            }
+            s
+        })
+        .collect();
+    if shown.is_empty() {
+        "no alert".to_owned()
+    } else {
+        shown.join("; ")
+    }
+}
+
+/// Up to this many bytes, a GET result is shown whole in the log; larger ones by size.
+const SHOWN_WHOLE: usize = 600;
+
+/// A Package#3's GET results for the log: small ones whole, large ones by type and size.
+fn parts_shown<E>(d: &Result<(packages::Package3, Vec<packages::Part>), E>) -> String {
+    let Ok((_, parts)) = d else {
+        return String::new();
+    };
+    parts
+        .iter()
+        .map(|p| {
+            let ct = &p.content_type;
+            if p.body.len() <= SHOWN_WHOLE {
+                format!(
+                    "\n  GET result ({ct}): {}",
+                    String::from_utf8_lossy(&p.body)
+                )
+            } else {
+                format!("\n  GET result ({ct}): {} bytes", p.body.len())
+            }
+        })
+        .collect()
 }
 
 /// The largest request body the server reads.
@@ -611,4 +653,59 @@ fn random_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_are_shown_with_their_source_and_result() {
+        let cases = [
+            (json!([]), "no alert"),
+            (
+                json!([{"AlertType": "urn:oma:at:dm:2.0:BootstrapComplete"}]),
+                "urn:oma:at:dm:2.0:BootstrapComplete",
+            ),
+            (
+                json!([{"AlertType": "urn:oma:at:scomo:1.0:OperationComplete",
+                        "SourceURI": "urn:oma:mo:oma-scomo:1.0/SCOMO/Download/p1/Operations/DownloadInstall",
+                        "Data": {"ResultCode": 1200}},
+                       {"AlertType": "x"}]),
+                "urn:oma:at:scomo:1.0:OperationComplete from urn:oma:mo:oma-scomo:1.0/SCOMO/Download/p1/Operations/DownloadInstall result 1200; x",
+            ),
+        ];
+        for (alerts, shown) in cases {
+            assert_eq!(alerts_shown(&alerts), shown, "{alerts}");
+        }
+    }
+
+    #[test]
+    fn small_get_results_are_shown_whole_and_large_ones_by_size() {
+        let part = |body: Vec<u8>| packages::Part {
+            index: 0,
+            content_type: "application/dmmo+json".into(),
+            body,
+        };
+        let small: Result<_, ()> = Ok((
+            packages::Package3::default(),
+            vec![part(b"[{\"a\":1}]".to_vec())],
+        ));
+        assert_eq!(
+            parts_shown(&small),
+            "\n  GET result (application/dmmo+json): [{\"a\":1}]"
+        );
+        let large: Result<_, ()> = Ok((
+            packages::Package3::default(),
+            vec![part(vec![b' '; SHOWN_WHOLE + 1])],
+        ));
+        assert_eq!(
+            parts_shown(&large),
+            format!(
+                "\n  GET result (application/dmmo+json): {} bytes",
+                SHOWN_WHOLE + 1
+            )
+        );
+        assert_eq!(parts_shown::<()>(&Err(())), "");
+    }
 }
