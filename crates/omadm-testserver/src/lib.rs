@@ -51,6 +51,42 @@ pub struct Script {
     /// and answered END without taking a session. Unset, every Package#1 plays the next.
     #[serde(default)]
     pub played_at: Option<String>,
+    /// A fleet script: every device (by its `OMADM-DevID`) plays the sessions from the
+    /// first, each its own way through them. Unset, the sessions are played once, in
+    /// order, by whichever device comes.
+    #[serde(default)]
+    pub fleet: bool,
+    /// Times the server is down: every DM request (`/dm`, `/dm/...`) in a window is
+    /// answered with its status and `Retry-After`, recorded (`"kind": "outage"`) and not
+    /// played. The repository stays up.
+    #[serde(default)]
+    pub outages: Vec<Outage>,
+}
+
+/// A window, counted from the server's start, in which DM requests are refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    /// Seconds after the start at which it begins.
+    pub after_secs: f64,
+    /// How long it lasts, in seconds.
+    pub for_secs: f64,
+    /// The answer (503 unless given).
+    #[serde(default = "service_unavailable")]
+    pub http_status: u16,
+    /// The `Retry-After` header to send, if any.
+    #[serde(default)]
+    pub retry_after: Option<String>,
+}
+
+fn service_unavailable() -> u16 {
+    503
+}
+
+impl Outage {
+    fn covers(&self, secs: f64) -> bool {
+        secs >= self.after_secs && secs < self.after_secs + self.for_secs
+    }
 }
 
 /// HTTP authentication the server demands.
@@ -180,6 +216,10 @@ struct Live {
     next_session: usize,
     /// The script's next session to play.
     next_scripted: usize,
+    /// In a fleet script, per DevID: the script's session its next session plays.
+    fleet_next: HashMap<String, usize>,
+    /// When the server started (outage windows count from it).
+    started: std::time::Instant,
     /// Per session: the script's session it plays (none: it only gets END).
     plays: HashMap<usize, usize>,
     /// Per running session: the index of the next package to send.
@@ -224,6 +264,11 @@ fn header_map(h: &HeaderMap) -> Json {
             })
             .collect(),
     )
+}
+
+/// The `OMADM-DevID` a request carries.
+fn dev_id(h: &HeaderMap) -> Option<&str> {
+    h.get("omadm-devid").and_then(|v| v.to_str().ok())
 }
 
 fn session_of(h: &HeaderMap) -> Option<usize> {
@@ -334,6 +379,9 @@ fn challenge(
 }
 
 async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = outage(&st, &uri, &headers) {
+        return r;
+    }
     if let Some(r) = challenge(&st, "POST", &uri, &headers, &body) {
         return r;
     }
@@ -354,17 +402,20 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
                 .as_deref()
                 .is_none_or(|p| p == uri.path())
             {
-                let next = live.next_scripted;
+                let next = if live.script.fleet {
+                    let devid = dev_id(&headers).unwrap_or_default().to_owned();
+                    let next = live.fleet_next.entry(devid).or_insert(0);
+                    *next += 1;
+                    *next - 1
+                } else {
+                    live.next_scripted += 1;
+                    live.next_scripted - 1
+                };
                 live.plays.insert(n, next);
-                live.next_scripted += 1;
             }
             let p1 = body_json(&body);
             let alert = alerts_shown(&p1["Alert"]);
-            let devid = headers
-                .get("omadm-devid")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("?")
-                .to_owned();
+            let devid = dev_id(&headers).unwrap_or("?").to_owned();
             live.log(
                 json!({"kind": "package1", "session": n, "path": uri.path(), "headers": header_map(&headers), "body": p1}),
                 format!("session {n}: Package#1 to {} from {devid}: {alert}", uri.path()),
@@ -454,6 +505,12 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
         let mut live = lock(&st);
         let shown = String::from_utf8_lossy(&body).into_owned();
         live.log(json!({"kind": "package2", "session": session, "http_status": status.as_u16(), "body": body_json(&body)}), format!("session {session}: Package#2 {shown}{}", if ends { " (the session ends)" } else { "" }));
+        if ends {
+            // Nothing more comes in this session: a server that runs for a fleet's
+            // millions of sessions keeps only the running ones.
+            live.cursors.remove(&session);
+            live.plays.remove(&session);
+        }
     }
     let mut resp = match pkg.drip_ms {
         Some(ms) => (status, axum::body::Body::from_stream(drip(body, ms))).into_response(),
@@ -482,6 +539,29 @@ async fn dm(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes)
         h.insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// The answer to a DM request while an outage window is open, recorded.
+fn outage(st: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let mut live = lock(st);
+    let secs = live.started.elapsed().as_secs_f64();
+    let window = live.script.outages.iter().find(|o| o.covers(secs))?.clone();
+    let devid = dev_id(headers).unwrap_or("?").to_owned();
+    live.log(
+        json!({"kind": "outage", "path": uri.path(), "devid": devid, "http_status": window.http_status}),
+        format!("{} from {devid}: down, answered {}", uri.path(), window.http_status),
+    );
+    let status =
+        StatusCode::from_u16(window.http_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut resp = status.into_response();
+    if let Some(v) = window
+        .retry_after
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(resp)
 }
 
 /// A body sent one byte at a time, `ms` apart.
@@ -564,6 +644,8 @@ pub fn router(
         base,
         next_session: 0,
         next_scripted: 0,
+        fleet_next: HashMap::new(),
+        started: std::time::Instant::now(),
         plays: HashMap::new(),
         cursors: HashMap::new(),
         record,
