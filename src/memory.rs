@@ -29,11 +29,23 @@ pub fn tune_allocator() {
     }
 }
 
+/// Whether [`give_back`] trims; see [`keep_freed_memory`].
+static GIVE_BACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// Returns the heap's free pages to the kernel; a no-op where the C library has no
-/// `malloc_trim` (musl).
+/// `malloc_trim` (musl), or after [`keep_freed_memory`].
 pub fn give_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    glibc::trim();
+    if GIVE_BACK.load(std::sync::atomic::Ordering::Relaxed) {
+        glibc::trim();
+    }
+}
+
+/// Stops [`give_back`] from trimming, for a process that runs many daemons (omadm-fleetsim):
+/// there the heap is always busy, what one device frees another takes again, and a trim
+/// after every session would walk a heap of gigabytes thousands of times a minute.
+pub fn keep_freed_memory() {
+    GIVE_BACK.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The crate's only `unsafe`: glibc allocator calls without preconditions.

@@ -247,6 +247,15 @@ pub fn poll_jitter(interval: Duration, seed: u64) -> Duration {
     (interval - Duration::from_millis(half_span)) + Duration::from_millis(offset)
 }
 
+/// How long to wait when a server said `Retry-After: wait`: that, plus up to a quarter
+/// more at random. Every device a busy server turned away at about the same moment hears
+/// the same number; waiting exactly that long would bring them back together, in the very
+/// burst the server asked to be spared. RFC 9110 §10.2.3 lets a client wait longer.
+pub fn retry_after_spread(wait: Duration, seed: u64) -> Duration {
+    let span = wait.as_millis() as u64 / 4;
+    wait + Duration::from_millis(seed % (span + 1))
+}
+
 /// A request as it travels to the scheduler loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
@@ -501,6 +510,19 @@ mod tests {
         q.finished("a");
         q.defer("b", now, Duration::from_secs(1_000_000), cap);
         assert_eq!(q.not_before("b"), Some(now + cap));
+    }
+
+    #[test]
+    fn retry_after_is_obeyed_and_spread_up_to_a_quarter_more() {
+        let wait = Duration::from_secs(120);
+        let mut seen = (Duration::MAX, Duration::ZERO);
+        for seed in [0u64, 1, 29_999, 30_000, 30_001, u64::MAX, 987_654_321] {
+            let j = retry_after_spread(wait, seed);
+            assert!(j >= wait && j <= Duration::from_secs(150), "{j:?}");
+            seen = (seen.0.min(j), seen.1.max(j));
+        }
+        assert_eq!(seen, (wait, Duration::from_secs(150)));
+        assert_eq!(retry_after_spread(Duration::ZERO, 9), Duration::ZERO);
     }
 
     #[test]

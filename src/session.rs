@@ -465,9 +465,9 @@ async fn drive<T: Transport, P: Ports>(
         tracing::warn!(error = %e, "cannot record that BootstrapComplete was delivered");
     }
     match &finish {
-        Finish::Ended => tracing::info!(packages, commands, "session ended"),
+        Finish::Ended => tracing::info!(packages, commands, alerts_delivered, "session ended"),
         Finish::Aborted(why) => {
-            tracing::warn!(packages, commands, reason = %why, "session aborted")
+            tracing::warn!(packages, commands, alerts_delivered, reason = %why, "session aborted")
         }
         Finish::Cancelled => {
             tracing::warn!(packages, commands, "session cancelled by an administrator")

@@ -30,6 +30,17 @@ use sessions::{HttpClients, Runner};
 pub use crate::state::Prepared;
 pub use startup::{load_registry, prepare};
 
+/// What a program that runs the daemon inside itself (omadm-fleetsim's devices) is given
+/// once it is ready: its state and its scheduler, what D-Bus callers reach through
+/// `Manager` (queue a Generic Alert, inject a notification).
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// The store, the MO definitions, the notification gate.
+    pub prepared: Arc<Prepared>,
+    /// Asks for sessions.
+    pub scheduler: scheduler::Handle,
+}
+
 /// Runs the daemon until `shutdown` completes; `sources` are where `settings` came from,
 /// read again on a reload (each of `hangups`, or D-Bus `Reload`).
 pub async fn run(
@@ -37,6 +48,18 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()>,
     hangups: tokio::signal::unix::Signal,
+) -> anyhow::Result<()> {
+    run_with(sources, settings, shutdown, Some(hangups), None).await
+}
+
+/// [`run`], for a daemon that may share its process: without `hangups` it reloads only
+/// when asked over D-Bus, and once ready it sends its state to `embedded`.
+pub async fn run_with(
+    sources: crate::config::Sources,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+    hangups: Option<tokio::signal::unix::Signal>,
+    embedded: Option<tokio::sync::oneshot::Sender<Embedded>>,
 ) -> anyhow::Result<()> {
     // First, while no other thread runs: systemd's socket, if it passed one.
     let listener = match settings.notifications.listen {
@@ -124,6 +147,13 @@ pub async fn run(
         sd_notify::NotifyState::Status("serving"),
     ]);
     initial_requests(&prepared, &settings, &handle)?;
+    if let Some(tx) = embedded {
+        // The embedding program may have stopped waiting; nothing to do then.
+        let _ = tx.send(Embedded {
+            prepared: prepared.clone(),
+            scheduler: handle.clone(),
+        });
+    }
     if let Some(l) = &listener {
         tracing::info!(address = %l.local_addr()?, socket = l.origin, "listening for notifications");
     }
@@ -264,15 +294,21 @@ async fn relay_accepted(
 async fn reload_on_request(
     reloader: &reload::Reloader<'_>,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<dbus::ReloadRequest>,
-    mut hangups: tokio::signal::unix::Signal,
+    mut hangups: Option<tokio::signal::unix::Signal>,
 ) {
     loop {
+        let hangup = async {
+            match &mut hangups {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some(reply) = requests.recv() => {
                 // The caller may have given up; nothing to do then.
                 let _ = reply.send(reloader.reload());
             }
-            Some(()) = hangups.recv() => {
+            Some(()) = hangup => {
                 tracing::info!("SIGHUP received: reloading");
                 let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
                     .map(|t| i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1000)

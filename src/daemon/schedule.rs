@@ -194,9 +194,10 @@ pub(super) async fn schedule(
             Some((server, outcome)) = running.next(), if !running.is_empty() => {
                 queue.finished(&server);
                 let now = tokio::time::Instant::now();
-                if let Some(wait) = outcome.retry_after {
+                if let Some(asked) = outcome.retry_after {
+                    let wait = scheduler::retry_after_spread(asked, scheduler::jitter_seed());
                     queue.defer(&server, now, wait, cap);
-                    tracing::info!(server = %server, retry_after_secs = wait.min(cap).as_secs(), "the server asked to wait");
+                    tracing::info!(server = %server, retry_after_secs = asked.as_secs(), waiting_secs = wait.min(cap).as_secs(), "the server asked to wait");
                 }
                 if outcome.done {
                     queue.succeeded(&server);

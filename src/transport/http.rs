@@ -353,6 +353,9 @@ impl HttpClient {
                 .await
                 .map_err(failed)?
         };
+        // One event per request a server answered: what omadm-fleetsim counts as the
+        // server's load (and `-v -v` shows).
+        tracing::debug!(method = %method, status = resp.status().as_u16(), sent_bytes = body.as_ref().map_or(0, |b| b.len()), "HTTP request answered");
         if let Some(wait) = asked_wait(resp.status().as_u16(), resp.headers()) {
             tracing::info!(url = %redact(resp.url().as_str()), status = resp.status().as_u16(), retry_after_secs = wait.as_secs(), "server asks to come back later");
             self.deferrals.defer(resp.url(), wait);

@@ -1,0 +1,417 @@
+//! The run's report: the per-second series, session outcomes, alert delivery latencies,
+//! devices out of contact, memory, and (given the server's record) lost and duplicated
+//! alerts; as JSON for scripts and as text for a person.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::fleet::Ran;
+use crate::metrics::{DeviceLog, Second};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Devices in the fleet.
+    pub devices: usize,
+    /// The run's length, in seconds.
+    pub duration_secs: f64,
+    /// Seconds until every device's daemon was ready (none: some never were).
+    pub all_ready_secs: Option<f64>,
+    /// Devices whose daemon stopped with an error: how many, and the first few errors.
+    pub failed_devices: usize,
+    /// Up to five of those errors.
+    pub failures: Vec<String>,
+    /// Totals over the run.
+    pub totals: Second,
+    /// The same, per second of the run.
+    pub seconds: Vec<Second>,
+    /// Alerts: queued, taken by a server, still waiting, and latencies.
+    pub alerts: Alerts,
+    /// Notifications accepted and dropped (by reason).
+    pub notifications: Notifications,
+    /// Devices that never ended a session normally.
+    pub devices_never_in_contact: usize,
+    /// Per device, the longest time between two sessions that ended normally (or from the
+    /// last one to the end of the run), in seconds: how long the device was out of reach
+    /// of its server. Across devices.
+    pub longest_silence_secs: Percentiles,
+    /// After the last second in which a server answered busy (503 or 429): how long each
+    /// device took to end a session normally again (none when no answer was busy).
+    pub recovery: Option<Recovery>,
+    /// Resident memory: before the devices, with all ready, per device.
+    pub memory: Memory,
+}
+
+/// Queued Generic Alerts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Alerts {
+    /// Queued on devices.
+    pub queued: u64,
+    /// Taken by a server (acknowledged: the device removed them from its outbox).
+    pub acknowledged: u64,
+    /// Still queued at the end.
+    pub waiting: u64,
+    /// Queued to acknowledged, in seconds.
+    pub latency_secs: Percentiles,
+    /// From the server's record: acknowledged alerts it has no record of (none without a
+    /// record).
+    pub lost: Option<u64>,
+    /// From the server's record: alerts it received more than once.
+    pub duplicated: Option<u64>,
+}
+
+/// Notifications sent in-process.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Notifications {
+    /// Accepted by the device.
+    pub accepted: u64,
+    /// Dropped by the device's checks, by reason.
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Sent before the device was ready (not sent).
+    pub not_ready: u64,
+}
+
+/// A distribution's landmarks.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// How many values.
+    pub count: usize,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Of `values` (any order).
+    pub fn of(mut values: Vec<f64>) -> Percentiles {
+        if values.is_empty() {
+            return Percentiles::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
+        Percentiles {
+            count: values.len(),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// How the fleet came back after the server was busy or down.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Recovery {
+    /// The end of the last second with a busy answer, in seconds from the start.
+    pub busy_until_secs: f64,
+    /// Per device, from then to its first session that ended normally, in seconds.
+    pub back_secs: Percentiles,
+    /// Devices with no such session before the end of the run.
+    pub not_back: usize,
+}
+
+/// The [`Recovery`] after the last busy second of `seconds`.
+fn recovery(seconds: &[Second], logs: &[DeviceLog]) -> Option<Recovery> {
+    let last = seconds.iter().rposition(|s| s.busy > 0)?;
+    let until = (last + 1) as f64;
+    let back: Vec<f64> = logs
+        .iter()
+        .filter_map(|d| d.contacts.iter().find(|c| **c >= until).map(|c| c - until))
+        .collect();
+    Some(Recovery {
+        busy_until_secs: until,
+        not_back: logs.len() - back.len(),
+        back_secs: Percentiles::of(back),
+    })
+}
+
+/// Resident memory.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Memory {
+    /// Before any device started, in KiB.
+    pub before_kib: u64,
+    /// With every device ready, in KiB.
+    pub ready_kib: u64,
+    /// (ready - before) / devices, in KiB.
+    pub per_device_kib: f64,
+}
+
+/// The alert numbers a server's record (omadm-testserver `--record`, JSON lines) shows it
+/// received in Package#1s, with how many times each.
+pub fn alerts_in_record(text: &str) -> HashMap<u64, u32> {
+    let mut seen = HashMap::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["kind"] != "package1" {
+            continue;
+        }
+        for a in v["body"]["Alert"].as_array().into_iter().flatten() {
+            if let Some(n) = a["Data"]["fleet_alert"].as_u64() {
+                *seen.entry(n).or_default() += 1;
+            }
+        }
+    }
+    seen
+}
+
+/// Puts the report together.
+pub fn build(
+    devices: usize,
+    duration_secs: f64,
+    ran: &Ran,
+    seconds: Vec<Second>,
+    logs: &[DeviceLog],
+    record: Option<&HashMap<u64, u32>>,
+) -> Report {
+    let mut totals = Second::default();
+    for s in &seconds {
+        totals += *s;
+    }
+    let taken: Vec<&(u64, f64, f64)> = logs.iter().flat_map(|d| d.taken.iter()).collect();
+    let latencies = taken.iter().map(|(_, q, t)| t - q).collect();
+    let (lost, duplicated) = match record {
+        Some(seen) => (
+            Some(taken.iter().filter(|(n, ..)| !seen.contains_key(n)).count() as u64),
+            Some(seen.values().filter(|c| **c > 1).count() as u64),
+        ),
+        None => (None, None),
+    };
+    let (before, ready) = ran.rss_kib;
+    let recovered = recovery(&seconds, logs);
+    Report {
+        recovery: recovered,
+        devices,
+        duration_secs,
+        all_ready_secs: ran.all_ready_secs,
+        failed_devices: ran.failed.len(),
+        failures: ran
+            .failed
+            .iter()
+            .take(5)
+            .map(|(d, e)| format!("device {d}: {e}"))
+            .collect(),
+        totals,
+        seconds,
+        alerts: Alerts {
+            queued: ran.alerts_queued,
+            acknowledged: taken.len() as u64,
+            waiting: logs.iter().map(|d| d.queued.len() as u64).sum(),
+            latency_secs: Percentiles::of(latencies),
+            lost,
+            duplicated,
+        },
+        notifications: Notifications {
+            accepted: ran.notifications_accepted,
+            dropped: ran.notifications_dropped.clone(),
+            not_ready: ran.not_ready,
+        },
+        devices_never_in_contact: logs.iter().filter(|d| d.contacts.is_empty()).count(),
+        longest_silence_secs: Percentiles::of(
+            logs.iter()
+                .filter(|d| !d.contacts.is_empty())
+                .map(|d| longest_silence(&d.contacts, duration_secs))
+                .collect(),
+        ),
+        memory: Memory {
+            before_kib: before,
+            ready_kib: ready,
+            per_device_kib: ready.saturating_sub(before) as f64 / devices.max(1) as f64,
+        },
+    }
+}
+
+/// The longest gap between `contacts` (in order), or from the last to `end`.
+fn longest_silence(contacts: &[f64], end: f64) -> f64 {
+    contacts
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain(contacts.last().map(|l| (end - l).max(0.0)))
+        .fold(0.0, f64::max)
+}
+
+impl Report {
+    /// The highest request rate in whole seconds `from..to` of the run.
+    pub fn peak_requests(&self, from: usize, to: usize) -> u32 {
+        self.seconds
+            .iter()
+            .take(to)
+            .skip(from)
+            .map(|s| s.requests)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The mean request rate over whole seconds `from..to` of the run.
+    pub fn mean_requests(&self, from: usize, to: usize) -> f64 {
+        let window: Vec<u32> = self
+            .seconds
+            .iter()
+            .take(to)
+            .skip(from)
+            .map(|s| s.requests)
+            .collect();
+        if window.is_empty() {
+            return 0.0;
+        }
+        f64::from(window.iter().sum::<u32>()) / window.len() as f64
+    }
+
+    /// A few lines for a person.
+    pub fn summary(&self) -> String {
+        let t = &self.totals;
+        let a = &self.alerts;
+        let l = &a.latency_secs;
+        let mut out = format!(
+            "{} devices, {:.0} s{}\n\
+             requests answered: {} ({} 2xx, {} busy 503/429, {} other); peak {} in one second\n\
+             sessions: {} started, {} ended, {} aborted; {} Retry-After obeyed\n\
+             alerts: {} queued, {} acknowledged, {} waiting; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s\n\
+             notifications: {} accepted, {} dropped, {} before the device was ready\n\
+             devices never in contact: {}; failed: {}; longest silence p50 {:.1} s, max {:.1} s\n\
+             memory: {:.1} MiB before, {:.1} MiB with all ready, {:.0} KiB per device\n",
+            self.devices,
+            self.duration_secs,
+            self.all_ready_secs.map_or_else(
+                || "; not every device got ready".to_owned(),
+                |s| format!("; all ready after {s:.1} s")
+            ),
+            t.requests,
+            t.ok,
+            t.busy,
+            t.other,
+            self.peak_requests(0, self.seconds.len()),
+            t.sessions_started,
+            t.sessions_ended,
+            t.sessions_aborted,
+            t.retry_after,
+            a.queued,
+            a.acknowledged,
+            a.waiting,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            self.notifications.accepted,
+            self.notifications.dropped.values().sum::<u64>(),
+            self.notifications.not_ready,
+            self.devices_never_in_contact,
+            self.failed_devices,
+            self.longest_silence_secs.p50,
+            self.longest_silence_secs.max,
+            self.memory.before_kib as f64 / 1024.0,
+            self.memory.ready_kib as f64 / 1024.0,
+            self.memory.per_device_kib,
+        );
+        if let Some(r) = &self.recovery {
+            out.push_str(&format!(
+                "after the last busy answer (at {:.0} s): devices back in contact within p50 {:.1} s, p99 {:.1} s, max {:.1} s; {} not back\n",
+                r.busy_until_secs, r.back_secs.p50, r.back_secs.p99, r.back_secs.max, r.not_back
+            ));
+        }
+        if let (Some(lost), Some(dup)) = (a.lost, a.duplicated) {
+            out.push_str(&format!(
+                "server's record: {lost} acknowledged alerts lost, {dup} received more than once\n"
+            ));
+        }
+        for f in &self.failures {
+            out.push_str(&format!("  {f}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!(
+            (p.count, p.p50, p.p90, p.p99, p.max),
+            (100, 51.0, 90.0, 99.0, 100.0)
+        );
+        assert_eq!(Percentiles::of(Vec::new()), Percentiles::default());
+    }
+
+    #[test]
+    fn the_record_shows_each_alert_with_its_count() {
+        let record = [
+            r#"{"kind":"package1","body":{"Alert":[{"AlertType":"x"},{"Data":{"fleet_alert":3}}]}}"#,
+            r#"{"kind":"package1","body":{"Alert":[{"Data":{"fleet_alert":3}},{"Data":{"fleet_alert":4}}]}}"#,
+            r#"{"kind":"package3","body":{"Alert":[{"Data":{"fleet_alert":5}}]}}"#,
+            "not json",
+        ]
+        .join("\n");
+        let seen = alerts_in_record(&record);
+        assert_eq!(seen.get(&3), Some(&2));
+        assert_eq!(seen.get(&4), Some(&1));
+        assert_eq!(seen.get(&5), None);
+    }
+
+    #[test]
+    fn lost_and_duplicated_come_from_the_record() {
+        let log = DeviceLog {
+            taken: vec![(1, 0.0, 2.0), (2, 1.0, 5.0)],
+            contacts: vec![2.0],
+            ..DeviceLog::default()
+        };
+        let seen = HashMap::from([(1, 2)]);
+        let r = build(
+            2,
+            10.0,
+            &Ran::default(),
+            vec![Second::default()],
+            &[log, DeviceLog::default()],
+            Some(&seen),
+        );
+        assert_eq!((r.alerts.lost, r.alerts.duplicated), (Some(1), Some(1)));
+        assert_eq!(r.alerts.latency_secs.max, 4.0);
+        assert_eq!(r.devices_never_in_contact, 1);
+        // Contact at 2 s, then silence to the end at 10 s.
+        assert_eq!(r.longest_silence_secs.max, 8.0);
+        assert_eq!(longest_silence(&[1.0, 5.0, 6.0], 7.0), 4.0);
+        assert!(
+            r.recovery.is_none(),
+            "no busy answer, nothing to recover from"
+        );
+    }
+
+    #[test]
+    fn recovery_counts_from_the_last_busy_second() {
+        let busy = Second {
+            busy: 1,
+            ..Second::default()
+        };
+        let seconds = [
+            Second::default(),
+            busy,
+            Second::default(),
+            busy,
+            Second::default(),
+        ];
+        let device = |contacts: Vec<f64>| DeviceLog {
+            contacts,
+            ..DeviceLog::default()
+        };
+        let logs = [
+            device(vec![0.5, 4.5]),
+            device(vec![0.2, 7.0]),
+            device(vec![0.1]),
+        ];
+        let r = recovery(&seconds, &logs).unwrap();
+        assert_eq!(r.busy_until_secs, 4.0);
+        assert_eq!(
+            (r.back_secs.count, r.back_secs.max, r.not_back),
+            (2, 3.0, 1)
+        );
+    }
+}
