@@ -198,7 +198,13 @@ pub async fn run(
         };
         if is_alert {
             alert_number += 1;
-            queue_alert(&dev, d, alert_number, recorder)?;
+            queue_alert(
+                &dev,
+                &substitute(&scenario.account.server_id, d),
+                d,
+                alert_number,
+                recorder,
+            )?;
             ran.alerts_queued += 1;
         } else {
             notification_id[d] = notification_id[d].wrapping_add(1).max(1);
@@ -353,13 +359,14 @@ async fn device(
 
 /// Queues a Generic Alert on a device and asks for a session, as `Manager.QueueAlert` does
 /// for a local service.
-fn queue_alert(dev: &Ready, d: usize, number: u64, recorder: &Recorder) -> anyhow::Result<()> {
+fn queue_alert(
+    dev: &Ready,
+    server_id: &str,
+    d: usize,
+    number: u64,
+    recorder: &Recorder,
+) -> anyhow::Result<()> {
     let p = &dev.embedded.prepared;
-    let server_id = omadmd::mo::account::all(&p.store)?
-        .into_iter()
-        .next()
-        .map(|a| a.server_id)
-        .context("the device has no DM account")?;
     let alert = serde_json::json!({
         "AlertType": "urn:x-omadm-fleetsim:alert",
         "DataType": "application/json",
@@ -367,12 +374,12 @@ fn queue_alert(dev: &Ready, d: usize, number: u64, recorder: &Recorder) -> anyho
     });
     p.store.apply(&[TreeOp::Enqueue(Outgoing {
         id: 0,
-        server_id: server_id.clone(),
+        server_id: server_id.to_owned(),
         item: OutItem::Alert { alert, to: None },
     })])?;
     recorder.queued(d, number);
     dev.embedded.scheduler.request(
-        Some(&server_id),
+        Some(server_id),
         Request {
             trigger: Trigger::ClientInitiated,
             req_mos: false,

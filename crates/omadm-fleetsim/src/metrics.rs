@@ -259,13 +259,7 @@ pub fn filter() -> tracing_subscriber::filter::Targets {
         .with_target("omadmd::session", tracing::Level::INFO)
         // The device spans: a per-layer filter decides for spans too, and without them
         // events could not be credited to their device.
-        .with_target(
-            module_path!()
-                .split("::")
-                .next()
-                .unwrap_or("omadm_fleetsim"),
-            tracing::Level::INFO,
-        )
+        .with_target("omadm_fleetsim", tracing::Level::INFO)
 }
 
 #[cfg(test)]

@@ -160,7 +160,7 @@ fn a_fleet_comes_back_gently_after_an_outage_and_loses_no_alert() {
         back <= POLL * 1.25 + RETRY_MAX,
         "a device took {back:.1} s to be back in contact\n{summary}"
     );
-    // The server's record agrees: it saw every alert once.
+    // The refusals the devices counted are the server's own: its record has them.
     let f = std::fs::File::open(&record).unwrap();
     let outage_lines = BufReader::new(f)
         .lines()
