@@ -30,6 +30,17 @@ pub struct Request {
     pub alerts_elsewhere: bool,
 }
 
+impl Request {
+    /// The session a notification asks for: ServerInitiatedMgmt with its NOTIFICATION-ID.
+    pub fn notified(notification_id: Option<u16>, req_mos: bool) -> Request {
+        Request {
+            trigger: Trigger::ServerInitiated { notification_id },
+            req_mos,
+            alerts_elsewhere: false,
+        }
+    }
+}
+
 /// Merges two requests for the same server into the one session that serves both: a
 /// notification wins (its NOTIFICATION-ID must be answered; the latest one counts), then an
 /// owed BootstrapComplete, then a client-initiated session; REQ-MOS if either asked; a
@@ -88,17 +99,50 @@ pub struct Queue {
     retry: HashMap<String, (u32, Instant)>,
     /// A server's own "not before" (`Retry-After` on a 503 or 429).
     not_before: HashMap<String, Instant>,
+    /// When a notification's session, put off to spread a campaign, starts.
+    held: HashMap<String, Instant>,
     running: HashSet<String>,
+    /// Backoffs as computed, without their random part (`sessions.jitter = false`).
+    exact: bool,
 }
 
 impl Queue {
-    /// Adds a request, merging it with one already pending for the server.
+    /// An empty queue; `jitter` spreads backoffs at random, as it should but to measure
+    /// what that buys.
+    pub fn new(jitter: bool) -> Queue {
+        Queue {
+            exact: !jitter,
+            ..Queue::default()
+        }
+    }
+
+    /// Adds a request, merging it with one already pending for the server. It is wanted
+    /// under the usual rules, so a notification's session waiting for its spread moment
+    /// is no longer held back: whatever session runs first answers the notification.
     pub fn push(&mut self, server: &str, req: Request) {
         let merged = match self.pending.remove(server) {
             Some(old) => coalesce(old, req),
             None => req,
         };
+        self.held.remove(server);
         self.pending.insert(server.to_owned(), merged);
+    }
+
+    /// Adds a notification's request whose session starts no earlier than `at` (a
+    /// campaign spread by START-WITHIN or `notifications.start-within-secs`). A request
+    /// already pending and not held keeps its own time: it was wanted sooner.
+    pub fn push_held(&mut self, server: &str, req: Request, at: Instant) {
+        let before = self.held.get(server).copied();
+        let was_pending = self.pending.contains_key(server);
+        self.push(server, req);
+        let hold = match (was_pending, before) {
+            (false, _) => Some(at),
+            (true, Some(b)) => Some(b.min(at)),
+            (true, None) => None,
+        };
+        if let Some(h) = hold {
+            self.held.insert(server.to_owned(), h);
+        }
     }
 
     /// When a server's pending request may run: not while a session with it runs (TS §5.2:
@@ -112,7 +156,7 @@ impl Queue {
             return None;
         }
         if let Trigger::ServerInitiated { .. } = req.trigger {
-            return Some(None);
+            return Some(self.held.get(server).copied());
         }
         let retry = self.retry.get(server).map(|(_, at)| *at);
         let asked = self.not_before.get(server).copied();
@@ -132,6 +176,7 @@ impl Queue {
             .0
             .clone();
         let req = self.pending.remove(&server)?;
+        self.held.remove(&server);
         self.running.insert(server.clone());
         Some((server, req))
     }
@@ -178,7 +223,8 @@ impl Queue {
             .not_before
             .get(server)
             .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
-        let delay = backoff(attempt, base, cap, jitter_seed());
+        let seed = if self.exact { 0 } else { jitter_seed() };
+        let delay = backoff(attempt, base, cap, seed);
         self.retry.insert(server.to_owned(), (attempt, now + delay));
         self.push(server, req);
         delay.max(asked)
@@ -203,8 +249,14 @@ impl Queue {
                 }
                 let retry = self.retry.get(s).filter(|(_, at)| *at > now);
                 let asked = self.not_before.get(s).filter(|at| **at > now);
+                let held = self.held.get(s).filter(|at| **at > now);
                 let (at, why) = match (self.due(s, *r).flatten(), retry, asked) {
                     (None, ..) => (now, "due now".to_owned()),
+                    (Some(at), ..) if held == Some(&at) => (
+                        at,
+                        "a notification's session, started at a random moment to spread a campaign"
+                            .to_owned(),
+                    ),
                     (Some(at), _, Some(asked)) if at == *asked => {
                         (at, "the server asked to wait (Retry-After)".to_owned())
                     }
@@ -256,6 +308,13 @@ pub fn retry_after_spread(wait: Duration, seed: u64) -> Duration {
     wait + Duration::from_millis(seed % (span + 1))
 }
 
+/// When a notification's session starts, spread over `within`: at a random moment in it,
+/// uniformly, so that a fleet notified at once reaches its server at a steady rate of
+/// (fleet size / `within`) instead of all together. The TS has no such knob (docs/decisions.md).
+pub fn start_spread(within: Duration, seed: u64) -> Duration {
+    Duration::from_millis(seed % (within.as_millis() as u64 + 1))
+}
+
 /// A request as it travels to the scheduler loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
@@ -266,6 +325,9 @@ pub struct Ask {
     /// An administrator asked (`StartSession`): the backoff after failures is not waited
     /// out. A server's own `Retry-After` still is: it said when it can take a session.
     pub explicit: bool,
+    /// A notification's session, to start at a random moment within this
+    /// ([`start_spread`]); zero: under the usual rules.
+    pub start_within: Duration,
 }
 
 /// A handle other parts of the daemon use to ask for sessions.
@@ -285,12 +347,24 @@ impl Handle {
         self.send(server, req, true);
     }
 
+    /// Asks for a notification's session, started at a random moment within `within`
+    /// ([`start_spread`]; zero: at once).
+    pub fn request_within(&self, server: &str, req: Request, within: Duration) {
+        let _ = self.tx.send(Ask {
+            server: Some(server.to_owned()),
+            req,
+            explicit: false,
+            start_within: within,
+        });
+    }
+
     fn send(&self, server: Option<&str>, req: Request, explicit: bool) {
         // The receiver lives as long as the daemon; a send after shutdown is moot.
         let _ = self.tx.send(Ask {
             server: server.map(str::to_owned),
             req,
             explicit,
+            start_within: Duration::ZERO,
         });
     }
 }
@@ -390,6 +464,80 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    /// A notification's session put off to spread a campaign waits for its moment, which
+    /// a second notification can only bring forward; any other request for the server
+    /// (a poll, a queued alert) lets it run under the usual rules, answering the
+    /// notification.
+    #[test]
+    fn a_held_notification_waits_for_its_moment_or_the_next_session() {
+        let now = Instant::now();
+        let at = now + Duration::from_secs(40);
+        let mut q = Queue::default();
+        q.push_held("a", noti(1, false), at);
+        assert_eq!(q.pop_ready(now), None);
+        assert_eq!(q.next_due(), Some(at));
+        let (_, _, why) = &q.outlook(now)[0];
+        assert!(why.contains("spread a campaign"), "{why}");
+        q.push_held("a", noti(2, false), now + Duration::from_secs(90));
+        assert_eq!(q.next_due(), Some(at), "a later moment does not put it off");
+        q.push_held("a", noti(3, false), now + Duration::from_secs(10));
+        assert_eq!(q.next_due(), Some(now + Duration::from_secs(10)));
+        assert_eq!(
+            q.pop_ready(now + Duration::from_secs(10)),
+            Some(("a".into(), noti(3, false)))
+        );
+        q.finished("a");
+        q.succeeded("a");
+
+        // A poll arrives while it is held: the session runs now and answers it.
+        q.push_held("a", noti(4, true), at);
+        q.push("a", CLIENT);
+        assert_eq!(q.pop_ready(now), Some(("a".into(), noti(4, true))));
+        q.finished("a");
+
+        // A request already pending and due keeps its time.
+        q.push("b", CLIENT);
+        q.push_held("b", noti(5, false), at);
+        assert_eq!(q.pop_ready(now), Some(("b".into(), noti(5, false))));
+    }
+
+    #[test]
+    fn a_campaign_spreads_uniformly_within_the_bound() {
+        let within = Duration::from_secs(100);
+        let mut buckets = [0u32; 10];
+        for seed in 0..10_000u64 {
+            let d = start_spread(within, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            assert!(d <= within);
+            buckets[(d.as_secs() / 10).min(9) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|b| (800..1200).contains(b)),
+            "{buckets:?}"
+        );
+        assert_eq!(start_spread(Duration::ZERO, 12345), Duration::ZERO);
+    }
+
+    /// `sessions.jitter = false` (to measure what jitter buys): backoffs are exact.
+    #[test]
+    fn without_jitter_backoffs_are_exact() {
+        let now = Instant::now();
+        let (base, cap) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let mut q = Queue::new(false);
+        q.push("a", CLIENT);
+        q.pop_ready(now);
+        q.finished("a");
+        assert_eq!(q.failed("a", CLIENT, now, base, cap), base);
+        assert_eq!(q.failed("a", CLIENT, now, base, cap), base * 2);
+        let mut q = Queue::new(true);
+        let cut = (0..20)
+            .filter(|i| q.failed(&format!("s{i}"), CLIENT, now, base, cap) < base)
+            .count();
+        assert!(
+            cut > 0,
+            "with jitter, first backoffs are cut short by up to a quarter"
+        );
     }
 
     #[test]

@@ -206,6 +206,7 @@ fn notification(args: &NotifyArgs) -> Result<Vec<u8>, String> {
         secret,
         auth_data: args.auth_data.clone().map(|b| b.0).unwrap_or_default(),
         wap: args.wap,
+        start_within_secs: None,
     })
     .map_err(|e| format!("cannot encode the notification: {e}"))
 }

@@ -61,6 +61,9 @@ pub struct NotificationsFragment {
     pub rate_total: Option<u32>,
     /// Seconds between two notification-triggered sessions with one server.
     pub min_interval_secs: Option<u64>,
+    /// A notification-triggered session starts at a random moment within this many
+    /// seconds (0: at once), unless the notification says otherwise.
+    pub start_within_secs: Option<u64>,
 }
 
 /// `[sessions]`: when sessions happen.
@@ -88,6 +91,9 @@ pub struct SessionsFragment {
     pub exec_result_max_secs: Option<u64>,
     /// Seconds one session may take, from its Package#1 to its end.
     pub max_duration_secs: Option<u64>,
+    /// Spread polls, retries and waits after `Retry-After` at random (the default); off
+    /// only to measure what the spreading buys.
+    pub jitter: Option<bool>,
 }
 
 /// `[http]`: how the client connects.
@@ -226,6 +232,7 @@ impl Fragment {
                     .sessions
                     .max_duration_secs
                     .or(self.sessions.max_duration_secs),
+                jitter: later.sessions.jitter.or(self.sessions.jitter),
             },
             dbus: DbusFragment {
                 enabled: later.dbus.enabled.or(self.dbus.enabled),
@@ -252,6 +259,10 @@ impl Fragment {
                     .notifications
                     .min_interval_secs
                     .or(self.notifications.min_interval_secs),
+                start_within_secs: later
+                    .notifications
+                    .start_within_secs
+                    .or(self.notifications.start_within_secs),
             },
             http: HttpFragment {
                 connect_timeout_secs: later
@@ -329,6 +340,13 @@ impl Fragment {
                 "notifications.min-interval-secs",
                 self.notifications.min_interval_secs,
                 0,
+                86_400,
+            ),
+            (
+                "notifications.start-within-secs",
+                self.notifications.start_within_secs,
+                0,
+                // notify::START_WITHIN_MAX_SECS, a day (config may not use notify).
                 86_400,
             ),
         ];

@@ -161,6 +161,9 @@ pub struct Notifications {
     pub rate_total: u32,
     /// Seconds between two notification-triggered sessions with one server.
     pub min_interval_secs: u64,
+    /// A notification-triggered session starts at a random moment within this many
+    /// seconds, unless the notification carries omadmd's START-WITHIN option.
+    pub start_within_secs: u64,
 }
 
 fn listen_text<S: serde::Serializer>(
@@ -195,6 +198,8 @@ pub struct Sessions {
     pub exec_result_max_secs: u64,
     /// Seconds one session may take from its Package#1 to its end.
     pub max_duration_secs: u64,
+    /// Polls, retries and waits after `Retry-After` are spread at random.
+    pub jitter: bool,
 }
 
 /// How the client connects.
@@ -480,6 +485,7 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             exec_timeout_secs: merged.sessions.exec_timeout_secs.unwrap_or(30),
             exec_result_max_secs: merged.sessions.exec_result_max_secs.unwrap_or(259_200),
             max_duration_secs: merged.sessions.max_duration_secs.unwrap_or(1800),
+            jitter: merged.sessions.jitter.unwrap_or(true),
         },
         dbus: Dbus {
             enabled: merged.dbus.enabled.unwrap_or(true),
@@ -496,6 +502,7 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
             rate_per_source: merged.notifications.rate_per_source.unwrap_or(20),
             rate_total: merged.notifications.rate_total.unwrap_or(1000),
             min_interval_secs: merged.notifications.min_interval_secs.unwrap_or(60),
+            start_within_secs: merged.notifications.start_within_secs.unwrap_or(0),
         },
         http: Http {
             connect_timeout_secs: merged.http.connect_timeout_secs.unwrap_or(30),

@@ -52,6 +52,9 @@ fn defaults_without_any_file() {
     );
     assert!(!s.http.allow_private_targets && !s.http.allow_insecure_auth);
     assert!(s.http.allow_targets.is_empty());
+    // Spread polls and retries; a notification's session at once.
+    assert!(s.sessions.jitter);
+    assert_eq!(s.notifications.start_within_secs, 0);
     assert_eq!(s.log.level, "info");
     // systemd's $STATE_DIRECTORY is the default when no file sets one.
     let mut src = sources(dir.path());
@@ -216,6 +219,11 @@ fn errors_name_the_file_and_the_key() {
             "[limits]\nmax-server-instances = 0\n",
             "limits.max-server-instances: 0 is outside",
         ),
+        (
+            "[notifications]\nstart-within-secs = 86401\n",
+            "notifications.start-within-secs: 86401 is outside 0..=86400",
+        ),
+        ("[sessions]\njitter = \"no\"\n", "jitter"),
         ("[nonsense]\n", "nonsense"),
         ("this is not toml", "this is not toml"),
         // The syslog spelling parses as a tracing filter that silences everything.

@@ -16,7 +16,6 @@ use anyhow::Context;
 
 use crate::config::Settings;
 use crate::dbus;
-use crate::engine::Trigger;
 use crate::heartbeat::Heartbeat;
 use crate::host::Host;
 use crate::notify::Policy as NotifyPolicy;
@@ -90,6 +89,7 @@ pub async fn run_with(
     let policy = NotifyPolicy {
         max_age_secs: settings.notifications.max_age_secs,
         remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
+        start_within_secs: settings.notifications.start_within_secs,
     };
     let status = Arc::new(std::sync::Mutex::new(("idle".to_owned(), String::new())));
     let peers = dbus::peers::Peers::default();
@@ -198,7 +198,8 @@ pub async fn run_with(
     }
     // What the listener accepted goes through `relay_accepted`, which signals it and then
     // asks for the session, so that NotificationAccepted comes before SessionStarted.
-    let (accepted, accepted_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Request)>();
+    let (accepted, accepted_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(String, Request, std::time::Duration)>();
     let mut notifications = match listener {
         Some(l) => {
             let (prepared, alive) = (prepared.clone(), listening);
@@ -214,15 +215,9 @@ pub async fn run_with(
                     rates,
                     &alive,
                     |a| {
-                        let trigger = Trigger::ServerInitiated {
-                            notification_id: a.notification_id,
-                        };
-                        let request = Request {
-                            trigger,
-                            req_mos: a.req_mos,
-                            alerts_elsewhere: false,
-                        };
-                        let _ = accepted.send((a.server_id, request));
+                        let within = a.start_within(policy.start_within_secs);
+                        let request = Request::notified(a.notification_id, a.req_mos);
+                        let _ = accepted.send((a.server_id, request, within));
                     },
                 )
                 .await
@@ -280,11 +275,11 @@ pub async fn run_with(
 async fn relay_accepted(
     events: &Events,
     handle: &scheduler::Handle,
-    mut accepted: tokio::sync::mpsc::UnboundedReceiver<(String, Request)>,
+    mut accepted: tokio::sync::mpsc::UnboundedReceiver<(String, Request, std::time::Duration)>,
 ) {
-    while let Some((server, request)) = accepted.recv().await {
+    while let Some((server, request, within)) = accepted.recv().await {
         events.notification_accepted(&server, request.trigger).await;
-        handle.request(Some(&server), request);
+        handle.request_within(&server, request, within);
     }
     std::future::pending().await
 }

@@ -148,12 +148,21 @@ pub(super) async fn schedule(
         Duration::from_secs(settings.sessions.retry_base_secs),
         Duration::from_secs(settings.sessions.retry_max_secs),
     );
-    let mut queue = scheduler::Queue::default();
+    let jitter = settings.sessions.jitter;
+    // Without jitter (only to measure what it buys) every spread is zero.
+    let seed = || if jitter { scheduler::jitter_seed() } else { 0 };
+    let mut queue = scheduler::Queue::new(jitter);
     let mut running = futures_util::stream::FuturesUnordered::new();
     let poll = (settings.sessions.poll_interval_secs > 0)
         .then(|| Duration::from_secs(settings.sessions.poll_interval_secs));
-    let next =
-        |d| tokio::time::Instant::now() + scheduler::poll_jitter(d, scheduler::jitter_seed());
+    let next = |d| {
+        tokio::time::Instant::now()
+            + if jitter {
+                scheduler::poll_jitter(d, seed())
+            } else {
+                d
+            }
+    };
     let mut next_poll = poll.map(next);
     loop {
         alive.beat();
@@ -167,7 +176,12 @@ pub(super) async fn schedule(
         let due = queue.next_due();
         outlook.set(outlook_of(&queue, next_poll, poll));
         tokio::select! {
-            Some(scheduler::Ask { server, req, explicit }) = requests.recv() => match server {
+            Some(scheduler::Ask { server, req, explicit, start_within }) = requests.recv() => match server {
+                Some(s) if !start_within.is_zero() => {
+                    let delay = scheduler::start_spread(start_within, seed());
+                    tracing::info!(server = %s, delay_ms = delay.as_millis() as u64, within_secs = start_within.as_secs(), "a notification's session put off to spread the campaign");
+                    queue.push_held(&s, req, tokio::time::Instant::now() + delay);
+                }
                 Some(s) => {
                     if explicit {
                         queue.forgive(&s, tokio::time::Instant::now());
@@ -195,7 +209,7 @@ pub(super) async fn schedule(
                 queue.finished(&server);
                 let now = tokio::time::Instant::now();
                 if let Some(asked) = outcome.retry_after {
-                    let wait = scheduler::retry_after_spread(asked, scheduler::jitter_seed());
+                    let wait = scheduler::retry_after_spread(asked, seed());
                     queue.defer(&server, now, wait, cap);
                     tracing::info!(server = %server, retry_after_secs = asked.as_secs(), waiting_secs = wait.min(cap).as_secs(), "the server asked to wait");
                 }

@@ -522,18 +522,13 @@ impl Manager {
             .admit(&prepared.store, &package, self.shared.notify_policy)
             .map_err(|e| Error::InvalidArgument(format!("notification dropped: {e}")))?;
         tracing::info!(server = %a.server_id, notification_id = ?a.notification_id, "notification injected over D-Bus");
-        let trigger = Trigger::ServerInitiated {
-            notification_id: a.notification_id,
-        };
-        let name = crate::session::trigger_name(trigger);
+        let request = Request::notified(a.notification_id, a.req_mos);
+        let name = crate::session::trigger_name(request.trigger);
         signal_failed(Self::notification_accepted(&emitter, &a.server_id, &name, "dbus").await);
-        self.shared.scheduler.request(
-            Some(&a.server_id),
-            Request {
-                trigger,
-                req_mos: a.req_mos,
-                alerts_elsewhere: false,
-            },
+        self.shared.scheduler.request_within(
+            &a.server_id,
+            request,
+            a.start_within(self.shared.notify_policy.start_within_secs),
         );
         Ok(a.server_id)
     }

@@ -48,6 +48,7 @@ async fn peer() -> Peer {
         notify_policy: crate::notify::Policy {
             max_age_secs: 600,
             remember_secs: 86_400,
+            start_within_secs: 0,
         },
         status: Arc::new(std::sync::Mutex::new(("idle".into(), String::new()))),
         peers: peers::Peers::default(),

@@ -76,6 +76,23 @@ pub struct Accepted {
     pub notification_id: Option<u16>,
     /// REQ-MOS was set.
     pub req_mos: bool,
+    /// omadmd's START-WITHIN option, in seconds, when the server sent it.
+    pub start_within_secs: Option<u32>,
+}
+
+/// The longest a notification-triggered session is put off to spread a campaign: a day,
+/// as `notifications.start-within-secs` at most. A server that wants a fleet spread wider
+/// notifies it in waves.
+pub const START_WITHIN_MAX_SECS: u64 = 86_400;
+
+impl Accepted {
+    /// Within how long its session starts, at a random moment: the server's START-WITHIN
+    /// when it sent one, else `configured` (`notifications.start-within-secs`); a day at
+    /// most.
+    pub fn start_within(&self, configured: u64) -> Duration {
+        let secs = self.start_within_secs.map_or(configured, u64::from);
+        Duration::from_secs(secs.min(START_WITHIN_MAX_SECS))
+    }
 }
 
 /// How strict the checks are.
@@ -85,6 +102,9 @@ pub struct Policy {
     pub max_age_secs: u64,
     /// How long a NOTIFICATION-ID is remembered for duplicate detection.
     pub remember_secs: i64,
+    /// Within how many seconds a notification's session starts, at a random moment, when
+    /// the notification does not say (`notifications.start-within-secs`).
+    pub start_within_secs: u64,
 }
 
 /// The Package#0 inside a datagram: the datagram itself, or the body of a connectionless
@@ -152,10 +172,14 @@ pub fn verify(
             return Err(Dropped::Stale(ts));
         }
     }
+    let start_within_secs = n
+        .start_within_secs()
+        .map_err(|e| Dropped::Malformed(e.to_string()))?;
     Ok(Accepted {
         server_id,
         notification_id: n.notification_id,
         req_mos: n.req_mos,
+        start_within_secs,
     })
 }
 

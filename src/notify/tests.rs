@@ -13,6 +13,7 @@ use crate::tree::{Journal as _, OpenMode, SqliteStore};
 const POLICY: Policy = Policy {
     max_age_secs: 600,
     remember_secs: 86_400,
+    start_within_secs: 0,
 };
 const SECRET: &[u8] = b"server-secret";
 const DATA: &[u8] = b"auth-data";
@@ -62,7 +63,8 @@ fn a_signed_notification_passes_once_even_across_a_restart() {
             Ok(Accepted {
                 server_id: "dms1".into(),
                 notification_id: Some(41),
-                req_mos: true
+                req_mos: true,
+                start_within_secs: None,
             })
         );
         assert_eq!(
@@ -86,6 +88,42 @@ fn a_signed_notification_passes_once_even_across_a_restart() {
         )
         .is_ok()
     );
+}
+
+/// START-WITHIN (omadmd's option 15) comes through signed, bounds the start delay in
+/// place of the configured value, a day at most; a malformed one drops the notification.
+#[test]
+fn start_within_from_the_server_overrides_the_configured_bound() {
+    use crate::protocol::package0::option::START_WITHIN;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let with = |id, value: Vec<u8>| {
+        let mut n = note("dms1", id);
+        n.unknown = vec![(START_WITHIN, value)];
+        encode_signed(&n, SECRET, DATA).unwrap()
+    };
+    let d = Directory::default();
+    let a = check(&s, &d, &with(1, 300u16.to_be_bytes().to_vec()), POLICY).unwrap();
+    assert_eq!(a.start_within_secs, Some(300));
+    assert_eq!(a.start_within(60), Duration::from_secs(300));
+    let a = check(&s, &d, &with(2, vec![0]), POLICY).unwrap();
+    assert_eq!(
+        a.start_within(60),
+        Duration::ZERO,
+        "the server may ask for at once"
+    );
+    let a = check(&s, &d, &with(3, u32::MAX.to_be_bytes().to_vec()), POLICY).unwrap();
+    assert_eq!(
+        a.start_within(0),
+        Duration::from_secs(START_WITHIN_MAX_SECS)
+    );
+    let plain = encode_signed(&note("dms1", 4), SECRET, DATA).unwrap();
+    let a = check(&s, &d, &plain, POLICY).unwrap();
+    assert_eq!(a.start_within(60), Duration::from_secs(60), "configured");
+    assert!(matches!(
+        check(&s, &d, &with(5, vec![0; 5]), POLICY),
+        Err(Dropped::Malformed(why)) if why.contains("START-WITHIN")
+    ));
 }
 
 /// With a recorder, a gate accepts without writing: the ID goes to the recorder, and a

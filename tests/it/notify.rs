@@ -103,3 +103,43 @@ fn a_port_already_taken_leaves_the_daemon_running_without_notifications() {
     d.wait_for("ready", 10);
     assert!(d.terminate().0.success());
 }
+
+/// A campaign's spread: with `notifications.start-within-secs` the session of a
+/// notification waits for a random moment within the bound; a notification carrying the
+/// server's own START-WITHIN (option 15) sets the bound, and can bring the moment forward.
+#[test]
+fn a_notification_session_starts_within_the_bound_the_server_sets() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({"sessions": [end, end, end]}), false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write(
+        "etc/omadmd/config.d/50-spread.toml",
+        "[notifications]\nstart-within-secs = 3600\nmin-interval-secs = 0\n",
+    );
+    let mut d = root.start(&[]);
+    let addr = d.notification_address();
+    d.wait_for("session ended", 30); // the owed BootstrapComplete session
+
+    send(&addr, 1, SECRET, &[]);
+    let line = d.wait_for("put off to spread the campaign", 30);
+    assert!(line.contains("within_secs=3600"), "{line}");
+    let delay_ms: u64 = line
+        .split("delay_ms=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no delay in {line}"));
+    assert!(delay_ms <= 3_600_000, "{line}");
+
+    // The server wants it sooner: within 1 s.
+    send(&addr, 2, SECRET, &["--start-within", "1"]);
+    let line = d.wait_for("within_secs=1", 30);
+    assert!(line.contains("put off"), "{line}");
+    d.wait_for("session ended", 30);
+    let (status, _) = d.terminate();
+    assert!(status.success());
+    let p1s = server.of_kind("package1");
+    let last = &p1s.last().unwrap()["body"]["Alert"][0];
+    assert_eq!(last["AlertType"], "urn:oma:at:dm:2.0:ServerInitiatedMgmt");
+    assert_eq!(last["Data"]["NOTIFICATION-ID"], 2, "{p1s:#?}");
+}

@@ -342,6 +342,7 @@ async fn device(
     let policy = omadmd::notify::Policy {
         max_age_secs: settings.notifications.max_age_secs,
         remember_secs: i64::try_from(settings.notifications.remember_secs).unwrap_or(i64::MAX),
+        start_within_secs: settings.notifications.start_within_secs,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shutdown = async move {
@@ -408,15 +409,10 @@ fn notify(dev: &Ready, scenario: &Scenario, d: usize, id: u16) -> Result<(), Str
         .gate
         .admit(&p.store, &package, dev.policy)
         .map_err(|e| e.to_string())?;
-    dev.embedded.scheduler.request(
-        Some(&accepted.server_id),
-        Request {
-            trigger: Trigger::ServerInitiated {
-                notification_id: accepted.notification_id,
-            },
-            req_mos: accepted.req_mos,
-            alerts_elsewhere: false,
-        },
+    dev.embedded.scheduler.request_within(
+        &accepted.server_id,
+        Request::notified(accepted.notification_id, accepted.req_mos),
+        accepted.start_within(dev.policy.start_within_secs),
     );
     Ok(())
 }

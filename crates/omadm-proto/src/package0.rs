@@ -23,6 +23,13 @@ pub mod option {
     pub const TIMESTAMP: u8 = 5;
     /// REQ-MOS.
     pub const REQ_MOS: u8 = 6;
+    /// START-WITHIN: omadmd's own option, not the TS's. A Uint of 1 to 4 bytes: the
+    /// device starts the session at a random moment within that many seconds, so that a
+    /// campaign notifying a whole fleet at once does not bring it all at once. 15 is the
+    /// highest number one option delta reaches, the farthest from numbers a later TS
+    /// would take. Send it only to devices known to run omadmd (DevInfo `Mod`/`DmV`): the
+    /// TS does not say what other clients do with options it does not define.
+    pub const START_WITHIN: u8 = 15;
 }
 
 /// PREFERRED-CON-TYPE values (TS §5.2.1.2).
@@ -82,6 +89,29 @@ pub struct Notification {
     pub unknown: Vec<(u8, Vec<u8>)>,
     /// Where the digest value starts in the decoded bytes (for verification).
     pub digest_offset: Option<usize>,
+}
+
+impl Notification {
+    /// omadmd's START-WITHIN option ([`option::START_WITHIN`]), in seconds: `None` when
+    /// absent, an error when it is not a Uint of 1 to 4 bytes.
+    pub fn start_within_secs(&self) -> Result<Option<u32>, DecodeError> {
+        let Some((_, v)) = self
+            .unknown
+            .iter()
+            .find(|(n, _)| *n == option::START_WITHIN)
+        else {
+            return Ok(None);
+        };
+        if !(1..=4).contains(&v.len()) {
+            return Err(DecodeError::new(
+                format!("START-WITHIN must be 1 to 4 bytes, is {}", v.len()),
+                "options",
+            ));
+        }
+        Ok(Some(
+            v.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)),
+        ))
+    }
 }
 
 fn err(what: impl Into<String>, at: usize) -> DecodeError {
@@ -236,6 +266,8 @@ pub struct Compose {
     pub auth_data: Vec<u8>,
     /// Wrap it in a connectionless WAP Push (TS App. E.1).
     pub wap: bool,
+    /// omadmd's START-WITHIN option, seconds ([`option::START_WITHIN`]).
+    pub start_within_secs: Option<u32>,
 }
 
 /// Encodes a [`Compose`] with TIMESTAMP `timestamp` (seconds since the epoch), signed
@@ -257,6 +289,11 @@ pub fn compose(c: &Compose, timestamp: u64) -> Result<Vec<u8>, DecodeError> {
         notification_id: c.notification_id,
         timestamp: Some(timestamp),
         req_mos: c.req_mos,
+        unknown: c
+            .start_within_secs
+            .map(|s| (option::START_WITHIN, s.to_be_bytes().to_vec()))
+            .into_iter()
+            .collect(),
         ..Default::default()
     };
     let bytes = match &c.secret {
@@ -321,6 +358,39 @@ mod tests {
             req_mos: true,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn start_within_is_a_signed_uint_of_one_to_four_bytes() {
+        let c = Compose {
+            server_id: "dms".into(),
+            secret: Some(b"k".to_vec()),
+            start_within_secs: Some(300),
+            ..Default::default()
+        };
+        let bytes = compose(&c, 1_795_000_000).unwrap();
+        let n = decode(&bytes).unwrap();
+        // After the TS's options, covered by the digest like them.
+        assert_eq!(
+            n.unknown,
+            vec![(option::START_WITHIN, 300u32.to_be_bytes().to_vec())]
+        );
+        assert_eq!(n.start_within_secs().unwrap(), Some(300));
+        assert!(verify(&bytes, &n, b"k", b""));
+        for (value, want) in [
+            (vec![7u8], Ok(Some(7))),
+            (vec![1, 0], Ok(Some(256))),
+            (vec![0xFF; 4], Ok(Some(u32::MAX))),
+            (vec![], Err(())),
+            (vec![0; 5], Err(())),
+        ] {
+            let n = Notification {
+                unknown: vec![(option::START_WITHIN, value)],
+                ..Default::default()
+            };
+            assert_eq!(n.start_within_secs().map_err(|_| ()), want);
+        }
+        assert_eq!(sample().start_within_secs().unwrap(), None);
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct Cli {
     /// Send as connectionless WAP Push (WSP) rather than a bare Package#0.
     #[arg(long, help_heading = "Sending a notification")]
     pub wap: bool,
+    /// Ask an omadmd device to start its session at a random moment within this many
+    /// seconds (omadmd's START-WITHIN option 15; not for other clients).
+    #[arg(long, value_name = "SECS", help_heading = "Sending a notification")]
+    pub start_within: Option<u32>,
 }
 
 /// Bytes given as base64 on the command line.

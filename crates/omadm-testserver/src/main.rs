@@ -22,6 +22,7 @@ fn send_notification(cli: &Cli, to: SocketAddr) -> Result<(), String> {
             secret: cli.secret.clone().map(|b| b.0),
             auth_data: cli.auth_data.clone().map(|b| b.0).unwrap_or_default(),
             wap: cli.wap,
+            start_within_secs: cli.start_within,
         },
         now,
     )
