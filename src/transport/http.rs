@@ -341,21 +341,27 @@ impl HttpClient {
         // reqwest puts the whole URL in its errors; what leaves the daemon (history, D-Bus,
         // logs) shows it redacted.
         let failed = |e: reqwest::Error| HttpError::request(url, e);
+        // One event per request a server answered, a challenge included: what
+        // omadm-fleetsim counts as the server's load (and `-v -v` shows). The bytes are
+        // the bodies': what the server sends is as its Content-Length says.
+        let answered = |resp: &reqwest::Response| {
+            tracing::debug!(method = %method, status = resp.status().as_u16(), sent_bytes = body.as_ref().map_or(0, |b| b.len()), received_bytes = resp.content_length().unwrap_or(0), "HTTP request answered");
+        };
         let first = build(self.authorization(method.as_str(), url, body.as_deref()))
             .send()
             .await
             .map_err(failed)?;
+        answered(&first);
         let resp = if first.status() != reqwest::StatusCode::UNAUTHORIZED || !self.learn(&first) {
             first
         } else {
-            build(self.authorization(method.as_str(), url, body.as_deref()))
+            let again = build(self.authorization(method.as_str(), url, body.as_deref()))
                 .send()
                 .await
-                .map_err(failed)?
+                .map_err(failed)?;
+            answered(&again);
+            again
         };
-        // One event per request a server answered: what omadm-fleetsim counts as the
-        // server's load (and `-v -v` shows).
-        tracing::debug!(method = %method, status = resp.status().as_u16(), sent_bytes = body.as_ref().map_or(0, |b| b.len()), "HTTP request answered");
         if let Some(wait) = asked_wait(resp.status().as_u16(), resp.headers()) {
             tracing::info!(url = %redact(resp.url().as_str()), status = resp.status().as_u16(), retry_after_secs = wait.as_secs(), "server asks to come back later");
             self.deferrals.defer(resp.url(), wait);

@@ -26,6 +26,70 @@ pub struct Options {
     pub server: String,
     /// The directory that holds a root directory per device.
     pub scratch: PathBuf,
+    /// The part of the fleet this process runs.
+    pub shard: Shard,
+}
+
+/// A part of the fleet, for when one process cannot hold it all (each device keeps about
+/// six file descriptors open: its SQLite connections and one HTTP connection): devices
+/// `index`, `index + count`, `index + 2 count`, ... Device numbers, start times and the
+/// waves' choice of devices stay those of the whole fleet, so the parts' reports merge into
+/// the whole fleet's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// Which part, from 0.
+    pub index: usize,
+    /// How many parts.
+    pub count: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `K/N`: the K-th of N parts, K from 1.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected K/N, as 2/4"))?;
+        let (k, n): (usize, usize) = (
+            k.trim()
+                .parse()
+                .map_err(|_| format!("{s:?}: K is not a number"))?,
+            n.trim()
+                .parse()
+                .map_err(|_| format!("{s:?}: N is not a number"))?,
+        );
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("{s:?}: K must be 1 to N"));
+        }
+        Ok(Shard {
+            index: k - 1,
+            count: n,
+        })
+    }
+}
+
+impl Shard {
+    /// Whether device `d` is in this part.
+    pub fn owns(self, d: usize) -> bool {
+        d % self.count == self.index
+    }
+
+    /// This part's devices of a fleet of `n`.
+    pub fn devices(self, n: usize) -> impl Iterator<Item = usize> {
+        (self.index..n).step_by(self.count)
+    }
+
+    /// Device `d`'s place among this part's devices.
+    fn slot(self, d: usize) -> usize {
+        d / self.count
+    }
 }
 
 /// A device once its daemon is ready.
@@ -36,7 +100,7 @@ struct Ready {
 }
 
 /// What the run did, besides what the recorder counted.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ran {
     /// Seconds until every device's daemon was ready.
     pub all_ready_secs: Option<f64>,
@@ -128,8 +192,9 @@ pub async fn run(
     recorder: &Arc<Recorder>,
 ) -> anyhow::Result<Ran> {
     let n = scenario.devices;
+    let shard = opts.shard;
     // Every device's files first: writing them is not what is measured.
-    for d in 0..n {
+    for d in shard.devices(n) {
         provision(
             &opts.scratch.join(format!("dev-{d}")),
             scenario,
@@ -143,7 +208,7 @@ pub async fn run(
         ..Ran::default()
     };
     let ready: Arc<Vec<Mutex<Option<Ready>>>> =
-        Arc::new((0..n).map(|_| Mutex::new(None)).collect());
+        Arc::new(shard.devices(n).map(|_| Mutex::new(None)).collect());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let failed = Arc::new(Mutex::new(Vec::new()));
     let start = tokio::time::Instant::now();
@@ -165,9 +230,10 @@ pub async fn run(
                 .context("cannot start a fleet thread")?,
         );
     }
-    for d in 0..n {
+    for d in shard.devices(n) {
         let job = Job {
             d,
+            slot: shard.slot(d),
             root: opts.scratch.join(format!("dev-{d}")),
             at: start + Duration::from_secs_f64(scenario.start_spread_secs * d as f64 / n as f64),
             ready: ready.clone(),
@@ -175,28 +241,37 @@ pub async fn run(
             stop: stop_rx.clone(),
         };
         // A worker that is gone has panicked and said so; its devices are missing.
-        let _ = queues[d % threads].send(job);
+        let _ = queues[shard.slot(d) % threads].send(job);
     }
     drop(queues);
 
     // The scenario's actions, in time order.
-    let mut actions: Vec<(f64, usize, bool)> = Vec::new();
+    // (when, device, None for an alert or the notification's START-WITHIN)
+    let mut actions: Vec<(f64, usize, Option<Option<u32>>)> = Vec::new();
     for w in &scenario.alerts {
-        actions.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, true)));
+        actions.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, None)));
     }
     for w in &scenario.notifications {
-        actions.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, false)));
+        let within = Some(w.start_within_secs);
+        actions.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, within)));
     }
     actions.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut alert_number = 0u64;
     let mut notification_id = vec![0u16; n];
-    for (at, d, is_alert) in actions {
+    for (at, d, notification) in actions {
+        if !shard.owns(d) {
+            continue;
+        }
         watch_until(start + Duration::from_secs_f64(at), start, &ready, &mut ran).await;
-        let Some(dev) = ready[d].lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        let Some(dev) = ready[shard.slot(d)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
             ran.not_ready += 1;
             continue;
         };
-        if is_alert {
+        let Some(start_within) = notification else {
             alert_number += 1;
             queue_alert(
                 &dev,
@@ -206,12 +281,15 @@ pub async fn run(
                 recorder,
             )?;
             ran.alerts_queued += 1;
-        } else {
-            notification_id[d] = notification_id[d].wrapping_add(1).max(1);
-            match notify(&dev, scenario, d, notification_id[d]) {
-                Ok(()) => ran.notifications_accepted += 1,
-                Err(why) => *ran.notifications_dropped.entry(why).or_default() += 1,
+            continue;
+        };
+        notification_id[d] = notification_id[d].wrapping_add(1).max(1);
+        match notify(&dev, scenario, d, notification_id[d], start_within) {
+            Ok(()) => {
+                recorder.notified(d);
+                ran.notifications_accepted += 1
             }
+            Err(why) => *ran.notifications_dropped.entry(why).or_default() += 1,
         }
     }
     watch_until(
@@ -244,6 +322,8 @@ pub async fn run(
 /// A device for a worker thread to run.
 struct Job {
     d: usize,
+    /// Its place in `ready`.
+    slot: usize,
     root: PathBuf,
     at: tokio::time::Instant,
     ready: Arc<Vec<Mutex<Option<Ready>>>>,
@@ -274,6 +354,7 @@ fn worker(mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>, dispatch: &tracin
                 async move {
                     let Job {
                         d,
+                        slot,
                         root,
                         at,
                         ready,
@@ -284,7 +365,7 @@ fn worker(mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>, dispatch: &tracin
                     if *stop.borrow() {
                         return;
                     }
-                    if let Err(e) = device(d, root, &ready, &mut stop).await {
+                    if let Err(e) = device(&ready[slot], root, &mut stop).await {
                         failed
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -329,9 +410,8 @@ fn all_ready(ready: &[Mutex<Option<Ready>>]) -> bool {
 
 /// One device: omadmd's daemon on its root until the run stops.
 async fn device(
-    d: usize,
+    ready: &Mutex<Option<Ready>>,
     root: PathBuf,
-    ready: &[Mutex<Option<Ready>>],
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let sources = omadmd::config::Sources {
@@ -351,7 +431,7 @@ async fn device(
     let daemon = omadmd::daemon::run_with(sources, settings, shutdown, None, Some(tx));
     let note = async {
         if let Ok(embedded) = rx.await {
-            *ready[d].lock().unwrap_or_else(|p| p.into_inner()) = Some(Ready { embedded, policy });
+            *ready.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ready { embedded, policy });
         }
     };
     let (result, ()) = tokio::join!(daemon, note);
@@ -393,7 +473,13 @@ fn queue_alert(
 /// Sends a device a signed DM Notification, in-process: checked by the device's own gate
 /// (signature, age, duplicate ID, spacing) as one from UDP or `Manager.InjectNotification`
 /// is, and its session asked for when accepted. Returns why it was dropped otherwise.
-fn notify(dev: &Ready, scenario: &Scenario, d: usize, id: u16) -> Result<(), String> {
+fn notify(
+    dev: &Ready,
+    scenario: &Scenario,
+    d: usize,
+    id: u16,
+    start_within_secs: Option<u32>,
+) -> Result<(), String> {
     let a = &scenario.account;
     let server_id = substitute(&a.server_id, d);
     let package = omadmd::notify::compose(&omadmd::notify::Compose {
@@ -401,6 +487,7 @@ fn notify(dev: &Ready, scenario: &Scenario, d: usize, id: u16) -> Result<(), Str
         notification_id: Some(id),
         secret: Some(substitute(&a.notification_secret, d).into_bytes()),
         auth_data: substitute(&a.notification_auth_data, d).into_bytes(),
+        start_within_secs,
         ..Default::default()
     })
     .map_err(|e| e.to_string())?;

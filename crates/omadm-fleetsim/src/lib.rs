@@ -6,12 +6,127 @@
 
 pub mod fleet;
 pub mod metrics;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 
-pub use fleet::Options;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+pub use fleet::{Options, Shard};
 pub use report::Report;
 pub use scenario::Scenario;
+
+/// What a run (or a part of the fleet, [`Shard`]) counted, before it is summed up into a
+/// [`Report`]: the parts of one fleet run in several processes merge into the whole
+/// ([`Counted::merge`]). Times are seconds from `started_unix`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Counted {
+    /// When the run started, in seconds since the Unix epoch.
+    pub started_unix: f64,
+    /// Devices in the whole fleet.
+    pub devices: usize,
+    /// The run's length.
+    pub duration_secs: f64,
+    /// The scenario's `time_scale`.
+    pub time_scale: f64,
+    /// What the run did besides counting.
+    pub ran: fleet::Ran,
+    /// Per second.
+    pub seconds: Vec<metrics::Second>,
+    /// The devices this process ran.
+    pub logs: Vec<metrics::DeviceLog>,
+    /// Per kind of session.
+    pub costs: BTreeMap<String, metrics::Cost>,
+}
+
+impl Counted {
+    /// The report, with lost and duplicated alerts counted against `record` (the server's
+    /// record, [`report::alerts_in_record`]) when given.
+    pub fn report(&self, record: Option<&HashMap<u64, u32>>) -> Report {
+        let mut r = report::build(
+            self.devices,
+            self.duration_secs,
+            &self.ran,
+            self.seconds.clone(),
+            &self.logs,
+            self.costs.clone(),
+            record,
+        );
+        r.time_scale = self.time_scale;
+        r
+    }
+
+    /// The parts of one fleet as one: seconds lined up on the earliest start (to the
+    /// second), counts summed, devices put together.
+    pub fn merge(parts: Vec<Counted>) -> anyhow::Result<Counted> {
+        let first = parts
+            .iter()
+            .map(|p| p.started_unix)
+            .min_by(f64::total_cmp)
+            .ok_or_else(|| anyhow::anyhow!("nothing to merge"))?;
+        let mut whole: Option<Counted> = None;
+        // Every part ready, when the last was (None once one never was).
+        let mut ready: Option<Option<f64>> = None;
+        for p in parts {
+            let off = (p.started_unix - first).round();
+            let skip = off as usize;
+            let w = whole.get_or_insert_with(|| Counted {
+                started_unix: first,
+                devices: p.devices,
+                duration_secs: 0.0,
+                time_scale: p.time_scale,
+                ran: fleet::Ran::default(),
+                seconds: Vec::new(),
+                logs: Vec::new(),
+                costs: BTreeMap::new(),
+            });
+            if w.devices != p.devices {
+                anyhow::bail!(
+                    "parts of different fleets: {} and {} devices",
+                    w.devices,
+                    p.devices
+                );
+            }
+            w.duration_secs = w.duration_secs.max(p.duration_secs + off);
+            if w.seconds.len() < skip + p.seconds.len() {
+                w.seconds
+                    .resize(skip + p.seconds.len(), metrics::Second::default());
+            }
+            for (i, s) in p.seconds.into_iter().enumerate() {
+                w.seconds[skip + i] += s;
+            }
+            w.logs.extend(p.logs.into_iter().map(|l| l.shifted(off)));
+            for (k, c) in p.costs {
+                let t = w.costs.entry(k).or_default();
+                t.sessions += c.sessions;
+                t.requests += c.requests;
+                t.bytes_sent += c.bytes_sent;
+                t.bytes_received += c.bytes_received;
+            }
+            let r = &mut w.ran;
+            let part_ready = p.ran.all_ready_secs.map(|b| b + off);
+            ready = Some(match ready {
+                None => part_ready,
+                Some(so_far) => so_far.zip(part_ready).map(|(a, b)| a.max(b)),
+            });
+            r.failed.extend(p.ran.failed);
+            r.alerts_queued += p.ran.alerts_queued;
+            r.notifications_accepted += p.ran.notifications_accepted;
+            for (k, v) in p.ran.notifications_dropped {
+                *r.notifications_dropped.entry(k).or_default() += v;
+            }
+            r.not_ready += p.ran.not_ready;
+            r.rss_kib.0 += p.ran.rss_kib.0;
+            r.rss_kib.1 += p.ran.rss_kib.1;
+        }
+        let mut w = whole.ok_or_else(|| anyhow::anyhow!("nothing to merge"))?;
+        w.ran.all_ready_secs = ready.flatten();
+        w.logs.sort_by_key(|l| l.n);
+        Ok(w)
+    }
+}
 
 /// Runs `scenario` against `opts.server` and reports. Installs the counting layer (and,
 /// with `log`, human-readable warnings on stderr) as the process's subscriber for the run:
@@ -22,12 +137,35 @@ pub fn simulate(
     log: Option<&str>,
     server_record: Option<&std::path::Path>,
 ) -> anyhow::Result<Report> {
+    let counted = count(scenario, opts, log)?;
+    let record = match server_record {
+        Some(p) => Some(read_record(p)?),
+        None => None,
+    };
+    Ok(counted.report(record.as_ref()))
+}
+
+/// The alert numbers in a server's record file (omadm-testserver `--record`).
+pub fn read_record(path: &std::path::Path) -> anyhow::Result<HashMap<u64, u32>> {
+    Ok(report::alerts_in_record(
+        &std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read the server's record {}: {e}", path.display())
+        })?,
+    ))
+}
+
+/// Runs `scenario` (this process's part of the fleet, `opts.shard`) and returns what was
+/// counted, to report or to merge with the other parts. See [`simulate`].
+pub fn count(scenario: &Scenario, opts: &Options, log: Option<&str>) -> anyhow::Result<Counted> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     // Many daemons share this heap: trimming it after each session costs, and gives
     // nothing back that another device does not take again.
     omadmd::memory::keep_freed_memory();
     let recorder = metrics::Recorder::new(scenario.devices);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let human = log.map(|level| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -58,20 +196,113 @@ pub fn simulate(
     })?;
     // Device tasks still winding down belong to the runtime: dropped with it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    let record = match server_record {
-        Some(p) => Some(report::alerts_in_record(
-            &std::fs::read_to_string(p).map_err(|e| {
-                anyhow::anyhow!("cannot read the server's record {}: {e}", p.display())
-            })?,
-        )),
-        None => None,
-    };
-    Ok(report::build(
-        scenario.devices,
-        scenario.duration_secs,
-        &ran,
-        recorder.seconds(),
-        &recorder.devices(),
-        record.as_ref(),
-    ))
+    let shard = opts.shard;
+    Ok(Counted {
+        started_unix: started,
+        devices: scenario.devices,
+        duration_secs: scenario.duration_secs,
+        time_scale: scenario.time_scale,
+        ran,
+        seconds: recorder.seconds(),
+        logs: recorder
+            .devices()
+            .into_iter()
+            .filter(|d| shard.owns(d.n))
+            .collect(),
+        costs: recorder.costs(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics::{Cost, DeviceLog, Second};
+
+    fn part(started: f64, devices: &[usize], requests: &[u32], ready: Option<f64>) -> Counted {
+        Counted {
+            started_unix: started,
+            devices: 4,
+            duration_secs: requests.len() as f64,
+            time_scale: 10.0,
+            ran: fleet::Ran {
+                all_ready_secs: ready,
+                alerts_queued: 1,
+                rss_kib: (100, 300),
+                ..Default::default()
+            },
+            seconds: requests
+                .iter()
+                .map(|r| Second {
+                    requests: *r,
+                    in_flight: *r,
+                    ..Second::default()
+                })
+                .collect(),
+            logs: devices
+                .iter()
+                .map(|n| DeviceLog {
+                    n: *n,
+                    contacts: vec![1.0],
+                    taken: vec![(*n as u64, 0.5, 1.0)],
+                    ..DeviceLog::default()
+                })
+                .collect(),
+            costs: BTreeMap::from([(
+                "client".to_owned(),
+                Cost {
+                    sessions: 2,
+                    requests: 2,
+                    bytes_sent: 100,
+                    bytes_received: 40,
+                },
+            )]),
+        }
+    }
+
+    /// Parts started 2 s apart line up on the earlier start: seconds add up where they
+    /// overlap, the later part's times move 2 s on, devices come together in order.
+    #[test]
+    fn parts_of_a_fleet_merge_on_the_earliest_start() {
+        let a = part(1000.2, &[0, 2], &[1, 1, 1], Some(2.0));
+        let b = part(1002.1, &[1, 3], &[5, 5, 5], Some(1.5));
+        let w = Counted::merge(vec![b, a]).unwrap();
+        assert_eq!(w.started_unix, 1000.2);
+        assert_eq!(
+            w.seconds.iter().map(|s| s.requests).collect::<Vec<_>>(),
+            [1, 1, 6, 5, 5]
+        );
+        assert_eq!(w.seconds[2].in_flight, 5, "the most in flight, not a sum");
+        assert_eq!(w.duration_secs, 5.0);
+        assert_eq!(w.logs.iter().map(|l| l.n).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(w.logs[1].contacts, [3.0]);
+        assert_eq!(w.logs[1].taken, [(1, 2.5, 3.0)]);
+        assert_eq!(w.ran.all_ready_secs, Some(3.5));
+        assert_eq!((w.ran.alerts_queued, w.ran.rss_kib), (2, (200, 600)));
+        assert_eq!(w.costs["client"].sessions, 4);
+        let r = w.report(None);
+        assert_eq!(
+            (r.devices, r.alerts.acknowledged, r.time_scale),
+            (4, 4, 10.0)
+        );
+        assert_eq!(r.per_session["client"].bytes_sent, 50.0);
+
+        let never = part(1000.0, &[0], &[1], None);
+        let w = Counted::merge(vec![never, part(1000.0, &[1], &[1], Some(1.0))]).unwrap();
+        assert_eq!(w.ran.all_ready_secs, None, "one part never got ready");
+        let mut other = part(1000.0, &[0], &[1], None);
+        other.devices = 5;
+        assert!(Counted::merge(vec![other, part(1000.0, &[1], &[1], None)]).is_err());
+        assert!(Counted::merge(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn shards_split_the_fleet_and_parse_as_k_of_n() {
+        let s: Shard = "2/3".parse().unwrap();
+        assert_eq!(s.devices(8).collect::<Vec<_>>(), [1, 4, 7]);
+        assert!(s.owns(4) && !s.owns(5));
+        for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!(Shard::default().devices(3).count(), 3);
+    }
 }

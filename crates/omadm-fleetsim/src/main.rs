@@ -19,8 +19,19 @@ struct Cli {
     #[arg(long, short)]
     scenario: PathBuf,
     /// The DM server's URL (put where the account's SrvURI says `{server}`).
-    #[arg(long)]
-    server: String,
+    #[arg(long, required_unless_present = "merge")]
+    server: Option<String>,
+    /// Run only part K of N of the fleet (devices K-1, K-1+N, ...), for fleets larger than
+    /// one process can hold open (each device keeps about six file descriptors); write
+    /// each part's counts with --counted and report on them together with --merge.
+    #[arg(long, value_name = "K/N", default_value = "1/1")]
+    shard: omadm_fleetsim::Shard,
+    /// Write what was counted (per second, per device) here, for --merge.
+    #[arg(long, value_name = "FILE")]
+    counted: Option<PathBuf>,
+    /// Instead of running: report on these parts' --counted files as one fleet.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["server", "counted"])]
+    merge: Vec<PathBuf>,
     /// Where the devices' root directories go (a directory of its own is made in it and
     /// removed at the end); a tmpfs keeps start-up fast for large fleets.
     #[arg(long, default_value_os_t = std::env::temp_dir())]
@@ -31,6 +42,10 @@ struct Cli {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Draw the run here as SVG: requests answered and turned away per second, and
+    /// sessions in flight.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// The server's record (omadm-testserver --record), read after the run to count lost
     /// and duplicated alerts.
     #[arg(long)]
@@ -55,6 +70,57 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     omadmd::memory::tune_allocator();
     let scenario = omadm_fleetsim::Scenario::load(&cli.scenario)?;
+    let counted = match &cli.server {
+        Some(server) => run_part(cli, &scenario, server)?,
+        None => {
+            let parts = cli
+                .merge
+                .iter()
+                .map(|p| {
+                    let text = std::fs::read(p)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+                    serde_json::from_slice(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            omadm_fleetsim::Counted::merge(parts)?
+        }
+    };
+    let record = match &cli.server_record {
+        Some(p) => Some(omadm_fleetsim::read_record(p)?),
+        None => None,
+    };
+    let report = counted.report(record.as_ref());
+    print!("{}", report.summary());
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &cli.plot {
+        let title = scenario.title.clone().unwrap_or_else(|| {
+            format!(
+                "{} devices: {}",
+                scenario.devices,
+                cli.scenario
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            )
+        });
+        let svg = omadm_fleetsim::plot::svg(&report, &title, scenario.time_scale)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        std::fs::write(path, svg)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs this process's part of the fleet.
+fn run_part(
+    cli: &Cli,
+    scenario: &omadm_fleetsim::Scenario,
+    server: &str,
+) -> anyhow::Result<omadm_fleetsim::Counted> {
     let dir = tempfile::Builder::new()
         .prefix("omadm-fleetsim-")
         .tempdir_in(&cli.scratch)
@@ -62,23 +128,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             anyhow::anyhow!("cannot make a directory in {}: {e}", cli.scratch.display())
         })?;
     let opts = omadm_fleetsim::Options {
-        server: cli.server.clone(),
+        server: server.to_owned(),
         scratch: dir.path().to_owned(),
+        shard: cli.shard,
     };
-    let report = omadm_fleetsim::simulate(
-        &scenario,
-        &opts,
-        cli.log.as_deref(),
-        cli.server_record.as_deref(),
-    )?;
+    let counted = omadm_fleetsim::count(scenario, &opts, cli.log.as_deref())?;
     if cli.keep {
         let kept = dir.keep();
         eprintln!("omadm-fleetsim: devices kept in {}", kept.display());
     }
-    print!("{}", report.summary());
-    if let Some(path) = &cli.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+    if let Some(path) = &cli.counted {
+        std::fs::write(path, serde_json::to_vec(&counted)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    Ok(())
+    Ok(counted)
 }

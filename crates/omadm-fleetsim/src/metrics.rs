@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
@@ -19,7 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 pub const DEVICE_SPAN: &str = "device";
 
 /// One second of the run, fleet-wide.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Second {
     /// HTTP requests a server answered (DM packages and repository requests).
     pub requests: u32,
@@ -37,10 +37,37 @@ pub struct Second {
     pub sessions_aborted: u32,
     /// Answers that asked the device to wait (`Retry-After`).
     pub retry_after: u32,
+    /// Request bodies sent, bytes.
+    pub bytes_sent: u64,
+    /// Answer bodies received, bytes (as their Content-Length said).
+    pub bytes_received: u64,
+    /// The most sessions in flight at once during the second (summed, the most in any
+    /// second).
+    pub in_flight: u32,
+}
+
+impl DeviceLog {
+    /// The same story told `secs` later (a part of the fleet that started earlier).
+    pub fn shifted(mut self, secs: f64) -> DeviceLog {
+        for (_, at) in &mut self.queued {
+            *at += secs;
+        }
+        for (_, q, t) in &mut self.taken {
+            *q += secs;
+            *t += secs;
+        }
+        for c in self.contacts.iter_mut().chain(&mut self.notified) {
+            *c += secs;
+        }
+        self
+    }
 }
 
 impl std::ops::AddAssign for Second {
     fn add_assign(&mut self, s: Second) {
+        self.bytes_sent += s.bytes_sent;
+        self.bytes_received += s.bytes_received;
+        self.in_flight = self.in_flight.max(s.in_flight);
         self.requests += s.requests;
         self.ok += s.ok;
         self.busy += s.busy;
@@ -52,8 +79,8 @@ impl std::ops::AddAssign for Second {
     }
 }
 
-/// One device's story.
-#[derive(Debug, Clone, Default)]
+/// One device's story (times in seconds from the start of the run).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeviceLog {
     /// When its alerts were queued (seconds), the oldest first, not yet taken by a server.
     pub queued: VecDeque<(u64, f64)>,
@@ -63,12 +90,39 @@ pub struct DeviceLog {
     pub contacts: Vec<f64>,
     /// Sessions aborted.
     pub aborted: u32,
+    /// Its number in the fleet.
+    pub n: usize,
+    /// When notifications were sent to it that no session has answered yet.
+    pub notified: Vec<f64>,
+    /// Notified to the end of the session that answered, in seconds.
+    pub answered: Vec<f64>,
+    /// The session running now: its kind and what it has cost so far.
+    #[serde(skip)]
+    pub running: Option<(String, Cost)>,
+}
+
+/// What sessions of one kind cost a server.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cost {
+    /// Sessions (ended normally) counted.
+    pub sessions: u64,
+    /// HTTP requests the server answered in them.
+    pub requests: u64,
+    /// Request bodies, bytes.
+    pub bytes_sent: u64,
+    /// Answer bodies, bytes.
+    pub bytes_received: u64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     seconds: Vec<Second>,
     devices: Vec<DeviceLog>,
+    /// Sessions running now, fleet-wide.
+    in_flight: u32,
+    /// Per kind of session (its trigger: `bootstrap`, `client`, `notification`), what the
+    /// sessions that ended normally cost.
+    costs: std::collections::BTreeMap<String, Cost>,
 }
 
 /// The counts, shared by the layer (which writes them) and the run (which reads them).
@@ -85,7 +139,13 @@ impl Recorder {
             start: Instant::now(),
             inner: Mutex::new(Inner {
                 seconds: Vec::new(),
-                devices: vec![DeviceLog::default(); devices],
+                devices: (0..devices)
+                    .map(|n| DeviceLog {
+                        n,
+                        ..DeviceLog::default()
+                    })
+                    .collect(),
+                ..Inner::default()
             }),
         })
     }
@@ -117,6 +177,16 @@ impl Recorder {
         });
     }
 
+    /// Notes that `device` was sent a notification now.
+    pub fn notified(&self, device: usize) {
+        let at = self.now();
+        self.with(|i| {
+            if let Some(d) = i.devices.get_mut(device) {
+                d.notified.push(at);
+            }
+        });
+    }
+
     /// The per-second counts so far, through the current second.
     pub fn seconds(&self) -> Vec<Second> {
         self.with(|i| i.seconds.clone())
@@ -127,13 +197,29 @@ impl Recorder {
         self.with(|i| i.devices.clone())
     }
 
+    /// What sessions cost, per kind, so far.
+    pub fn costs(&self) -> std::collections::BTreeMap<String, Cost> {
+        self.with(|i| i.costs.clone())
+    }
+
     fn event(&self, device: Option<usize>, e: &Fields) {
         let at = self.now();
         self.with(|inner| {
+            match e.message.as_str() {
+                "session starts" => inner.in_flight += 1,
+                "session ended" | "session aborted" => {
+                    inner.in_flight = inner.in_flight.saturating_sub(1)
+                }
+                _ => {}
+            }
+            let in_flight = inner.in_flight;
             let s = Self::second(inner, at);
+            s.in_flight = s.in_flight.max(in_flight);
             match e.message.as_str() {
                 "HTTP request answered" => {
                     s.requests += 1;
+                    s.bytes_sent += e.sent_bytes;
+                    s.bytes_received += e.received_bytes;
                     match e.status {
                         Some(200..=299) => s.ok += 1,
                         Some(503 | 429) => s.busy += 1,
@@ -150,8 +236,40 @@ impl Recorder {
                 return;
             };
             match e.message.as_str() {
-                "session ended" => d.contacts.push(at),
-                "session aborted" => d.aborted += 1,
+                "session starts" => {
+                    // "notification:42" is a notification like any other.
+                    let kind = e.trigger.split(':').next().unwrap_or_default().to_owned();
+                    d.running = Some((kind, Cost::default()));
+                }
+                "HTTP request answered" => {
+                    if let Some((_, c)) = &mut d.running {
+                        c.requests += 1;
+                        c.bytes_sent += e.sent_bytes;
+                        c.bytes_received += e.received_bytes;
+                    }
+                }
+                "session ended" => {
+                    d.contacts.push(at);
+                    // One session answers every notification that came before it started
+                    // (the scheduler merges them); the oldest waited longest.
+                    if d.running.as_ref().is_some_and(|(k, _)| k == "notification")
+                        && let Some(first) = d.notified.first()
+                    {
+                        d.answered.push(at - first);
+                        d.notified.clear();
+                    }
+                    if let Some((kind, c)) = d.running.take() {
+                        let total = inner.costs.entry(kind).or_default();
+                        total.sessions += 1;
+                        total.requests += c.requests;
+                        total.bytes_sent += c.bytes_sent;
+                        total.bytes_received += c.bytes_received;
+                    }
+                }
+                "session aborted" => {
+                    d.aborted += 1;
+                    d.running = None;
+                }
                 _ => {}
             }
             // Alerts go out in the order they were queued (the outbox is read in order).
@@ -170,18 +288,26 @@ struct Fields {
     message: String,
     status: Option<u64>,
     alerts_delivered: u64,
+    sent_bytes: u64,
+    received_bytes: u64,
+    trigger: String,
 }
 
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            // `trigger = %name` arrives as Display, through here.
+            "trigger" => self.trigger = format!("{value:?}"),
+            _ => {}
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_owned();
+        match field.name() {
+            "message" => self.message = value.to_owned(),
+            "trigger" => self.trigger = value.to_owned(),
+            _ => {}
         }
     }
 
@@ -189,6 +315,8 @@ impl Visit for Fields {
         match field.name() {
             "status" => self.status = Some(value),
             "alerts_delivered" => self.alerts_delivered = value,
+            "sent_bytes" => self.sent_bytes = value,
+            "received_bytes" => self.received_bytes = value,
             _ => {}
         }
     }
@@ -278,9 +406,19 @@ mod tests {
             let _in = span.enter();
             let session = tracing::info_span!("session", id = 1);
             let _s = session.enter();
-            tracing::info!("session starts");
-            tracing::debug!(status = 200_u16, "HTTP request answered");
-            tracing::debug!(status = 503_u16, "HTTP request answered");
+            tracing::info!(trigger = %"notification:9", "session starts");
+            tracing::debug!(
+                status = 200_u16,
+                sent_bytes = 300_usize,
+                received_bytes = 120_u64,
+                "HTTP request answered"
+            );
+            tracing::debug!(
+                status = 503_u16,
+                sent_bytes = 40_usize,
+                received_bytes = 0_u64,
+                "HTTP request answered"
+            );
             tracing::info!(alerts_delivered = 1_u32, "session ended");
         });
         tracing::subscriber::with_default(
@@ -301,6 +439,23 @@ mod tests {
                 total.sessions_aborted
             ),
             (2, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(
+            (total.bytes_sent, total.bytes_received, total.in_flight),
+            (340, 120, 1)
+        );
+        // The session's cost, under its kind.
+        assert_eq!(
+            recorder.costs().into_iter().collect::<Vec<_>>(),
+            [(
+                "notification".to_owned(),
+                Cost {
+                    sessions: 1,
+                    requests: 2,
+                    bytes_sent: 340,
+                    bytes_received: 120
+                }
+            )]
         );
         let devices = recorder.devices();
         assert_eq!(devices[2].contacts.len(), 1);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::fleet::Ran;
-use crate::metrics::{DeviceLog, Second};
+use crate::metrics::{Cost, DeviceLog, Second};
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -16,6 +16,9 @@ pub struct Report {
     pub devices: usize,
     /// The run's length, in seconds.
     pub duration_secs: f64,
+    /// Seconds of the modelled fleet one second of the run stands for (the scenario's
+    /// `time_scale`; 1: real time). Every time here is in seconds of the run.
+    pub time_scale: f64,
     /// Seconds until every device's daemon was ready (none: some never were).
     pub all_ready_secs: Option<f64>,
     /// Devices whose daemon stopped with an error: how many, and the first few errors.
@@ -41,6 +44,34 @@ pub struct Report {
     pub recovery: Option<Recovery>,
     /// Resident memory: before the devices, with all ready, per device.
     pub memory: Memory,
+    /// What a server spent on each kind of session (by trigger: `bootstrap`, `client`,
+    /// `notification`), per session that ended normally.
+    pub per_session: std::collections::BTreeMap<String, PerSession>,
+}
+
+/// The cost of one session of a kind, on average.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct PerSession {
+    /// Sessions of the kind that ended normally.
+    pub sessions: u64,
+    /// HTTP requests the server answered, per session.
+    pub requests: f64,
+    /// Request bodies, bytes per session.
+    pub bytes_sent: f64,
+    /// Answer bodies, bytes per session.
+    pub bytes_received: f64,
+}
+
+impl From<Cost> for PerSession {
+    fn from(c: Cost) -> PerSession {
+        let n = c.sessions.max(1) as f64;
+        PerSession {
+            sessions: c.sessions,
+            requests: c.requests as f64 / n,
+            bytes_sent: c.bytes_sent as f64 / n,
+            bytes_received: c.bytes_received as f64 / n,
+        }
+    }
 }
 
 /// Queued Generic Alerts.
@@ -70,6 +101,8 @@ pub struct Notifications {
     pub dropped: std::collections::BTreeMap<String, u64>,
     /// Sent before the device was ready (not sent).
     pub not_ready: u64,
+    /// From a notification to the end of the session that answered it, in seconds.
+    pub answered_secs: Percentiles,
 }
 
 /// A distribution's landmarks.
@@ -169,6 +202,7 @@ pub fn build(
     ran: &Ran,
     seconds: Vec<Second>,
     logs: &[DeviceLog],
+    costs: std::collections::BTreeMap<String, Cost>,
     record: Option<&HashMap<u64, u32>>,
 ) -> Report {
     let mut totals = Second::default();
@@ -190,6 +224,7 @@ pub fn build(
         recovery: recovered,
         devices,
         duration_secs,
+        time_scale: 1.0,
         all_ready_secs: ran.all_ready_secs,
         failed_devices: ran.failed.len(),
         failures: ran
@@ -212,7 +247,13 @@ pub fn build(
             accepted: ran.notifications_accepted,
             dropped: ran.notifications_dropped.clone(),
             not_ready: ran.not_ready,
+            answered_secs: Percentiles::of(
+                logs.iter()
+                    .flat_map(|d| d.answered.iter().copied())
+                    .collect(),
+            ),
         },
+        per_session: costs.into_iter().map(|(k, c)| (k, c.into())).collect(),
         devices_never_in_contact: logs.iter().filter(|d| d.contacts.is_empty()).count(),
         longest_silence_secs: Percentiles::of(
             logs.iter()
@@ -269,8 +310,16 @@ impl Report {
         let t = &self.totals;
         let a = &self.alerts;
         let l = &a.latency_secs;
+        let scale = if (self.time_scale - 1.0).abs() < f64::EPSILON {
+            String::new()
+        } else {
+            format!(
+                " (time scale {}: each second stands for {} s)",
+                self.time_scale, self.time_scale
+            )
+        };
         let mut out = format!(
-            "{} devices, {:.0} s{}\n\
+            "{} devices, {:.0} s{scale}{}\n\
              requests answered: {} ({} 2xx, {} busy 503/429, {} other); peak {} in one second\n\
              sessions: {} started, {} ended, {} aborted; {} Retry-After obeyed\n\
              alerts: {} queued, {} acknowledged, {} waiting; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s\n\
@@ -316,6 +365,19 @@ impl Report {
                 r.busy_until_secs, r.back_secs.p50, r.back_secs.p99, r.back_secs.max, r.not_back
             ));
         }
+        let n = &self.notifications.answered_secs;
+        if n.count > 0 {
+            out.push_str(&format!(
+                "notifications answered by a session ended within p50 {:.1} s, p99 {:.1} s, max {:.1} s; at most {} sessions in flight\n",
+                n.p50, n.p99, n.max, t.in_flight
+            ));
+        }
+        for (kind, c) in &self.per_session {
+            out.push_str(&format!(
+                "{kind} sessions: {} ended; per session {:.2} requests, {:.0} bytes sent, {:.0} bytes received\n",
+                c.sessions, c.requests, c.bytes_sent, c.bytes_received
+            ));
+        }
         if let (Some(lost), Some(dup)) = (a.lost, a.duplicated) {
             out.push_str(&format!(
                 "server's record: {lost} acknowledged alerts lost, {dup} received more than once\n"
@@ -329,8 +391,21 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A report of a run with these seconds and nothing else.
+    pub(crate) fn report_of(seconds: Vec<Second>) -> Report {
+        build(
+            1,
+            seconds.len() as f64,
+            &Ran::default(),
+            seconds,
+            &[],
+            Default::default(),
+            None,
+        )
+    }
 
     #[test]
     fn percentiles_pick_the_nearest_rank() {
@@ -371,6 +446,7 @@ mod tests {
             &Ran::default(),
             vec![Second::default()],
             &[log, DeviceLog::default()],
+            Default::default(),
             Some(&seen),
         );
         assert_eq!((r.alerts.lost, r.alerts.duplicated), (Some(1), Some(1)));

@@ -33,6 +33,18 @@ pub struct Scenario {
     /// notification secret (a server's campaign).
     #[serde(default)]
     pub notifications: Vec<Wave>,
+    /// How many seconds of the modelled fleet one second of the run stands for, when the
+    /// scenario's times were divided to make an hours-long story a minutes-long run (1:
+    /// real time). Only written on the report and the plot: the devices run in real time.
+    #[serde(default = "real_time")]
+    pub time_scale: f64,
+    /// A title for the plot.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+fn real_time() -> f64 {
+    1.0
 }
 
 /// One device's DM account; `[n]` becomes the device's number (0 to devices - 1).
@@ -136,6 +148,10 @@ pub struct Wave {
     /// Spread over this many seconds rather than all at the same moment.
     #[serde(default)]
     pub over_secs: f64,
+    /// Notifications only: the START-WITHIN each carries (omadmd's option 15), so that
+    /// each device starts its session at a random moment within this many seconds.
+    #[serde(default)]
+    pub start_within_secs: Option<u32>,
 }
 
 fn everyone() -> f64 {
@@ -181,6 +197,12 @@ impl Scenario {
         if self.start_spread_secs < 0.0 {
             return Err("start_spread_secs: must not be negative".into());
         }
+        if self.time_scale.is_nan() || self.time_scale <= 0.0 {
+            return Err("time_scale: must be more than 0".into());
+        }
+        if self.alerts.iter().any(|w| w.start_within_secs.is_some()) {
+            return Err("alerts: start_within_secs is for notifications".into());
+        }
         for (what, waves) in [
             ("alerts", &self.alerts),
             ("notifications", &self.notifications),
@@ -215,6 +237,7 @@ mod tests {
             at_secs: 10.0,
             share: 0.25,
             over_secs: 4.0,
+            start_within_secs: None,
         };
         assert_eq!(
             w.schedule(8),
@@ -225,6 +248,7 @@ mod tests {
             at_secs: 0.0,
             share: 1.0,
             over_secs: 0.0,
+            start_within_secs: None,
         };
         assert_eq!(all.schedule(3), [(0, 0.0), (1, 0.0), (2, 0.0)]);
         let none = Wave { share: 0.0, ..all };
@@ -243,6 +267,14 @@ mod tests {
             (
                 r#"{"devices": 1, "duration_secs": 1, "account": {"http_user": "u"}}"#,
                 "http_password",
+            ),
+            (
+                r#"{"devices": 1, "duration_secs": 1, "time_scale": 0}"#,
+                "time_scale",
+            ),
+            (
+                r#"{"devices": 1, "duration_secs": 1, "alerts": [{"at_secs": 1, "start_within_secs": 5}]}"#,
+                "for notifications",
             ),
         ];
         for (text, field) in cases {
