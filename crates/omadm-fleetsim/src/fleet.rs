@@ -245,23 +245,8 @@ pub async fn run(
     }
     drop(queues);
 
-    // The scenario's actions, in time order.
-    // (when, device, None for an alert or the notification's START-WITHIN)
-    let mut actions: Vec<(f64, usize, Option<Option<u32>>)> = Vec::new();
-    for w in &scenario.alerts {
-        actions.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, None)));
-    }
-    for w in &scenario.notifications {
-        let within = Some(w.start_within_secs);
-        actions.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, within)));
-    }
-    actions.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut alert_number = 0u64;
     let mut notification_id = vec![0u16; n];
-    for (at, d, notification) in actions {
-        if !shard.owns(d) {
-            continue;
-        }
+    for (at, d, action) in actions(scenario, shard) {
         watch_until(start + Duration::from_secs_f64(at), start, &ready, &mut ran).await;
         let Some(dev) = ready[shard.slot(d)]
             .lock()
@@ -271,17 +256,19 @@ pub async fn run(
             ran.not_ready += 1;
             continue;
         };
-        let Some(start_within) = notification else {
-            alert_number += 1;
-            queue_alert(
-                &dev,
-                &substitute(&scenario.account.server_id, d),
-                d,
-                alert_number,
-                recorder,
-            )?;
-            ran.alerts_queued += 1;
-            continue;
+        let start_within = match action {
+            Action::Alert(number) => {
+                queue_alert(
+                    &dev,
+                    &substitute(&scenario.account.server_id, d),
+                    d,
+                    number,
+                    recorder,
+                )?;
+                ran.alerts_queued += 1;
+                continue;
+            }
+            Action::Notify { start_within } => start_within,
         };
         notification_id[d] = notification_id[d].wrapping_add(1).max(1);
         match notify(&dev, scenario, d, notification_id[d], start_within) {
@@ -317,6 +304,48 @@ pub async fn run(
     }
     ran.failed = std::mem::take(&mut *failed.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(ran)
+}
+
+/// Something the scenario does to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Queue a Generic Alert with this number, unique in the whole fleet.
+    Alert(u64),
+    /// Send a notification, with this START-WITHIN.
+    Notify {
+        /// Seconds, when the notification carries the option.
+        start_within: Option<u32>,
+    },
+}
+
+/// The scenario's actions on `shard`'s devices, in time order, as (when, device, what).
+/// Alerts are numbered across the whole fleet, so the parts of one fleet run in several
+/// processes never give two alerts the same number.
+fn actions(scenario: &Scenario, shard: Shard) -> Vec<(f64, usize, Action)> {
+    let n = scenario.devices;
+    let mut all: Vec<(f64, usize, Option<Option<u32>>)> = Vec::new();
+    for w in &scenario.alerts {
+        all.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, None)));
+    }
+    for w in &scenario.notifications {
+        let within = Some(w.start_within_secs);
+        all.extend(w.schedule(n).into_iter().map(|(d, at)| (at, d, within)));
+    }
+    // Stable: every part sees the same order, so the same numbers.
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut number = 0u64;
+    all.into_iter()
+        .filter_map(|(at, d, what)| {
+            let action = match what {
+                None => {
+                    number += 1;
+                    Action::Alert(number)
+                }
+                Some(start_within) => Action::Notify { start_within },
+            };
+            shard.owns(d).then_some((at, d, action))
+        })
+        .collect()
 }
 
 /// A device for a worker thread to run.
@@ -502,4 +531,45 @@ fn notify(
         accepted.start_within(dev.policy.start_within_secs),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parts of a fleet number its alerts as the whole fleet does: no number twice.
+    #[test]
+    fn alerts_are_numbered_across_the_whole_fleet() {
+        let scenario: Scenario = serde_json::from_value(serde_json::json!({
+            "devices": 10, "duration_secs": 10,
+            "alerts": [{"at_secs": 1, "share": 1.0, "over_secs": 5}, {"at_secs": 2, "share": 0.5}],
+            "notifications": [{"at_secs": 1.5, "start_within_secs": 3}]
+        }))
+        .unwrap();
+        let numbers = |shard| {
+            actions(&scenario, shard)
+                .into_iter()
+                .filter_map(|(_, _, a)| match a {
+                    Action::Alert(n) => Some(n),
+                    Action::Notify { .. } => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let whole = numbers(Shard::default());
+        assert_eq!(whole, (1..=15).collect::<Vec<_>>());
+        let mut parts: Vec<u64> = (0..3)
+            .flat_map(|index| numbers(Shard { index, count: 3 }))
+            .collect();
+        parts.sort_unstable();
+        assert_eq!(parts, whole);
+        let notified = actions(&scenario, Shard { index: 1, count: 3 })
+            .into_iter()
+            .filter(|(_, d, a)| {
+                *a == Action::Notify {
+                    start_within: Some(3),
+                } && Shard { index: 1, count: 3 }.owns(*d)
+            })
+            .count();
+        assert_eq!(notified, 3, "devices 1, 4, 7");
+    }
 }

@@ -11,15 +11,25 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    after_help = "The scenario file and the report are described in docs/fleetsim.md."
+    after_help = "Examples:
+  omadm-fleetsim -s scenario.json --server https://dm.example.net --json report.json --plot run.svg
+      runs the scenario's devices against your DM server (the account's srv_uri says where
+      {server} goes; http_user/http_password and [http] ca-file in the scenario's config
+      for credentials and a private CA)
+  omadm-fleetsim -s big.json --server URL --shard 1/4 --counted p1.json &  (... 2/4, 3/4, 4/4)
+  omadm-fleetsim -s big.json --merge p1.json p2.json p3.json p4.json --plot big.svg
+      a fleet larger than one process's file descriptors, in four processes
+
+The scenario file and the report are described in docs/fleetsim.md; scripts/fleet-bench.sh
+runs the benchmark of docs/performance.md."
 )]
 struct Cli {
     /// The scenario (JSON): devices, account template, session settings, alerts,
     /// notifications, duration.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE")]
     scenario: PathBuf,
     /// The DM server's URL (put where the account's SrvURI says `{server}`).
-    #[arg(long, required_unless_present = "merge")]
+    #[arg(long, value_name = "URL", required_unless_present = "merge")]
     server: Option<String>,
     /// Run only part K of N of the fleet (devices K-1, K-1+N, ...), for fleets larger than
     /// one process can hold open (each device keeps about six file descriptors); write
@@ -34,25 +44,25 @@ struct Cli {
     merge: Vec<PathBuf>,
     /// Where the devices' root directories go (a directory of its own is made in it and
     /// removed at the end); a tmpfs keeps start-up fast for large fleets.
-    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
     scratch: PathBuf,
     /// Keep the devices' directories (their trees and histories) after the run.
     #[arg(long)]
     keep: bool,
     /// Write the report as JSON here.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Draw the run here as SVG: requests answered and turned away per second, and
     /// sessions in flight.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
     /// The server's record (omadm-testserver --record), read after the run to count lost
     /// and duplicated alerts.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     server_record: Option<PathBuf>,
     /// Show the devices' log lines at this level on stderr (`warn`, `info`; a `RUST_LOG`
     /// filter).
-    #[arg(long)]
+    #[arg(long, value_name = "LEVEL")]
     log: Option<String>,
 }
 

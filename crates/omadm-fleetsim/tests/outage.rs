@@ -3,7 +3,8 @@
 //! answers 503 with `Retry-After: 10`. The fleet must come back gently (the request rate in
 //! 5-second bins after the outage under twice the steady rate before it), lose no
 //! acknowledged alert, receive none twice, and every device must be back in contact
-//! within one poll interval plus the retry cap after the outage.
+//! within one poll interval plus the retry cap after the outage. And a notification
+//! campaign to the same 200 devices, spread by START-WITHIN.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::Command;
@@ -60,6 +61,40 @@ fn bins(report: &Value) -> Vec<u64> {
     seconds.chunks(5).map(|c| c.iter().sum()).collect()
 }
 
+/// Runs omadm-fleetsim with `scenario` against `base`, the server recording to `record`;
+/// the JSON report and the text summary.
+fn run(
+    dir: &std::path::Path,
+    base: &str,
+    record: &std::path::Path,
+    scenario: Value,
+) -> (Value, String) {
+    let file = dir.join("scenario.json");
+    std::fs::write(&file, scenario.to_string()).unwrap();
+    let json_out = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_omadm-fleetsim"))
+        .arg("--scenario")
+        .arg(&file)
+        .args(["--server", base])
+        .arg("--scratch")
+        .arg(dir)
+        .arg("--json")
+        .arg(&json_out)
+        .arg("--server-record")
+        .arg(record)
+        .args(["--log", "error"])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{summary}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap();
+    (report, summary)
+}
+
 #[test]
 fn a_fleet_comes_back_gently_after_an_outage_and_loses_no_alert() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,9 +108,10 @@ fn a_fleet_comes_back_gently_after_an_outage_and_loses_no_alert() {
         }),
         &record,
     );
-    let scenario = dir.path().join("scenario.json");
-    std::fs::write(
-        &scenario,
+    let (report, summary) = run(
+        dir.path(),
+        &base,
+        &record,
         json!({
             "devices": DEVICES,
             "duration_secs": DURATION,
@@ -84,31 +120,8 @@ fn a_fleet_comes_back_gently_after_an_outage_and_loses_no_alert() {
             "account": {"srv_uri": "{server}/dm"},
             "sessions": {"poll_interval_secs": POLL as u64, "retry_base_secs": 2, "retry_max_secs": RETRY_MAX as u64},
             "alerts": [{"at_secs": OUTAGE_AT + 5.0, "share": 0.2, "over_secs": 5}]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let json_out = dir.path().join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_omadm-fleetsim"))
-        .arg("--scenario")
-        .arg(&scenario)
-        .args(["--server", &base])
-        .arg("--scratch")
-        .arg(dir.path())
-        .arg("--json")
-        .arg(&json_out)
-        .arg("--server-record")
-        .arg(&record)
-        .args(["--log", "error"])
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{summary}{}",
-        String::from_utf8_lossy(&out.stderr)
+        }),
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap();
 
     assert_eq!(report["failed_devices"], 0, "{summary}");
     assert_eq!(report["devices_never_in_contact"], 0, "{summary}");
@@ -168,4 +181,57 @@ fn a_fleet_comes_back_gently_after_an_outage_and_loses_no_alert() {
         .filter(|l| l.contains("\"kind\":\"outage\""))
         .count();
     assert!(outage_lines > 0, "the server recorded no refused request");
+}
+
+/// A campaign: 200 devices notified at once, each notification carrying START-WITHIN 10 s.
+/// The sessions must spread over those 10 s (no second above twice the mean rate, where
+/// all at once would be 200 in one second), and every notification must be answered
+/// within the bound.
+#[test]
+fn a_campaign_with_start_within_spreads_its_sessions() {
+    const CAMPAIGN_AT: f64 = 12.0;
+    const WITHIN: f64 = 10.0;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.jsonl");
+    let base = server(json!({"fleet": true}), &record);
+    let (report, summary) = run(
+        dir.path(),
+        &base,
+        &record,
+        json!({
+            "devices": DEVICES,
+            "duration_secs": CAMPAIGN_AT + WITHIN + 6.0,
+            "start_spread_secs": 8,
+            "account": {"srv_uri": "{server}/dm"},
+            "notifications": [{"at_secs": CAMPAIGN_AT, "start_within_secs": WITHIN as u32}]
+        }),
+    );
+    eprintln!("{summary}");
+    assert_eq!(
+        report["notifications"]["accepted"], DEVICES as u64,
+        "{summary}"
+    );
+    let answered = &report["notifications"]["answered_secs"];
+    assert_eq!(answered["count"], DEVICES as u64, "{summary}");
+    // Within the bound, plus the time a session takes on a busy 2-core machine.
+    assert!(
+        answered["max"].as_f64().unwrap() <= WITHIN + 2.0,
+        "{summary}"
+    );
+    // Spread: the campaign's sessions over its seconds, none above twice the mean.
+    let per_second: Vec<u64> = report["seconds"].as_array().unwrap()[CAMPAIGN_AT as usize..]
+        .iter()
+        .map(|s| s["sessions_started"].as_u64().unwrap())
+        .collect();
+    let mean = DEVICES as f64 / WITHIN;
+    let peak = *per_second.iter().max().unwrap() as f64;
+    assert!(peak < 2.0 * mean, "{per_second:?}\n{summary}");
+    assert!(
+        per_second.iter().filter(|n| **n > 0).count() >= WITHIN as usize - 1,
+        "the sessions spread over the bound: {per_second:?}"
+    );
+    assert_eq!(
+        report["per_session"]["notification"]["sessions"], DEVICES as u64,
+        "{summary}"
+    );
 }
