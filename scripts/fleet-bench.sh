@@ -10,8 +10,8 @@
 #   cost-inventory    what a session that reads DevInfo and DevDetail costs it
 #
 # Times are divided by SCALE (10): a 10-minute poll is 60 s here, a 15-minute outage 90 s,
-# and the report and plots say so. Each run writes NAME.txt (the summary), NAME.json and
-# NAME.svg into OUT.
+# and the report and plots say so. Each run writes NAME.txt (the summary), NAME.json,
+# NAME.svg and NAME.figures.txt (scripts/fleet-figures.py) into OUT.
 #
 #   scripts/fleet-bench.sh [OUT]        DEVICES=10000 SHARDS=4 SCALE=10 ONLY="outage-jitter ..."
 #
@@ -85,6 +85,8 @@ run() {
     "$sim" --scenario "$out/$name.scenario.json" --merge "${parts[@]}" \
         --server-record "$out/$name.record.jsonl" --json "$out/$name.json" \
         --plot "$out/$name.svg" | tee "$out/$name.txt"
+    # The figures docs/performance.md quotes; the fleet's own start-up is not steady.
+    python3 scripts/fleet-figures.py "$out/$name.json" $((poll + 10)) >"$out/$name.figures.txt"
     # The record of 10,000 devices' sessions is large, and its job is done.
     gzip -f "$out/$name.record.jsonl"
 }

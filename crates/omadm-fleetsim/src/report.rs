@@ -205,6 +205,12 @@ pub fn build(
     costs: std::collections::BTreeMap<String, Cost>,
     record: Option<&HashMap<u64, u32>>,
 ) -> Report {
+    // Every second of the run, the quiet ones at its end too (nothing was counted there).
+    let mut seconds = seconds;
+    let whole = duration_secs.ceil() as usize;
+    if seconds.len() < whole {
+        seconds.resize(whole, Second::default());
+    }
     let mut totals = Second::default();
     for s in &seconds {
         totals += *s;
@@ -452,6 +458,11 @@ pub(crate) mod tests {
         assert_eq!((r.alerts.lost, r.alerts.duplicated), (Some(1), Some(1)));
         assert_eq!(r.alerts.latency_secs.max, 4.0);
         assert_eq!(r.devices_never_in_contact, 1);
+        assert_eq!(
+            r.seconds.len(),
+            10,
+            "quiet seconds at the end are seconds of the run"
+        );
         // Contact at 2 s, then silence to the end at 10 s.
         assert_eq!(r.longest_silence_secs.max, 8.0);
         assert_eq!(longest_silence(&[1.0, 5.0, 6.0], 7.0), 4.0);

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""The figures docs/performance.md quotes, from an omadm-fleetsim JSON report.
+
+    scripts/fleet-figures.py REPORT.json [WARM_UP_SECS]
+
+Rates are counted per modelled minute: bins of 60 / time_scale seconds of the run (6 s at
+time scale 10). Steady: the bins after the warm-up (default: the first 60 s of the run,
+the fleet's start) and before the first busy answer. After: the bins from the last busy
+answer to the end of the run.
+"""
+
+import json
+import sys
+
+
+def main() -> None:
+    report = json.load(open(sys.argv[1]))
+    warm = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+    scale = report["time_scale"]
+    width = max(1, round(60 / scale))
+    seconds = report["seconds"]
+    requests = [s["requests"] for s in seconds]
+
+    def bins(start: int, end: int) -> list:
+        return [sum(requests[i:i + width]) for i in range(start, end - width + 1, width)]
+
+    print(f"{report['devices']} devices, {len(seconds)} s at time scale {scale}; "
+          f"rates per {width} s of the run (one modelled minute)")
+    busy = [i for i, s in enumerate(seconds) if s["busy"] > 0]
+    if busy:
+        first, last = busy[0], busy[-1]
+        steady = bins(warm, first)
+        after = bins(last + 1, len(seconds))
+        mean = sum(steady) / len(steady)
+        print(f"server busy from {first} s to {last} s of the run")
+        print(f"steady: {mean:.0f} requests per modelled minute "
+              f"({sum(requests[warm:first]) / (first - warm):.1f} per second)")
+        print(f"after: peak {max(after)} per modelled minute ({max(after) / mean:.2f}x steady); "
+              f"the first ten: {after[:10]}")
+        print(f"after: peak {max(requests[last + 1:])} in one second")
+    t = report["totals"]
+    print(f"sessions in flight at most: {t['in_flight']}; peak {max(requests)} requests in one second")
+    a = report["alerts"]
+    lat = a["latency_secs"]
+    print(f"alerts: {a['queued']} queued, {a['acknowledged']} acknowledged, {a['waiting']} waiting, "
+          f"{a['lost']} lost, {a['duplicated']} duplicated; latency p50 {lat['p50']:.1f} s, "
+          f"p99 {lat['p99']:.1f} s, max {lat['max']:.1f} s of the run")
+    r = report.get("recovery")
+    if r:
+        b = r["back_secs"]
+        print(f"back in contact after the last busy answer: p50 {b['p50']:.1f} s, "
+              f"p99 {b['p99']:.1f} s, max {b['max']:.1f} s of the run; {r['not_back']} not back")
+    n = report["notifications"]["answered_secs"]
+    if n["count"]:
+        campaign = [s["sessions_started"] for s in seconds]
+        print(f"notifications answered: {n['count']}, within p50 {n['p50']:.1f} s, "
+              f"p99 {n['p99']:.1f} s, max {n['max']:.1f} s; most sessions started in one second "
+              f"{max(campaign)}")
+    for kind, c in report["per_session"].items():
+        print(f"{kind} session: {c['requests']:.2f} requests, {c['bytes_sent']:.0f} bytes sent, "
+              f"{c['bytes_received']:.0f} bytes received ({c['sessions']} sessions)")
+    m = report["memory"]
+    print(f"memory: {m['per_device_kib']:.0f} KiB per device; all ready after "
+          f"{report['all_ready_secs']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
