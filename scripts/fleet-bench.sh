@@ -26,6 +26,12 @@ devices=${DEVICES:-10000}
 shards=${SHARDS:-4}
 scale=${SCALE:-10}
 only=${ONLY:-outage-jitter outage-nojitter campaign-spread campaign-at-once cost-poll cost-inventory}
+# Every interval is whole seconds after the division: omadmd's 30 s retry base is the
+# smallest, so 30 is the largest scale.
+if ! [[ $scale =~ ^[0-9]+$ ]] || ((scale < 1 || scale > 30)); then
+    echo "SCALE must be a whole number from 1 to 30" >&2
+    exit 2
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 scratch=/dev/shm
@@ -48,8 +54,9 @@ alerts_at=$((outage_at + outage_for / 4))
 campaign_at=$(s 900)   # the campaign 15 minutes in
 within=$(s 600)        # spread over 10 minutes
 
+# What runs now (the server and the parts of the current run), stopped on any exit.
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() { ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null; true; }
 trap cleanup EXIT
 
 # run NAME SERVER_SCRIPT SCENARIO [DEVICES SHARDS]: one run, its shards side by side.
@@ -64,17 +71,23 @@ run() {
     "$server" --listen "127.0.0.1:$port" --script "$out/$name.server.json" \
         --record "$out/$name.record.jsonl" >"$out/$name.server.log" 2>&1 &
     local srv=$!
-    pids+=("$srv")
+    pids=("$srv")
     for _ in $(seq 100); do
         grep -q listening "$out/$name.server.log" && break
         sleep 0.1
     done
+    grep -q listening "$out/$name.server.log" || {
+        echo "$name: the test server did not start:" >&2
+        cat "$out/$name.server.log" >&2
+        exit 1
+    }
     local parts=() part_pids=()
     for i in $(seq "$k"); do
         "$sim" --scenario "$out/$name.scenario.json" --server "http://127.0.0.1:$port" \
             --scratch "$scratch" --shard "$i/$k" --counted "$out/$name.part$i.json" \
             >"$out/$name.part$i.txt" 2>&1 &
         part_pids+=($!)
+        pids+=($!)
         parts+=("$out/$name.part$i.json")
     done
     for p in "${part_pids[@]}"; do
@@ -82,6 +95,7 @@ run() {
     done
     kill "$srv"
     wait "$srv" 2>/dev/null || true
+    pids=()
     "$sim" --scenario "$out/$name.scenario.json" --merge "${parts[@]}" \
         --server-record "$out/$name.record.jsonl" --json "$out/$name.json" \
         --plot "$out/$name.svg" | tee "$out/$name.txt"
@@ -124,7 +138,7 @@ for what in $only; do
     cost-poll) run "$what" "{\"fleet\": true, \"sessions\": [$end]}" \
         "{\"devices\": 200, \"duration_secs\": 30, \"start_spread_secs\": 5, $account,
           \"sessions\": {\"poll_interval_secs\": 5}}" 200 1 ;;
-    cost-inventory) run "$what" "{\"fleet\": true, \"sessions\": [$end$(printf ", $inventory%.0s" $(seq 10))]}" \
+    cost-inventory) run "$what" "{\"fleet\": true, \"sessions\": [$end$(for _ in $(seq 10); do printf ', %s' "$inventory"; done)]}" \
         "{\"devices\": 200, \"duration_secs\": 30, \"start_spread_secs\": 5, $account,
           \"sessions\": {\"poll_interval_secs\": 5}}" 200 1 ;;
     *) echo "unknown run $what" >&2; exit 2 ;;

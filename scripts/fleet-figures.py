@@ -43,7 +43,8 @@ def main() -> None:
     a = report["alerts"]
     lat = a["latency_secs"]
     print(f"alerts: {a['queued']} queued, {a['acknowledged']} acknowledged, {a['waiting']} waiting, "
-          f"{a['lost']} lost, {a['duplicated']} duplicated; latency p50 {lat['p50']:.1f} s, "
+          f"{a['lost']} lost, {a['duplicated']} duplicated; latency min {lat['min']:.1f} s, "
+          f"p50 {lat['p50']:.1f} s, "
           f"p99 {lat['p99']:.1f} s, max {lat['max']:.1f} s of the run")
     r = report.get("recovery")
     if r:
@@ -60,8 +61,9 @@ def main() -> None:
         print(f"{kind} session: {c['requests']:.2f} requests, {c['bytes_sent']:.0f} bytes sent, "
               f"{c['bytes_received']:.0f} bytes received ({c['sessions']} sessions)")
     m = report["memory"]
-    print(f"memory: {m['per_device_kib']:.0f} KiB per device; all ready after "
-          f"{report['all_ready_secs']:.1f} s")
+    ready = report["all_ready_secs"]
+    ready = "not every device got ready" if ready is None else f"all ready after {ready:.1f} s"
+    print(f"memory: {m['per_device_kib']:.0f} KiB per device; {ready}")
 
 
 if __name__ == "__main__":

@@ -130,19 +130,30 @@ impl Queue {
 
     /// Adds a notification's request whose session starts no earlier than `at` (a
     /// campaign spread by START-WITHIN or `notifications.start-within-secs`). A request
-    /// already pending and not held keeps its own time: it was wanted sooner.
+    /// already pending runs at its own time if that is sooner: at once when it was due,
+    /// after its backoff or the server's `Retry-After` when those end before `at`.
     pub fn push_held(&mut self, server: &str, req: Request, at: Instant) {
         let before = self.held.get(server).copied();
-        let was_pending = self.pending.contains_key(server);
+        let own = self.pending.get(server).map(|old| match old.trigger {
+            Trigger::ServerInitiated { .. } => before,
+            _ => self.waits_until(server),
+        });
         self.push(server, req);
-        let hold = match (was_pending, before) {
-            (false, _) => Some(at),
-            (true, Some(b)) => Some(b.min(at)),
-            (true, None) => None,
+        let hold = match own {
+            None => Some(at),
+            Some(None) => None,
+            Some(Some(t)) => Some(t.min(at)),
         };
         if let Some(h) = hold {
             self.held.insert(server.to_owned(), h);
         }
+    }
+
+    /// Until when a client-initiated request for the server waits: its backoff, the
+    /// server's `Retry-After`, whichever is later; `None` when nothing holds it.
+    fn waits_until(&self, server: &str) -> Option<Instant> {
+        let retry = self.retry.get(server).map(|(_, at)| *at);
+        retry.max(self.not_before.get(server).copied())
     }
 
     /// When a server's pending request may run: not while a session with it runs (TS §5.2:
@@ -158,9 +169,7 @@ impl Queue {
         if let Trigger::ServerInitiated { .. } = req.trigger {
             return Some(self.held.get(server).copied());
         }
-        let retry = self.retry.get(server).map(|(_, at)| *at);
-        let asked = self.not_before.get(server).copied();
-        Some(retry.max(asked))
+        Some(self.waits_until(server))
     }
 
     /// The next request that may run now; its server counts as running until
@@ -226,7 +235,13 @@ impl Queue {
         let seed = if self.exact { 0 } else { jitter_seed() };
         let delay = backoff(attempt, base, cap, seed);
         self.retry.insert(server.to_owned(), (attempt, now + delay));
+        // A notification's session held to spread a campaign stays held: a failure is no
+        // reason to come back sooner.
+        let held = self.held.get(server).copied();
         self.push(server, req);
+        if let Some(h) = held {
+            self.held.insert(server.to_owned(), h);
+        }
         delay.max(asked)
     }
 
@@ -501,6 +516,31 @@ mod tests {
         q.push("b", CLIENT);
         q.push_held("b", noti(5, false), at);
         assert_eq!(q.pop_ready(now), Some(("b".into(), noti(5, false))));
+        q.finished("b");
+
+        // One waiting out its backoff runs at the sooner of its time and the moment.
+        let (base, cap) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let backoff = q.failed("b", CLIENT, now, base, cap);
+        q.push_held("b", noti(6, false), now + Duration::from_secs(3000));
+        assert_eq!(q.next_due(), Some(now + backoff));
+        q.push_held("c", noti(7, false), now + Duration::from_secs(3000));
+        q.finished("c");
+        let d = q.failed("c", CLIENT, now, base, cap);
+        q.push_held("c", noti(8, false), now + Duration::from_secs(5));
+        assert_eq!(
+            q.next_due(),
+            Some(now + Duration::from_secs(5).min(d).min(backoff))
+        );
+
+        // A failure while a held notification waits does not release it early.
+        let mut q = Queue::default();
+        q.push("d", CLIENT);
+        q.pop_ready(now);
+        q.push_held("d", noti(9, false), at);
+        q.finished("d");
+        q.failed("d", CLIENT, now, base, cap);
+        assert_eq!(q.pop_ready(now), None, "still held");
+        assert_eq!(q.next_due(), Some(at));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use omadmd::tree::{OpenMode, SqliteStore};
 const POLICY: Policy = Policy {
     max_age_secs: 600,
     remember_secs: 86_400,
+    start_within_secs: 0,
 };
 
 fn world() -> &'static (tempfile::TempDir, SqliteStore, Directory) {

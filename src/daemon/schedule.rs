@@ -178,7 +178,9 @@ pub(super) async fn schedule(
         tokio::select! {
             Some(scheduler::Ask { server, req, explicit, start_within }) = requests.recv() => match server {
                 Some(s) if !start_within.is_zero() => {
-                    let delay = scheduler::start_spread(start_within, seed());
+                    // Random even without jitter: the bound was asked for by the server or
+                    // the operator, and without the randomness there is no spread at all.
+                    let delay = scheduler::start_spread(start_within, scheduler::jitter_seed());
                     tracing::info!(server = %s, delay_ms = delay.as_millis() as u64, within_secs = start_within.as_secs(), "a notification's session put off to spread the campaign");
                     queue.push_held(&s, req, tokio::time::Instant::now() + delay);
                 }

@@ -174,7 +174,11 @@ pub fn verify(
     }
     let start_within_secs = n
         .start_within_secs()
-        .map_err(|e| Dropped::Malformed(e.to_string()))?;
+        .map_err(|e| Dropped::Malformed(e.to_string()))?
+        // Only a signed notification may set it: from an account without notification
+        // credentials anyone could send one, and hold the real server's session back for
+        // a day while the gate's spacing drops the server's own notifications.
+        .filter(|_| n.digest.is_some());
     Ok(Accepted {
         server_id,
         notification_id: n.notification_id,

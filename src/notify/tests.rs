@@ -124,6 +124,13 @@ fn start_within_from_the_server_overrides_the_configured_bound() {
         check(&s, &d, &with(5, vec![0; 5]), POLICY),
         Err(Dropped::Malformed(why)) if why.contains("START-WITHIN")
     ));
+    // Unsigned (dms2 has no notification credentials): anyone could have sent it, so its
+    // START-WITHIN is not obeyed; the configured bound is.
+    let mut n = note("dms2", 6);
+    n.unknown = vec![(START_WITHIN, 86_400u32.to_be_bytes().to_vec())];
+    let a = check(&s, &d, &encode(&n).unwrap(), POLICY).unwrap();
+    assert_eq!(a.start_within_secs, None);
+    assert_eq!(a.start_within(0), Duration::ZERO);
 }
 
 /// With a recorder, a gate accepts without writing: the ID goes to the recorder, and a

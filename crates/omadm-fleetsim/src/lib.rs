@@ -95,7 +95,12 @@ impl Counted {
                     .resize(skip + p.seconds.len(), metrics::Second::default());
             }
             for (i, s) in p.seconds.into_iter().enumerate() {
-                w.seconds[skip + i] += s;
+                let whole = &mut w.seconds[skip + i];
+                // The parts ran side by side against one server: their sessions in flight
+                // add up (each part's most in the second, so at most this many).
+                let in_flight = whole.in_flight + s.in_flight;
+                *whole += s;
+                whole.in_flight = in_flight;
             }
             w.logs.extend(p.logs.into_iter().map(|l| l.shifted(off)));
             for (k, c) in p.costs {
@@ -260,7 +265,8 @@ mod tests {
     }
 
     /// Parts started 2 s apart line up on the earlier start: seconds add up where they
-    /// overlap, the later part's times move 2 s on, devices come together in order.
+    /// overlap (sessions in flight too), the later part's times move 2 s on, devices come
+    /// together in order.
     #[test]
     fn parts_of_a_fleet_merge_on_the_earliest_start() {
         let a = part(1000.2, &[0, 2], &[1, 1, 1], Some(2.0));
@@ -271,7 +277,10 @@ mod tests {
             w.seconds.iter().map(|s| s.requests).collect::<Vec<_>>(),
             [1, 1, 6, 5, 5]
         );
-        assert_eq!(w.seconds[2].in_flight, 5, "the most in flight, not a sum");
+        assert_eq!(
+            w.seconds[2].in_flight, 6,
+            "parts side by side: their sessions in flight add up"
+        );
         assert_eq!(w.duration_secs, 5.0);
         assert_eq!(w.logs.iter().map(|l| l.n).collect::<Vec<_>>(), [0, 1, 2, 3]);
         assert_eq!(w.logs[1].contacts, [3.0]);

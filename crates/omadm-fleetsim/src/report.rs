@@ -110,6 +110,8 @@ pub struct Notifications {
 pub struct Percentiles {
     /// How many values.
     pub count: usize,
+    /// Smallest.
+    pub min: f64,
     /// Median.
     pub p50: f64,
     /// 90th percentile.
@@ -130,6 +132,7 @@ impl Percentiles {
         let at = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
         Percentiles {
             count: values.len(),
+            min: at(0.0),
             p50: at(0.5),
             p90: at(0.9),
             p99: at(0.99),
@@ -328,7 +331,7 @@ impl Report {
             "{} devices, {:.0} s{scale}{}\n\
              requests answered: {} ({} 2xx, {} busy 503/429, {} other); peak {} in one second\n\
              sessions: {} started, {} ended, {} aborted; {} Retry-After obeyed\n\
-             alerts: {} queued, {} acknowledged, {} waiting; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s\n\
+             alerts: {} queued, {} acknowledged, {} waiting; latency min {:.1} s, p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s\n\
              notifications: {} accepted, {} dropped, {} before the device was ready\n\
              devices never in contact: {}; failed: {}; longest silence p50 {:.1} s, max {:.1} s\n\
              memory: {:.1} MiB before, {:.1} MiB with all ready, {:.0} KiB per device\n",
@@ -350,6 +353,7 @@ impl Report {
             a.queued,
             a.acknowledged,
             a.waiting,
+            l.min,
             l.p50,
             l.p90,
             l.p99,
@@ -417,8 +421,8 @@ pub(crate) mod tests {
     fn percentiles_pick_the_nearest_rank() {
         let p = Percentiles::of((1..=100).map(f64::from).collect());
         assert_eq!(
-            (p.count, p.p50, p.p90, p.p99, p.max),
-            (100, 51.0, 90.0, 99.0, 100.0)
+            (p.count, p.min, p.p50, p.p90, p.p99, p.max),
+            (100, 1.0, 51.0, 90.0, 99.0, 100.0)
         );
         assert_eq!(Percentiles::of(Vec::new()), Percentiles::default());
     }
