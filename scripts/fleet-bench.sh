@@ -8,6 +8,7 @@
 #   campaign-at-once  the same campaign without it
 #   cost-poll         what a bootstrap session and an empty poll cost the server
 #   cost-inventory    what a session that reads DevInfo and DevDetail costs it
+#   cost-basic        what an empty poll costs with HTTP Basic authentication
 #
 # Times are divided by SCALE (10): a 10-minute poll is 60 s here, a 15-minute outage 90 s,
 # and the report and plots say so. Each run writes NAME.txt (the summary), NAME.json,
@@ -25,7 +26,7 @@ out=${1:-target/fleet-bench}
 devices=${DEVICES:-10000}
 shards=${SHARDS:-4}
 scale=${SCALE:-10}
-only=${ONLY:-outage-jitter outage-nojitter campaign-spread campaign-at-once cost-poll cost-inventory}
+only=${ONLY:-outage-jitter outage-nojitter campaign-spread campaign-at-once cost-poll cost-inventory cost-basic}
 # Every interval is whole seconds after the division: omadmd's 30 s retry base is the
 # smallest, so 30 is the largest scale.
 if ! [[ $scale =~ ^[0-9]+$ ]] || ((scale < 1 || scale > 30)); then
@@ -141,6 +142,10 @@ for what in $only; do
     cost-inventory) run "$what" "{\"fleet\": true, \"sessions\": [$end$(for _ in $(seq 10); do printf ', %s' "$inventory"; done)]}" \
         "{\"devices\": 200, \"duration_secs\": 30, \"start_spread_secs\": 5, $account,
           \"sessions\": {\"poll_interval_secs\": 5}}" 200 1 ;;
+    cost-basic) run "$what" "{\"fleet\": true, \"sessions\": [$end], \"auth\": {\"scheme\": \"basic\", \"user\": \"fleet\", \"password\": \"fleet-pw\"}}" \
+        "{\"devices\": 200, \"duration_secs\": 30, \"start_spread_secs\": 5,
+          \"account\": {\"srv_uri\": \"{server}/dm\", \"http_user\": \"fleet\", \"http_password\": \"fleet-pw\"},
+          \"sessions\": {\"poll_interval_secs\": 5}, \"config\": \"[http]\\nallow-insecure-auth = true\\n\"}" 200 1 ;;
     *) echo "unknown run $what" >&2; exit 2 ;;
     esac
 done
