@@ -31,6 +31,13 @@ pub struct Request {
 }
 
 impl Request {
+    /// A session on the client's initiative (a poll, queued work to deliver).
+    pub const CLIENT: Request = Request {
+        trigger: Trigger::ClientInitiated,
+        req_mos: false,
+        alerts_elsewhere: false,
+    };
+
     /// The session a notification asks for: ServerInitiatedMgmt with its NOTIFICATION-ID.
     pub fn notified(notification_id: Option<u16>, req_mos: bool) -> Request {
         Request {
@@ -421,11 +428,7 @@ pub fn channel() -> (Handle, mpsc::UnboundedReceiver<Ask>) {
 mod tests {
     use super::*;
 
-    const CLIENT: Request = Request {
-        trigger: Trigger::ClientInitiated,
-        req_mos: false,
-        alerts_elsewhere: false,
-    };
+    const CLIENT: Request = Request::CLIENT;
 
     fn noti(id: u16, mos: bool) -> Request {
         Request {

@@ -226,7 +226,7 @@ pub(super) async fn schedule(
             // Round at least every beat, so the watchdog sees the loop alive when idle.
             () = tokio::time::sleep(BEAT) => {}
             () = sleep_until(next_poll), if next_poll.is_some() => {
-                handle.request(None, Request { trigger: Trigger::ClientInitiated, req_mos: false, alerts_elsewhere: false });
+                handle.request(None, Request::CLIENT);
                 next_poll = poll.map(next);
             }
         }

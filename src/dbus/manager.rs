@@ -494,14 +494,9 @@ impl Manager {
                 item: OutItem::Alert { alert, to: None },
             })])?;
         signal_failed(Self::alert_queued(&emitter, server_id, &alert_type).await);
-        self.shared.scheduler.request(
-            Some(server_id),
-            Request {
-                trigger: Trigger::ClientInitiated,
-                req_mos: false,
-                alerts_elsewhere: false,
-            },
-        );
+        self.shared
+            .scheduler
+            .request(Some(server_id), Request::CLIENT);
         Ok(())
     }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use base64::Engine as _;
 use omadmd::daemon::Embedded;
-use omadmd::engine::Trigger;
 use omadmd::scheduler::Request;
 use omadmd::tree::{OutItem, Outgoing, Tree as _, TreeOp};
 use tracing::Instrument as _;
@@ -488,14 +487,9 @@ fn queue_alert(
         item: OutItem::Alert { alert, to: None },
     })])?;
     recorder.queued(d, number);
-    dev.embedded.scheduler.request(
-        Some(server_id),
-        Request {
-            trigger: Trigger::ClientInitiated,
-            req_mos: false,
-            alerts_elsewhere: false,
-        },
-    );
+    dev.embedded
+        .scheduler
+        .request(Some(server_id), Request::CLIENT);
     Ok(())
 }
 

@@ -133,23 +133,6 @@ impl Counted {
     }
 }
 
-/// Runs `scenario` against `opts.server` and reports. Installs the counting layer (and,
-/// with `log`, human-readable warnings on stderr) as the process's subscriber for the run:
-/// call it once per process.
-pub fn simulate(
-    scenario: &Scenario,
-    opts: &Options,
-    log: Option<&str>,
-    server_record: Option<&std::path::Path>,
-) -> anyhow::Result<Report> {
-    let counted = count(scenario, opts, log)?;
-    let record = match server_record {
-        Some(p) => Some(read_record(p)?),
-        None => None,
-    };
-    Ok(counted.report(record.as_ref()))
-}
-
 /// The alert numbers in a server's record file (omadm-testserver `--record`).
 pub fn read_record(path: &std::path::Path) -> anyhow::Result<HashMap<u64, u32>> {
     Ok(report::alerts_in_record(
@@ -159,8 +142,10 @@ pub fn read_record(path: &std::path::Path) -> anyhow::Result<HashMap<u64, u32>> 
     ))
 }
 
-/// Runs `scenario` (this process's part of the fleet, `opts.shard`) and returns what was
-/// counted, to report or to merge with the other parts. See [`simulate`].
+/// Runs `scenario` (this process's part of the fleet, `opts.shard`) against `opts.server`
+/// and returns what was counted, to report ([`Counted::report`]) or to merge with the
+/// other parts. Installs the counting layer (and, with `log`, the devices' own log lines on
+/// stderr) as the subscriber of the run's threads.
 pub fn count(scenario: &Scenario, opts: &Options, log: Option<&str>) -> anyhow::Result<Counted> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
