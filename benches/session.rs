@@ -126,7 +126,8 @@ fn main() {
                 exec_timeout: Duration::from_secs(30),
                 show_timeout: Duration::from_secs(10),
             };
-            let engine = Engine::new(&prepared.store, &prepared.registry, &ports, limits);
+            let registry = prepared.registry.current();
+            let engine = Engine::new(&prepared.store, &registry, &ports, limits);
             let recording = Recording {
                 inner: &ports.http,
                 posts: RefCell::new(Vec::new()),

@@ -52,9 +52,11 @@ fn stderr_id() -> Option<(u64, u64)> {
     Some((u64::from(st.st_dev), u64::from(st.st_ino)))
 }
 
-/// Installs the global subscriber. Returns where log lines go and, when the journal was
-/// wanted but could not be used, why (for a start-up line).
-pub fn init(target: Target, filter: EnvFilter) -> (&'static str, Option<String>) {
+/// Installs the global subscriber; journal entries carry `identifier` as their
+/// `SYSLOG_IDENTIFIER` (the program's own name, so `journalctl -t omadm-fwupd` shows the
+/// handler's lines and `-t omadmd` the daemon's alone). Returns where log lines go and,
+/// when the journal was wanted but could not be used, why (for a start-up line).
+pub fn init(target: Target, filter: EnvFilter, identifier: &str) -> (&'static str, Option<String>) {
     let registry = tracing_subscriber::registry().with(filter);
     let journal_stream = std::env::var("JOURNAL_STREAM").ok();
     let to_journal =
@@ -66,7 +68,7 @@ pub fn init(target: Target, filter: EnvFilter) -> (&'static str, Option<String>)
         } else {
             match tracing_journald::layer() {
                 Ok(journald) => {
-                    let journald = journald.with_syslog_identifier("omadmd".into());
+                    let journald = journald.with_syslog_identifier(identifier.to_owned());
                     let done = registry.with(journald).try_init().is_ok();
                     return (if done { "journal" } else { "unchanged" }, None);
                 }

@@ -736,10 +736,20 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                     "{}",
                     json!({"files": r.files, "applied": r.applied, "servers": r.servers,
                         "refused": r.refused.iter().map(|(f, why)| json!({"file": f, "error": why})).collect::<Vec<_>>(),
-                        "restart_needed": r.restart_needed})
+                        "restart_needed": r.restart_needed,
+                        "mos_added": r.mos_added, "mos_removed": r.mos_removed})
                 );
             } else {
                 omadmd::outln!("configuration reloaded from {} file(s)", r.files.len());
+                if !r.mos_added.is_empty() {
+                    omadmd::outln!("management objects now defined: {}", r.mos_added.join(", "));
+                }
+                if !r.mos_removed.is_empty() {
+                    omadmd::outln!(
+                        "management objects no longer defined (their data stays): {}",
+                        r.mos_removed.join(", ")
+                    );
+                }
                 if r.applied.is_empty() {
                     omadmd::outln!("bootstrap: nothing new");
                 } else {

@@ -69,8 +69,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None | Some(Command::Run) => Target::Auto,
         Some(_) => Target::Stderr,
     };
-    let (_, why_not_journal) =
-        logging::init(target, logging::filter(cli.verbose, &settings.log.level));
+    let (_, why_not_journal) = logging::init(
+        target,
+        logging::filter(cli.verbose, &settings.log.level),
+        "omadmd",
+    );
     if let Some(why) = why_not_journal {
         tracing::warn!(reason = %why, "logging to stderr: the journal cannot be used");
     }

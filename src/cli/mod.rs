@@ -260,6 +260,7 @@ where
     crate::logging::init(
         crate::logging::Target::Auto,
         crate::logging::filter(verbose, "info"),
+        name,
     );
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

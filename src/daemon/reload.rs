@@ -1,6 +1,7 @@
 //! Reloading on request (D-Bus `Manager.Reload`, SIGHUP, `systemctl reload`): the
-//! configuration is read again and checked, `bootstrap.d` applied again, and the answer
-//! says what changed. Settings are fixed for the life of the process (the runtime, the
+//! configuration is read again and checked, the DDF directories read again (a handler
+//! package brings its MO's definition; its postinst reloads the daemon), `bootstrap.d`
+//! applied again, and the answer says what changed. Settings are fixed for the life of the process (the runtime, the
 //! listener and the HTTP clients are built from them), so a changed setting is named as
 //! needing a restart, never half applied.
 
@@ -29,10 +30,13 @@ impl Reloader<'_> {
             }
         };
         let restart_needed = changed_keys(self.running, &settings);
+        // Definitions first: a bootstrap file may provision an MO whose DDF just arrived.
+        // The directories the daemon runs with: new ones are a restart's business.
+        let (mos_added, mos_removed) = self.reload_definitions();
         // The bootstrap directory the daemon runs with: a new one is a restart's business.
         let run = super::startup::apply_bootstrap(
             &self.prepared.store,
-            &self.prepared.registry,
+            &self.prepared.registry.current(),
             self.running,
         );
         *self
@@ -64,10 +68,28 @@ impl Reloader<'_> {
             servers,
             refused: run.refused,
             restart_needed,
+            mos_added,
+            mos_removed,
         };
         tracing::info!(applied = ?report.applied, refused = report.refused.len(),
-            restart_needed = ?report.restart_needed, "configuration reloaded");
+            restart_needed = ?report.restart_needed, mos_added = ?report.mos_added,
+            mos_removed = ?report.mos_removed, "configuration reloaded");
         Ok(report)
+    }
+
+    /// Reads the DDF directories again and puts the new definitions in force; returns the
+    /// MOIDs added and removed. Sessions running keep the definitions they started with.
+    fn reload_definitions(&self) -> (Vec<String>, Vec<String>) {
+        let new = super::startup::load_registry(self.running);
+        let moids = |r: &crate::mo::Registry| -> std::collections::BTreeSet<String> {
+            r.iter().map(|d| d.def.moid.clone()).collect()
+        };
+        let now = moids(&new);
+        let old = moids(&self.prepared.registry.replace(new));
+        (
+            now.difference(&old).cloned().collect(),
+            old.difference(&now).cloned().collect(),
+        )
     }
 }
 

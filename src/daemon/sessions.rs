@@ -138,7 +138,8 @@ impl<'a> Runner<'a> {
         let account = crate::mo::account::load(&p.store, server_id)?
             .with_context(|| format!("no DM account for server {server_id}"))?;
         let (engine_parts, values) = self.engine_for(&account)?;
-        let engine = Engine::new(&p.store, &p.registry, &engine_parts.0, engine_parts.1);
+        let registry = p.registry.current();
+        let engine = Engine::new(&p.store, &registry, &engine_parts.0, engine_parts.1);
         let mut groups: std::collections::BTreeMap<(String, String), Vec<i64>> =
             std::collections::BTreeMap::new();
         for (id, uri, to) in queued {
@@ -231,7 +232,8 @@ impl<'a> Runner<'a> {
             format!("the DEFAULT for {moid} is server {server_id}'s, which has no DM account now")
         })?;
         let ((ports, limits), values) = self.engine_for(&account)?;
-        let engine = Engine::new(&p.store, &p.registry, &ports, limits);
+        let registry = p.registry.current();
+        let engine = Engine::new(&p.store, &registry, &ports, limits);
         let configured = engine.configure(moid, &values).await?;
         tracing::info!(moid = %moid, server = %server_id, from = %from, outcome = ?configured, "configuration requested");
         Ok(match configured {
@@ -263,7 +265,8 @@ impl<'a> Runner<'a> {
         let account = crate::mo::account::load(&p.store, server_id)?
             .with_context(|| format!("no DM account for server {server_id}"))?;
         let ((ports, limits), values) = self.engine_for(&account)?;
-        let engine = Engine::new(&p.store, &p.registry, &ports, limits);
+        let registry = p.registry.current();
+        let engine = Engine::new(&p.store, &registry, &ports, limits);
         let options = SessionOptions {
             max_duration: Duration::from_secs(settings.sessions.max_duration_secs),
             max_package_bytes: settings.limits.max_package_bytes,
@@ -271,7 +274,7 @@ impl<'a> Runner<'a> {
             max_packages: settings.sessions.max_packages,
             allow_http_show: settings.sessions.allow_http_show,
         };
-        standard::refresh_sessioninfo(&p.store, &p.registry, &p.host)?;
+        standard::refresh_sessioninfo(&p.store, &registry, &p.host)?;
         Ok(session::run(
             &p.store,
             &engine,

@@ -73,7 +73,7 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
     }
     Ok(Prepared {
         store,
-        registry,
+        registry: crate::state::Definitions::new(registry),
         host,
         gate: crate::notify::Gate::new(Duration::from_secs(
             settings.notifications.min_interval_secs,

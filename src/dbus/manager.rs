@@ -115,6 +115,12 @@ pub struct ReloadReport {
     pub refused: Vec<(String, String)>,
     /// The settings (`section.key`) whose new values take effect only after a restart.
     pub restart_needed: Vec<String>,
+    /// The MOIDs whose definitions (DDFs) were read for the first time: a handler package
+    /// installed since the last start or reload.
+    pub mos_added: Vec<String>,
+    /// The MOIDs whose definitions are gone from the DDF directories; their instances
+    /// stay in the tree, unchanged, and no server can address them until a DDF returns.
+    pub mos_removed: Vec<String>,
 }
 
 /// Ends a pending EXEC with its `status` and result alert: queued durably for the EXEC's
@@ -351,9 +357,15 @@ impl Manager {
             bootstrap::BootstrapError::Store(e) => Error::from(e),
             e => Error::InvalidArgument(format!("{name}: {e}")),
         };
-        let (ops, outcome) =
-            bootstrap::plan(&p.store, &p.registry, &source, &document, limits, replace)
-                .map_err(refused)?;
+        let (ops, outcome) = bootstrap::plan(
+            &p.store,
+            &p.registry.current(),
+            &source,
+            &document,
+            limits,
+            replace,
+        )
+        .map_err(refused)?;
         let mut change = AccountChange {
             outcome: "unchanged".into(),
             ..AccountChange::default()
@@ -410,8 +422,9 @@ impl Manager {
         Ok(gone)
     }
 
-    /// Reads the configuration and `bootstrap.d` again (as SIGHUP and `systemctl reload`
-    /// do): new or changed bootstrap files are applied, and the answer says what changed
+    /// Reads the configuration, the DDF directories and `bootstrap.d` again (as SIGHUP and
+    /// `systemctl reload` do): definitions of MOs installed since are loaded, new or
+    /// changed bootstrap files are applied, and the answer says what changed
     /// and which changed settings need a restart. `InvalidArgument` with the file, line and
     /// key when the configuration is not usable; the daemon then runs on unchanged.
     async fn reload(
@@ -655,7 +668,7 @@ impl Manager {
         };
         let written = crate::engine::local::write_local(
             &self.shared.prepared.store,
-            &self.shared.prepared.registry,
+            &self.shared.prepared.registry.current(),
             &moids,
             &put,
             &delete,

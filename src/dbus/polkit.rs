@@ -78,7 +78,14 @@ enum Verdict {
     },
     /// polkit is not on the bus.
     Absent,
+    /// polkit would not answer for this caller: only root and an action's owner may ask
+    /// about other users' processes, and the installed policy does not name the daemon's
+    /// user as the owner (`org.freedesktop.policykit.owner`). A misinstalled policy file.
+    NotTrusted,
 }
+
+/// The error polkitd answers a `CheckAuthorization` it will not carry out for this caller.
+const POLKIT_NOT_AUTHORIZED: &str = "org.freedesktop.PolicyKit1.Error.NotAuthorized";
 
 async fn check(
     conn: &zbus::Connection,
@@ -109,6 +116,11 @@ async fn check(
             challenge: r.is_challenge,
         }),
         Err(e) if super::no_owner(&e) => Ok(Verdict::Absent),
+        Err(e) if super::error_name(&e).as_deref() == Some(POLKIT_NOT_AUTHORIZED) => {
+            tracing::error!(error = %e, action = action.id(),
+                "polkit will not answer for other users' callers: the installed policy does not name this daemon's user as the action's owner (org.freedesktop.policykit.owner); only root can change anything until it does");
+            Ok(Verdict::NotTrusted)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "polkit check failed");
             Err(Error::Failed(format!("cannot ask polkit: {e}")))
@@ -158,6 +170,10 @@ pub async fn authorize_caller(
         Verdict::No { challenge: false } => {
             format!("polkit does not allow uid {uid} {what} ({})", action.id())
         }
+        Verdict::NotTrusted => format!(
+            "{what} needs root: polkit will not answer for uid {uid}, since the installed policy does not name the daemon's user as the owner of {}",
+            action.id()
+        ),
     };
     tracing::info!(uid, action = action.id(), "D-Bus caller refused");
     Err(Error::AccessDenied(refused))
@@ -189,6 +205,19 @@ mod tests {
             assert_eq!(a.open_without_polkit(), a == Action::RegisterAgent);
         }
         assert_eq!(policy.matches("<action id=").count(), 9);
+        // polkitd answers the daemon, which runs as omadmd, only for actions it owns; the
+        // user is the one the package creates.
+        let owner =
+            r#"<annotate key="org.freedesktop.policykit.owner">unix-user:omadmd</annotate>"#;
+        assert_eq!(
+            policy.matches(owner).count(),
+            9,
+            "every action names its owner"
+        );
+        let sysusers = include_str!("../../systemd/sysusers.d/omadmd.conf");
+        assert!(sysusers.lines().any(|l| l.starts_with("u omadmd ")));
+        let unit = include_str!("../../systemd/omadmd.service");
+        assert!(unit.lines().any(|l| l == "User=omadmd"));
     }
 
     #[test]

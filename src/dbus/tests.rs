@@ -36,7 +36,7 @@ async fn peer() -> Peer {
     apply_document(&store, &registry, "t", doc.to_string().as_bytes(), limits).unwrap();
     let prepared = Arc::new(Prepared {
         store,
-        registry,
+        registry: crate::state::Definitions::new(registry),
         host: crate::host::Host::default(),
         gate: crate::notify::Gate::new(std::time::Duration::ZERO),
         bootstrap_refused: Default::default(),

@@ -429,3 +429,54 @@ async fn a_result_that_never_comes_is_reported_as_a_failure_in_the_end() {
     assert_eq!(reported_result_for(&server, &node), 500);
     daemon.terminate();
 }
+
+/// A handler package installed while the daemon runs brings its MO's DDF; the package's
+/// postinst reloads the daemon, which then checks the handler's data against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ddf_installed_after_the_start_is_in_force_after_a_reload() {
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let server = TestServer::start(&json!({ "sessions": [end] }), false);
+    let bus = PrivateBus::start();
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let mut daemon = root.start_on_bus(&bus.address);
+    daemon.wait_for("session ended", 30);
+    let (tx, _tokens) = tokio::sync::mpsc::unbounded_channel();
+    let (_conn, manager) = durable_handler(&bus.address, tx).await;
+    let doc = json!([{"ClientURI": "urn:test:mo:dev:1.0/local/", "MOData": {"local": {"Name": "n", "Reboot": null}}}]);
+    let err = manager
+        .handler_update(&doc.to_string(), &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no DDF for this MO is installed"), "{err}");
+
+    root.write("etc/omadmd/ddf/dev.xml", DDF);
+    let reload = |args: &'static [&'static str]| {
+        let addr = bus.address.clone();
+        tokio::task::spawn_blocking(move || omadmctl(&addr, args))
+    };
+    let (code, out, err) = reload(&["--json", "reload"]).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["mos_added"], json!(["urn:test:mo:dev:1.0"]), "{r}");
+    assert_eq!(r["mos_removed"], json!([]), "{r}");
+    manager.handler_update(&doc.to_string(), &[]).await.unwrap();
+
+    // Read once: a second reload finds nothing new; a DDF taken away is said, and its
+    // data stays.
+    let (_, out, _) = reload(&["--json", "reload"]).await.unwrap();
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["mos_added"], json!([]), "{r}");
+    std::fs::remove_file(root.path("etc/omadmd/ddf/dev.xml")).unwrap();
+    let (_, out, _) = reload(&["reload"]).await.unwrap();
+    assert!(
+        out.contains("no longer defined (their data stays): urn:test:mo:dev:1.0"),
+        "{out}"
+    );
+    let (code, name, err) = reload(&["--json", "tree", "get", "urn:test:mo:dev:1.0/local/Name"])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(name.contains("\"n\""), "{name}");
+    daemon.terminate();
+}
