@@ -156,12 +156,7 @@ pub fn check_bootstrap(
             error: None,
         });
     }
-    let mut first = None;
     for (path, e) in report.failed {
-        first.get_or_insert_with(|| crate::config::ConfigError::Bootstrap {
-            path: path.clone(),
-            message: e.to_string(),
-        });
         checks.push(BootstrapCheck {
             file: path,
             outcome: "refused",
@@ -169,7 +164,84 @@ pub fn check_bootstrap(
             error: Some(e.to_string()),
         });
     }
+    checks.sort_by(|a, b| a.file.cmp(&b.file));
+    // The daemon reads the files as its own user, which check-config (run as root) is
+    // not: a file it cannot read is refused for that, whatever else is wrong with it.
+    if let Some((user, uid, gid)) = daemon_user() {
+        for check in checks.iter_mut() {
+            if let Some(why) = unreadable_by(&check.file, uid, gid) {
+                check.outcome = "refused";
+                check.servers.clear();
+                check.error = Some(format!(
+                    "{user}, the daemon's user, cannot read it: {why}; give it the {user} group and mode 0640 (docs/bootstrap.md), or apply it with `omadmctl account add`"
+                ));
+            }
+        }
+    }
+    let first = checks.iter().find_map(|c| {
+        c.error
+            .as_ref()
+            .map(|message| crate::config::ConfigError::Bootstrap {
+                path: c.file.clone(),
+                message: message.clone(),
+            })
+    });
     Ok((checks, first))
+}
+
+/// The user the packaged unit runs the daemon as (`User=` in `systemd/omadmd.service`).
+pub const DAEMON_USER: &str = "omadmd";
+
+/// The daemon's user (name, uid, primary gid) when it exists and is not the caller.
+fn daemon_user() -> Option<(&'static str, u32, u32)> {
+    let user = nix::unistd::User::from_name(DAEMON_USER).ok()??;
+    (user.uid != nix::unistd::Uid::effective())
+        .then(|| (DAEMON_USER, user.uid.as_raw(), user.gid.as_raw()))
+}
+
+/// Why a process of user `uid` with group `gid` cannot read `path`, by the permission bits
+/// of the file and of each directory above it; `None` when it can (or the file is gone).
+/// Only the primary group counts: the unit's `PrivateUsers=yes` maps no other group into
+/// the daemon's user namespace. ACLs are not read.
+fn unreadable_by(path: &std::path::Path, uid: u32, gid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if uid == 0 {
+        return None;
+    }
+    let owner = |m: &std::fs::Metadata| {
+        let user = nix::unistd::User::from_uid(m.uid().into())
+            .ok()
+            .flatten()
+            .map_or_else(|| m.uid().to_string(), |u| u.name);
+        let group = nix::unistd::Group::from_gid(m.gid().into())
+            .ok()
+            .flatten()
+            .map_or_else(|| m.gid().to_string(), |g| g.name);
+        format!("mode {:04o}, {user}:{group}", m.mode() & 0o7777)
+    };
+    let allows = |m: &std::fs::Metadata, bit: u32| {
+        let shift = if m.uid() == uid {
+            6
+        } else if m.gid() == gid {
+            3
+        } else {
+            0
+        };
+        (m.mode() >> shift) & bit != 0
+    };
+    let dirs: Vec<&std::path::Path> = path
+        .ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+        .collect();
+    for dir in dirs.into_iter().rev() {
+        let meta = std::fs::metadata(dir).ok()?;
+        if !allows(&meta, 0o1) {
+            return Some(format!("cannot enter {} ({})", dir.display(), owner(&meta)));
+        }
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    (!allows(&meta, 0o4)).then(|| format!("the file is {}", owner(&meta)))
 }
 
 /// The bootstrap verdicts as comment lines after the merged configuration.
@@ -185,4 +257,59 @@ pub fn bootstrap_lines(checks: &[BootstrapCheck]) -> String {
         let _ = writeln!(text, "# bootstrap {}: {what}", c.file.display());
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::unreadable_by;
+
+    #[test]
+    fn readability_follows_the_owner_the_group_and_the_directories() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("10-acme.json");
+        std::fs::write(&file, "[]").unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        let (mut me, mut my_group) = (meta.uid(), meta.gid());
+        if me == 0 {
+            // Root reads everything: the file belongs to someone else for the table.
+            (me, my_group) = (4000, 4000);
+            std::os::unix::fs::chown(&file, Some(me), Some(my_group)).unwrap();
+            std::os::unix::fs::chown(dir.path(), Some(me), Some(my_group)).unwrap();
+        }
+        // Another user: not the owner, and in a group other than the file's.
+        let (other, other_group) = (me + 4242, my_group + 4242);
+        let set = |p: &std::path::Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        set(dir.path(), 0o755);
+        let rows: [(u32, u32, u32, bool); 7] = [
+            // mode, uid, gid, readable
+            (0o600, me, my_group, true),
+            (0o600, other, my_group, false),
+            (0o640, other, my_group, true),
+            (0o640, other, other_group, false),
+            (0o604, other, other_group, true),
+            (0o400, me, other_group, true),
+            (0o060, me, my_group, false), // the owner's bits decide for the owner
+        ];
+        for (mode, uid, gid, readable) in rows {
+            set(&file, mode);
+            let why = unreadable_by(&file, uid, gid);
+            assert_eq!(why.is_none(), readable, "{mode:o} uid {uid} gid {gid}: {why:?}");
+            if let Some(why) = why {
+                assert!(why.contains(&format!("mode {mode:04o}")), "{why}");
+            }
+        }
+        // A directory the user may not enter hides a readable file.
+        set(&file, 0o644);
+        set(dir.path(), 0o750);
+        let why = unreadable_by(&file, other, other_group).unwrap();
+        assert!(why.starts_with("cannot enter "), "{why}");
+        assert!(unreadable_by(&file, other, my_group).is_none());
+        assert!(unreadable_by(&file, 0, 0).is_none(), "root reads everything");
+        assert!(unreadable_by(&dir.path().join("gone"), other, my_group).is_none());
+    }
 }

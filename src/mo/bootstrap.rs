@@ -193,7 +193,17 @@ fn read_file(path: &Path, limits: BootstrapLimits) -> Result<(String, Vec<u8>), 
     if meta.permissions().mode() & 0o004 != 0 {
         tracing::warn!(path = %path.display(), "bootstrap file is world-readable; it may hold credentials");
     }
-    let bytes = std::fs::read(path)?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            // The packaged daemon runs as omadmd, without capabilities (docs/bootstrap.md).
+            std::io::Error::new(
+                e.kind(),
+                format!("{e}; the daemon's user needs to read it: give it the omadmd group and mode 0640, or apply it with `omadmctl account add`"),
+            )
+        } else {
+            e
+        }
+    })?;
     let source = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The packages on a real system (issue 26): a Debian bookworm root file system made from
+# Debian's packages (mmdebstrap, cached by its package list), booted with systemd as PID 1
+# in a container (systemd-nspawn -b, its own loopback only), the .debs installed with apt
+# as a user does, and their whole life checked by scripts/system-test/guest.sh inside:
+#   boot 1: install (the first start with no restart), every polkit action as two non-root
+#           users, SHOW to the agent on seat0, FUMO and SCOMO through the installed
+#           handlers as their own users, state to keep;
+#   boot 2: the state after a reboot, a notification-activated session, dpkg -i ten times
+#           with the socket still listening, purge, and an upgrade from an earlier version
+#           (this tree built with a lower version number) that keeps the state, purge.
+# Needs root (CI runs as root). docs/operations.md says how to run it by hand, and the
+# whole-kernel variant (scripts/system-test-vm.sh).
+#   OMADM_SYSTEM_TEST_CACHE  where the root file system tarball is kept (default
+#                            /var/cache/omadm-system-test)
+#   KEEP=1                   keep the machine's directory afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-test: needs root (mmdebstrap, systemd-nspawn); skipped" >&2
+    exit 0
+fi
+scripts/setup.sh
+need=()
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+apt_install system-test "${need[@]}"
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
+
+echo "== system-test: packages (this version, and the same tree as an earlier one)"
+work=$(mktemp -d /var/tmp/omadm-system-test.XXXXXX)
+nspawn_pid=""
+cleanup() {
+    [ -z "$nspawn_pid" ] || kill "$nspawn_pid" 2>/dev/null || true
+    [ -z "$nspawn_pid" ] || wait "$nspawn_pid" 2>/dev/null || true
+    if [ -n "${KEEP:-}" ]; then echo "system-test: kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+cargo build --release --locked --workspace --bins
+mkdir -p "$work/debs/new" "$work/debs/old"
+for variant in "" agent fwupd packagekit; do
+    cargo deb --locked --no-build ${variant:+--variant "$variant"} -o "$work/debs/new/" >/dev/null
+done
+cargo deb --locked --no-build -p omadm-testserver -o "$work/debs/new/" >/dev/null
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+for variant in "" fwupd; do
+    cargo deb --locked --no-build ${variant:+--variant "$variant"} --deb-version "0.0.1-1" \
+        -o "$work/debs/old/" >/dev/null
+done
+ls "$work/debs/new" "$work/debs/old" | sed 's/^/   /'
+
+echo "== system-test: a Debian bookworm root file system"
+# What the packages need, and what the checks use: logind for seats, polkitd, fwupd with
+# its test devices, packagekitd (apt backend).
+packages=(systemd systemd-sysv dbus libpam-systemd polkitd fwupd fwupd-tests packagekit
+    packagekit-tools xdg-utils procps)
+cache=${OMADM_SYSTEM_TEST_CACHE:-/var/cache/omadm-system-test}
+key=$(printf '%s\n' bookworm minbase "${packages[@]}" | sha256sum | cut -c1-16)
+tarball="$cache/bookworm-$key.tar"
+if [ ! -f "$tarball" ]; then
+    mkdir -p "$cache"
+    # This machine's own apt sources, so the root comes from the same archive.
+    sources=""
+    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; do
+        [ -s "$f" ] && { sources=$f; break; }
+    done
+    [ -n "$sources" ] || { echo "system-test: this machine has no apt sources to build from" >&2; exit 1; }
+    mmdebstrap --quiet --format=tar --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
+        bookworm "$tarball.tmp" "$sources" </dev/null
+    mv "$tarball.tmp" "$tarball"
+    # Older tarballs of other package lists go.
+    find "$cache" -name 'bookworm-*.tar' ! -name "bookworm-$key.tar" -delete
+fi
+root="$work/root"
+mkdir "$root"
+tar -C "$root" -xf "$tarball"
+mkdir -p "$root/root/system-test"
+cp -r "$work/debs" "$root/root/system-test/"
+install -m 0755 scripts/system-test/guest.sh "$root/root/system-test/guest.sh"
+# fwupd's test devices (a fake webcam to update), and fwupd allowed in a container, which
+# its unit refuses since a container has no firmware of its own: the test's only change to
+# what Debian ships.
+printf '[fwupd]\nTestDevices=true\nOnlyTrusted=false\n' >"$root/etc/fwupd/fwupd.conf"
+mkdir -p "$root/etc/systemd/system/fwupd.service.d"
+printf '[Unit]\nConditionVirtualization=\n' >"$root/etc/systemd/system/fwupd.service.d/system-test.conf"
+
+# boot N: boots the root with systemd as PID 1; sets `leader` to its PID 1 (as this host
+# sees it) once the system is up.
+leader=""
+boot() {
+    echo "== system-test: boot $1"
+    systemd-nspawn --quiet -D "$root" --keep-unit --register=no --private-network \
+        --machine=omadm-system-test -b >"$work/console-$1.log" 2>&1 </dev/null &
+    nspawn_pid=$!
+    leader=""
+    for _ in $(seq 300); do
+        leader=$( (ps --ppid "$nspawn_pid" -o pid= 2>/dev/null || true) | head -n 1 | tr -d ' ')
+        if [ -n "$leader" ]; then
+            # nspawn's own child forks the container's init and stays as its parent.
+            local inner
+            inner=$( (ps --ppid "$leader" -o pid=,comm= 2>/dev/null || true) | awk '$2 == "systemd" {print $1}' | head -n 1)
+            [ -z "$inner" ] || leader=$inner
+            [ "$(readlink "/proc/$leader/ns/pid")" != "$(readlink /proc/self/ns/pid)" ] \
+                && [ "$(cat "/proc/$leader/comm" 2>/dev/null)" = systemd ] && break
+        fi
+        leader=""
+        sleep 0.1
+    done
+    [ -n "$leader" ] || { cat "$work/console-$1.log" >&2; echo "system-test: the container did not start" >&2; exit 1; }
+    local state
+    state=$(in_guest timeout 120 systemctl is-system-running --wait || true)
+    echo "   systemd: $state"
+    [ "$state" = running ] || { in_guest systemctl --failed --no-pager >&2 || true; }
+}
+# in_guest COMMAND...: runs COMMAND inside the booted system, as its root.
+in_guest() {
+    nsenter --target "$leader" --mount --uts --ipc --net --pid --cgroup --root --wd=/ \
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb "$@"
+}
+poweroff() {
+    in_guest systemctl poweroff || true
+    for _ in $(seq 300); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+    wait "$nspawn_pid" 2>/dev/null || true
+    nspawn_pid=""
+}
+step() {
+    if ! in_guest /root/system-test/guest.sh "$1"; then
+        echo "system-test: step $1 failed (console: $work/console-*.log)" >&2
+        exit 1
+    fi
+}
+
+start=$SECONDS
+boot 1
+step install
+poweroff
+boot 2
+step after-reboot
+step upgrade
+poweroff
+echo "system-test: ok (omadmd $version on a booted bookworm; $((SECONDS - start)) s of boots and checks)"
