@@ -110,9 +110,14 @@ boot() {
         sleep 0.1
     done
     [ -n "$leader" ] || { cat "$work/console-$1.log" >&2; echo "system-test: the container did not start" >&2; exit 1; }
-    local state
-    state=$(in_guest timeout 120 systemctl is-system-running --wait || true)
-    echo "   systemd: $state"
+    # systemctl answers once systemd has its socket up; then it waits for the boot's end.
+    local state=""
+    for _ in $(seq 600); do
+        state=$(in_guest timeout 120 systemctl is-system-running --wait 2>/dev/null || true)
+        case "$state" in running|degraded|maintenance|stopping) break ;; esac
+        sleep 0.2
+    done
+    echo "   systemd: ${state:-no answer}"
     [ "$state" = running ] || { in_guest systemctl --failed --no-pager >&2 || true; }
 }
 # in_guest COMMAND...: runs COMMAND inside the booted system, as its root.
