@@ -62,3 +62,9 @@ put 0644 packaging/completions/omadmctl.fish usr/share/fish/vendor_completions.d
 put 0644 docs/testserver.md usr/share/doc/omadm-testserver/testserver.md
 put 0644 examples/demo/bootstrap.d/10-demo-server.json usr/share/doc/omadmd/examples/bootstrap.d/10-example-server.json
 install -d -m 0755 "$dest/etc/omadmd/bootstrap.d" "$dest/etc/omadmd/config.d"
+# Bootstrap files are read by the omadmd group only (docs/bootstrap.md): set here when
+# installing onto this system with its user there; packages set it themselves.
+if [ -z "${DESTDIR:-}" ] && getent group omadmd >/dev/null 2>&1; then
+    chown root:omadmd "$dest/etc/omadmd/bootstrap.d"
+    chmod 2750 "$dest/etc/omadmd/bootstrap.d"
+fi

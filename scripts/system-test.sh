@@ -14,7 +14,18 @@
 #   OMADM_SYSTEM_TEST_CACHE  where the root file system tarball is kept (default
 #                            /var/cache/omadm-system-test)
 #   KEEP=1                   keep the machine's directory afterwards
+# Options: --debs DIR  test the packages in DIR/new and DIR/old instead of building them
+#          (the packages of an earlier commit, say); --keep-going  run every check and
+#          count the failures instead of stopping at the first.
 set -euo pipefail
+debs_from="" keep_going=""
+while (($#)); do
+    case "$1" in
+        --debs) debs_from=$(realpath "$2"); shift 2 ;;
+        --keep-going) keep_going=1; shift ;;
+        *) echo "usage: $0 [--debs DIR] [--keep-going]" >&2; exit 2 ;;
+    esac
+done
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
@@ -39,17 +50,22 @@ cleanup() {
     if [ -n "${KEEP:-}" ]; then echo "system-test: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-cargo build --release --locked --workspace --bins
 mkdir -p "$work/debs/new" "$work/debs/old"
-for variant in "" agent fwupd packagekit; do
-    cargo deb --locked --no-build ${variant:+--variant "$variant"} -o "$work/debs/new/" >/dev/null
-done
-cargo deb --locked --no-build -p omadm-testserver -o "$work/debs/new/" >/dev/null
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-for variant in "" fwupd; do
-    cargo deb --locked --no-build ${variant:+--variant "$variant"} --deb-version "0.0.1-1" \
-        -o "$work/debs/old/" >/dev/null
-done
+if [ -n "$debs_from" ]; then
+    cp "$debs_from"/new/*.deb "$work/debs/new/"
+    cp "$debs_from"/old/*.deb "$work/debs/old/"
+else
+    cargo build --release --locked --workspace --bins
+    for variant in "" agent fwupd packagekit; do
+        cargo deb --locked --no-build ${variant:+--variant "$variant"} -o "$work/debs/new/" >/dev/null
+    done
+    cargo deb --locked --no-build -p omadm-testserver -o "$work/debs/new/" >/dev/null
+    for variant in "" fwupd; do
+        cargo deb --locked --no-build ${variant:+--variant "$variant"} --deb-version "0.0.1-1" \
+            -o "$work/debs/old/" >/dev/null
+    done
+fi
+version=$(dpkg-deb -f "$work"/debs/new/omadmd_*.deb Version)
 ls "$work/debs/new" "$work/debs/old" | sed 's/^/   /'
 
 echo "== system-test: a Debian bookworm root file system"
@@ -131,10 +147,12 @@ poweroff() {
     wait "$nspawn_pid" 2>/dev/null || true
     nspawn_pid=""
 }
+failed=0
 step() {
-    if ! in_guest /root/system-test/guest.sh "$1"; then
+    if ! in_guest ${keep_going:+KEEP_GOING=1} /root/system-test/guest.sh "$1"; then
         echo "system-test: step $1 failed (console: $work/console-*.log)" >&2
-        exit 1
+        [ -n "$keep_going" ] || exit 1
+        failed=1
     fi
 }
 
@@ -146,4 +164,5 @@ boot 2
 step after-reboot
 step upgrade
 poweroff
+[ "$failed" = 0 ] || { echo "system-test: FAILED (omadmd $version)" >&2; exit 1; }
 echo "system-test: ok (omadmd $version on a booted bookworm; $((SECONDS - start)) s of boots and checks)"

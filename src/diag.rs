@@ -298,7 +298,11 @@ mod tests {
         for (mode, uid, gid, readable) in rows {
             set(&file, mode);
             let why = unreadable_by(&file, uid, gid);
-            assert_eq!(why.is_none(), readable, "{mode:o} uid {uid} gid {gid}: {why:?}");
+            assert_eq!(
+                why.is_none(),
+                readable,
+                "{mode:o} uid {uid} gid {gid}: {why:?}"
+            );
             if let Some(why) = why {
                 assert!(why.contains(&format!("mode {mode:04o}")), "{why}");
             }
@@ -309,7 +313,10 @@ mod tests {
         let why = unreadable_by(&file, other, other_group).unwrap();
         assert!(why.starts_with("cannot enter "), "{why}");
         assert!(unreadable_by(&file, other, my_group).is_none());
-        assert!(unreadable_by(&file, 0, 0).is_none(), "root reads everything");
+        assert!(
+            unreadable_by(&file, 0, 0).is_none(),
+            "root reads everything"
+        );
         assert!(unreadable_by(&dir.path().join("gone"), other, my_group).is_none());
     }
 }

@@ -137,8 +137,13 @@ async fn run(cli: Cli) -> zbus::Result<()> {
         // Not running: it registers when omadmd appears. Refused (polkit: this session is
         // not active and local, or a rule says no): said as such; it tries again whenever
         // omadmd restarts, as a change of rules takes effect then.
-        Err(e) if omadmd::dbus::error_name(&e).as_deref() == Some("org.omadm.Client1.Error.AccessDenied") => {
-            eprintln!("omadm-agent: omadmd refused this agent ({e}); pages will not be shown in this session")
+        Err(e)
+            if omadmd::dbus::error_name(&e).as_deref()
+                == Some("org.omadm.Client1.Error.AccessDenied") =>
+        {
+            eprintln!(
+                "omadm-agent: omadmd refused this agent ({e}); pages will not be shown in this session"
+            )
         }
         Err(e) => eprintln!("omadm-agent: omadmd is not running yet ({e}); waiting for it"),
     }

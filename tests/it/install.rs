@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::common::{OMADMD, PrivateBus, Root, TestServer, omadmctl};
+use crate::common::{OMADMCTL, OMADMD, PrivateBus, Root, TestServer, omadmctl};
 
 fn repo(p: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -18,7 +18,8 @@ fn repo(p: &str) -> std::path::PathBuf {
 fn units_in(dir: &Path) {
     let service = std::fs::read_to_string(repo("systemd/omadmd.service"))
         .unwrap()
-        .replace("/usr/sbin/omadmd", OMADMD);
+        .replace("/usr/sbin/omadmd", OMADMD)
+        .replace("/usr/bin/omadmctl", OMADMCTL);
     std::fs::write(dir.join("omadmd.service"), service).unwrap();
     std::fs::copy(repo("systemd/omadmd.socket"), dir.join("omadmd.socket")).unwrap();
     let handler = std::fs::read_to_string(repo("systemd/omadm-fwupd.service"))
@@ -144,7 +145,7 @@ fn the_bus_policy_lets_only_its_user_own_the_name() {
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("ready", 30);
     let as_nobody = |args: &[&str]| {
-        Command::new(crate::common::OMADMCTL)
+        Command::new(OMADMCTL)
             .args(args)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .uid(65534)
