@@ -126,7 +126,7 @@ fn main() {
                 exec_timeout: Duration::from_secs(30),
                 show_timeout: Duration::from_secs(10),
             };
-            let registry = prepared.registry.current();
+            let registry = prepared.registry.get();
             let engine = Engine::new(&prepared.store, &registry, &ports, limits);
             let recording = Recording {
                 inner: &ports.http,

@@ -35,6 +35,7 @@ put 0644 systemd/sysusers.d/omadm-fwupd.conf usr/lib/sysusers.d/omadm-fwupd.conf
 put 0644 dbus/org.omadm.Fwupd1.conf          usr/share/dbus-1/system.d/org.omadm.Fwupd1.conf
 put 0644 packaging/polkit/50-omadm-fwupd.rules usr/share/polkit-1/rules.d/50-omadm-fwupd.rules
 put 0644 data/ddf/fumo/oma-fumo-1.0.ddf.xml  usr/share/omadmd/ddf/oma-fumo-1.0.ddf.xml
+put 0644 data/handlers/omadm-fwupd.toml      usr/share/omadmd/handlers/omadm-fwupd.toml
 
 # omadm-packagekit: the SCOMO handler (docs/scomo.md).
 put 0755 "$bin/omadm-packagekit"                  usr/libexec/omadm-packagekit
@@ -43,6 +44,7 @@ put 0644 systemd/sysusers.d/omadm-packagekit.conf usr/lib/sysusers.d/omadm-packa
 put 0644 dbus/org.omadm.PackageKit1.conf          usr/share/dbus-1/system.d/org.omadm.PackageKit1.conf
 put 0644 packaging/polkit/50-omadm-packagekit.rules usr/share/polkit-1/rules.d/50-omadm-packagekit.rules
 put 0644 data/ddf/scomo/oma-scomo-1.0.ddf.xml     usr/share/omadmd/ddf/oma-scomo-1.0.ddf.xml
+put 0644 data/handlers/omadm-packagekit.toml      usr/share/omadmd/handlers/omadm-packagekit.toml
 
 put 0644 packaging/config.d/10-defaults.toml usr/lib/omadmd/config.d/10-defaults.toml
 for ddf in data/ddf/*.xml; do

@@ -91,6 +91,11 @@ grep -v '^at-start\|Talk to every server' examples/demo/omadmd.toml > "$root/etc
 sed "s|{base}|$base|" examples/demo/bootstrap.d/10-demo-server.json > "$root/etc/omadmd/bootstrap.d/10-demo-server.json"
 chmod 600 "$root/etc/omadmd/bootstrap.d/10-demo-server.json"
 cp data/ddf/fumo/*.xml data/ddf/scomo/*.xml "$root/etc/omadmd/ddf/"
+# The handlers' definitions (which MOs each may handle), made out for root, who runs them here.
+mkdir -p "$root/etc/omadmd/handlers"
+for def in data/handlers/*.toml; do
+    sed 's/^user = .*/user = "root"/' "$def" > "$root/etc/omadmd/handlers/$(basename "$def")"
+done
 target/debug/omadmd --config-root "$root" > "$root/daemon.log" 2>&1 &
 pids+=($!)
 wait_for "$root/daemon.log" "session ended\|session aborted" "the BootstrapComplete session"

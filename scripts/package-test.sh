@@ -64,12 +64,14 @@ refuse "$agent_files" '/usr/s\?bin/omadm[^-].*' '/usr/lib/systemd/system/.*' '/u
 expect "$fwupd_files" /usr/libexec/omadm-fwupd /usr/lib/systemd/system/omadm-fwupd.service \
     /usr/lib/sysusers.d/omadm-fwupd.conf /usr/share/dbus-1/system.d/org.omadm.Fwupd1.conf \
     /usr/share/polkit-1/rules.d/50-omadm-fwupd.rules /usr/share/omadmd/ddf/oma-fumo-1.0.ddf.xml \
+    /usr/share/omadmd/handlers/omadm-fwupd.toml \
     /usr/share/man/man8/omadm-fwupd.8.gz
 refuse "$fwupd_files" '/usr/s\?bin/.*' '.*/systemd/system/omadmd.*' '/usr/share/dbus-1/system.d/org.omadm.Client1.conf'
 dpkg-deb -f "$fwupd_deb" Depends | grep -q 'fwupd' || { echo "omadm-fwupd does not depend on fwupd" >&2; exit 1; }
 expect "$packagekit_files" /usr/libexec/omadm-packagekit /usr/lib/systemd/system/omadm-packagekit.service \
     /usr/lib/sysusers.d/omadm-packagekit.conf /usr/share/dbus-1/system.d/org.omadm.PackageKit1.conf \
     /usr/share/polkit-1/rules.d/50-omadm-packagekit.rules /usr/share/omadmd/ddf/oma-scomo-1.0.ddf.xml \
+    /usr/share/omadmd/handlers/omadm-packagekit.toml \
     /usr/share/man/man8/omadm-packagekit.8.gz
 refuse "$packagekit_files" '/usr/s\?bin/.*' '.*/systemd/system/omadmd.*' '.*omadm-fwupd.*'
 dpkg-deb -f "$packagekit_deb" Depends | grep -q 'packagekit' || { echo "omadm-packagekit does not depend on packagekit" >&2; exit 1; }

@@ -252,6 +252,17 @@ EOF
         || fail "omadm-system-test is not installed" omadm-packagekit.service packagekit.service
     ok "omadm-packagekit installed a package through PackageKit; the server got result 1200"
 
+    say "a compromised handler stays in its MO: as omadm-fwupd, whom polkit lets register"
+    local moid out
+    for moid in urn:oma:mo:oma-dm-dmacc:1.2 urn:oma:mo:oma-dm-dacmo:1.0 urn:oma:mo:oma-dm-devinfo:1.2 urn:example:mo:other:1.0; do
+        out=$(as omadm-fwupd dbus-send --system --print-reply --dest=org.omadm.Client1 /org/omadm/Client1 \
+            org.omadm.Client1.Manager.RegisterExecHandler "string:$moid" objpath:/x 2>&1 || true)
+        grep -q "^Error org.omadm.Client1.Error.AccessDenied: .*$moid" <<<"$out" \
+            || fail "omadm-fwupd registering for $moid: $out"
+    done
+    journalctl -b -t omadmd -o cat | grep -q "EXEC handler registration refused" || fail "no log line for the refusals"
+    ok "omadm-fwupd's user is refused DMAcc, DACMO, DevInfo and a MO its definition does not name"
+
     # After the scripted session: alice's sessions here get END.
     say "polkit decides for other users, action by action (alice: granted by a rule; bob: not)"
     polkit_matrix
@@ -264,9 +275,14 @@ EOF
     systemctl stop alice-session.service bob-session.service carol-session.service || true
 }
 
-# Each polkit action, through omadmctl (or busctl), as alice and as bob.
+# Each polkit action, through omadmctl (or dbus-send), as alice and as bob.
 polkit_matrix() {
     local action args
+    # An administrator's handler definition lets alice handle a MO of her own: polkit lets
+    # her register at all, the definition says for what (docs/security.md).
+    mkdir -p /etc/omadmd/handlers
+    printf 'user = "alice"\nmoids = ["urn:example:mo:system-test:1.0"]\n' >/etc/omadmd/handlers/alice.toml
+    systemctl reload omadmd.service
     bootstrap_file added-server "$server/dm" >/tmp/add.json
     chmod 0644 /tmp/add.json
     while IFS='|' read -r action want args; do
@@ -320,10 +336,15 @@ EOF
     wait_until 30 "the notification's session" grep -q 'ServerInitiatedMgmt' "$here/record.jsonl"
     ok "the datagram started omadmd.service, which ran a session with test-server"
 
-    say "dpkg -i over itself ten times while a client keeps calling omadmd; the socket still listens"
+    say "dpkg -i over itself ten times while a client calls omadmd and notifications arrive; the socket still listens"
     # A client calling org.omadm.Client1 (a monitor, Cockpit, a handler) starts the daemon
     # through D-Bus activation whenever it is stopped: what races a package's restart.
-    (while :; do omadmctl status >/dev/null 2>&1; sleep 0.05; done) &
+    # So does a notification arriving on the socket: one every round too.
+    (n=1; while :; do
+        omadmctl status >/dev/null 2>&1
+        omadm-testserver --notify 127.0.0.1:2948 --server-id nobody-here --notification-id $((n++ % 60000)) >/dev/null 2>&1
+        sleep 0.05
+    done) &
     local poller=$!
     for i in $(seq 10); do
         dpkg -i "$new"/omadmd_*.deb >"$here/dpkg-$i.log" 2>&1 || { cat "$here/dpkg-$i.log"; fail "dpkg -i, round $i"; }

@@ -233,6 +233,9 @@ pub struct Paths {
     pub bootstrap_dir: PathBuf,
     /// DDF directories, in load order.
     pub ddf_dirs: Vec<PathBuf>,
+    /// Handler definition directories (`mo::handlers`): the packages', then the
+    /// administrator's. Fixed below the root, not a setting.
+    pub handler_dirs: Vec<PathBuf>,
 }
 
 /// Logging settings.
@@ -442,6 +445,10 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
                     rooted(&root, "/etc/omadmd/ddf"),
                 ]
             }),
+            handler_dirs: vec![
+                rooted(&root, "/usr/share/omadmd/handlers"),
+                rooted(&root, "/etc/omadmd/handlers"),
+            ],
         },
         limits: Limits {
             max_node_value_bytes: limit(

@@ -1,6 +1,7 @@
 //! Reloading on request (D-Bus `Manager.Reload`, SIGHUP, `systemctl reload`): the
-//! configuration is read again and checked, the DDF directories read again (a handler
-//! package brings its MO's definition; its postinst reloads the daemon), `bootstrap.d`
+//! configuration is read again and checked, the DDF and handler definition directories
+//! read again (a handler package brings its MO's definition and its own; its postinst
+//! reloads the daemon), `bootstrap.d`
 //! applied again, and the answer says what changed. Settings are fixed for the life of the process (the runtime, the
 //! listener and the HTTP clients are built from them), so a changed setting is named as
 //! needing a restart, never half applied.
@@ -33,10 +34,13 @@ impl Reloader<'_> {
         // Definitions first: a bootstrap file may provision an MO whose DDF just arrived.
         // The directories the daemon runs with: new ones are a restart's business.
         let (mos_added, mos_removed) = self.reload_definitions();
+        self.prepared
+            .handlers
+            .replace(super::startup::load_handlers(self.running));
         // The bootstrap directory the daemon runs with: a new one is a restart's business.
         let run = super::startup::apply_bootstrap(
             &self.prepared.store,
-            &self.prepared.registry.current(),
+            &self.prepared.registry.get(),
             self.running,
         );
         *self

@@ -138,7 +138,7 @@ impl<'a> Runner<'a> {
         let account = crate::mo::account::load(&p.store, server_id)?
             .with_context(|| format!("no DM account for server {server_id}"))?;
         let (engine_parts, values) = self.engine_for(&account)?;
-        let registry = p.registry.current();
+        let registry = p.registry.get();
         let engine = Engine::new(&p.store, &registry, &engine_parts.0, engine_parts.1);
         let mut groups: std::collections::BTreeMap<(String, String), Vec<i64>> =
             std::collections::BTreeMap::new();
@@ -232,7 +232,7 @@ impl<'a> Runner<'a> {
             format!("the DEFAULT for {moid} is server {server_id}'s, which has no DM account now")
         })?;
         let ((ports, limits), values) = self.engine_for(&account)?;
-        let registry = p.registry.current();
+        let registry = p.registry.get();
         let engine = Engine::new(&p.store, &registry, &ports, limits);
         let configured = engine.configure(moid, &values).await?;
         tracing::info!(moid = %moid, server = %server_id, from = %from, outcome = ?configured, "configuration requested");
@@ -265,7 +265,7 @@ impl<'a> Runner<'a> {
         let account = crate::mo::account::load(&p.store, server_id)?
             .with_context(|| format!("no DM account for server {server_id}"))?;
         let ((ports, limits), values) = self.engine_for(&account)?;
-        let registry = p.registry.current();
+        let registry = p.registry.get();
         let engine = Engine::new(&p.store, &registry, &ports, limits);
         let options = SessionOptions {
             max_duration: Duration::from_secs(settings.sessions.max_duration_secs),

@@ -42,6 +42,15 @@ pub fn load_registry(settings: &Settings) -> Registry {
     registry
 }
 
+/// Loads the handler definitions of the configured directories.
+pub fn load_handlers(settings: &Settings) -> crate::mo::handlers::HandlerDefs {
+    let (defs, failures) = crate::mo::handlers::HandlerDefs::load(&settings.paths.handler_dirs);
+    for failure in failures {
+        tracing::error!(path = %failure.path.display(), error = %failure.error, "handler definition not loaded");
+    }
+    defs
+}
+
 /// Start-up work before the daemon can serve: database, definitions, standard MOs,
 /// factory bootstrap.
 pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
@@ -73,7 +82,8 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
     }
     Ok(Prepared {
         store,
-        registry: crate::state::Definitions::new(registry),
+        registry: crate::state::Current::new(registry),
+        handlers: crate::state::Current::new(load_handlers(settings)),
         host,
         gate: crate::notify::Gate::new(Duration::from_secs(
             settings.notifications.min_interval_secs,

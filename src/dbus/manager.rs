@@ -359,7 +359,7 @@ impl Manager {
         };
         let (ops, outcome) = bootstrap::plan(
             &p.store,
-            &p.registry.current(),
+            &p.registry.get(),
             &source,
             &document,
             limits,
@@ -554,12 +554,13 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
-        authorize(conn, &header, Action::RegisterHandler).await?;
+        let uid = authorize(conn, &header, Action::RegisterHandler).await?;
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("no sender".into()))?
             .to_string();
         let target = handler_target(target).map_err(Error::InvalidArgument)?;
+        super::handler_rules::may_register(&self.shared, uid, &target, None)?;
         tracing::info!(target, handler = %sender, path = %path, "EXEC handler registered");
         self.set_handler(&target, &sender, &path);
         Ok(())
@@ -594,7 +595,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
-        authorize(conn, &header, Action::RegisterHandler).await?;
+        let uid = authorize(conn, &header, Action::RegisterHandler).await?;
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("no sender".into()))?
@@ -608,6 +609,7 @@ impl Manager {
             )));
         }
         let target = handler_target(target).map_err(Error::InvalidArgument)?;
+        super::handler_rules::may_register(&self.shared, uid, &target, Some(name))?;
         tracing::info!(target, handler = %sender, name, path = %path, "EXEC handler registered under its bus name");
         self.shared.peers.set_durable_name(&sender, name);
         self.set_handler(&target, &sender, &path);
@@ -642,6 +644,7 @@ impl Manager {
         document: &str,
         delete: Vec<String>,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
         let sender = header.sender().map(ToString::to_string).unwrap_or_default();
         let moids = self.shared.peers.handled_moids(&sender);
@@ -651,6 +654,7 @@ impl Manager {
                     .into(),
             ));
         }
+        let moids = super::handler_rules::writable(&self.shared, conn, &header, moids).await?;
         let limits = self.shared.bootstrap_limits;
         let put = if document.trim().is_empty() {
             Vec::new()
@@ -668,7 +672,7 @@ impl Manager {
         };
         let written = crate::engine::local::write_local(
             &self.shared.prepared.store,
-            &self.shared.prepared.registry.current(),
+            &self.shared.prepared.registry.get(),
             &moids,
             &put,
             &delete,

@@ -5,6 +5,7 @@
 
 mod agents;
 pub mod client;
+mod handler_rules;
 pub mod logind;
 mod manager;
 pub mod peers;

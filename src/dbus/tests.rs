@@ -36,7 +36,8 @@ async fn peer() -> Peer {
     apply_document(&store, &registry, "t", doc.to_string().as_bytes(), limits).unwrap();
     let prepared = Arc::new(Prepared {
         store,
-        registry: crate::state::Definitions::new(registry),
+        registry: crate::state::Current::new(registry),
+        handlers: crate::state::Current::new(Default::default()),
         host: crate::host::Host::default(),
         gate: crate::notify::Gate::new(std::time::Duration::ZERO),
         bootstrap_refused: Default::default(),

@@ -6,6 +6,7 @@ pub mod account;
 pub mod bootstrap;
 mod build;
 pub mod ddf;
+pub mod handlers;
 pub mod standard;
 
 use std::collections::{BTreeMap, HashMap};

@@ -212,6 +212,27 @@ impl Root {
         p
     }
 
+    /// Installs a handler package's definition (`data/handlers/NAME.toml`), made root's:
+    /// the tests run the handlers as root, not as the package's user.
+    pub fn with_shipped_handler(&self, name: &str) {
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("data/handlers/{name}.toml")),
+        )
+        .unwrap();
+        let as_root: String = shipped
+            .lines()
+            .map(|l| {
+                if l.starts_with("user = ") {
+                    "user = \"root\""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.write(&format!("etc/omadmd/handlers/{name}.toml"), &as_root);
+    }
+
     pub fn database(&self) -> PathBuf {
         self.path("var/lib/omadmd/tree.db")
     }

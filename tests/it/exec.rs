@@ -14,6 +14,10 @@ const DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
     <Node><NodeName>Reboot</NodeName><DFProperties><AccessType><Exec/><Get/></AccessType><DFFormat><null/></DFFormat></DFProperties></Node>
   </Node></MgmtTree>"#;
 
+/// The test's handlers run as root: an administrator's definition lets root handle the
+/// test MO (mo::handlers), under any bus name.
+const HANDLER_DEF: &str = "user = \"root\"\nmoids = [\"urn:test:mo:dev:1.0\"]\n";
+
 /// A handler that accepts every EXEC for later and hands the tokens to the test.
 struct Handler {
     tokens: tokio::sync::mpsc::UnboundedSender<(String, String)>,
@@ -40,6 +44,7 @@ async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
     let server = TestServer::start(&script, false);
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
     root.write("etc/omadmd/ddf/dev.xml", DDF);
     root.write(
         "etc/omadmd/bootstrap.d/20-dev.json",
@@ -145,6 +150,7 @@ async fn an_accepted_exec() -> Accepted {
     let server = TestServer::start(&script, false);
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
     root.write("etc/omadmd/ddf/dev.xml", DDF);
     root.write(
         "etc/omadmd/bootstrap.d/20-dev.json",
@@ -255,6 +261,7 @@ fn daemon_for(
     let server = TestServer::start(&json!({ "sessions": sessions }), false);
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
     root.write("etc/omadmd/ddf/dev.xml", DDF);
     root.write("etc/omadmd/config.d/50-test.toml", config);
     let mut daemon = root.start_on_bus(&bus.address);
@@ -438,6 +445,7 @@ async fn a_ddf_installed_after_the_start_is_in_force_after_a_reload() {
     let server = TestServer::start(&json!({ "sessions": [end] }), false);
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
+    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
     let mut daemon = root.start_on_bus(&bus.address);
     daemon.wait_for("session ended", 30);
     let (tx, _tokens) = tokio::sync::mpsc::unbounded_channel();

@@ -115,6 +115,7 @@ fn world_with(script: &serde_json::Value, fwupd_config: &str) -> World {
     let fwupd = fwupd(&bus.address, &scratch.path().join("fwupd"), fwupd_config);
     let root = Root::new().with_bootstrap_for(&server.base);
     root.write("etc/omadmd/ddf/oma-fumo-1.0.ddf.xml", FUMO_DDF);
+    root.with_shipped_handler("omadm-fwupd");
     let mut daemon = root.start_on_bus(&bus.address);
     daemon.wait_for("session ended", 30);
     let mut handler = handler(

@@ -13,6 +13,7 @@ mod exec;
 mod faults;
 mod fumo;
 mod generated;
+mod handler_trust;
 mod install;
 mod notify;
 mod polkit;

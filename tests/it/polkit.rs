@@ -14,13 +14,13 @@ use serde_json::json;
 use crate::common::{OMADMCTL, PrivateBus, Reaped, Root, TestServer};
 
 const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
-const NOBODY: u32 = 65534;
+pub const NOBODY: u32 = 65534;
 
 /// polkitd on a bus, with our actions and the given rules; killed when dropped.
-struct Polkitd(Child);
+pub struct Polkitd(Child);
 
 impl Polkitd {
-    fn start(bus: &str, dir: &Path, rules: &str) -> Polkitd {
+    pub fn start(bus: &str, dir: &Path, rules: &str) -> Polkitd {
         let actions = dir.join("actions");
         let rules_dir = dir.join("rules.d");
         for d in [dir, &actions, &rules_dir] {
@@ -91,7 +91,7 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn can_run() -> bool {
+pub fn can_run() -> bool {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipped: polkitd in a mount namespace needs root");
         return false;

@@ -267,6 +267,7 @@ fn a_server_manages_software_through_packagekit() {
     let _packagekitd = packagekitd(&bus.address);
     let root = Root::new().with_bootstrap_for(&server.base);
     root.write("etc/omadmd/ddf/oma-scomo-1.0.ddf.xml", SCOMO_DDF);
+    root.with_shipped_handler("omadm-packagekit");
     let mut daemon = root.start_on_bus(&bus.address);
     daemon.wait_for("session ended", 30);
     let state = scratch.path().join("state");
