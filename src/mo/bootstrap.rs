@@ -75,6 +75,15 @@ pub enum BootstrapError {
         /// The source that provisioned the account, when recorded.
         by: Option<String>,
     },
+    /// A SrvURI carrying user information (`user:password@host`): reqwest would send it
+    /// as Basic credentials on every request, over plain http too.
+    #[error(
+        "item {item}: SrvURI carries user information (user:password@…); put the credentials in the account's Ext/HttpAuth, which omadmd sends only over https (docs/bootstrap.md)"
+    )]
+    UserInfo {
+        /// Item index.
+        item: usize,
+    },
     /// Two items address the same instance.
     #[error("item {item}: instance {key} is provisioned twice")]
     Duplicate {
@@ -321,6 +330,15 @@ pub fn plan(
     Ok((ops, Outcome::Applied { instances, servers }))
 }
 
+/// Whether a URL carries user information (`user@`, `user:password@`, even `:@`).
+pub fn has_userinfo(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+        // A spelling the parser keeps to itself (an empty user and password) still tells.
+        || url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.split(['/', '?', '#']).next().is_some_and(|a| a.contains('@')))
+}
+
 /// Who made an account, for [`BootstrapError::AccountExists`].
 fn provisioner(by: Option<&str>) -> String {
     match by {
@@ -442,6 +460,14 @@ fn plan_item(
             DataNode::Leaf(_) => None,
         }
         .ok_or(BootstrapError::NoServerId { item: i })?;
+        if let DataNode::Interior(c) = &item.data
+            && c.iter().any(|(n, v)| {
+                n == "SrvURI"
+                    && matches!(v, DataNode::Leaf(serde_json::Value::String(u)) if has_userinfo(u))
+            })
+        {
+            return Err(BootstrapError::UserInfo { item: i });
+        }
         // Re-bootstrapping a server replaces its account wherever it lives.
         for other in store.instances(Some(DMACC))? {
             let other_key = InstanceKey::new(DMACC, other.miid.clone());

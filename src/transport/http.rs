@@ -174,6 +174,8 @@ fn redirect_policy(targets: Arc<TargetPolicy>) -> reqwest::redirect::Policy {
         let first = attempt.previous().first().map(|u| u.scheme().to_owned());
         if attempt.previous().len() >= 5 {
             attempt.error("more than 5 redirects")
+        } else if super::target::strip_userinfo(attempt.url().as_str()).is_some() {
+            attempt.error("redirect to a URL with user information refused")
         } else if let Err(refused) = targets.check_url(attempt.url()) {
             tracing::warn!(url = %redact(attempt.url().as_str()), reason = %refused, "redirect refused");
             attempt.error(refused)
@@ -316,6 +318,13 @@ impl HttpClient {
         headers: HeaderMap,
         body: Option<Vec<u8>>,
     ) -> Result<reqwest::Response, HttpError> {
+        // No URL carries user information past here (a bootstrap file cannot put it in a
+        // SrvURI; a server's HGET, HPUT, SUB, EXEC or CONT URL loses it).
+        let stripped = super::target::strip_userinfo(url);
+        if stripped.is_some() {
+            tracing::warn!(url = %redact(url), "user information removed from a URL: credentials come only from the account's Ext/HttpAuth");
+        }
+        let url = stripped.as_deref().unwrap_or(url);
         if let Ok(u) = url::Url::parse(url)
             && let Err(refused) = self.targets.check_url(&u)
         {

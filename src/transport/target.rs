@@ -13,6 +13,21 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
+/// `url` without its user information (`user:password@`), or `None` when it has none (or
+/// does not parse: the request then fails on its own). reqwest turns user information into
+/// Basic credentials sent before any challenge, over plain http too; omadmd's credentials
+/// come only from the account's `Ext/HttpAuth`, and only over https (docs/security.md).
+pub fn strip_userinfo(url: &str) -> Option<String> {
+    let mut u = url::Url::parse(url).ok()?;
+    if u.username().is_empty() && u.password().is_none() {
+        return None;
+    }
+    // Only "cannot-be-a-base" URLs refuse these, and they have no user information.
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    Some(u.into())
+}
+
 /// An `http.allow-targets` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Allowed {
@@ -386,6 +401,23 @@ mod tests {
         );
         for bad in ["", "a/b", "10.0.0.0/33", "http://x", "a..b", "sp ace"] {
             assert!(Allowed::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_information_is_taken_out_of_urls() {
+        for (url, want) in [
+            (
+                "http://alice:secret@127.0.0.1:8080/x?q=1",
+                Some("http://127.0.0.1:8080/x?q=1"),
+            ),
+            ("https://alice@dm.example/dm", Some("https://dm.example/dm")),
+            ("https://:pw@dm.example/", Some("https://dm.example/")),
+            ("https://dm.example/a@b?c=d@e", None),
+            ("https://dm.example/", None),
+            ("not a url", None),
+        ] {
+            assert_eq!(strip_userinfo(url).as_deref(), want, "{url}");
         }
     }
 }

@@ -408,3 +408,71 @@ fn another_users_agent_never_receives_a_show() {
     );
     d.terminate();
 }
+
+#[test]
+fn user_information_in_a_url_never_becomes_credentials() {
+    // A repository on another port of the server's host: the HGET and HPUT URLs the server
+    // names carry user information, which must not reach it as Basic credentials.
+    let repo = TestServer::start(
+        &json!({"sessions": [], "repository": {"/repo/x": {"content_type": "application/dmmo+json",
+            "body": "[{\"ClientURI\": \"urn:oma:mo:ext-test:1.0/x/\", \"MOData\": {\"x\": {}}}]"}}}),
+        false,
+    );
+    let with_user = repo.base.replacen("http://", "http://alice:secret@", 1);
+    let script = json!({"sessions": [
+        {"packages": [
+            {"CMD": [
+                ["HGET", format!("{with_user}/repo/x")],
+                ["HPUT", format!("{with_user}/repo/leak"), "urn:oma:mo:oma-dm-devinfo:1.2//"]
+            ]},
+            {"CMD": [["END"]]}
+        ]}
+    ]});
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    let log = run_until(&root, 1).join("\n");
+    let requests: Vec<serde_json::Value> = repo
+        .events()
+        .into_iter()
+        .filter(|e| e["kind"].as_str().is_some_and(|k| k.starts_with("repo-")))
+        .collect();
+    assert!(
+        requests.iter().any(|r| r["kind"] == "repo-put"),
+        "{requests:#?}"
+    );
+    for r in &requests {
+        let headers = r["headers"].as_object().unwrap();
+        assert!(
+            !headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("authorization")),
+            "{r:#}"
+        );
+    }
+    assert!(log.contains("user information removed from a URL"), "{log}");
+    assert!(
+        !log.contains("secret"),
+        "the password is never logged: {log}"
+    );
+
+    // A bootstrap file whose SrvURI carries a password is refused, by check-config too.
+    let doc = std::fs::read_to_string(root.path("etc/omadmd/bootstrap.d/10-demo-server.json"))
+        .unwrap()
+        .replace("demo-server", "other-server")
+        .replace("\"demo\"", "\"other\"")
+        .replace(
+            &server.base,
+            &server.base.replacen("http://", "http://device-0042:pw@", 1),
+        );
+    root.write("etc/omadmd/bootstrap.d/20-userinfo.json", &doc);
+    let (code, out, err) = root.run(&["check-config"]);
+    assert_eq!(code.code(), Some(78), "{out}{err}");
+    assert!(
+        err.contains("20-userinfo.json")
+            && err.contains("user information")
+            && err.contains("Ext/HttpAuth"),
+        "{err}"
+    );
+    let (_, tree, _) = root.run(&["dump-tree"]);
+    assert!(!tree.contains("other-server"), "{tree}");
+}

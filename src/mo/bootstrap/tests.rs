@@ -453,3 +453,54 @@ fn instance_uris() {
         assert!(instance_of(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_srv_uri_with_user_information_is_refused() {
+    let (dir, store, reg) = setup();
+    let bdir = dir.path().join("bootstrap.d");
+    let refused = [
+        "http://device-0042:pw@127.0.0.1/dm",
+        "https://alice@dm.example/dm",
+        "https://:secret@dm.example/dm",
+        "http://:@127.0.0.1/dm",
+    ];
+    for (n, uri) in refused.iter().enumerate() {
+        file(
+            &dir,
+            &format!("{n}-userinfo.json"),
+            &json!([account(&format!("a{n}"), &format!("s{n}"), uri)]),
+        );
+    }
+    // An @ in the path or query is no user information.
+    file(
+        &dir,
+        "9-at-in-path.json",
+        &json!([account("ok", "ok", "https://dm.example/dm/@device?who=a@b")]),
+    );
+    let report = apply_dir(&store, &reg, &bdir, LIMITS);
+    assert_eq!(report.failed.len(), refused.len(), "{:?}", report.failed);
+    for (path, e) in &report.failed {
+        assert!(
+            matches!(e, BootstrapError::UserInfo { item: 0 }),
+            "{}: {e}",
+            path.display()
+        );
+        assert!(e.to_string().contains("Ext/HttpAuth"), "{e}");
+    }
+    assert_eq!(report.done.len(), 1);
+    assert!(
+        srv_uri(&store, "a0").is_none(),
+        "nothing of a refused file is applied"
+    );
+    for (uri, has) in [
+        ("http://u:p@h/x", true),
+        ("http://u@h", true),
+        ("http://:@h/", true),
+        ("http://h/a@b", false),
+        ("http://h?x=a@b", false),
+        ("http://h#a@b", false),
+        ("not a url", false),
+    ] {
+        assert_eq!(has_userinfo(uri), has, "{uri}");
+    }
+}
