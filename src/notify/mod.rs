@@ -78,6 +78,8 @@ pub struct Accepted {
     pub req_mos: bool,
     /// omadmd's START-WITHIN option, in seconds, when the server sent it.
     pub start_within_secs: Option<u32>,
+    /// It carried a digest the account's notification credentials verified.
+    pub signed: bool,
 }
 
 /// The longest a notification-triggered session is put off to spread a campaign: a day,
@@ -184,6 +186,7 @@ pub fn verify(
         notification_id: n.notification_id,
         req_mos: n.req_mos,
         start_within_secs,
+        signed: n.digest.is_some(),
     })
 }
 
@@ -211,10 +214,13 @@ fn remember(store: &dyn TreeStore, a: &Accepted, policy: Policy) -> Result<(), D
 }
 
 /// What stands between a notification and a session: the account directory, and the
-/// per-server spacing of notification-triggered sessions (reference §10.1). A signed
-/// notification without TIMESTAMP and NOTIFICATION-ID can be replayed by anyone who saw it
-/// once; whatever the packet, a server gets at most one notification-triggered session
-/// per `min_interval`.
+/// per-server spacing of notification-triggered sessions (reference §10.1). A notification
+/// without NOTIFICATION-ID can be replayed by anyone who saw it once, and an unsigned one
+/// (an account without notification credentials) sent by anyone: those give a server at
+/// most one notification-triggered session per `min_interval`. A signed one with a
+/// NOTIFICATION-ID is told apart from a replay by its ID (remembered, a repeat dropped),
+/// so it is never spaced: a server that needs the device again 30 s later gets it
+/// (issue 27; docs/decisions.md, "DM Notifications").
 #[derive(Debug)]
 pub struct Gate {
     /// The accounts, kept in memory.
@@ -278,10 +284,11 @@ impl Gate {
         Ok(())
     }
 
-    /// Checks a notification from any transport as [`check`] does, admitting it only when
-    /// its server's last notification-triggered session is at least the interval ago. The
-    /// spacing is checked before the NOTIFICATION-ID is remembered, so a notification
-    /// refused as too soon may be sent again later.
+    /// Checks a notification from any transport as [`check`] does; one that is unsigned or
+    /// carries no NOTIFICATION-ID is admitted only when its server's last
+    /// notification-triggered session is at least the interval ago. The spacing is checked
+    /// before the NOTIFICATION-ID is remembered, so a notification refused as too soon may
+    /// be sent again later.
     pub fn admit(
         &self,
         store: &dyn TreeStore,
@@ -291,7 +298,9 @@ impl Gate {
         let a = verify(store, &self.accounts, datagram, policy)?;
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = last.get(&a.server_id)
+        let spaced = !(a.signed && a.notification_id.is_some());
+        if spaced
+            && let Some(t) = last.get(&a.server_id)
             && now.duration_since(*t) < self.min_interval
         {
             let wait = self.min_interval - now.duration_since(*t);

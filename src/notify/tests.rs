@@ -65,6 +65,7 @@ fn a_signed_notification_passes_once_even_across_a_restart() {
                 notification_id: Some(41),
                 req_mos: true,
                 start_within_secs: None,
+                signed: true,
             })
         );
         assert_eq!(
@@ -280,4 +281,40 @@ fn wap_push_framing() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
     assert!(check(&s, &Directory::default(), &push, POLICY).is_ok());
+}
+
+/// Spacing is for what cannot be told from a replay: a signed notification with a fresh
+/// NOTIFICATION-ID always passes; one without an ID, or unsigned, waits out the interval.
+#[test]
+fn only_notifications_that_could_be_replays_are_spaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let gate = Gate::new(Duration::from_secs(60));
+    let signed = |n: &Notification| encode_signed(n, SECRET, DATA).unwrap();
+    for id in [1, 2, 3] {
+        assert!(
+            gate.admit(&s, &signed(&note("dms1", id)), POLICY).is_ok(),
+            "id {id}"
+        );
+    }
+    assert_eq!(
+        gate.admit(&s, &signed(&note("dms1", 2)), POLICY),
+        Err(Dropped::Duplicate(2)),
+        "a replayed ID is still dropped"
+    );
+    let mut without_id = note("dms1", 0);
+    without_id.notification_id = None;
+    assert!(matches!(
+        gate.admit(&s, &signed(&without_id), POLICY),
+        Err(Dropped::TooSoon { .. })
+    ));
+    // dms2 has no notification credentials: anyone could send it new IDs.
+    assert!(
+        gate.admit(&s, &encode(&note("dms2", 10)).unwrap(), POLICY)
+            .is_ok()
+    );
+    assert!(matches!(
+        gate.admit(&s, &encode(&note("dms2", 11)).unwrap(), POLICY),
+        Err(Dropped::TooSoon { .. })
+    ));
 }

@@ -215,7 +215,8 @@ fn server_urls_cannot_reach_the_device_network_unless_allowed() {
 }
 
 #[test]
-fn a_replayed_notification_without_id_forces_at_most_one_session_per_interval() {
+fn a_replayed_notification_without_id_forces_at_most_one_session_per_interval_a_fresh_id_does_not_wait()
+ {
     let end = json!({"packages": [{"CMD": [["END"]]}]});
     let server = TestServer::start(&json!({"sessions": [end, end, end]}), false);
     let root = Root::new().with_bootstrap_for(&server.base);
@@ -246,19 +247,38 @@ fn a_replayed_notification_without_id_forces_at_most_one_session_per_interval() 
     let line = d.wait_for("notification dropped", 30);
     assert!(line.contains("too recently"), "{line}");
     std::thread::sleep(std::time::Duration::from_millis(500));
+    // The server needs the device again within the minute: a fresh, signed notification
+    // with a new NOTIFICATION-ID is no replay, and starts a session at once.
+    let fresh = omadmd::protocol::package0::encode_signed(
+        &omadmd::protocol::package0::Notification {
+            server_id: Some("demo-server".into()),
+            notification_id: Some(4711),
+            timestamp: Some(omadmd::cli::now_secs().unsigned_abs()),
+            ..Default::default()
+        },
+        b"demo-notification-secret",
+        b"demo-auth-data",
+    )
+    .unwrap();
+    sock.send_to(&fresh, &addr).unwrap();
+    d.wait_for("notification accepted", 30);
+    d.wait_for("session ended", 30);
+    sock.send_to(&fresh, &addr).unwrap();
+    let line = d.wait_for("notification dropped", 30);
+    assert!(line.contains("4711"), "its replay is a duplicate: {line}");
     let (status, log) = d.terminate();
     assert!(status.success());
     assert_eq!(
         log.iter()
             .filter(|l| l.contains("notification accepted"))
             .count(),
-        1,
+        2,
         "{log:#?}"
     );
     assert_eq!(
         server.of_kind("package1").len(),
-        2,
-        "bootstrap, then one notification session, not six"
+        3,
+        "bootstrap, then one session for the replayed packet, not six, and one for the fresh one"
     );
 }
 
