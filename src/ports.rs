@@ -51,7 +51,14 @@ fn token() -> Result<String, getrandom::Error> {
 
 impl Ports for DaemonPorts<'_> {
     async fn fetch(&self, url: &str, accept: &[&str]) -> Result<Fetched, PortError> {
-        self.http.fetch(url, accept).await
+        self.http.fetch(url, accept).await.map_err(|e| {
+            match e.0.downcast_ref::<crate::transport::error::HttpError>() {
+                Some(crate::transport::error::HttpError::TooLarge(max)) => {
+                    PortError(Box::new(crate::engine::BodyTooLarge(*max)))
+                }
+                _ => e,
+            }
+        })
     }
 
     async fn send(

@@ -66,6 +66,13 @@ pub enum Sent {
 #[error(transparent)]
 pub struct PortError(pub Box<dyn std::error::Error + Send + Sync>);
 
+/// A fetched body longer than the device takes (`limits.max-package-bytes`): the cause a
+/// port gives its [`PortError`] so that HGET answers 506 (Device Full), as for a document
+/// over `limits.max-document-bytes`, rather than 419 (docs/decisions.md).
+#[derive(Debug, thiserror::Error)]
+#[error("the body is longer than the {0} bytes the device takes")]
+pub struct BodyTooLarge(pub usize);
+
 /// What became of a SHOW.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shown {

@@ -1977,6 +1977,13 @@ async fn urls_for_later_use_cannot_lead_into_the_device_network() {
         json!(["SUB", "http://[::1]/hook", "urn:oma:mo:moid:1.0/left/"]),
         json!(["CONT", "http://169.254.169.254/latest/meta-data/"]),
         json!(["CONT", "http://10.0.0.1/dm"]),
+        // A DEFAULT is refused when it is given, as SUB is, not when it is used.
+        json!([
+            "DEFAULT",
+            "http://169.254.169.254/cfg",
+            "urn:oma:mo:moid:1.0"
+        ]),
+        json!(["DEFAULT", "http://[::1]/cfg", "urn:oma:mo:moid:1.0"]),
         json!([
             "EXEC",
             "urn:test:mo:dev:1.0/x/Reboot",
@@ -1988,5 +1995,11 @@ async fn urls_for_later_use_cannot_lead_into_the_device_network() {
     }
     assert_eq!(w.snapshot(), before);
     assert!(w.store.subscriptions().unwrap().is_empty());
+    assert!(
+        w.store
+            .default_source("urn:oma:mo:moid:1.0")
+            .unwrap()
+            .is_none()
+    );
     assert!(w.ports.execs.borrow().is_empty(), "no EXEC ran");
 }

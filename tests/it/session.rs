@@ -530,3 +530,25 @@ fn a_server_reads_devdetail_and_cannot_change_it() {
         assert!(data[leaf].is_string(), "{leaf} in {doc}");
     }
 }
+
+/// A repository body over `limits.max-package-bytes` is the device's limit, not the
+/// repository's failure: HGET answers 506 (Device Full), as docs/decisions.md says.
+#[test]
+fn an_hget_body_over_the_package_limit_answers_506() {
+    let big = json!([{"ClientURI": "urn:oma:mo:oma-dm-devinfo:1.2//", "MOData": {"pad": "x".repeat(5000)}}]);
+    let script = json!({
+        "sessions": [{"packages": [
+            {"CMD": [["HGET", "{base}/repo/big"], ["HGET", "{base}/repo/none"]]},
+            {"expect": [506, 419], "CMD": [["END"]]}
+        ]}],
+        "repository": {"/repo/big": {"content_type": "application/dmmo+json", "body": big.to_string()}}
+    });
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    one_session(&root, "[limits]\nmax-package-bytes = 2048\n");
+    assert!(
+        server.of_kind("expect").iter().all(|e| e["ok"] == true),
+        "{:#?}",
+        server.of_kind("expect")
+    );
+}

@@ -101,7 +101,11 @@ impl<P: Ports> Ctx<'_, '_, P> {
             .await
             .map_err(|e| {
                 tracing::info!(url = %uri::redact(url.as_str()), error = %e, "HGET fetch failed");
-                Fail(sc::SERVER_URI_ERROR)
+                if e.0.downcast_ref::<crate::engine::BodyTooLarge>().is_some() {
+                    Fail(sc::DEVICE_FULL)
+                } else {
+                    Fail(sc::SERVER_URI_ERROR)
+                }
             })?;
         if fetched.body.len() > self.engine.limits.max_document_bytes {
             return Err(Fail(sc::DEVICE_FULL));

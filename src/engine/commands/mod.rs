@@ -108,7 +108,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 end: true,
                 ..Reply::code(sc::OK)
             }),
-            Command::Default { server_uri, moid } => self.default(server_uri, moid),
+            Command::Default { server_uri, moid } => self.default(server_uri, moid).await,
             Command::Sub {
                 server_uri,
                 client_uri,

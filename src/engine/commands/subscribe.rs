@@ -18,11 +18,14 @@ impl<P: Ports> Ctx<'_, '_, P> {
 
     // ---- DEFAULT (TS §5.3.10) ----
 
-    pub(super) fn default(&self, server_uri: &str, moid: &str) -> Res {
+    pub(super) async fn default(&self, server_uri: &str, moid: &str) -> Res {
         if moid.is_empty() || moid.contains('/') {
             return Err(Fail(sc::BAD_REQUEST));
         }
-        self.server_url(server_uri)?;
+        // Refused now, as SUB's is, when it leads into the device's network (issue 27):
+        // not stored to fail only when a local application asks for the configuration.
+        let url = self.server_url(server_uri)?;
+        self.reachable(&url).await?;
         if !self.acl.moid_permitted(moid) {
             return Err(Fail(sc::FORBIDDEN));
         }
