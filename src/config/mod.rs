@@ -234,7 +234,9 @@ pub struct Paths {
     /// DDF directories, in load order.
     pub ddf_dirs: Vec<PathBuf>,
     /// Handler definition directories (`mo::handlers`): the packages', then the
-    /// administrator's. Fixed below the root, not a setting.
+    /// administrator's. Fixed below the root, not a setting (so not in the merged
+    /// configuration `check-config` prints).
+    #[serde(skip)]
     pub handler_dirs: Vec<PathBuf>,
 }
 

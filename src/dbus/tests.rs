@@ -24,7 +24,7 @@ async fn peer() -> Peer {
     let store = SqliteStore::open(&dir.path().join("tree.db"), OpenMode::ReadWrite).unwrap();
     let registry = Registry::builtin();
     let doc = json!([{"ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": {"acc": {
-        "SrvID": "dms1", "SrvURI": "https://user:pw@dms.example/dm?token=T0K3N", "Name": "DMS \u{1b}[31mOne",
+        "SrvID": "dms1", "SrvURI": "https://dms.example/dm?token=T0K3N", "Name": "DMS \u{1b}[31mOne",
         "Perm": {"p": {"MOID": "*"}},
         "Auth": {"Noti": {"Type": 0, "Data": "ZGF0YQ==", "Secret": "c2VjcmV0"}},
         "Ext": {"HttpAuth": {"UserName": "device-7", "Secret": "hunter2"}}}}}]);
@@ -34,6 +34,16 @@ async fn peer() -> Peer {
         max_nodes: 1000,
     };
     apply_document(&store, &registry, "t", doc.to_string().as_bytes(), limits).unwrap();
+    // A SrvURI with a password, as an account provisioned before bootstrap refused them
+    // has (issue 27): reads never show it.
+    use crate::tree::Tree as _;
+    store
+        .apply(&[crate::tree::TreeOp::SetValue {
+            key: crate::tree::InstanceKey::new(crate::mo::DMACC, "acc"),
+            path: "SrvURI".into(),
+            value: crate::tree::Value::Chr("https://user:pw@dms.example/dm?token=T0K3N".into()),
+        }])
+        .unwrap();
     let prepared = Arc::new(Prepared {
         store,
         registry: crate::state::Current::new(registry),

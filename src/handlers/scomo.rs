@@ -278,6 +278,40 @@ pub fn install_result_code(error: &TransactionError) -> u16 {
     }
 }
 
+/// Reads a package archive to its end: `dpkg-deb --fsys-tarfile` unpacks a `.deb`'s whole
+/// payload, `rpm -K --nosignature` checks an `.rpm`'s digests (where rpm is installed;
+/// PackageKit checks the rest). `Err` says what is wrong.
+pub fn archive_intact(path: &std::path::Path, kind: &str) -> Result<(), String> {
+    let mut cmd = match kind {
+        "deb" => {
+            let mut c = std::process::Command::new("dpkg-deb");
+            c.arg("--fsys-tarfile").arg(path);
+            c
+        }
+        _ => {
+            let mut c = std::process::Command::new("rpm");
+            c.args(["-K", "--nosignature"]).arg(path);
+            c
+        }
+    };
+    let out = match cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+    {
+        Ok(out) => out,
+        // No rpm on a Debian machine: PackageKit's own reading decides.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && kind != "deb" => return Ok(()),
+        Err(e) => return Err(format!("cannot check the archive: {e}")),
+    };
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
 /// The package format a file's first bytes show: `deb` (an `ar` archive that opens with
 /// `debian-binary`) or `rpm` (the RPM lead's magic); `None` for anything else.
 pub fn package_kind(head: &[u8]) -> Option<&'static str> {
@@ -598,6 +632,17 @@ impl Scomo {
         if std::fs::rename(&fetched, &file).is_err() {
             let _ = std::fs::remove_file(&fetched);
             return Err(failed(result::DOWNLOAD_NO_SPACE));
+        }
+        // The whole archive, not only its control part, before PackageKit sees it: a
+        // damaged payload is a corrupted package (1407), not a failed install (1405).
+        let checked = file.clone();
+        let intact = tokio::task::spawn_blocking(move || archive_intact(&checked, kind))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(why) = intact {
+            let _ = std::fs::remove_file(&file);
+            tracing::warn!(node, reason = %why, "the downloaded package is damaged");
+            return Err(failed(result::VALIDATION_FAILED));
         }
         let path = file.to_string_lossy().into_owned();
         let outcome = self.install_file(node, x, &path).await;

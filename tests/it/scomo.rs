@@ -209,6 +209,15 @@ fn a_server_manages_software_through_packagekit() {
     let corrupt = scratch.path().join("corrupt.deb");
     let bytes = std::fs::read(&deb).unwrap();
     std::fs::write(&corrupt, &bytes[..bytes.len() / 3]).unwrap();
+    // Whole, with its control part intact, but the payload damaged: PackageKit reads it
+    // as a package, and only the whole archive shows it is not one (1407, not 1405).
+    let damaged = scratch.path().join("damaged.deb");
+    let mut broken = bytes.clone();
+    let end = broken.len();
+    for b in &mut broken[end - 40..end - 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&damaged, &broken).unwrap();
     let exec = |x: &str, op: &str| {
         json!([
             "EXEC",
@@ -239,10 +248,11 @@ fn a_server_manages_software_through_packagekit() {
             // at it; each installed. DownloadInstallInactive is not carried out (its 1411
             // comes as an alert too).
             {"packages": [
-                {"CMD": [hget("p1"), hget("bad"), hget("gone"),
+                {"CMD": [hget("p1"), hget("bad"), hget("gone"), hget("damaged"),
                          exec("p1", "DownloadInstall"), exec("bad", "DownloadInstall"),
-                         exec("gone", "DownloadInstall"), exec("p1", "DownloadInstallInactive")]},
-                {"expect": [200, 200, 200, 202, 202, 202, 202], "CMD": [["END"]]}
+                         exec("gone", "DownloadInstall"), exec("damaged", "DownloadInstall"),
+                         exec("p1", "DownloadInstallInactive")]},
+                {"expect": [200, 200, 200, 200, 202, 202, 202, 202, 202], "CMD": [["END"]]}
             ]},
             // A newer version, whose install the handler does not live to report.
             {"packages": [
@@ -255,10 +265,12 @@ fn a_server_manages_software_through_packagekit() {
             "/repo/p1": entry("p1", "{base}/repo/omadm-scomo-test_1.2.3_all.deb"),
             "/repo/bad": entry("bad", "{base}/repo/corrupt.deb"),
             "/repo/gone": entry("gone", "{base}/repo/nothing-here.deb"),
+            "/repo/damaged": entry("damaged", "{base}/repo/damaged.deb"),
             "/repo/p2": entry("p2", "{base}/repo/omadm-scomo-test_1.2.4_all.deb"),
             "/repo/omadm-scomo-test_1.2.3_all.deb": {"content_type": "application/vnd.debian.binary-package", "file": deb},
             "/repo/omadm-scomo-test_1.2.4_all.deb": {"content_type": "application/vnd.debian.binary-package", "file": newer},
-            "/repo/corrupt.deb": {"content_type": "application/vnd.debian.binary-package", "file": corrupt}
+            "/repo/corrupt.deb": {"content_type": "application/vnd.debian.binary-package", "file": corrupt},
+            "/repo/damaged.deb": {"content_type": "application/vnd.debian.binary-package", "file": damaged}
         }}),
         false,
     );
@@ -324,11 +336,11 @@ fn a_server_manages_software_through_packagekit() {
     assert!(!deployed(&bus.address).contains_key("omadm-scomo-test"));
     assert_eq!(installed_version(), None, "still installed");
 
-    // The server installs from three Download entries: the good package is installed and
-    // listed; the corrupted one fails validation (1407); the missing one fails to download
-    // (1402). Each entry keeps its Status.
+    // The server installs from four Download entries: the good package is installed and
+    // listed; the truncated one and the one with a damaged payload fail validation (1407);
+    // the missing one fails to download (1402). Each entry keeps its Status.
     session();
-    wait_until("the four results", 120, || scomo_alerts(&server).len() >= 5);
+    wait_until("the five results", 120, || scomo_alerts(&server).len() >= 6);
     let op = |x: &str| format!("{DOWNLOAD}/{x}/Operations/DownloadInstall");
     let alerts = scomo_alerts(&server);
     for expected in [
@@ -349,6 +361,12 @@ fn a_server_manages_software_through_packagekit() {
             format!("{DOWNLOAD}/gone"),
             1402,
             "pkg-gone".to_owned(),
+        ),
+        (
+            op("damaged"),
+            format!("{DOWNLOAD}/damaged"),
+            1407,
+            "pkg-damaged".to_owned(),
         ),
         (
             format!("{DOWNLOAD}/p1/Operations/DownloadInstallInactive"),
@@ -377,8 +395,13 @@ fn a_server_manages_software_through_packagekit() {
     };
     // 10 Idle after the install, 70 Install Failed (no data kept), 20 Download Failed.
     assert_eq!(
-        [status("p1"), status("bad"), status("gone")],
-        [json!(10), json!(70), json!(20)]
+        [
+            status("p1"),
+            status("bad"),
+            status("gone"),
+            status("damaged")
+        ],
+        [json!(10), json!(70), json!(20), json!(70)]
     );
     // Nothing is left in the handler's directory.
     assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
@@ -408,14 +431,14 @@ fn a_server_manages_software_through_packagekit() {
     assert_eq!(installed_version().as_deref(), Some("1.2.4"));
     assert_eq!(
         scomo_alerts(&server).len(),
-        5,
+        6,
         "nothing reported by the killed handler"
     );
     let mut again = start_handler(&bus.address, &root.path(""), &state, &[]);
     again.wait_for("registered with omadmd as the SCOMO handler", 120);
     session();
     wait_until("the result from before the restart", 120, || {
-        scomo_alerts(&server).len() >= 6
+        scomo_alerts(&server).len() >= 7
     });
     assert!(
         scomo_alerts(&server).contains(&(
