@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+source scripts/system-test/lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "system-test-vm: needs root (mmdebstrap, mkfs with the root's owners); not run" >&2
@@ -20,46 +21,18 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 apt_install system-test-vm "${need[@]}"
-command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
 
 work=$(mktemp -d /var/tmp/omadm-system-test-vm.XXXXXX)
 cleanup() { if [ -n "${KEEP:-}" ]; then echo "system-test-vm: kept $work" >&2; else rm -rf "$work"; fi; }
 trap cleanup EXIT
 
 echo "== system-test-vm: packages"
-cargo build --release --locked --workspace --bins
-mkdir -p "$work/debs/new" "$work/debs/old"
-for variant in "" agent fwupd packagekit; do
-    cargo deb --locked --no-build ${variant:+--variant "$variant"} -o "$work/debs/new/" >/dev/null
-done
-cargo deb --locked --no-build -p omadm-testserver -o "$work/debs/new/" >/dev/null
-for variant in "" fwupd; do
-    cargo deb --locked --no-build ${variant:+--variant "$variant"} --deb-version "0.0.1-1" -o "$work/debs/old/" >/dev/null
-done
+build_debs "$work/debs"
 
 echo "== system-test-vm: a Debian bookworm root file system with a kernel"
-packages=(systemd systemd-sysv dbus libpam-systemd polkitd fwupd fwupd-tests packagekit
-    packagekit-tools xdg-utils procps linux-image-amd64 initramfs-tools)
-cache=${OMADM_SYSTEM_TEST_CACHE:-/var/cache/omadm-system-test}
-key=$(printf '%s\n' bookworm minbase "${packages[@]}" | sha256sum | cut -c1-16)
-tarball="$cache/bookworm-vm-$key.tar"
-if [ ! -f "$tarball" ]; then
-    mkdir -p "$cache"
-    sources=""
-    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; do
-        [ -s "$f" ] && { sources=$f; break; }
-    done
-    mmdebstrap --quiet --format=tar --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
-        bookworm "$tarball.tmp" "$sources" </dev/null
-    mv "$tarball.tmp" "$tarball"
-fi
+tarball=$(root_tarball vm-bookworm "${guest_packages[@]}" linux-image-amd64 initramfs-tools)
 root="$work/root"
-mkdir "$root"
-tar -C "$root" -xf "$tarball"
-mkdir -p "$root/root/system-test"
-cp -r "$work/debs" "$root/root/system-test/"
-install -m 0755 scripts/system-test/guest.sh "$root/root/system-test/guest.sh"
-printf '[fwupd]\nTestDevices=true\nOnlyTrusted=false\n' >"$root/etc/fwupd/fwupd.conf"
+guest_root "$tarball" "$root" "$work/debs"
 echo omadm-system-test >"$root/etc/hostname"
 echo '/dev/vda / ext4 rw 0 1' >"$root/etc/fstab"
 # The steps run from a unit at the end of each boot: install, then a reboot; the rest,

@@ -28,6 +28,7 @@ while (($#)); do
 done
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+source scripts/system-test/lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "system-test: needs root (mmdebstrap, systemd-nspawn); skipped" >&2
@@ -39,7 +40,6 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 apt_install system-test "${need[@]}"
-command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
 
 echo "== system-test: packages (this version, and the same tree as an earlier one)"
 work=$(mktemp -d /var/tmp/omadm-system-test.XXXXXX)
@@ -50,56 +50,22 @@ cleanup() {
     if [ -n "${KEEP:-}" ]; then echo "system-test: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-mkdir -p "$work/debs/new" "$work/debs/old"
 if [ -n "$debs_from" ]; then
+    mkdir -p "$work/debs/new" "$work/debs/old"
     cp "$debs_from"/new/*.deb "$work/debs/new/"
     cp "$debs_from"/old/*.deb "$work/debs/old/"
 else
-    cargo build --release --locked --workspace --bins
-    for variant in "" agent fwupd packagekit; do
-        cargo deb --locked --no-build ${variant:+--variant "$variant"} -o "$work/debs/new/" >/dev/null
-    done
-    cargo deb --locked --no-build -p omadm-testserver -o "$work/debs/new/" >/dev/null
-    for variant in "" fwupd; do
-        cargo deb --locked --no-build ${variant:+--variant "$variant"} --deb-version "0.0.1-1" \
-            -o "$work/debs/old/" >/dev/null
-    done
+    build_debs "$work/debs"
 fi
 version=$(dpkg-deb -f "$work"/debs/new/omadmd_*.deb Version)
 ls "$work/debs/new" "$work/debs/old" | sed 's/^/   /'
 
 echo "== system-test: a Debian bookworm root file system"
-# What the packages need, and what the checks use: logind for seats, polkitd, fwupd with
-# its test devices, packagekitd (apt backend).
-packages=(systemd systemd-sysv dbus libpam-systemd polkitd fwupd fwupd-tests packagekit
-    packagekit-tools xdg-utils procps)
-cache=${OMADM_SYSTEM_TEST_CACHE:-/var/cache/omadm-system-test}
-key=$(printf '%s\n' bookworm minbase "${packages[@]}" | sha256sum | cut -c1-16)
-tarball="$cache/bookworm-$key.tar"
-if [ ! -f "$tarball" ]; then
-    mkdir -p "$cache"
-    # This machine's own apt sources, so the root comes from the same archive.
-    sources=""
-    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; do
-        [ -s "$f" ] && { sources=$f; break; }
-    done
-    [ -n "$sources" ] || { echo "system-test: this machine has no apt sources to build from" >&2; exit 1; }
-    mmdebstrap --quiet --format=tar --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
-        bookworm "$tarball.tmp" "$sources" </dev/null
-    mv "$tarball.tmp" "$tarball"
-    # Older tarballs of other package lists go.
-    find "$cache" -name 'bookworm-*.tar' ! -name "bookworm-$key.tar" -delete
-fi
+tarball=$(root_tarball bookworm "${guest_packages[@]}")
 root="$work/root"
-mkdir "$root"
-tar -C "$root" -xf "$tarball"
-mkdir -p "$root/root/system-test"
-cp -r "$work/debs" "$root/root/system-test/"
-install -m 0755 scripts/system-test/guest.sh "$root/root/system-test/guest.sh"
-# fwupd's test devices (a fake webcam to update), and fwupd allowed in a container, which
-# its unit refuses since a container has no firmware of its own: the test's only change to
-# what Debian ships.
-printf '[fwupd]\nTestDevices=true\nOnlyTrusted=false\n' >"$root/etc/fwupd/fwupd.conf"
+guest_root "$tarball" "$root" "$work/debs"
+# fwupd refuses to run in a container, which has no firmware of its own: lifted for its
+# test devices, the test's only other change to what Debian ships.
 mkdir -p "$root/etc/systemd/system/fwupd.service.d"
 printf '[Unit]\nConditionVirtualization=\n' >"$root/etc/systemd/system/fwupd.service.d/system-test.conf"
 
