@@ -238,7 +238,8 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Live> {
 impl Live {
     fn log(&mut self, event: Json, human: String) {
         if let Some(f) = &mut self.record {
-            let _ = writeln!(f, "{event}");
+            // One write per line: a reader never sees half an event.
+            let _ = f.write_all(format!("{event}\n").as_bytes());
             let _ = f.flush();
         }
         if self.verbose {
