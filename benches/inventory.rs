@@ -56,6 +56,27 @@ fn main() {
         "etc/omadmd/ddf/oma-scomo-1.0.ddf.xml",
         include_str!("../data/ddf/scomo/oma-scomo-1.0.ddf.xml"),
     );
+    // The shipped handler definition, made out for whoever runs the bench.
+    let me = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .ok()
+        .flatten()
+        .map_or_else(|| "root".to_owned(), |u| u.name);
+    let definition: String = include_str!("../data/handlers/omadm-packagekit.toml")
+        .lines()
+        .map(|l| {
+            if l.starts_with("user = ") {
+                format!("user = \"{me}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    common::write(
+        root,
+        "etc/omadmd/handlers/omadm-packagekit.toml",
+        &definition,
+    );
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     let notify_addr = udp.local_addr().expect("addr");
     drop(udp);
