@@ -106,6 +106,8 @@ fn main() {
         max_server_bytes: settings.limits.max_server_bytes,
         max_server_instances: settings.limits.max_server_instances,
         max_server_registrations: settings.limits.max_server_registrations,
+        max_server_alerts: settings.limits.max_server_alerts,
+        max_server_result_urls: settings.limits.max_server_result_urls,
     };
     let values = ServerUriValues {
         dev_id: Some(dev_id.into()),

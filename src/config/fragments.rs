@@ -147,6 +147,10 @@ pub struct LimitsFragment {
     pub max_server_instances: Option<u64>,
     /// Most subscriptions and DEFAULT registrations one server may hold.
     pub max_server_registrations: Option<u64>,
+    /// Most Generic Alerts and EXEC results queued for one server, or still to come.
+    pub max_server_alerts: Option<u64>,
+    /// Most distinct EXEC ServerURIs one server's waiting results may go to.
+    pub max_server_result_urls: Option<u64>,
 }
 
 /// `[log]`.
@@ -195,6 +199,14 @@ impl Fragment {
                     .limits
                     .max_server_registrations
                     .or(self.limits.max_server_registrations),
+                max_server_alerts: later
+                    .limits
+                    .max_server_alerts
+                    .or(self.limits.max_server_alerts),
+                max_server_result_urls: later
+                    .limits
+                    .max_server_result_urls
+                    .or(self.limits.max_server_result_urls),
             },
             devinfo: self.devinfo.merged(later.devinfo),
             sessions: SessionsFragment {
@@ -335,6 +347,18 @@ impl Fragment {
                 self.limits.max_server_registrations,
                 0,
                 1_000_000,
+            ),
+            (
+                "limits.max-server-alerts",
+                self.limits.max_server_alerts,
+                0,
+                1_000_000,
+            ),
+            (
+                "limits.max-server-result-urls",
+                self.limits.max_server_result_urls,
+                0,
+                1000,
             ),
             (
                 "notifications.min-interval-secs",

@@ -95,6 +95,10 @@ pub struct Limits {
     pub max_server_instances: u64,
     /// Most subscriptions and DEFAULT registrations one server may hold.
     pub max_server_registrations: u64,
+    /// Most Generic Alerts and EXEC results queued for one server, or still to come.
+    pub max_server_alerts: u64,
+    /// Most distinct EXEC ServerURIs one server's waiting results may go to.
+    pub max_server_result_urls: u64,
 }
 
 impl Default for Limits {
@@ -107,6 +111,8 @@ impl Default for Limits {
             max_server_bytes: 64 << 20,
             max_server_instances: 1000,
             max_server_registrations: 100,
+            max_server_alerts: 100,
+            max_server_result_urls: 4,
         }
     }
 }
@@ -478,6 +484,14 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
                 .limits
                 .max_server_registrations
                 .unwrap_or(defaults.max_server_registrations),
+            max_server_alerts: merged
+                .limits
+                .max_server_alerts
+                .unwrap_or(defaults.max_server_alerts),
+            max_server_result_urls: merged
+                .limits
+                .max_server_result_urls
+                .unwrap_or(defaults.max_server_result_urls),
         },
         devinfo: merged.devinfo,
         log: Log {

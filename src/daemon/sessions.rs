@@ -197,6 +197,8 @@ impl<'a> Runner<'a> {
             max_server_bytes: settings.limits.max_server_bytes,
             max_server_instances: settings.limits.max_server_instances,
             max_server_registrations: settings.limits.max_server_registrations,
+            max_server_alerts: settings.limits.max_server_alerts,
+            max_server_result_urls: settings.limits.max_server_result_urls,
         };
         let local = events.bus.as_ref().map(|c| (c, &events.peers));
         Ok((

@@ -156,6 +156,10 @@ pub struct Limits {
     pub max_server_instances: u64,
     /// Most subscriptions and DEFAULT registrations one server may hold.
     pub max_server_registrations: u64,
+    /// Most Generic Alerts and EXEC results queued for one server, or still to come.
+    pub max_server_alerts: u64,
+    /// Most distinct EXEC ServerURIs one server's waiting results may go to.
+    pub max_server_result_urls: u64,
 }
 
 /// The state of one DM session that commands read and change.

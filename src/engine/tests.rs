@@ -119,6 +119,8 @@ const LIMITS: Limits = Limits {
     max_server_bytes: 1 << 20,
     max_server_instances: 100,
     max_server_registrations: 100,
+    max_server_alerts: 100,
+    max_server_result_urls: 4,
 };
 
 struct World {

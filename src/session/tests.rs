@@ -126,6 +126,8 @@ async fn session(f: &Fixture, server: &Scripted, trigger: Trigger) -> Report {
             max_server_bytes: 1 << 20,
             max_server_instances: 100,
             max_server_registrations: 100,
+            max_server_alerts: 100,
+            max_server_result_urls: 4,
         },
     );
     let acc = crate::mo::account::load(&f.store, "dms1").unwrap().unwrap();

@@ -211,6 +211,18 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// What waits to be reported to one server (issue 27): the Generic Alerts and EXEC results
+/// queued for it, and the EXECs a handler is still working on, whose results will queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Queued {
+    /// Alerts and results, queued or to come.
+    pub alerts: u64,
+    /// Their stored bytes (payload and target URL; for one to come, its ClientURI and URL).
+    pub bytes: u64,
+    /// The distinct URLs named for them (EXEC ServerURIs), sorted.
+    pub targets: Vec<String>,
+}
+
 /// A session the daemon owes a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwedSession {

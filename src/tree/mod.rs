@@ -14,7 +14,8 @@ mod value;
 mod journal;
 
 pub use journal::{
-    OutItem, Outgoing, OwedReason, OwedSession, PendingExec, SessionRecord, Subscription, Usage,
+    OutItem, Outgoing, OwedReason, OwedSession, PendingExec, Queued, SessionRecord, Subscription,
+    Usage,
 };
 pub use sqlite::{EXIT_IO_ERROR, OpenMode, SqliteStore, is_io_error};
 pub use value::{Format, Value, ValueError};
@@ -493,6 +494,8 @@ pub trait Journal: fmt::Debug + Send + Sync {
     fn owed_sessions(&self) -> Result<Vec<OwedSession>, StoreError>;
     /// What waits for a server, oldest first.
     fn outbox(&self, server_id: &str) -> Result<Vec<Outgoing>, StoreError>;
+    /// The alerts queued for a server and the EXEC results still to come, for its quota.
+    fn queued(&self, server_id: &str) -> Result<Queued, StoreError>;
     /// Removes outbox entries a server has taken.
     fn remove_outgoing(&self, ids: &[i64]) -> Result<(), StoreError>;
     /// Every subscription.

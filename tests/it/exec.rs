@@ -7,7 +7,7 @@ use zbus::interface;
 
 use crate::common::{PrivateBus, Root, TestServer, omadmctl};
 
-const DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
+pub(crate) const DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
   <Node><NodeName/><DFProperties><AccessType><Get/><Replace/><Add/><Delete/></AccessType><DFFormat><node/></DFFormat>
     <Occurrence><ZeroOrMore/></Occurrence><DFType><DDFName>urn:test:mo:dev:1.0</DDFName></DFType></DFProperties>
     <Node><NodeName>Name</NodeName><DFProperties><AccessType><Get/><Replace/></AccessType><DFFormat><chr/></DFFormat></DFProperties></Node>
@@ -16,7 +16,7 @@ const DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
 
 /// The test's handlers run as root: an administrator's definition lets root handle the
 /// test MO (mo::handlers), under any bus name.
-const HANDLER_DEF: &str = "user = \"root\"\nmoids = [\"urn:test:mo:dev:1.0\"]\n";
+pub(crate) const HANDLER_DEF: &str = "user = \"root\"\nmoids = [\"urn:test:mo:dev:1.0\"]\n";
 
 /// A handler that accepts every EXEC for later and hands the tokens to the test.
 struct Handler {
@@ -254,7 +254,7 @@ async fn an_exec_whose_handler_is_gone_after_a_restart_fails_then() {
 
 /// A test server with `sessions`, a private bus, and a daemon on it (the test MO's DDF
 /// installed, `config` added) past its BootstrapComplete session.
-fn daemon_for(
+pub(crate) fn daemon_for(
     sessions: serde_json::Value,
     config: &str,
 ) -> (TestServer, PrivateBus, Root, crate::common::Daemon) {
@@ -270,7 +270,7 @@ fn daemon_for(
 }
 
 /// `omadmctl session start --wait` on `bus`, which must end well.
-async fn session_now(bus: &PrivateBus) {
+pub(crate) async fn session_now(bus: &PrivateBus) {
     let addr = bus.address.clone();
     let (code, out, err) =
         tokio::task::spawn_blocking(move || omadmctl(&addr, &["session", "start", "--wait"]))

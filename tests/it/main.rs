@@ -16,6 +16,7 @@ mod generated;
 mod handler_trust;
 mod install;
 mod notify;
+mod outbox;
 mod polkit;
 mod scomo;
 mod session;

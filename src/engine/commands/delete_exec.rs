@@ -37,6 +37,38 @@ impl<P: Ports> Ctx<'_, '_, P> {
 
     // ---- EXEC (TS §5.3.5, §5.4.1) ----
 
+    /// Every EXEC may queue its result as a Generic Alert (at once with a ServerURI, later
+    /// when a handler accepts it), and each queued alert is disk and, for a ServerURI, a
+    /// session of its own (issue 27). Before anything runs: over
+    /// `limits.max-server-alerts`, or over `limits.max-server-bytes` with the server's
+    /// instances counted in, 506; a ServerURI beyond `limits.max-server-result-urls`
+    /// distinct ones, 503. Logged either way; nothing is queued.
+    fn check_queue(&self, client_uri: &str, report_to: Option<&str>) -> Result<(), Fail> {
+        let limits = &self.engine.limits;
+        let server = self.acl.server_id();
+        let queued = self.store().queued(server)?;
+        let bytes = u128::from(queued.bytes)
+            + u128::from(self.store().usage(&format!("serverid:{server}"))?.bytes)
+            + (client_uri.len() + report_to.map_or(0, str::len)) as u128;
+        if queued.alerts >= limits.max_server_alerts || bytes > u128::from(limits.max_server_bytes)
+        {
+            tracing::warn!(server = %server, node = %client_uri, queued = queued.alerts, bytes = %bytes,
+                max_alerts = limits.max_server_alerts, max_bytes = limits.max_server_bytes,
+                "EXEC refused: its result would not fit in the server's queue");
+            return Err(Fail(sc::DEVICE_FULL));
+        }
+        if let Some(to) = report_to {
+            let known = queued.targets.iter().any(|t| t == to);
+            if !known && queued.targets.len() as u64 >= limits.max_server_result_urls {
+                tracing::warn!(server = %server, node = %client_uri, urls = queued.targets.len(),
+                    max = limits.max_server_result_urls,
+                    "EXEC refused: results already wait for as many ServerURIs as allowed");
+                return Err(Fail(sc::SERVICE_UNAVAILABLE));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn exec(&self, client_uri: &str, server_uri: Option<&str>) -> Res {
         let loc = self.single(&self.parse(client_uri)?)?;
         let node = self
@@ -52,6 +84,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
             self.reachable(u).await?;
         }
         let report_to = report_to.map(String::from);
+        self.check_queue(&loc.uri(), report_to.as_deref())?;
         let request = ExecRequest {
             server_id: self.acl.server_id().to_owned(),
             client_uri: loc.uri(),

@@ -518,8 +518,13 @@ impl Quota {
         let (instances, bytes) = match self.own {
             Some(u) => u,
             None => {
+                // Its queued alerts count against the same bytes (issue 27).
                 let u = cx.store().usage(&self.creator)?;
-                (i128::from(u.instances), i128::from(u.bytes))
+                let queued = cx.store().queued(cx.acl.server_id())?.bytes;
+                (
+                    i128::from(u.instances),
+                    i128::from(u.bytes) + i128::from(queued),
+                )
             }
         };
         match owner {

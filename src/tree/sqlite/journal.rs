@@ -25,6 +25,33 @@ impl Journal for SqliteStore {
         self.read_outbox(server_id)
     }
 
+    fn queued(&self, server_id: &str) -> Result<Queued, StoreError> {
+        let conn = self.read()?;
+        let (alerts, bytes): (i64, i64) = conn
+            .prepare_cached(
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE server_id = ?1 AND kind <> 'delivery')
+                      + (SELECT COUNT(*) FROM pending_exec WHERE server_id = ?1),
+                        (SELECT COALESCE(SUM(length(payload) + COALESCE(length(target), 0)), 0)
+                           FROM outbox WHERE server_id = ?1 AND kind <> 'delivery')
+                      + (SELECT COALESCE(SUM(length(client_uri) + COALESCE(length(report_to), 0)), 0)
+                           FROM pending_exec WHERE server_id = ?1)",
+            )?
+            .query_row([server_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT target FROM outbox WHERE server_id = ?1 AND kind <> 'delivery' AND target IS NOT NULL
+             UNION SELECT report_to FROM pending_exec WHERE server_id = ?1 AND report_to IS NOT NULL
+             ORDER BY 1",
+        )?;
+        let targets = stmt
+            .query_map([server_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(Queued {
+            alerts: alerts.try_into().unwrap_or(0),
+            bytes: bytes.try_into().unwrap_or(0),
+            targets,
+        })
+    }
+
     fn remove_outgoing(&self, ids: &[i64]) -> Result<(), StoreError> {
         self.write(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

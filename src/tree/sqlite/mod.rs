@@ -24,7 +24,7 @@ use rusqlite::{
 use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
     AccessType, Format, InstanceInfo, InstanceKey, Journal, Node, NodeProps, NodeSink, OutItem,
-    Outgoing, OwedReason, OwedSession, PendingExec, Put, Scope, SessionRecord, StoreError,
+    Outgoing, OwedReason, OwedSession, PendingExec, Put, Queued, Scope, SessionRecord, StoreError,
     Subscription, Tree, TreeOp, Usage, Value, is_node_name, parent_path,
 };
 
