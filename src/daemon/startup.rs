@@ -72,6 +72,10 @@ pub fn prepare(settings: &Settings, host: Host) -> anyhow::Result<Prepared> {
     standard::refresh_sessioninfo(&store, &registry, &host)?;
 
     let refused = apply_bootstrap(&store, &registry, settings).refused;
+    // After the bootstrap, which may provision a DACMO of its own.
+    if standard::ensure_dacmo(&store, &registry)? {
+        tracing::info!("DACMO made");
+    }
     for owed in store.owed_sessions()? {
         tracing::info!(server = %owed.server_id, reason = owed.reason.as_str(), "session owed to server");
     }

@@ -225,8 +225,8 @@ impl<'a> Acl<'a> {
     /// Rights for creating a new instance of `moid`: the MOID must be provisioned, and no
     /// server creates a DM account (only bootstrap does, TS §8, §12.2) nor a DACMO
     /// instance: a new one would hold grants on any instance, and the rights read grants
-    /// from every DACMO instance. Delegation happens inside the provisioned DACMO, with
-    /// Delegate on the instance concerned.
+    /// from every DACMO instance. Delegation happens inside the client's own DACMO
+    /// (`mo::standard::ensure_dacmo`), with Delegate on the instance concerned.
     pub fn may_create(&self, moid: &str) -> bool {
         let moid = crate::mo::canonical_moid(moid);
         moid != DMACC && moid != DACMO && self.moid_permitted(moid)

@@ -1,11 +1,12 @@
 //! The standard MOs the client hosts itself (TS §12): DevInfo, filled from the real machine
 //! with configured overrides; DevDetail (OMA-TS-DM_StdObj §5.3), the same facts and the
-//! tree's URI limits; and SessionInfo, whose bearer is read again whenever it is read. All
-//! are single instances owned by the client (`creator = local`).
+//! tree's URI limits; SessionInfo, whose bearer is read again whenever it is read; and the
+//! DACMO, where servers holding Delegate write grants (TS §12.3). All are single instances
+//! owned by the client (`creator = local`).
 
 use serde_json::json;
 
-use super::{DEVDETAIL, DEVINFO, MoError, Registry, SESSIONINFO, build_nodes};
+use super::{DACMO, DEVDETAIL, DEVINFO, MoError, Registry, SESSIONINFO, build_nodes};
 use crate::host::{Bearer, Host};
 use crate::protocol::dmmo::DataNode;
 use crate::tree::{InstanceKey, Node, StoreError, TreeOp, TreeStore, Value};
@@ -17,6 +18,8 @@ pub const DEVINFO_MIID: &str = "DevInfo";
 pub const DEVDETAIL_MIID: &str = "DevDetail";
 /// MIID of the SessionInfo instance (`SessionInfoMO` in TS App. F).
 pub const SESSIONINFO_MIID: &str = "SessionInfoMO";
+/// MIID of the DACMO instance (the `DFTitle` of its DDF's root, `DacMO`, as in TS Fig. 17).
+pub const DACMO_MIID: &str = "DacMO";
 /// Creator recorded for instances the client makes itself.
 pub const LOCAL_CREATOR: &str = "local";
 
@@ -264,6 +267,22 @@ pub fn ensure_devinfo(
     Ok(put_if_changed(
         store,
         &InstanceKey::new(DEVINFO, DEVINFO_MIID),
+        url,
+        nodes,
+    )?)
+}
+
+/// Makes the DACMO instance, empty, unless the tree has one (a factory bootstrap may
+/// provision it). Servers never create one (docs/decisions.md, "Access rights"), so
+/// without it no grant could ever be written. Returns whether it made it.
+pub fn ensure_dacmo(store: &dyn TreeStore, reg: &Registry) -> Result<bool, StandardError> {
+    if !store.instances(Some(DACMO))?.is_empty() {
+        return Ok(false);
+    }
+    let (nodes, url) = nodes_for(reg, DACMO, &DataNode::Interior(Vec::new()))?;
+    Ok(put_if_changed(
+        store,
+        &InstanceKey::new(DACMO, DACMO_MIID),
         url,
         nodes,
     )?)

@@ -39,8 +39,14 @@ fn starts_builds_the_tree_and_stops_on_sigterm() {
     assert!(status.success(), "{err}");
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let items = doc.as_array().unwrap();
-    // DevInfo, DevDetail, SessionInfo and the account.
-    assert_eq!(items.len(), 4);
+    // DevInfo, DevDetail, SessionInfo, the DACMO and the account.
+    assert_eq!(items.len(), 5);
+    assert!(
+        items
+            .iter()
+            .any(|i| i["ClientURI"] == "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/"),
+        "{json}"
+    );
     let acc = items
         .iter()
         .find(|i| i["ClientURI"] == "urn:oma:mo:oma-dm-dmacc:1.2/demo/")

@@ -14,7 +14,14 @@ use crate::common::{Daemon, Root, TestServer};
 const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
 
 /// A bootstrap file for one account at `base`.
-fn account(root: &Root, file: &str, miid: &str, srv_id: &str, base: &str, moids: &[&str]) {
+pub(crate) fn account(
+    root: &Root,
+    file: &str,
+    miid: &str,
+    srv_id: &str,
+    base: &str,
+    moids: &[&str],
+) {
     let perm: serde_json::Map<String, serde_json::Value> = moids
         .iter()
         .enumerate()

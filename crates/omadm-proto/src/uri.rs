@@ -9,6 +9,9 @@
 //! real-name        = 1*unreserved
 //! x-name           = "(" ALPHA ")"
 //! ```
+//!
+//! One extension: a node name in the path may hold `:` written `%3A`, for the DACMO's
+//! nodes named after MOIDs (TS §12.3); no other escape is taken.
 
 use std::fmt;
 
@@ -86,6 +89,30 @@ fn is_unreserved(b: u8) -> bool {
 /// read as dot-segments.
 pub fn is_real_name(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && s.bytes().all(is_unreserved)
+}
+
+/// A path segment's node name: a `real-name`, or one holding `:` written `%3A` (the only
+/// escape taken). The TS names DACMO nodes after MOIDs (TS §12.3: "The name of this node
+/// MUST be the MOID"), which `1*unreserved` cannot spell; `:` has no other spelling, so no
+/// node gets two names. See docs/decisions.md, "ClientURI".
+fn segment_name(s: &str) -> Option<String> {
+    if is_real_name(s) {
+        return Some(s.to_owned());
+    }
+    if s.contains(':') {
+        return None;
+    }
+    let name = s.replace("%3A", ":").replace("%3a", ":");
+    (name != s && name.bytes().all(|b| is_unreserved(b) || b == b':')).then_some(name)
+}
+
+/// A node name as a ClientURI path segment: `:` written `%3A` ([`segment_name`]).
+pub fn segment(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(':') {
+        name.replace(':', "%3A").into()
+    } else {
+        name.into()
+    }
 }
 
 fn xname(s: &str) -> Option<char> {
@@ -178,8 +205,10 @@ impl ClientUri {
                             note_x(c)?;
                             Segment::XName(c)
                         }
-                        None if is_real_name(s) => Segment::Name(s.to_owned()),
-                        None => return Err(err("bad node name (names are 1*unreserved; no escapes, no dot-segments)")),
+                        None => match segment_name(s) {
+                            Some(name) => Segment::Name(name),
+                            None => return Err(err("bad node name (names are 1*unreserved, ':' written %3A; no other escapes, no dot-segments)")),
+                        },
                     },
                 });
             }
@@ -274,7 +303,7 @@ impl fmt::Display for ClientUri {
         }
         for s in &self.path {
             match s {
-                Segment::Name(n) => write!(f, "/{n}")?,
+                Segment::Name(n) => write!(f, "/{}", segment(n))?,
                 Segment::XName(c) => write!(f, "/({c})")?,
                 Segment::All => f.write_str("/*")?,
             }
@@ -283,10 +312,14 @@ impl fmt::Display for ClientUri {
     }
 }
 
-/// The concrete ClientURI of a node: `MOID/MIID/` for a root, `MOID/MIID/a/b` below it.
+/// The concrete ClientURI of a node: `MOID/MIID/` for a root, `MOID/MIID/a/b` below it
+/// (a `:` in a node name written `%3A`).
 pub fn concrete(moid: &str, miid: &str, path: &str) -> String {
     if path.is_empty() {
         format!("{moid}/{miid}/")
+    } else if path.contains(':') {
+        let path: Vec<_> = path.split('/').map(segment).collect();
+        format!("{moid}/{miid}/{}", path.join("/"))
     } else {
         format!("{moid}/{miid}/{path}")
     }
@@ -445,6 +478,26 @@ mod tests {
         assert_eq!(u.nv[0].value, "https://x/y:z");
         // A trailing slash after a name is tolerated.
         assert_eq!(parse("urn:x:1.0/i/a/b/").path.len(), 2);
+        // The DACMO's <MOID> nodes (TS §12.3): ':' written %3A, and written back so.
+        let dacmo = "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/urn%3Aoma%3Amo%3Amoid%3A1.0/left";
+        let u = parse(dacmo);
+        assert_eq!(
+            u.path,
+            [
+                Segment::Name("urn:oma:mo:moid:1.0".into()),
+                Segment::Name("left".into())
+            ]
+        );
+        assert_eq!(u.to_string(), dacmo);
+        assert_eq!(parse(&dacmo.replace("%3A", "%3a")), u);
+        assert_eq!(
+            concrete(
+                "urn:oma:mo:oma-dm-dacmo:1.0",
+                "DacMO",
+                "urn:oma:mo:moid:1.0/left"
+            ),
+            dacmo
+        );
     }
 
     #[test]
@@ -474,6 +527,11 @@ mod tests {
             "urn:x:1.0/../",
             "urn:x:1.0/miid/./a",
             "urn:x:1.0/miid/a%2Fb",
+            "urn:x:1.0/miid/a:b",
+            "urn:x:1.0/miid/a%3Ab%2F",
+            "urn:x:1.0/miid/a%253Ab",
+            "urn:x:1.0/mi%3Aid/",
+            "urn:x:1.0/miid/%3",
             "urn:x:1.0/mi%69d/",
             "urn:x:1.0/miid/a b",
             "urn:x:1.0/miid/(xy)",

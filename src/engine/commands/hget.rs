@@ -15,6 +15,9 @@ struct Target {
     old_bytes: i128,
     /// The permanent nodes being replaced: each must come back (TS §6.3.1.2).
     permanent: HashSet<String>,
+    /// A DACMO `<MOID>` node the first grant for an instance of that MOID needs: made,
+    /// empty, in the same transaction.
+    new_parent: Option<String>,
 }
 
 impl Target {
@@ -25,6 +28,7 @@ impl Target {
             existing: None,
             old_bytes: 0,
             permanent: HashSet::new(),
+            new_parent: None,
         }
     }
 }
@@ -215,17 +219,27 @@ impl<P: Ports> Ctx<'_, '_, P> {
         let moid = t.key.moid.as_str();
         let def = self.def(moid).and_then(|r| def_at(r, &t.path));
         let max = self.engine.limits.max_value_bytes;
-        sink.begin(&Put {
+        let put = |path: &str| Put {
             key: t.key.clone(),
-            path: t.path.clone(),
+            path: path.to_owned(),
             ddf_url: self
                 .engine
                 .registry
                 .get(moid)
                 .and_then(|r| r.ddf_url.clone()),
             creator: format!("serverid:{}", self.acl.server_id()),
-        })
-        .map_err(Stop::Store)?;
+        };
+        if let Some(parent) = &t.new_parent {
+            sink.begin(&put(parent)).map_err(Stop::Store)?;
+            let pdef = self.def(moid).and_then(|r| def_at(r, parent));
+            DataNode::Interior(Vec::new()).feed(
+                "",
+                &mut Builder::new(moid, pdef, parent, max, &mut |node: Node| {
+                    sink.node(&node).map_err(Stop::Store)
+                }),
+            )?;
+        }
+        sink.begin(&put(&t.path)).map_err(Stop::Store)?;
         let mut bytes = 0i128;
         let permanent = &mut t.permanent;
         let mut emit = |node: Node| -> Result<(), Stop> {
@@ -377,6 +391,11 @@ impl<P: Ports> Ctx<'_, '_, P> {
                         ))
                     }
                     Some(Segment::Name(name)) => {
+                        if moid == mo::DACMO
+                            && let Some(t) = self.dacmo_entry(&parent, &name)?
+                        {
+                            return Ok(t);
+                        }
                         let ploc = self.single(&parent)?;
                         let pnode = self
                             .store()
@@ -402,6 +421,32 @@ impl<P: Ports> Ctx<'_, '_, P> {
             }
             Err(f) => Err(f),
         }
+    }
+
+    /// A new DACMO `<MOID>/<MIID>` entry (TS §12.3): the first grant for an instance. Its
+    /// `<MOID>` node holds only Read for servers, so the right to add the entry is the
+    /// one on the entry itself (Delegate on that instance, which must exist), and its
+    /// `<MOID>` node is made with it when missing. `None` for any other new node.
+    fn dacmo_entry(&self, parent: &ClientUri, name: &str) -> Result<Option<Target>, Fail> {
+        let [Segment::Name(moid)] = parent.path.as_slice() else {
+            return Ok(None);
+        };
+        let mut root = parent.clone();
+        root.path.clear();
+        let dacmo = self.single(&root)?;
+        let path = format!("{moid}/{name}");
+        self.require(&dacmo.key, &path, Rights::WRITE)?;
+        if self
+            .def(mo::DACMO)
+            .and_then(|r| def_at(r, &path))
+            .is_some_and(|d| !d.access.contains(AccessType::ADD))
+        {
+            return Err(Fail(sc::FORBIDDEN));
+        }
+        let missing = self.store().node(&dacmo.key, moid)?.is_none();
+        let mut t = Target::new(dacmo.key, path);
+        t.new_parent = missing.then(|| moid.clone());
+        Ok(Some(t))
     }
 
     fn decode_mo(&self, body: &[u8]) -> Result<Vec<MoItem>, Fail> {
