@@ -195,9 +195,11 @@ impl<'a> Acl<'a> {
                 Rights(r)
             }
             None => match self.creator(key)? {
-                Some(c) if c == format!("serverid:{}", self.server_id) || c == "local" => {
-                    Rights::ALL
-                }
+                Some(c) if c == format!("serverid:{}", self.server_id) => Rights::ALL,
+                // The client's own instances: every right to each server provisioned with
+                // the MOID, but Delegate. The client is their creator; a server that could
+                // write their DACMO entry would shut the others out (issue 27).
+                Some(c) if c == "local" => Rights(Rights::ALL.0 & !Rights::DELEGATE.0),
                 _ => Rights::default(),
             },
         };

@@ -148,6 +148,12 @@ pub fn write_local(
                 why: "no such node".into(),
             });
         }
+        if at.path.is_empty() {
+            ops.extend(crate::mo::standard::forget_grants(
+                store,
+                std::slice::from_ref(&at.key),
+            )?);
+        }
         ops.push(TreeOp::DeleteSubtree {
             key: at.key.clone(),
             path: at.path.clone(),

@@ -251,6 +251,7 @@ pub fn removal(store: &dyn TreeStore, server_id: &str) -> Result<Option<Removal>
             path: String::new(),
         })
         .collect();
+    ops.extend(super::standard::forget_grants(store, &gone)?);
     ops.push(TreeOp::ForgetServer {
         server_id: server_id.to_owned(),
     });

@@ -154,20 +154,22 @@ impl<E: From<MoError>, F: FnMut(Node) -> Result<(), E>> DataSink for Builder<'_,
                 .into());
             }
             Some(d) => {
-                let value = Value::from_json(d.format, &json).map_err(|source| MoError::Value {
-                    path: shown(&path),
-                    source,
-                })?;
+                let value =
+                    Value::from_json_owned(d.format, json).map_err(|source| MoError::Value {
+                        path: shown(&path),
+                        source,
+                    })?;
                 leaf(self.moid, d, path, value, self.max_value)?
             }
             None => {
-                let value = Value::from_json(infer_format(&json), &json).map_err(|source| {
-                    MoError::Value {
-                        path: shown(&path),
-                        source,
-                    }
-                })?;
-                leaf_node(self.moid, None, &path, value, self.max_value)?
+                let value =
+                    Value::from_json_owned(infer_format(&json), json).map_err(|source| {
+                        MoError::Value {
+                            path: shown(&path),
+                            source,
+                        }
+                    })?;
+                generic_leaf(self.moid, path, value, self.max_value)?
             }
         };
         (self.emit)(node)
@@ -217,17 +219,20 @@ pub fn leaf_node(
 ) -> Result<Node, MoError> {
     match def {
         Some(d) => leaf(moid, d, path.to_owned(), value, max_value),
-        None => {
-            check_size(path, &value, max_value)?;
-            let mut props = NodeProps::leaf(value.format(), GENERIC_ACCESS, Scope::Dynamic);
-            props.secret = is_secret_leaf(moid, path, GENERIC_ACCESS);
-            Ok(Node {
-                path: path.to_owned(),
-                props,
-                value: Some(value),
-            })
-        }
+        None => generic_leaf(moid, path.to_owned(), value, max_value),
     }
+}
+
+/// A leaf of an MO without a definition (or below an open node).
+fn generic_leaf(moid: &str, path: String, value: Value, max_value: usize) -> Result<Node, MoError> {
+    check_size(&path, &value, max_value)?;
+    let mut props = NodeProps::leaf(value.format(), GENERIC_ACCESS, Scope::Dynamic);
+    props.secret = is_secret_leaf(moid, &path, GENERIC_ACCESS);
+    Ok(Node {
+        path,
+        props,
+        value: Some(value),
+    })
 }
 
 /// The definition of the node at `path` (names from the instance root), if the MO has one.

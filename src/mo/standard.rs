@@ -288,6 +288,46 @@ pub fn ensure_dacmo(store: &dyn TreeStore, reg: &Registry) -> Result<bool, Stand
     )?)
 }
 
+/// What removes the DACMO entries of instances being deleted, with any `<MOID>` node they
+/// leave empty: grants must not outlive their instance, or a later instance of the same
+/// name, which a server may choose, would inherit them (issue 27). Every path that deletes
+/// an instance adds these to the same batch.
+pub fn forget_grants(
+    store: &dyn TreeStore,
+    gone: &[InstanceKey],
+) -> Result<Vec<TreeOp>, StoreError> {
+    let mut ops = Vec::new();
+    for d in store.instances(Some(DACMO))? {
+        let dk = InstanceKey::new(DACMO, d.miid);
+        let mut moids: Vec<&str> = gone.iter().map(|k| k.moid.as_str()).collect();
+        moids.sort_unstable();
+        moids.dedup();
+        for moid in moids {
+            let entries = store.children(&dk, moid)?;
+            let goes = |path: &str| {
+                gone.iter()
+                    .any(|k| k.moid == moid && path == format!("{moid}/{}", k.miid))
+            };
+            let leaving: Vec<&Node> = entries.iter().filter(|n| goes(&n.path)).collect();
+            if leaving.is_empty() {
+                continue;
+            }
+            if leaving.len() == entries.len() {
+                ops.push(TreeOp::DeleteSubtree {
+                    key: dk.clone(),
+                    path: moid.to_owned(),
+                });
+            } else {
+                ops.extend(leaving.into_iter().map(|n| TreeOp::DeleteSubtree {
+                    key: dk.clone(),
+                    path: n.path.clone(),
+                }));
+            }
+        }
+    }
+    Ok(ops)
+}
+
 fn sessioninfo_data(bearer: Bearer) -> DataNode {
     // ROAMING is meaningful only on a mobile bearer; we cannot ask the modem, so 2
     // (unknown) there and 0 elsewhere.
@@ -465,5 +505,48 @@ mod tests {
             store.node(&si, "CBT").unwrap().unwrap().value,
             Some(Value::Int(3))
         );
+    }
+
+    #[test]
+    fn the_dacmo_is_made_once_and_grants_go_with_their_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), OpenMode::ReadWrite).unwrap();
+        let reg = Registry::builtin();
+        assert!(ensure_dacmo(&store, &reg).unwrap());
+        assert!(!ensure_dacmo(&store, &reg).unwrap(), "one DACMO");
+        let dk = InstanceKey::new(DACMO, DACMO_MIID);
+        let entry = |path: &str| Node {
+            path: path.into(),
+            props: crate::tree::NodeProps::interior(
+                crate::tree::AccessType::ALL,
+                crate::tree::Scope::Dynamic,
+            ),
+            value: None,
+        };
+        let m = "urn:x:1.0";
+        store
+            .apply(&[TreeOp::PutSubtree {
+                key: dk.clone(),
+                nodes: vec![entry(m), entry(&format!("{m}/a")), entry(&format!("{m}/b"))],
+            }])
+            .unwrap();
+        let key = |miid: &str| InstanceKey::new(m, miid);
+        // One of two entries goes alone; the last takes its <MOID> node along.
+        store
+            .apply(&forget_grants(&store, &[key("a")]).unwrap())
+            .unwrap();
+        let left: Vec<String> = store
+            .children(&dk, m)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.path)
+            .collect();
+        assert_eq!(left, [format!("{m}/b")]);
+        assert!(forget_grants(&store, &[key("zz")]).unwrap().is_empty());
+        store
+            .apply(&forget_grants(&store, &[key("b")]).unwrap())
+            .unwrap();
+        assert!(store.node(&dk, m).unwrap().is_none());
+        assert!(store.node(&dk, "").unwrap().is_some());
     }
 }

@@ -404,7 +404,7 @@ pub enum TreeOp {
 /// A replacement written node by node ([`Tree::apply_streamed`]): the instance (when
 /// `path` is empty, created if new) or the subtree at `path` (whose parent must exist) is
 /// replaced by the nodes that follow, its top first and parents before children.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Put {
     /// Which instance.
     pub key: InstanceKey,
@@ -414,6 +414,9 @@ pub struct Put {
     pub ddf_url: Option<String>,
     /// Creator to record when the instance is new.
     pub creator: String,
+    /// The parent of `path`, made with these properties when it is missing (an interior
+    /// node, decided inside the write: the DACMO's `<MOID>` nodes).
+    pub parent: Option<NodeProps>,
 }
 
 /// Where [`Tree::apply_streamed`] takes its nodes.

@@ -216,6 +216,15 @@ impl Value {
         }
     }
 
+    /// [`Value::from_json`], taking a string's text instead of copying it.
+    pub fn from_json_owned(format: Format, json: serde_json::Value) -> Result<Value, ValueError> {
+        match (format, json) {
+            (Format::Chr, serde_json::Value::String(s)) => Ok(Value::Chr(s)),
+            (Format::Xml, serde_json::Value::String(s)) => Ok(Value::Xml(s)),
+            (format, json) => Value::from_json(format, &json),
+        }
+    }
+
     /// Reads the text form of a value (a raw `text/plain` leaf body, a string in JSON).
     pub fn from_text(format: Format, text: &str) -> Result<Value, ValueError> {
         let mismatch = || ValueError::Type {

@@ -10,6 +10,9 @@ use crate::trust::account;
 const MOID: &str = "urn:test:mo:dev:1.0";
 /// The DACMO entry of the instance `box`: its `<MOID>` node written with `%3A`.
 const ENTRY: &str = "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/urn%3Atest%3Amo%3Adev%3A1.0/box";
+const DEVINFO: &str = "urn:oma:mo:oma-dm-devinfo:1.2";
+const DEVINFO_ENTRY: &str =
+    "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/urn%3Aoma%3Amo%3Aoma-dm-devinfo%3A1.2/DevInfo";
 
 fn end() -> serde_json::Value {
     json!({"packages": [{"CMD": [["END"]]}]})
@@ -58,12 +61,18 @@ async fn a_creator_delegates_read_to_another_server_through_the_clients_dacmo() 
                 session(json!([["HGET", "{base}/repo/dev"], ["HGET", "{base}/repo/dacmo"]]), &[200, 403]),
                 // The first grant makes the <MOID> node; the second instance's finds it; an
                 // instance that does not exist gets none.
+                // A deleted instance takes its entry along: made again under the same name,
+                // it starts with no grants. The client's own instances are no server's to
+                // delegate, or one could shut the others out.
                 session(json!([
                     ["HGET", "{base}/repo/grant", ENTRY],
                     ["HGET", "{base}/repo/dev"],
                     ["HGET", "{base}/repo/grant2", format!("{ENTRY}-2")],
-                    ["HGET", "{base}/repo/grant", format!("{ENTRY}-9")]
-                ]), &[200, 200, 200, 403])
+                    ["HGET", "{base}/repo/grant", format!("{ENTRY}-9")],
+                    ["DELETE", format!("{MOID}/box-2/")],
+                    ["HGET", "{base}/repo/dev"],
+                    ["HGET", "{base}/repo/devinfo", DEVINFO_ENTRY]
+                ]), &[200, 200, 200, 403, 200, 200, 403])
             ],
             "repository": {
                 "/repo/dev": {"content_type": "application/dmmo+json", "body": [{"ClientURI": format!("{MOID}//"),
@@ -71,7 +80,10 @@ async fn a_creator_delegates_read_to_another_server_through_the_clients_dacmo() 
                 "/repo/dacmo": {"content_type": "application/dmmo+json", "body": [{"ClientURI": "urn:oma:mo:oma-dm-dacmo:1.0//",
                     "MOData": {"Mine": {}}}]},
                 "/repo/grant": grant,
-                "/repo/grant2": grant2
+                "/repo/grant2": grant2,
+                "/repo/devinfo": {"content_type": "application/dmmo+json", "body": [{"ClientURI": DEVINFO_ENTRY,
+                    "MOData": {"DevInfo": {"s": {"Path": "/", "Permissions": {
+                        "a": {"MAID": "serverid:server-a", "AR": 15}}}}}}]}
             }
         }),
         false,
@@ -83,7 +95,12 @@ async fn a_creator_delegates_read_to_another_server_through_the_clients_dacmo() 
             "sessions": [
                 end(),
                 session(json!([["GET", name], ["HGET", "{base}/repo/grant", ENTRY]]), &[403, 403]),
-                session(json!([["GET", name], ["HGET", "{base}/repo/name", name]]), &[200, 403])
+                session(json!([
+                    ["GET", name],
+                    ["HGET", "{base}/repo/name", name],
+                    ["GET", format!("{MOID}/box-2/Name")],
+                    ["GET", "urn:oma:mo:oma-dm-devinfo:1.2/DevInfo/DevID"]
+                ]), &[200, 403, 403, 200])
             ],
             "repository": {
                 "/repo/grant": grant,
@@ -94,8 +111,22 @@ async fn a_creator_delegates_read_to_another_server_through_the_clients_dacmo() 
     );
     let bus = PrivateBus::start();
     let root = Root::new();
-    account(&root, "10-a.json", "a", "server-a", &a.base, &[MOID]);
-    account(&root, "20-b.json", "b", "server-b", &b.base, &[MOID]);
+    account(
+        &root,
+        "10-a.json",
+        "a",
+        "server-a",
+        &a.base,
+        &[MOID, DEVINFO],
+    );
+    account(
+        &root,
+        "20-b.json",
+        "b",
+        "server-b",
+        &b.base,
+        &[MOID, DEVINFO],
+    );
     root.write("etc/omadmd/ddf/dev.xml", crate::exec::DDF);
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("session ended", 30);
@@ -105,7 +136,7 @@ async fn a_creator_delegates_read_to_another_server_through_the_clients_dacmo() 
     session_with(&bus, "server-b").await;
     expectations_met(&a, 2);
     expectations_met(&b, 2);
-    // The grant is in the client's DACMO, where B reads its own rights.
+    // The grant is in the client's DACMO, where B reads its own rights; box-2's went with it.
     let got = b.of_kind("package3");
     let read = got.last().unwrap()["parts"][0]["body"].to_string();
     assert!(read.contains("made by A"), "{read}");
@@ -126,7 +157,7 @@ async fn a_creator_delegates_read_to_another_server_through_the_clients_dacmo() 
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("urn:test:mo:dev:1.0")
-            && out.contains("box-2")
+            && !out.contains("box-2")
             && out.contains("serverid:server-b"),
         "{out}"
     );

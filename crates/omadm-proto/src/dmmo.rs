@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 
 use crate::DecodeError;
 
+mod at;
 mod decode;
 
 /// Media type of MO data.

@@ -10,8 +10,9 @@
 //! x-name           = "(" ALPHA ")"
 //! ```
 //!
-//! One extension: a node name in the path may hold `:` written `%3A`, for the DACMO's
-//! nodes named after MOIDs (TS §12.3); no other escape is taken.
+//! One extension: a node name in the path may hold characters outside `unreserved`,
+//! percent-encoded (`:` as `%3A`), for the DACMO's nodes named after MOIDs (TS §12.3);
+//! `unreserved` characters, `/` and control characters are never taken escaped.
 
 use std::fmt;
 
@@ -91,28 +92,56 @@ pub fn is_real_name(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && s.bytes().all(is_unreserved)
 }
 
-/// A path segment's node name: a `real-name`, or one holding `:` written `%3A` (the only
-/// escape taken). The TS names DACMO nodes after MOIDs (TS §12.3: "The name of this node
-/// MUST be the MOID"), which `1*unreserved` cannot spell; `:` has no other spelling, so no
-/// node gets two names. See docs/decisions.md, "ClientURI".
+/// A path segment's node name: a `real-name`, or a name holding other characters, each
+/// written percent-encoded (RFC 3986 §2.1). The TS names DACMO nodes after MOIDs (TS §12.3:
+/// "The name of this node MUST be the MOID"), which `1*unreserved` cannot spell. Only what
+/// is not `unreserved` may be escaped, and never `/` or a control character, so each name
+/// has one spelling (up to the case of the hex digits) and cannot leave its segment. See
+/// docs/decisions.md, "Node names in the store".
 fn segment_name(s: &str) -> Option<String> {
     if is_real_name(s) {
         return Some(s.to_owned());
     }
-    if s.contains(':') {
+    if !s.contains('%') {
+        // Not unreserved, or a dot-segment.
         return None;
     }
-    let name = s.replace("%3A", ":").replace("%3a", ":");
-    (name != s && name.bytes().all(|b| is_unreserved(b) || b == b':')).then_some(name)
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let c = u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?;
+            if is_unreserved(c) || c == b'/' || c.is_ascii_control() {
+                return None;
+            }
+            out.push(c);
+            i += 3;
+        } else if is_unreserved(b[i]) {
+            out.push(b[i]);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
-/// A node name as a ClientURI path segment: `:` written `%3A` ([`segment_name`]).
+/// A node name as a ClientURI path segment: what is not `unreserved` percent-encoded
+/// ([`segment_name`] reads it back).
 pub fn segment(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.contains(':') {
-        name.replace(':', "%3A").into()
-    } else {
-        name.into()
+    if is_real_name(name) {
+        return name.into();
     }
+    let mut out = String::with_capacity(name.len() + 8);
+    for b in name.bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.into()
 }
 
 fn xname(s: &str) -> Option<char> {
@@ -207,7 +236,7 @@ impl ClientUri {
                         }
                         None => match segment_name(s) {
                             Some(name) => Segment::Name(name),
-                            None => return Err(err("bad node name (names are 1*unreserved, ':' written %3A; no other escapes, no dot-segments)")),
+                            None => return Err(err("bad node name (names are 1*unreserved, other characters percent-encoded; no escaped unreserved characters, '/' or controls; no dot-segments)")),
                         },
                     },
                 });
@@ -313,11 +342,11 @@ impl fmt::Display for ClientUri {
 }
 
 /// The concrete ClientURI of a node: `MOID/MIID/` for a root, `MOID/MIID/a/b` below it
-/// (a `:` in a node name written `%3A`).
+/// (what is not `unreserved` in a node name percent-encoded: `:` as `%3A`).
 pub fn concrete(moid: &str, miid: &str, path: &str) -> String {
     if path.is_empty() {
         format!("{moid}/{miid}/")
-    } else if path.contains(':') {
+    } else if !path.split('/').all(is_real_name) {
         let path: Vec<_> = path.split('/').map(segment).collect();
         format!("{moid}/{miid}/{}", path.join("/"))
     } else {
@@ -411,202 +440,4 @@ pub fn redact(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn redacted_urls_keep_host_and_path_only() {
-        let table = [
-            ("https://dms.example/dm?token=abc", "https://dms.example/dm"),
-            (
-                "https://user:pw@dms.example:8443/a/b?x=1#frag",
-                "https://dms.example:8443/a/b",
-            ),
-            (
-                "http://127.0.0.1:9/repo/[DevID]",
-                "http://127.0.0.1:9/repo/[DevID]",
-            ),
-            ("not a url?secret=1", "not a url"),
-            ("user:pw@host/path?q", "host/path"),
-        ];
-        for (url, want) in table {
-            assert_eq!(redact(url), want, "{url}");
-        }
-    }
-
-    use super::*;
-
-    fn parse(s: &str) -> ClientUri {
-        ClientUri::parse(s).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn forms_of_the_ts() {
-        let u = parse("urn:oma:mo:oma-dm-devinfo:1.2//DevID");
-        assert_eq!(
-            (u.instance.clone(), u.path.clone()),
-            (InstanceSel::Only, vec![Segment::Name("DevID".into())])
-        );
-        let u = parse("urn:oma:mo:oma-mo:1.0/miid1/");
-        assert_eq!(
-            (u.instance.clone(), u.path.len()),
-            (InstanceSel::Miid("miid1".into()), 0)
-        );
-        let u = parse("urn:oma:mo:oma-scomo:1.0//Inventory/Deployed/*/ID");
-        assert!(u.has_wildcard());
-        let u = parse("urn:oma:mo:oma-dcmo:1.0/(x)/Enabled?nv=(x)/Property:Camera");
-        assert_eq!(u.instance, InstanceSel::XName('x'));
-        assert_eq!(
-            u.nv,
-            [NodeValue {
-                xname: 'x',
-                path: vec!["Property".into()],
-                value: "Camera".into()
-            }]
-        );
-        let u = parse(
-            "urn:oma:mo:moid:1.0/(x)/Data/(y)/Value?nv=(x)/ID:GPS&nv=(y)/Date:12.2&lv=2&cv=abc&vendor=1",
-        );
-        assert_eq!(u.nv.len(), 2);
-        assert_eq!((u.level, u.cv.as_deref()), (Some(2), Some("abc")));
-        assert_eq!(u.nv_for('y').next().unwrap().value, "12.2");
-        // §14 #9: no "urn:".
-        assert_eq!(
-            parse("oma:mo:oma-dm-devinfo:1.0//").moid,
-            "urn:oma:mo:oma-dm-devinfo:1.0"
-        );
-        // nv values are percent-decoded and may hold ':' and '/'.
-        let u = parse("urn:x:1.0/(a)/?nv=(a)/Url:https%3A//x/y:z");
-        assert_eq!(u.nv[0].value, "https://x/y:z");
-        // A trailing slash after a name is tolerated.
-        assert_eq!(parse("urn:x:1.0/i/a/b/").path.len(), 2);
-        // The DACMO's <MOID> nodes (TS §12.3): ':' written %3A, and written back so.
-        let dacmo = "urn:oma:mo:oma-dm-dacmo:1.0/DacMO/urn%3Aoma%3Amo%3Amoid%3A1.0/left";
-        let u = parse(dacmo);
-        assert_eq!(
-            u.path,
-            [
-                Segment::Name("urn:oma:mo:moid:1.0".into()),
-                Segment::Name("left".into())
-            ]
-        );
-        assert_eq!(u.to_string(), dacmo);
-        assert_eq!(parse(&dacmo.replace("%3A", "%3a")), u);
-        assert_eq!(
-            concrete(
-                "urn:oma:mo:oma-dm-dacmo:1.0",
-                "DacMO",
-                "urn:oma:mo:moid:1.0/left"
-            ),
-            dacmo
-        );
-    }
-
-    #[test]
-    fn display_gives_the_address_without_query() {
-        for s in [
-            "urn:x:1.0/i/",
-            "urn:x:1.0//",
-            "urn:x:1.0/*/a/*/b",
-            "urn:x:1.0/(x)/a/(y)",
-        ] {
-            assert_eq!(parse(&format!("{s}?lv=1&cv=z")).to_string(), s);
-        }
-        assert_eq!(concrete("urn:x:1.0", "i", ""), "urn:x:1.0/i/");
-        assert_eq!(concrete("urn:x:1.0", "i", "a/b"), "urn:x:1.0/i/a/b");
-    }
-
-    #[test]
-    fn escapes_and_tricks_are_refused() {
-        let bad = [
-            "",
-            "urn:x:1.0",
-            "/miid/",
-            "urn:x:1.0/miid",
-            "urn:x:1.0/miid/a//b",
-            "urn:x:1.0/miid//",
-            "urn:x:1.0/miid/..",
-            "urn:x:1.0/../",
-            "urn:x:1.0/miid/./a",
-            "urn:x:1.0/miid/a%2Fb",
-            "urn:x:1.0/miid/a:b",
-            "urn:x:1.0/miid/a%3Ab%2F",
-            "urn:x:1.0/miid/a%253Ab",
-            "urn:x:1.0/mi%3Aid/",
-            "urn:x:1.0/miid/%3",
-            "urn:x:1.0/mi%69d/",
-            "urn:x:1.0/miid/a b",
-            "urn:x:1.0/miid/(xy)",
-            "urn:x:1.0/(1)/",
-            "urn:x:1.0/(x)/(x)",
-            "urn:x:1.0/(x)/?nv=(y)/a:b",
-            "urn:x:1.0/(x)/?nv=(x):b",
-            "urn:x:1.0/(x)/?nv=(x)/a",
-            "urn:x:1.0/(x)/?nv=x/a:b",
-            "urn:x:1.0/(x)/?nv=(x)/../a:b",
-            "urn:x:1.0/(x)/?nv=(x)/a:%ZZ",
-            "urn:x:1.0/i/?lv=0",
-            "urn:x:1.0/i/?lv=-1",
-            "urn:x:1.0/i/?lv=two",
-            "urn:x:1.0/i/?lv=1&lv=2",
-            "urn:x:1.0/i/?cv=a&cv=b",
-            "urn x/i/",
-            "urn:x:1.0#frag/i/",
-        ];
-        for s in bad {
-            assert!(ClientUri::parse(s).is_err(), "accepted {s:?}");
-        }
-        assert!(ClientUri::parse(&format!("urn:x:1.0/i/{}", "a".repeat(5000))).is_err());
-    }
-
-    #[test]
-    fn server_uri_substitution() {
-        let v = ServerUriValues {
-            dev_id: Some("IMEI:493005100592800".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            substitute("https://DMcontent.DMserver.operator.com/[DevID]", &v),
-            "https://DMcontent.DMserver.operator.com/IMEI%3A493005100592800"
-        );
-        assert_eq!(
-            substitute(
-                "https://prov.dmserver.com/Settings/[MCC]/[MNC]/MMS?sp=[SPName]&c=[CMCC][CMNC]",
-                &v
-            ),
-            "https://prov.dmserver.com/Settings/-1/-1/MMS?sp=-1&c=-1-1"
-        );
-        let v = ServerUriValues {
-            sp_name: Some("Télé Com/1".into()),
-            mcc: Some("262".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            substitute("https://x/[SPName]/[MCC]/[DevID]", &v),
-            "https://x/T%C3%A9l%C3%A9%20Com%2F1/262/-1"
-        );
-        // IPv6 literals and unknown names stay.
-        assert_eq!(
-            substitute("https://[::1]:8443/[Other]/[DevID", &v),
-            "https://[::1]:8443/[Other]/[DevID"
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn parse_never_panics(s in "\\PC{0,80}") {
-            let _ = ClientUri::parse(&s);
-        }
-
-        #[test]
-        fn display_parses_back(
-            moid in "urn:[a-z]{1,6}:[0-9]\\.[0-9]",
-            inst in "[A-Za-z0-9_~-]{1,6}|\\*|\\(x\\)|",
-            segs in proptest::collection::vec("[A-Za-z0-9_~-]{1,6}|\\*|\\(y\\)", 0..4),
-        ) {
-            let mut s = format!("{moid}/{inst}/{}", segs.join("/"));
-            if segs.iter().filter(|x| *x == "(y)").count() > 1 { return Ok(()); }
-            if segs.is_empty() { s = format!("{moid}/{inst}/"); }
-            let u = ClientUri::parse(&s).unwrap();
-            proptest::prop_assert_eq!(ClientUri::parse(&u.to_string()).unwrap(), u);
-        }
-    }
-}
+mod tests;

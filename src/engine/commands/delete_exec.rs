@@ -23,13 +23,10 @@ impl<P: Ports> Ctx<'_, '_, P> {
         }];
         if loc.path.is_empty() {
             // The instance's DACMO entries go with it.
-            for d in self.store().instances(Some(mo::DACMO))? {
-                let dk = InstanceKey::new(mo::DACMO, d.miid);
-                let p = format!("{}/{}", loc.key.moid, loc.key.miid);
-                if self.store().node(&dk, &p)?.is_some() {
-                    ops.push(TreeOp::DeleteSubtree { key: dk, path: p });
-                }
-            }
+            ops.extend(mo::standard::forget_grants(
+                self.store(),
+                std::slice::from_ref(&loc.key),
+            )?);
         }
         self.commit(ops, &[(loc.key, loc.path)])?;
         Ok(Reply::code(sc::OK))

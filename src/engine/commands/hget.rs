@@ -15,9 +15,9 @@ struct Target {
     old_bytes: i128,
     /// The permanent nodes being replaced: each must come back (TS §6.3.1.2).
     permanent: HashSet<String>,
-    /// A DACMO `<MOID>` node the first grant for an instance of that MOID needs: made,
-    /// empty, in the same transaction.
-    new_parent: Option<String>,
+    /// For a DACMO entry, the properties of its `<MOID>` node, made in the same
+    /// transaction when missing (the first entry for an instance of that MOID).
+    parent: Option<NodeProps>,
 }
 
 impl Target {
@@ -28,7 +28,7 @@ impl Target {
             existing: None,
             old_bytes: 0,
             permanent: HashSet::new(),
-            new_parent: None,
+            parent: None,
         }
     }
 }
@@ -219,31 +219,24 @@ impl<P: Ports> Ctx<'_, '_, P> {
         let moid = t.key.moid.as_str();
         let def = self.def(moid).and_then(|r| def_at(r, &t.path));
         let max = self.engine.limits.max_value_bytes;
-        let put = |path: &str| Put {
+        sink.begin(&Put {
             key: t.key.clone(),
-            path: path.to_owned(),
+            path: t.path.clone(),
             ddf_url: self
                 .engine
                 .registry
                 .get(moid)
                 .and_then(|r| r.ddf_url.clone()),
             creator: format!("serverid:{}", self.acl.server_id()),
-        };
-        if let Some(parent) = &t.new_parent {
-            sink.begin(&put(parent)).map_err(Stop::Store)?;
-            let pdef = self.def(moid).and_then(|r| def_at(r, parent));
-            DataNode::Interior(Vec::new()).feed(
-                "",
-                &mut Builder::new(moid, pdef, parent, max, &mut |node: Node| {
-                    sink.node(&node).map_err(Stop::Store)
-                }),
-            )?;
-        }
-        sink.begin(&put(&t.path)).map_err(Stop::Store)?;
+            parent: t.parent.clone(),
+        })
+        .map_err(Stop::Store)?;
         let mut bytes = 0i128;
         let permanent = &mut t.permanent;
         let mut emit = |node: Node| -> Result<(), Stop> {
-            permanent.remove(&node.path);
+            if !permanent.is_empty() {
+                permanent.remove(&node.path);
+            }
             bytes += value_size(&node);
             self.check_grant(moid, &node.path, node.value.as_ref())?;
             sink.node(&node).map_err(Stop::Store)
@@ -443,9 +436,14 @@ impl<P: Ports> Ctx<'_, '_, P> {
         {
             return Err(Fail(sc::FORBIDDEN));
         }
-        let missing = self.store().node(&dacmo.key, moid)?.is_none();
+        // Whether the `<MOID>` node is there is decided inside the write: another
+        // server's first entry for the MOID may land while this one is fetched.
+        let access = self
+            .def(mo::DACMO)
+            .and_then(|r| def_at(r, moid))
+            .map_or(AccessType::ALL, |d| d.access);
         let mut t = Target::new(dacmo.key, path);
-        t.new_parent = missing.then(|| moid.clone());
+        t.parent = Some(NodeProps::interior(access, Scope::Dynamic));
         Ok(Some(t))
     }
 

@@ -20,8 +20,8 @@ use crate::protocol::dmmo::{self, MoItem};
 use crate::protocol::packages::{Command, Part, Status};
 use crate::protocol::uri::{self, ClientUri, InstanceSel, Segment};
 use crate::tree::{
-    AccessType, Format, InstanceKey, Node, OutItem, Outgoing, Scope, StoreError, Subscription,
-    TreeOp, Value, child_path,
+    AccessType, Format, InstanceKey, Node, NodeProps, OutItem, Outgoing, Scope, StoreError,
+    Subscription, TreeOp, Value, child_path,
 };
 
 /// A command's answer.

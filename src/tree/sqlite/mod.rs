@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::types::ValueRef;
 use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+    CachedStatement, Connection, OpenFlags, OptionalExtension, Statement, Transaction,
+    TransactionBehavior, params,
 };
 
 use super::migrations::{self, APPLICATION_ID, LATEST};
@@ -241,6 +242,8 @@ impl SqliteStore {
 struct Streaming<'w, 'c> {
     writer: &'w Writer<'c>,
     filling: Option<writer::Filling>,
+    /// The insert, prepared once for the whole stream.
+    insert: Option<CachedStatement<'w>>,
 }
 
 impl NodeSink for Streaming<'_, '_> {
@@ -257,7 +260,11 @@ impl NodeSink for Streaming<'_, '_> {
             .filling
             .as_mut()
             .ok_or_else(|| StoreError::Invalid("a node before its replacement began".into()))?;
-        self.writer.insert(f, node)
+        let stmt = match &mut self.insert {
+            Some(s) => s,
+            None => self.insert.insert(self.writer.insert_statement()?),
+        };
+        self.writer.insert(stmt, f, node)
     }
 }
 
@@ -459,11 +466,13 @@ impl Tree for SqliteStore {
             let mut sink = Streaming {
                 writer,
                 filling: None,
+                insert: None,
             };
             fill(&mut sink)?;
             if let Some(f) = sink.filling.take() {
                 writer.end(f)?;
             }
+            drop(sink);
             then.iter().try_for_each(|op| writer.apply(op))
         })
     }
@@ -503,5 +512,7 @@ impl Tree for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 mod tests;

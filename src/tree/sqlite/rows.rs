@@ -1,6 +1,7 @@
 //! How nodes, pending EXECs and session records map to rows and back.
 
 use super::*;
+use rusqlite::types::ToSqlOutput;
 
 /// A node value's size as `Value::size` counts it: bool 1, numbers 4, text and blobs
 /// their bytes (for quotas).
@@ -124,17 +125,18 @@ pub(super) fn decode_node(
     })
 }
 
-pub(super) fn encode_value(value: Option<&Value>) -> SqlValue {
-    match value {
-        None | Some(Value::Null) => SqlValue::Null,
-        Some(Value::Int(i)) => SqlValue::Integer(i64::from(*i)),
-        Some(Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
-        Some(Value::Float(x)) => SqlValue::Real(f64::from(*x)),
-        Some(Value::Bin(b)) => SqlValue::Blob(b.clone()),
+pub(super) fn encode_value(value: Option<&Value>) -> ToSqlOutput<'_> {
+    // Borrowed: SQLite copies what it binds, so a copy here would be a second one.
+    ToSqlOutput::Borrowed(match value {
+        None | Some(Value::Null) => ValueRef::Null,
+        Some(Value::Int(i)) => ValueRef::Integer(i64::from(*i)),
+        Some(Value::Bool(b)) => ValueRef::Integer(i64::from(*b)),
+        Some(Value::Float(x)) => ValueRef::Real(f64::from(*x)),
+        Some(Value::Bin(b)) => ValueRef::Blob(b),
         Some(Value::Chr(s) | Value::B64(s) | Value::Xml(s) | Value::Date(s) | Value::Time(s)) => {
-            SqlValue::Text(s.clone())
+            ValueRef::Text(s.as_bytes())
         }
-    }
+    })
 }
 
 /// Checks that a node's value fits its format.

@@ -957,12 +957,14 @@ fn streamed_replacements_are_one_transaction() {
         path: "Data".into(),
         ddf_url: None,
         creator: String::new(),
+        parent: None,
     };
     let new = Put {
         key: other.clone(),
         path: String::new(),
         ddf_url: Some("https://ddf/x".into()),
         creator: "serverid:a".into(),
+        parent: None,
     };
     let before = s.subtree(&key(), "", None).unwrap();
     let failures: Vec<(Vec<Streamed>, &str)> = vec![

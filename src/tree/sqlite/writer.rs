@@ -89,6 +89,33 @@ impl Writer<'_> {
             }
         } else {
             let id = self.existing(key)?;
+            if let (Some(props), Some(parent)) = (&put.parent, parent_path(&put.path))
+                && self.node_format(id, parent)?.is_none()
+            {
+                let node = Node {
+                    path: parent.to_owned(),
+                    props: props.clone(),
+                    value: None,
+                };
+                check_node(&node)?;
+                if !node.is_interior()
+                    || !is_node_name(parent.rsplit('/').next().unwrap_or_default())
+                    || !parent_path(parent).is_some_and(|gp| {
+                        self.node_format(id, gp).ok().flatten() == Some(Format::Node)
+                    })
+                {
+                    return Err(StoreError::Invalid(format!(
+                        "cannot make {parent:?} for {:?}",
+                        put.path
+                    )));
+                }
+                insert_row(
+                    &mut *self.insert_statement()?,
+                    id,
+                    &node,
+                    parent_path(parent),
+                )?;
+            }
             self.delete_subtree(id, &put.path)?;
             id
         };
@@ -104,7 +131,12 @@ impl Writer<'_> {
 
     /// Inserts the next node of a replacement: the top first (an interior root for an
     /// instance), then nodes below it whose parent came before them.
-    pub(super) fn insert(&self, f: &mut Filling, node: &Node) -> Result<(), StoreError> {
+    pub(super) fn insert(
+        &self,
+        stmt: &mut Statement<'_>,
+        f: &mut Filling,
+        node: &Node,
+    ) -> Result<(), StoreError> {
         check_node(node)?;
         if f.count == 0 {
             if f.top.is_empty() && (!node.path.is_empty() || !node.is_interior()) {
@@ -150,34 +182,49 @@ impl Writer<'_> {
         if node.is_interior() {
             f.interior.insert(node.path.clone());
         }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO node (instance_id, path, parent, format, mime, permanent, access, secret, value)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                f.id,
-                node.path,
-                parent,
-                node.props.format.as_str(),
-                node.props.mime,
-                node.props.scope == Scope::Permanent,
-                node.props.access.bits(),
-                node.props.secret,
-                encode_value(node.value.as_ref()),
-            ])
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    StoreError::Invalid(format!("node {:?} listed twice", node.path))
-                }
-                e => e.into(),
-            })?;
         f.count += 1;
-        Ok(())
+        insert_row(stmt, f.id, node, parent)
     }
 
+    /// The statement [`Writer::insert`] runs, prepared once for a whole replacement.
+    pub(super) fn insert_statement(&self) -> Result<CachedStatement<'_>, StoreError> {
+        Ok(self.tx.prepare_cached(
+            "INSERT INTO node (instance_id, path, parent, format, mime, permanent, access, secret, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?)
+    }
+}
+
+/// One node's row.
+fn insert_row(
+    stmt: &mut Statement<'_>,
+    id: i64,
+    node: &Node,
+    parent: Option<&str>,
+) -> Result<(), StoreError> {
+    stmt.execute(params![
+        id,
+        node.path,
+        parent,
+        node.props.format.as_str(),
+        node.props.mime,
+        node.props.scope == Scope::Permanent,
+        node.props.access.bits(),
+        node.props.secret,
+        encode_value(node.value.as_ref()),
+    ])
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Invalid(format!("node {:?} listed twice", node.path))
+        }
+        e => e.into(),
+    })?;
+    Ok(())
+}
+
+impl Writer<'_> {
     /// Ends a replacement, which must have had its top.
     pub(super) fn end(&self, f: Filling) -> Result<(), StoreError> {
         match f.count {
@@ -193,8 +240,9 @@ impl Writer<'_> {
     /// One whole replacement.
     fn put(&self, put: &Put, nodes: &[Node]) -> Result<(), StoreError> {
         let mut f = self.begin(put)?;
+        let mut stmt = self.insert_statement()?;
         for node in nodes {
-            self.insert(&mut f, node)?;
+            self.insert(&mut stmt, &mut f, node)?;
         }
         self.end(f)
     }
@@ -230,6 +278,7 @@ impl Writer<'_> {
                     path: String::new(),
                     ddf_url: ddf_url.clone(),
                     creator: creator.clone(),
+                    parent: None,
                 },
                 nodes,
             ),
@@ -248,6 +297,7 @@ impl Writer<'_> {
                         path: top.path.clone(),
                         ddf_url: None,
                         creator: String::new(),
+                        parent: None,
                     },
                     nodes,
                 )
@@ -302,10 +352,15 @@ impl Writer<'_> {
             }
             TreeOp::Enqueue(o) => {
                 let (kind, target, payload) = o.item.to_row()?;
+                // A delivery reads the subscribed data when it is sent: one waiting per
+                // subscription is enough, and the outbox stays bounded by the
+                // subscriptions (issue 27).
                 self.tx
                     .prepare_cached(
                         "INSERT INTO outbox (server_id, kind, target, payload, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                         SELECT ?1, ?2, ?3, ?4, ?5
+                         WHERE ?2 <> 'delivery' OR NOT EXISTS (SELECT 1 FROM outbox
+                             WHERE server_id = ?1 AND kind = ?2 AND target IS ?3 AND payload = ?4)",
                     )?
                     .execute(params![o.server_id, kind, target, payload, now()])?;
                 Ok(())

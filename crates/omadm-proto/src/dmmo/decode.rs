@@ -14,6 +14,7 @@ use std::hash::{BuildHasher as _, RandomState};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
+use super::at::{At, Key};
 use super::{DataNode, DataSink, ItemHead, Limits, MoItem, StreamError};
 use crate::DecodeError;
 
@@ -55,10 +56,10 @@ impl<S: ItemSink> State<S> {
         })
     }
 
-    fn take_node(&self, at: &str) -> Result<(), ()> {
+    fn take_node(&self, at: &At<'_>) -> Result<(), ()> {
         let left = self.budget.get();
         if left == 0 {
-            let _ = self.fail::<serde_json::Error>("too many nodes", at);
+            let _ = self.fail::<serde_json::Error>("too many nodes", at.to_string());
             return Err(());
         }
         self.budget.set(left - 1);
@@ -431,15 +432,15 @@ impl<'de, S: ItemSink> Visitor<'de> for MoDataSeed<'_, S> {
         let (state, at) = (self.state, &self.at);
         let mut top: Option<String> = None;
         let mut count = 0usize;
-        while let Some(name) = map.next_key::<String>()? {
+        while let Some(name) = map.next_key_seed(Key)? {
             count += 1;
             if count == 1 {
                 map.next_value_seed(NodeSeed {
                     state,
-                    at: format!("{at}.{name}"),
+                    at: At::Top(at, &name),
                     name: &name,
                 })?;
-                top = Some(name);
+                top = Some(name.into_owned());
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -469,7 +470,7 @@ impl<'de, S: ItemSink> Visitor<'de> for MoDataSeed<'_, S> {
 /// document order), any other value but an array a leaf.
 struct NodeSeed<'s, 'n, S: ItemSink> {
     state: &'s State<S>,
-    at: String,
+    at: At<'n>,
     name: &'n str,
 }
 
@@ -502,10 +503,10 @@ impl<'de, S: ItemSink> Visitor<'de> for NodeSeed<'_, '_, S> {
             .take_node(at)
             .map_err(|()| de::Error::custom("invalid MO data"))?;
         state.feed(|s| s.open(self.name))?;
-        while let Some(name) = map.next_key::<String>()? {
+        while let Some(name) = map.next_key_seed(Key)? {
             map.next_value_seed(NodeSeed {
                 state,
-                at: format!("{at}.{name}"),
+                at: At::Child(at, &name),
                 name: &name,
             })?;
         }
@@ -513,7 +514,9 @@ impl<'de, S: ItemSink> Visitor<'de> for NodeSeed<'_, '_, S> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.state.fail("arrays are not MO data", &self.at))
+        Err(self
+            .state
+            .fail("arrays are not MO data", self.at.to_string()))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
