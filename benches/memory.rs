@@ -30,11 +30,15 @@ fn main() {
         .map(|i| (format!("l{i:06}"), json!(format!("value-{i:06}"))))
         .collect();
     let document = json!([{"ClientURI": "urn:x:big:1.0//", "MOData": {"b1": data}}]).to_string();
+    // Both forms of HGET (issue 27): with a ClientURI naming the new instance, and
+    // without one, where the document's item says where it goes (a second instance).
     let hget = json!({"packages": [{"CMD": [["HGET", "{base}/repo/big", "urn:x:big:1.0/b1/"]]}, {"CMD": [["END"]]}]});
+    let hget_anywhere =
+        json!({"packages": [{"CMD": [["HGET", "{base}/repo/big"]]}, {"CMD": [["END"]]}]});
     let get_big =
         json!({"packages": [{"CMD": [["GET", "urn:x:big:1.0/b1/"]]}, {"CMD": [["END"]]}]});
     let mut script_sessions = vec![one; sessions + 1];
-    script_sessions.extend([hget, get_big]);
+    script_sessions.extend([hget, get_big, hget_anywhere]);
     let base = common::start_testserver(json!({
         "sessions": script_sessions,
         "repository": {"/repo/big": {"content_type": "application/dmmo+json", "body": document}}
@@ -91,7 +95,11 @@ fn main() {
     // The large MO, in and out: the peak (VmHWM, reset before each) above the idle
     // daemon, and the daemon idle again after.
     let mut large = Vec::new();
-    for (n, what) in [(sessions, "HGET"), (sessions + 1, "GET")] {
+    for (n, what) in [
+        (sessions, "HGET with a ClientURI"),
+        (sessions + 1, "GET"),
+        (sessions + 2, "HGET without a ClientURI"),
+    ] {
         let before = common::rss_kib(&pid.to_string());
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
         session(n);
@@ -136,7 +144,7 @@ fn main() {
     );
     for (what, before, peak, after, anon) in large {
         println!(
-            "  {what:<4} peak {} above idle ({:.1}x the document), idle after {} (heap and stacks {})",
+            "  {what:<24} peak {} above idle ({:.1}x the document), idle after {} (heap and stacks {})",
             mib(peak.saturating_sub(before)),
             peak.saturating_sub(before) as f64 / doc_kib.max(1) as f64,
             mib(after),

@@ -82,6 +82,14 @@ pub trait DataSink {
     fn close(&mut self) -> Result<(), Self::Error>;
 }
 
+/// A [`DataSink`] that also hears where each item ends, with the item's own members: for
+/// [`decode_items_into`].
+pub trait ItemSink: DataSink {
+    /// The item whose MO data was just given to the sink is complete; `head` holds its
+    /// other members.
+    fn end_item(&mut self, head: ItemHead) -> Result<(), Self::Error>;
+}
+
 /// An item's members other than its data, known once the item is read whole.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemHead {
@@ -212,6 +220,41 @@ pub fn decode_into<S: DataSink>(
         }
         Err(StreamError::Sink(StreamError::Sink(e))) => Err(StreamError::Sink(e)),
     }
+}
+
+/// The head of every item of a document, in order: the document checked whole as
+/// [`decode`] checks it (its shape, names, limits), none of its data kept. With the heads a
+/// caller can decide where each item goes, then read the data with
+/// [`decode_items_into`]: two passes over the bytes, and never the whole MO in memory.
+///
+/// ```
+/// use omadm_proto::dmmo::{Limits, heads};
+///
+/// let doc = br#"[{"ClientURI":"urn:x:1.0//","MOData":{"a":{"v":1}}},
+///               {"MOData":{"b":2},"ClientURI":"urn:x:1.0/i/b"}]"#;
+/// let h = heads(doc, Limits::default()).unwrap();
+/// assert_eq!((h[0].name.as_str(), h[1].client_uri.as_str()), ("a", "urn:x:1.0/i/b"));
+/// ```
+pub fn heads(bytes: &[u8], limits: Limits) -> Result<Vec<ItemHead>, DecodeError> {
+    limits.check_size(bytes)?;
+    let heads = decode::run(bytes, limits, decode::Heads::default()).map_err(|e| match e {
+        StreamError::Decode(e) => e,
+        StreamError::Sink(never) => match never {},
+    })?;
+    Ok(heads.0)
+}
+
+/// Decodes every item of a document into `sink`: each item's MO data node by node, then
+/// [`ItemSink::end_item`] with its head. Nothing of the data is kept. Items come in
+/// document order, so a caller that read the [`heads`] first knows, at an item's first
+/// node, which item it is.
+pub fn decode_items_into<S: ItemSink>(
+    bytes: &[u8],
+    limits: Limits,
+    sink: &mut S,
+) -> Result<(), StreamError<S::Error>> {
+    limits.check_size(bytes).map_err(StreamError::Decode)?;
+    decode::run(bytes, limits, decode::Borrowed(sink)).map(drop)
 }
 
 /// Encodes a document (always the schema's array form). The JSON is written straight

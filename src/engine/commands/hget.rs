@@ -1,82 +1,8 @@
-//! HGET (TS §5.3.1): fetch MO data from the repository and store it, after the rights, the delegation rules and the server's quota. A document is stored as it is decoded, each node typed, checked and written in one transaction that a refusal rolls back: a 100,000-leaf MO is never held as nodes (issue 12).
+//! HGET (TS §5.3.1): fetch MO data from the repository, choose where it goes and check the rights there before anything is fetched; `hget_store` writes it. With or without a ClientURI, a document is decoded as it is stored: a 100,000-leaf MO is never held as nodes (issues 12 and 27).
 
+use super::hget_store::{Source, Target, value_size};
 use super::*;
-use crate::mo::Builder;
-use crate::protocol::dmmo::{DataNode, StreamError};
-use crate::tree::{NodeSink, Put};
-
-/// Where an HGET stores data, and what is there now.
-struct Target {
-    key: InstanceKey,
-    path: String,
-    /// The node there now, if any.
-    existing: Option<Node>,
-    /// What the values being replaced hold, in bytes.
-    old_bytes: i128,
-    /// The permanent nodes being replaced: each must come back (TS §6.3.1.2).
-    permanent: HashSet<String>,
-    /// For a DACMO entry, the properties of its `<MOID>` node, made in the same
-    /// transaction when missing (the first entry for an instance of that MOID).
-    parent: Option<NodeProps>,
-}
-
-impl Target {
-    fn new(key: InstanceKey, path: String) -> Target {
-        Target {
-            key,
-            path,
-            existing: None,
-            old_bytes: 0,
-            permanent: HashSet::new(),
-            parent: None,
-        }
-    }
-}
-
-/// What one replacement stores.
-enum Data<'b> {
-    /// A `dmmo+json` document of one item, decoded as it is stored.
-    Document(&'b [u8]),
-    /// An item decoded already (an HGET without a ClientURI).
-    Decoded(&'b DataNode),
-    /// A raw body, as the new leaf's value.
-    Leaf(Value),
-}
-
-/// Why a streamed HGET stopped: the status for the server, or the store's own failure
-/// (kept whole, so that an I/O error still ends the daemon).
-enum Stop {
-    Fail(Fail),
-    Store(StoreError),
-}
-
-impl From<MoError> for Stop {
-    fn from(e: MoError) -> Stop {
-        tracing::info!(error = %e, "fetched data does not fit the MO");
-        Stop::Fail(match e {
-            MoError::TooLarge { .. } => Fail(sc::DEVICE_FULL),
-            _ => Fail(sc::UNSUPPORTED_MEDIA_TYPE),
-        })
-    }
-}
-
-impl From<Fail> for Stop {
-    fn from(f: Fail) -> Stop {
-        Stop::Fail(f)
-    }
-}
-
-fn value_size(node: &Node) -> i128 {
-    node.value.as_ref().map_or(0, |v| v.size() as i128)
-}
-
-/// The server's quota as replacements add up: what the instances it created (its own
-/// account included) would hold, and what each instance it did not create would hold.
-struct Quota {
-    creator: String,
-    own: Option<(i128, i128)>,
-    foreign: Vec<(InstanceKey, i128)>,
-}
+use crate::protocol::dmmo::ItemHead;
 
 impl<P: Ports> Ctx<'_, '_, P> {
     // ---- HGET (TS §5.3.1) ----
@@ -117,7 +43,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
         let ct = media_type(&fetched.content_type);
         let uris = match target {
             Some(t) if ct == DMMO => {
-                self.store_puts(vec![(t, Data::Document(&fetched.body))])?;
+                self.store_hget(vec![t], Source::Document(&fetched.body))?;
                 Vec::new()
             }
             Some(t) => {
@@ -125,23 +51,21 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 if t.existing.is_some() {
                     self.set_value(t, value)?;
                 } else {
-                    self.store_puts(vec![(t, Data::Leaf(value))])?;
+                    self.store_hget(vec![t], Source::Leaf(value))?;
                 }
                 Vec::new()
             }
             None if ct == DMMO => {
-                let items = self.decode_mo(&fetched.body)?;
-                let targets = self.hget_anywhere(&items)?;
+                // Two passes over the body: where each item goes, from the items' heads;
+                // then the data, stored as it is decoded.
+                let heads = self.heads(&fetched.body)?;
+                let targets = self.hget_anywhere(&heads)?;
                 let uris = targets
                     .iter()
                     .map(|t| uri::concrete(&t.key.moid, &t.key.miid, &t.path))
                     .collect();
-                let puts = targets
-                    .into_iter()
-                    .zip(&items)
-                    .map(|(t, item)| (t, Data::Decoded(&item.data)))
-                    .collect();
-                self.store_puts(puts)?;
+                drop(heads);
+                self.store_hget(targets, Source::Items(&fetched.body))?;
                 uris
             }
             None => return Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE)),
@@ -153,180 +77,6 @@ impl<P: Ports> Ctx<'_, '_, P> {
             },
             ..Reply::code(sc::OK)
         })
-    }
-
-    /// Stores each replacement in one transaction, node by node as its data is decoded or
-    /// walked: the rights were checked when the targets were chosen; the delegation rule
-    /// is checked on each node, the permanent nodes and the quota once a replacement is
-    /// whole. Any refusal rolls back the whole command.
-    fn store_puts(&self, puts: Vec<(Target, Data<'_>)>) -> Result<(), Fail> {
-        let changed: Changed = puts
-            .iter()
-            .map(|(t, _)| (t.key.clone(), t.path.clone()))
-            .collect();
-        let then = self.deliveries(&changed)?;
-        let mut owners = Vec::with_capacity(puts.len());
-        for (t, _) in &puts {
-            owners.push(self.store().instance(&t.key.moid, &t.key.miid)?);
-        }
-        let mut quota = Quota {
-            creator: format!("serverid:{}", self.acl.server_id()),
-            own: None,
-            foreign: Vec::new(),
-        };
-        let mut refusal = None;
-        let mut puts = puts;
-        let written = self.store().apply_streamed(
-            &mut |sink| {
-                let mut all = || -> Result<(), Stop> {
-                    for ((t, data), owner) in puts.iter_mut().zip(&owners) {
-                        let new_bytes = self.put_one(sink, t, data)?;
-                        let owner = owner.as_ref().map(|i| i.creator.as_str());
-                        quota.change(self, &t.key, owner, new_bytes, t.old_bytes)?;
-                    }
-                    Ok(quota.check(self)?)
-                };
-                match all() {
-                    Ok(()) => Ok(()),
-                    Err(Stop::Store(e)) => Err(e),
-                    Err(Stop::Fail(f)) => {
-                        refusal = Some(f);
-                        Err(StoreError::Cancelled)
-                    }
-                }
-            },
-            &then,
-        );
-        match written {
-            Ok(()) => Ok(()),
-            Err(StoreError::Cancelled) => Err(refusal.unwrap_or(Fail(sc::INTERNAL_ERROR))),
-            Err(StoreError::Invalid(why)) => {
-                // A name given twice in one object, met as the data is stored.
-                tracing::info!(server = %self.acl.server_id(), why = %why, "fetched MO data refused by the store");
-                Err(Fail(sc::UNSUPPORTED_MEDIA_TYPE))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Streams one replacement into `sink`; gives the bytes its values hold.
-    fn put_one(
-        &self,
-        sink: &mut dyn NodeSink,
-        t: &mut Target,
-        data: &Data<'_>,
-    ) -> Result<i128, Stop> {
-        let moid = t.key.moid.as_str();
-        let def = self.def(moid).and_then(|r| def_at(r, &t.path));
-        let max = self.engine.limits.max_value_bytes;
-        sink.begin(&Put {
-            key: t.key.clone(),
-            path: t.path.clone(),
-            ddf_url: self
-                .engine
-                .registry
-                .get(moid)
-                .and_then(|r| r.ddf_url.clone()),
-            creator: format!("serverid:{}", self.acl.server_id()),
-            parent: t.parent.clone(),
-        })
-        .map_err(Stop::Store)?;
-        let mut bytes = 0i128;
-        let permanent = &mut t.permanent;
-        let mut emit = |node: Node| -> Result<(), Stop> {
-            if !permanent.is_empty() {
-                permanent.remove(&node.path);
-            }
-            bytes += value_size(&node);
-            self.check_grant(moid, &node.path, node.value.as_ref())?;
-            sink.node(&node).map_err(Stop::Store)
-        };
-        match data {
-            Data::Document(body) => {
-                let limits = dmmo::Limits {
-                    max_bytes: self.engine.limits.max_document_bytes,
-                    max_nodes: self.engine.limits.max_nodes,
-                };
-                let mut builder = Builder::new(moid, def, &t.path, max, &mut emit);
-                dmmo::decode_into(body, limits, &mut builder).map_err(|e| match e {
-                    StreamError::Decode(e) => {
-                        tracing::info!(error = %e, "fetched MO data is malformed");
-                        Stop::Fail(Fail(sc::UNSUPPORTED_MEDIA_TYPE))
-                    }
-                    StreamError::Sink(stop) => stop,
-                })?;
-            }
-            Data::Decoded(node) => {
-                node.feed("", &mut Builder::new(moid, def, &t.path, max, &mut emit))?;
-            }
-            Data::Leaf(value) => emit(mo::leaf_node(moid, def, &t.path, value.clone(), max)?)?,
-        }
-        // Permanent nodes cannot be removed by a replacement (TS §6.3.1.2).
-        if let Some(p) = t.permanent.iter().next() {
-            tracing::info!(server = %self.acl.server_id(), node = %p, "HGET refused: it would remove a permanent node");
-            return Err(Stop::Fail(Fail(sc::FORBIDDEN)));
-        }
-        Ok(bytes)
-    }
-
-    /// An existing leaf's new value from a raw body: one write, after the quota.
-    fn set_value(&self, t: Target, value: Value) -> Result<(), Fail> {
-        let max = self.engine.limits.max_value_bytes;
-        if value.size() > max {
-            return Err(Fail(sc::DEVICE_FULL));
-        }
-        self.check_grant(&t.key.moid, &t.path, Some(&value))?;
-        let owner = self.store().instance(&t.key.moid, &t.key.miid)?;
-        let mut quota = Quota {
-            creator: format!("serverid:{}", self.acl.server_id()),
-            own: None,
-            foreign: Vec::new(),
-        };
-        let owner = owner.as_ref().map(|i| i.creator.as_str());
-        quota.change(self, &t.key, owner, value.size() as i128, t.old_bytes)?;
-        quota.check(self)?;
-        let changed = vec![(t.key.clone(), t.path.clone())];
-        let ops = vec![TreeOp::SetValue {
-            key: t.key,
-            path: t.path,
-            value,
-        }];
-        self.commit(ops, &changed)
-    }
-
-    /// DACMO (TS §12.3): "the client MUST reject" a delegation to a Management Authority
-    /// that was not provisioned with that MOID at bootstrap. Every MAID a write puts in the
-    /// DACMO must be `*` or a server whose `Perm` lists the MOID the grant is for.
-    fn check_grant(&self, moid: &str, path: &str, value: Option<&Value>) -> Result<(), Fail> {
-        if moid != mo::DACMO || path.rsplit('/').next() != Some("MAID") {
-            return Ok(());
-        }
-        let Some(maid) = value.map(Value::to_text) else {
-            return Ok(());
-        };
-        if maid == "*" {
-            return Ok(());
-        }
-        let granted = path.split('/').next().unwrap_or_default();
-        // TS §12.3 writes `serverid:<id>`; Figure 17 bare IDs (§14 #4). An `appid:`
-        // authority was never provisioned by bootstrap, so it is refused too.
-        let provisioned = match maid.strip_prefix("appid:") {
-            Some(_) => false,
-            None => {
-                let id = maid.strip_prefix("serverid:").unwrap_or(&maid);
-                mo::account::load(self.store(), id)?.is_some_and(|a| {
-                    a.moids
-                        .iter()
-                        .any(|m| m == "*" || m == canonical_moid(granted))
-                })
-            }
-        };
-        if !provisioned {
-            tracing::warn!(server = %self.acl.server_id(), maid = %maid, moid = %granted,
-                "delegation refused: that authority was not provisioned with the MOID");
-            return Err(Fail(sc::FORBIDDEN));
-        }
-        Ok(())
     }
 
     /// Where an HGET with a ClientURI stores, checked for rights before anything is fetched.
@@ -447,12 +197,9 @@ impl<P: Ports> Ctx<'_, '_, P> {
         Ok(Some(t))
     }
 
-    fn decode_mo(&self, body: &[u8]) -> Result<Vec<MoItem>, Fail> {
-        let limits = dmmo::Limits {
-            max_bytes: self.engine.limits.max_document_bytes,
-            max_nodes: self.engine.limits.max_nodes,
-        };
-        dmmo::decode(body, limits).map_err(|e| {
+    /// The items' heads of a document, which is checked whole (shape, limits) on the way.
+    fn heads(&self, body: &[u8]) -> Result<Vec<ItemHead>, Fail> {
+        dmmo::heads(body, self.document_limits()).map_err(|e| {
             tracing::info!(error = %e, "fetched MO data is malformed");
             Fail(sc::UNSUPPORTED_MEDIA_TYPE)
         })
@@ -493,7 +240,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
 
     /// HGET without a ClientURI: the client chooses where each item goes (the URIs it
     /// reports are the targets'), one target per item.
-    fn hget_anywhere(&self, items: &[MoItem]) -> Result<Vec<Target>, Fail> {
+    fn hget_anywhere(&self, items: &[ItemHead]) -> Result<Vec<Target>, Fail> {
         let mut targets: Vec<Target> = Vec::with_capacity(items.len());
         let mut taken: HashSet<InstanceKey> = HashSet::new();
         for item in items {
@@ -543,75 +290,5 @@ impl<P: Ports> Ctx<'_, '_, P> {
             }
         }
         unreachable!("an unbounded search always finds a free name")
-    }
-}
-
-impl Quota {
-    /// A replacement in the instance `key` (made by `owner`, `None` when new) puts
-    /// `new` bytes where `old` were. An instance of someone else's (a local one without a
-    /// DDF, one delegated to this server) may not grow past the same byte bound.
-    fn change<P: Ports>(
-        &mut self,
-        cx: &Ctx<'_, '_, P>,
-        key: &InstanceKey,
-        owner: Option<&str>,
-        new: i128,
-        old: i128,
-    ) -> Result<(), Fail> {
-        let (instances, bytes) = match self.own {
-            Some(u) => u,
-            None => {
-                // Its queued alerts count against the same bytes (issue 27).
-                let u = cx.store().usage(&self.creator)?;
-                let queued = cx.store().queued(cx.acl.server_id())?.bytes;
-                (
-                    i128::from(u.instances),
-                    i128::from(u.bytes) + i128::from(queued),
-                )
-            }
-        };
-        match owner {
-            None => self.own = Some((instances + 1, bytes + new)),
-            Some(o) if o == self.creator => self.own = Some((instances, bytes + new - old)),
-            Some(_) => {
-                let i = match self.foreign.iter().position(|(k, _)| k == key) {
-                    Some(i) => i,
-                    None => {
-                        let t = i128::from(cx.store().instance_bytes(key)?);
-                        self.foreign.push((key.clone(), t));
-                        self.foreign.len() - 1
-                    }
-                };
-                let total = &mut self.foreign[i].1;
-                *total += new - old;
-                if *total > i128::from(cx.engine.limits.max_server_bytes) {
-                    return Err(Self::over(cx, "an instance it did not create", 1, *total));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The server's own instances, after every change: within `limits.max-server-*`.
-    fn check<P: Ports>(&self, cx: &Ctx<'_, '_, P>) -> Result<(), Fail> {
-        let limits = &cx.engine.limits;
-        match self.own {
-            Some((instances, bytes))
-                if instances > i128::from(limits.max_server_instances)
-                    || bytes > i128::from(limits.max_server_bytes) =>
-            {
-                Err(Self::over(cx, "its instances", instances, bytes))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// 506 Device Full (TS App. C), logged.
-    fn over<P: Ports>(cx: &Ctx<'_, '_, P>, what: &str, instances: i128, bytes: i128) -> Fail {
-        let limits = &cx.engine.limits;
-        tracing::warn!(server = %cx.acl.server_id(), what, instances = %instances, bytes = %bytes,
-            max_instances = limits.max_server_instances, max_bytes = limits.max_server_bytes,
-            "HGET refused: the server's quota would be exceeded");
-        Fail(sc::DEVICE_FULL)
     }
 }

@@ -6,6 +6,7 @@ mod delete_exec;
 mod flow;
 mod get;
 mod hget;
+mod hget_store;
 mod hsend;
 mod subscribe;
 

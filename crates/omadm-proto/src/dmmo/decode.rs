@@ -15,14 +15,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::Value as Json;
 
 use super::at::{At, Key};
-use super::{DataNode, DataSink, ItemHead, Limits, MoItem, StreamError};
+use super::{DataNode, DataSink, ItemHead, ItemSink, Limits, MoItem, StreamError};
 use crate::DecodeError;
-
-/// A [`DataSink`] that also hears where each item ends, with the item's own members.
-pub(super) trait ItemSink: DataSink {
-    /// The item whose MO data was just streamed is complete.
-    fn end_item(&mut self, head: ItemHead) -> Result<(), Self::Error>;
-}
 
 /// What the seeds share: the sink, the node budget, and the first error, either the
 /// document's (with its JSON path) or the sink's (serde's own error carries neither, so
@@ -184,6 +178,52 @@ impl ItemSink for Items {
             });
         }
         Ok(())
+    }
+}
+
+/// The sink behind [`heads`](super::heads): keeps each item's head, none of its data.
+#[derive(Default)]
+pub(super) struct Heads(pub(super) Vec<ItemHead>);
+
+impl DataSink for Heads {
+    type Error = Infallible;
+    fn open(&mut self, _: &str) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn leaf(&mut self, _: &str, _: Json) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+impl ItemSink for Heads {
+    fn end_item(&mut self, head: ItemHead) -> Result<(), Infallible> {
+        self.0.push(head);
+        Ok(())
+    }
+}
+
+/// The caller's sink behind [`decode_items_into`](super::decode_items_into), borrowed.
+pub(super) struct Borrowed<'s, S>(pub(super) &'s mut S);
+
+impl<S: DataSink> DataSink for Borrowed<'_, S> {
+    type Error = S::Error;
+    fn open(&mut self, name: &str) -> Result<(), S::Error> {
+        self.0.open(name)
+    }
+    fn leaf(&mut self, name: &str, value: Json) -> Result<(), S::Error> {
+        self.0.leaf(name, value)
+    }
+    fn close(&mut self) -> Result<(), S::Error> {
+        self.0.close()
+    }
+}
+
+impl<S: ItemSink> ItemSink for Borrowed<'_, S> {
+    fn end_item(&mut self, head: ItemHead) -> Result<(), S::Error> {
+        self.0.end_item(head)
     }
 }
 

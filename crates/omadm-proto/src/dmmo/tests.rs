@@ -424,3 +424,84 @@ fn decode_into_streams_one_item() {
         }
     }
 }
+
+/// Records what [`decode_items_into`] gives, as (event, name) and the heads.
+#[derive(Default)]
+struct ItemEvents(Vec<String>);
+
+impl DataSink for ItemEvents {
+    type Error = String;
+    fn open(&mut self, name: &str) -> Result<(), String> {
+        self.0.push(format!("open {name}"));
+        Ok(())
+    }
+    fn leaf(&mut self, name: &str, value: serde_json::Value) -> Result<(), String> {
+        if value == json!("stop") {
+            return Err(format!("stopped at {name}"));
+        }
+        self.0.push(format!("leaf {name}={value}"));
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), String> {
+        self.0.push("close".into());
+        Ok(())
+    }
+}
+
+impl ItemSink for ItemEvents {
+    fn end_item(&mut self, head: ItemHead) -> Result<(), String> {
+        self.0
+            .push(format!("end {} {}", head.name, head.client_uri));
+        Ok(())
+    }
+}
+
+/// The two passes of an HGET without a ClientURI (issue 27): the heads first, as `decode`
+/// would give them, then every item's data streamed in document order.
+#[test]
+fn heads_then_every_item_streamed() {
+    let doc = br#"[{"ClientURI":"urn:x:1.0//","MOData":{"a":{"v":1,"w":{"x":"y"}}}},
+                  {"MOData":{"b":2},"DDF":"https://d","ClientURI":"urn:x:1.0/i/b"}]"#;
+    let whole = decode(doc, Limits::default()).unwrap();
+    let first = heads(doc, Limits::default()).unwrap();
+    assert_eq!(first.len(), 2);
+    for (h, item) in first.iter().zip(&whole) {
+        assert_eq!(
+            (&h.name, &h.client_uri, &h.ddf, &h.cv),
+            (&item.name, &item.client_uri, &item.ddf, &item.cv)
+        );
+    }
+    let mut events = ItemEvents::default();
+    decode_items_into(doc, Limits::default(), &mut events).unwrap();
+    assert_eq!(
+        events.0,
+        [
+            "open a",
+            "leaf v=1",
+            "open w",
+            "leaf x=\"y\"",
+            "close",
+            "close",
+            "end a urn:x:1.0//",
+            "leaf b=2",
+            "end b urn:x:1.0/i/b"
+        ]
+    );
+    // The heads pass checks what decode checks, with the same message and place.
+    let bad = br#"[{"ClientURI":"urn:x:1.0//","MOData":{"a":{"v":[1]}}}]"#;
+    assert_eq!(
+        heads(bad, Limits::default()).unwrap_err(),
+        decode(bad, Limits::default()).unwrap_err()
+    );
+    let few = Limits {
+        max_nodes: 3,
+        ..Limits::default()
+    };
+    assert_eq!(heads(doc, few).unwrap_err(), decode(doc, few).unwrap_err());
+    // A sink's refusal stops the stream and comes back as its own.
+    let stop = br#"[{"ClientURI":"urn:x:1.0//","MOData":{"a":{"v":"stop"}}}]"#;
+    assert_eq!(
+        decode_items_into(stop, Limits::default(), &mut ItemEvents::default()),
+        Err(StreamError::Sink("stopped at v".into()))
+    );
+}
