@@ -59,11 +59,18 @@ type Row = (
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (sizes, rounds): (&[usize], usize) = if full {
-        (&[10_000, 100_000], 9)
+    let (mut sizes, rounds): (Vec<usize>, usize) = if full {
+        (vec![10_000, 100_000], 9)
     } else {
-        (&[1_000], 1)
+        (vec![1_000], 1)
     };
+    // Other sizes, to see what an HGET costs whatever its size: HGET_LEAVES=10,1000.
+    if let Ok(list) = std::env::var("HGET_LEAVES") {
+        sizes = list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let repository: serde_json::Map<String, serde_json::Value> = sizes
         .iter()
@@ -183,13 +190,6 @@ fn main() {
     };
 
     let raw = rusqlite::Connection::open(settings.database()).expect("raw open");
-    if std::env::var_os("RAW_AS_DAEMON").is_some() {
-        raw.pragma_update(None, "foreign_keys", true).expect("fk");
-        raw.pragma_update(None, "cache_size", -512).expect("cache");
-    }
-    raw.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    raw.pragma_update(None, "synchronous", "FULL")
-        .expect("pragma");
     let rows_of = |miid: &str| -> Vec<Row> {
         raw.prepare("SELECT path, parent, format, mime, permanent, access, secret, value FROM node WHERE instance_id = (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2)")
             .expect("prepare")
@@ -248,7 +248,7 @@ fn main() {
         "raw SQLite",
         "of it: fetch"
     );
-    for &n in sizes {
+    for &n in &sizes {
         let url = format!("{base}/repo/{n}");
         let (mut anywhere, mut targeted, mut baseline, mut fetched) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -14,6 +14,11 @@ pub(super) struct Filling {
     count: usize,
     /// Interior nodes inserted so far: the parents later nodes may have.
     interior: HashSet<String>,
+    /// What the paths below the top begin with.
+    below: String,
+    /// The interior node inserted last: most nodes are its children, found without a
+    /// hash.
+    last_interior: Option<String>,
 }
 
 /// One write transaction: looks up instances, inserts nodes, bumps validators.
@@ -126,6 +131,8 @@ impl Writer<'_> {
             top: put.path.clone(),
             count: 0,
             interior: HashSet::new(),
+            below: descendant_range(&put.path).0,
+            last_interior: None,
         })
     }
 
@@ -151,7 +158,7 @@ impl Writer<'_> {
                     node.path, f.top
                 )));
             }
-        } else if !f.top.is_empty() && !node.path.starts_with(&descendant_range(&f.top).0) {
+        } else if !f.top.is_empty() && !node.path.starts_with(&f.below) {
             return Err(StoreError::Invalid(format!(
                 "node {:?} is not below {:?}",
                 node.path, f.top
@@ -168,7 +175,7 @@ impl Writer<'_> {
             let known = if f.count == 0 {
                 self.node_format(f.id, parent)? == Some(Format::Node)
             } else {
-                f.interior.contains(parent)
+                f.last_interior.as_deref() == Some(parent) || f.interior.contains(parent)
             };
             if !known {
                 return Err(StoreError::Invalid(format!(
@@ -181,6 +188,7 @@ impl Writer<'_> {
         }
         if node.is_interior() {
             f.interior.insert(node.path.clone());
+            f.last_interior = Some(node.path.clone());
         }
         f.count += 1;
         insert_row(stmt, f.id, node, parent)
