@@ -128,7 +128,7 @@ fn segment_name(s: &str) -> Option<String> {
 }
 
 /// A node name as a ClientURI path segment: what is not `unreserved` percent-encoded
-/// ([`segment_name`] reads it back).
+/// (a ClientURI read with [`ClientUri::parse`] gives the name back).
 pub fn segment(name: &str) -> std::borrow::Cow<'_, str> {
     if is_real_name(name) {
         return name.into();
