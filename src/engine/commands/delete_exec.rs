@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// The members of a queued EXEC result besides its URIs (status, alert type, data), as
+/// stored for the daemon's own `ResultCode` alert: 155 bytes, rounded up.
+const RESULT_ROW_BYTES: usize = 160;
+
 impl<P: Ports> Ctx<'_, '_, P> {
     // ---- DELETE (TS §5.3.4) ----
 
@@ -44,9 +48,12 @@ impl<P: Ports> Ctx<'_, '_, P> {
         let limits = &self.engine.limits;
         let server = self.acl.server_id();
         let queued = self.store().queued(server)?;
+        // What the result will take once queued: its row holds the ClientURI twice (the
+        // node, and the alert's SourceURI), the ServerURI and the alert's few members. A
+        // handler's own alert may be larger; the count above bounds those.
         let bytes = u128::from(queued.bytes)
             + u128::from(self.store().usage(&format!("serverid:{server}"))?.bytes)
-            + (client_uri.len() + report_to.map_or(0, str::len)) as u128;
+            + (2 * client_uri.len() + report_to.map_or(0, str::len) + RESULT_ROW_BYTES) as u128;
         if queued.alerts >= limits.max_server_alerts || bytes > u128::from(limits.max_server_bytes)
         {
             tracing::warn!(server = %server, node = %client_uri, queued = queued.alerts, bytes = %bytes,
