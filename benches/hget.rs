@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use omadmd::config::{Settings, Sources};
-use omadmd::engine::{Engine, Limits, Session};
+use omadmd::engine::{Engine, Session};
 use omadmd::host::Host;
 use omadmd::ports::DaemonPorts;
 use omadmd::protocol::packages::Command;
@@ -102,33 +102,25 @@ fn main() {
         targets: omadmd::transport::target::TargetPolicy::new(&account.srv_uri, false, vec![]),
         ..HttpSettings::default()
     };
-    let l = &settings.limits;
-    let limits = Limits {
-        max_value_bytes: l.max_node_value_bytes,
-        max_document_bytes: l.max_package_bytes,
-        max_nodes: l.max_nodes_per_document,
-        max_server_bytes: l.max_server_bytes,
-        max_server_instances: l.max_server_instances,
-        max_server_registrations: l.max_server_registrations,
-        max_server_alerts: l.max_server_alerts,
-        max_server_result_urls: l.max_server_result_urls,
-    };
+    let limits = omadmd::daemon::engine_limits(&settings.limits);
     let client = HttpClient::new(&http_settings, "UUID:bench").expect("client");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let registry = prepared.registry.get();
+    // The daemon's ports for one session: its HTTP client's session, no bus.
+    let ports = || DaemonPorts {
+        http: client.session(),
+        store: &prepared.store,
+        local: None,
+        exec_timeout: Duration::from_secs(30),
+        show_timeout: Duration::from_secs(10),
+    };
     // One HGET as a session runs it; the status and the instance it made.
     let hget = |url: &str, client_uri: Option<&str>| -> (Duration, String) {
         runtime.block_on(async {
-            let ports = DaemonPorts {
-                http: client.session(),
-                store: &prepared.store,
-                local: None,
-                exec_timeout: Duration::from_secs(30),
-                show_timeout: Duration::from_secs(10),
-            };
+            let ports = ports();
             let engine = Engine::new(&prepared.store, &registry, &ports, limits);
             let mut session = Session {
                 server_id: "demo-server".into(),
@@ -165,13 +157,7 @@ fn main() {
     let fetch = |url: &str| -> Duration {
         use omadmd::engine::Ports as _;
         runtime.block_on(async {
-            let ports = DaemonPorts {
-                http: client.session(),
-                store: &prepared.store,
-                local: None,
-                exec_timeout: Duration::from_secs(30),
-                show_timeout: Duration::from_secs(10),
-            };
+            let ports = ports();
             let start = Instant::now();
             let got = ports.fetch(url, &["application/dmmo+json"]).await;
             let took = start.elapsed();

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use omadmd::config::{Settings, Sources};
-use omadmd::engine::{Engine, Limits, Trigger};
+use omadmd::engine::{Engine, Trigger};
 use omadmd::host::Host;
 use omadmd::ports::DaemonPorts;
 use omadmd::protocol::uri::ServerUriValues;
@@ -99,16 +99,7 @@ fn main() {
         max_packages: settings.sessions.max_packages,
         allow_http_show: false,
     };
-    let limits = Limits {
-        max_value_bytes: settings.limits.max_node_value_bytes,
-        max_document_bytes: settings.limits.max_package_bytes,
-        max_nodes: settings.limits.max_nodes_per_document,
-        max_server_bytes: settings.limits.max_server_bytes,
-        max_server_instances: settings.limits.max_server_instances,
-        max_server_registrations: settings.limits.max_server_registrations,
-        max_server_alerts: settings.limits.max_server_alerts,
-        max_server_result_urls: settings.limits.max_server_result_urls,
-    };
+    let limits = omadmd::daemon::engine_limits(&settings.limits);
     let values = ServerUriValues {
         dev_id: Some(dev_id.into()),
         ..Default::default()

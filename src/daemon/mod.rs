@@ -27,6 +27,7 @@ use schedule::{initial_requests, schedule};
 use sessions::{HttpClients, Runner};
 
 pub use crate::state::Prepared;
+pub use sessions::engine_limits;
 pub use startup::{load_registry, prepare};
 
 /// What a program that runs the daemon inside itself (omadm-fleetsim's devices) is given

@@ -190,16 +190,7 @@ impl<'a> Runner<'a> {
             .clients
             .get(&account.server_id, &http_settings, &dev_id)?
             .with_credentials(credentials);
-        let limits = EngineLimits {
-            max_value_bytes: settings.limits.max_node_value_bytes,
-            max_document_bytes: settings.limits.max_package_bytes,
-            max_nodes: settings.limits.max_nodes_per_document,
-            max_server_bytes: settings.limits.max_server_bytes,
-            max_server_instances: settings.limits.max_server_instances,
-            max_server_registrations: settings.limits.max_server_registrations,
-            max_server_alerts: settings.limits.max_server_alerts,
-            max_server_result_urls: settings.limits.max_server_result_urls,
-        };
+        let limits = engine_limits(&settings.limits);
         let local = events.bus.as_ref().map(|c| (c, &events.peers));
         Ok((
             (
@@ -296,5 +287,19 @@ impl<'a> Runner<'a> {
             },
         )
         .await?)
+    }
+}
+
+/// The engine's bounds from the configuration's `[limits]`.
+pub fn engine_limits(l: &crate::config::Limits) -> EngineLimits {
+    EngineLimits {
+        max_value_bytes: l.max_node_value_bytes,
+        max_document_bytes: l.max_package_bytes,
+        max_nodes: l.max_nodes_per_document,
+        max_server_bytes: l.max_server_bytes,
+        max_server_instances: l.max_server_instances,
+        max_server_registrations: l.max_server_registrations,
+        max_server_alerts: l.max_server_alerts,
+        max_server_result_urls: l.max_server_result_urls,
     }
 }
