@@ -121,7 +121,7 @@ impl<P: Ports> Ctx<'_, '_, P> {
         for t in &targets {
             owners.push(self.store().instance(&t.key.moid, &t.key.miid)?);
         }
-        let permanents: Vec<HashSet<String>> = targets
+        let mut permanents: Vec<HashSet<String>> = targets
             .iter_mut()
             .map(|t| std::mem::take(&mut t.permanent))
             .collect();
@@ -143,7 +143,8 @@ impl<P: Ports> Ctx<'_, '_, P> {
                     cx: self,
                     emit: &emit,
                     targets: &targets,
-                    permanents: permanents.clone(),
+                    // The closure runs once: the sets move into the writing.
+                    permanents: std::mem::take(&mut permanents),
                     owners: &owners,
                     quota: &mut quota,
                     index: 0,
