@@ -25,8 +25,9 @@ wait_for() {
 
 # private_bus DIR: starts a private D-Bus system bus (the demo's configuration), adds its
 # pid to the caller's `pids` array, and exports its address as DBUS_SYSTEM_BUS_ADDRESS.
+# The bus logs to DIR/bus.log (why it refused or dropped a connection).
 private_bus() {
-    dbus-daemon --nofork --print-address=1 --config-file=examples/demo/private-bus.conf >"$1/bus.addr" 2>/dev/null &
+    dbus-daemon --nofork --print-address=1 --config-file=examples/demo/private-bus.conf >"$1/bus.addr" 2>"$1/bus.log" &
     pids+=($!)
     wait_for "$1/bus.addr" "unix:" "the private bus"
     DBUS_SYSTEM_BUS_ADDRESS=$(head -n 1 "$1/bus.addr")
