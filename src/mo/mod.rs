@@ -246,9 +246,12 @@ pub fn canonical_moid(moid: &str) -> &str {
 /// logs), whatever their access type says. TS §12.2 gives `Auth/Noti/Secret` the Get
 /// access type, but it is the key that authenticates notifications.
 fn is_secret_leaf(moid: &str, path: &str, access: AccessType) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
     !access.contains(AccessType::GET)
-        || (moid == DMACC && matches!(name, "Secret" | "ClientSecretKey"))
+        || (moid == DMACC
+            && matches!(
+                path.rsplit('/').next().unwrap_or(path),
+                "Secret" | "ClientSecretKey"
+            ))
 }
 
 /// Rights given to nodes of MOs without a definition: everything but Exec, which needs a

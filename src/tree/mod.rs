@@ -8,7 +8,9 @@
 
 mod migrations;
 pub use migrations::BEFORE_SOURCES;
+mod path;
 mod sqlite;
+pub use path::{child_path, is_node_name, parent_path};
 mod value;
 
 mod journal;
@@ -553,34 +555,3 @@ pub trait Journal: fmt::Debug + Send + Sync {
 pub trait TreeStore: Tree + Journal {}
 
 impl<T: Tree + Journal> TreeStore for T {}
-
-/// True when `name` can be stored as a node name.
-///
-/// TS §6.3.1 limits names to `1*unreserved`, but the DACMO (TS §12.3) names nodes after
-/// MOIDs, which contain `:`. The store therefore only requires what its path scheme needs:
-/// not empty, no `/`, no control characters, not `.` or `..`. The ClientURI parser applies
-/// the TS's stricter rule to what servers address.
-pub fn is_node_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.chars().any(|c| c == '/' || c.is_control())
-}
-
-/// The parent path of a node path (`None` for the root).
-pub fn parent_path(path: &str) -> Option<&str> {
-    if path.is_empty() {
-        None
-    } else {
-        Some(path.rsplit_once('/').map_or("", |(p, _)| p))
-    }
-}
-
-/// Joins a parent path and a child name.
-pub fn child_path(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{parent}/{name}")
-    }
-}

@@ -164,10 +164,11 @@ impl Default for Limits {
 /// ```
 pub fn decode(bytes: &[u8], limits: Limits) -> Result<Vec<MoItem>, DecodeError> {
     limits.check_size(bytes)?;
-    let items = decode::run(bytes, limits, decode::Items::default()).map_err(|e| match e {
-        StreamError::Decode(e) => e,
-        StreamError::Sink(never) => match never {},
-    })?;
+    let items =
+        decode::run(bytes, limits, decode::Items::default(), true).map_err(|e| match e {
+            StreamError::Decode(e) => e,
+            StreamError::Sink(never) => match never {},
+        })?;
     Ok(items.items)
 }
 
@@ -207,7 +208,7 @@ pub fn decode_into<S: DataSink>(
 ) -> Result<ItemHead, StreamError<S::Error>> {
     limits.check_size(bytes).map_err(StreamError::Decode)?;
     let one = decode::One { sink, head: None };
-    match decode::run(bytes, limits, one) {
+    match decode::run(bytes, limits, one, true) {
         Ok(decode::One {
             head: Some(head), ..
         }) => Ok(head),
@@ -237,10 +238,11 @@ pub fn decode_into<S: DataSink>(
 /// ```
 pub fn heads(bytes: &[u8], limits: Limits) -> Result<Vec<ItemHead>, DecodeError> {
     limits.check_size(bytes)?;
-    let heads = decode::run(bytes, limits, decode::Heads::default()).map_err(|e| match e {
-        StreamError::Decode(e) => e,
-        StreamError::Sink(never) => match never {},
-    })?;
+    let heads =
+        decode::run(bytes, limits, decode::Heads::default(), false).map_err(|e| match e {
+            StreamError::Decode(e) => e,
+            StreamError::Sink(never) => match never {},
+        })?;
     Ok(heads.0)
 }
 
@@ -254,7 +256,7 @@ pub fn decode_items_into<S: ItemSink>(
     sink: &mut S,
 ) -> Result<(), StreamError<S::Error>> {
     limits.check_size(bytes).map_err(StreamError::Decode)?;
-    decode::run(bytes, limits, decode::Borrowed(sink)).map(drop)
+    decode::run(bytes, limits, decode::Borrowed(sink), true).map(drop)
 }
 
 /// Encodes a document (always the schema's array form). The JSON is written straight

@@ -164,9 +164,13 @@ impl Writer<'_> {
                 node.path, f.top
             )));
         }
-        let parent = parent_path(&node.path);
+        // One split gives both the parent path and the name (`parent_path`'s rule).
+        let (parent, name) = match node.path.rsplit_once('/') {
+            Some((parent, name)) => (Some(parent), name),
+            None if node.path.is_empty() => (None, ""),
+            None => (Some(""), node.path.as_str()),
+        };
         if let Some(parent) = parent {
-            let name = node.path.rsplit('/').next().unwrap_or_default();
             if !is_node_name(name) {
                 return Err(StoreError::Invalid(format!("bad node name {name:?}")));
             }

@@ -26,6 +26,9 @@ struct State<S: ItemSink> {
     budget: Cell<usize>,
     error: RefCell<Option<DecodeError>>,
     sink_error: RefCell<Option<S::Error>>,
+    /// Whether the sink sees leaf values; without them, no string is copied out of the
+    /// document (the [`Heads`] pass) and every leaf arrives as `null`.
+    values: bool,
 }
 
 impl<S: ItemSink> State<S> {
@@ -61,17 +64,20 @@ impl<S: ItemSink> State<S> {
     }
 }
 
-/// Decodes every item of `bytes` into `sink`; returns the sink.
+/// Decodes every item of `bytes` into `sink`, with the leaves' values when `values`;
+/// returns the sink.
 pub(super) fn run<S: ItemSink>(
     bytes: &[u8],
     limits: Limits,
     sink: S,
+    values: bool,
 ) -> Result<S, StreamError<S::Error>> {
     let state = State {
         sink: RefCell::new(sink),
         budget: Cell::new(limits.max_nodes),
         error: RefCell::new(None),
         sink_error: RefCell::new(None),
+        values,
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = Document(&state)
@@ -575,7 +581,12 @@ impl<'de, S: ItemSink> Visitor<'de> for NodeSeed<'_, '_, S> {
         self.leaf(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.leaf(Json::String(v.to_owned()))
+        let value = if self.state.values {
+            Json::String(v.to_owned())
+        } else {
+            Json::Null
+        };
+        self.leaf(value)
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
         self.leaf(Json::String(v))
