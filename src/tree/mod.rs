@@ -426,7 +426,7 @@ pub trait NodeSink {
     /// Starts a replacement: from here on, what it replaces is gone.
     fn begin(&mut self, put: &Put) -> Result<(), StoreError>;
     /// The next node of the replacement begun last.
-    fn node(&mut self, node: &Node) -> Result<(), StoreError>;
+    fn node(&mut self, node: Node) -> Result<(), StoreError>;
 }
 
 /// How many sessions the history keeps; older ones are dropped as new ones start, so a

@@ -373,7 +373,7 @@ fn pass<P: Ports>(
     }
     e.bytes += value_size(&node);
     cx.check_grant(moid, &node.path, node.value.as_ref())?;
-    e.sink.node(&node).map_err(Stop::Store)
+    e.sink.node(node).map_err(Stop::Store)
 }
 
 type EmitFn<'w> = Box<dyn FnMut(Node) -> Result<(), Stop> + 'w>;

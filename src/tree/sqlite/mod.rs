@@ -4,6 +4,7 @@
 //! encoding (`rows.rs`), the writer of a batch (`writer.rs`) and the [`Journal`] tables
 //! (`journal.rs`) have files of their own.
 
+mod insert;
 mod journal;
 mod open;
 mod rows;
@@ -18,8 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{
-    CachedStatement, Connection, OpenFlags, OptionalExtension, Statement, Transaction,
-    TransactionBehavior, params,
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
 use super::migrations::{self, APPLICATION_ID, LATEST};
@@ -242,29 +242,51 @@ impl SqliteStore {
 struct Streaming<'w, 'c> {
     writer: &'w Writer<'c>,
     filling: Option<writer::Filling>,
-    /// The insert, prepared once for the whole stream.
-    insert: Option<CachedStatement<'w>>,
+    inserts: insert::Inserts<'w>,
+    /// Nodes checked and not yet inserted: a batch's worth at most.
+    pending: Vec<Node>,
+}
+
+impl Streaming<'_, '_> {
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some(f) = &self.filling
+            && !self.pending.is_empty()
+        {
+            self.inserts.rows(&self.writer.tx, f.id(), &self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Ends the replacement under way, its last rows inserted.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        match self.filling.take() {
+            Some(f) => self.writer.end(f),
+            None => Ok(()),
+        }
+    }
 }
 
 impl NodeSink for Streaming<'_, '_> {
     fn begin(&mut self, put: &Put) -> Result<(), StoreError> {
-        if let Some(f) = self.filling.take() {
-            self.writer.end(f)?;
-        }
+        // The rows so far go in first: this replacement may look at them.
+        self.finish()?;
         self.filling = Some(self.writer.begin(put)?);
         Ok(())
     }
 
-    fn node(&mut self, node: &Node) -> Result<(), StoreError> {
+    fn node(&mut self, node: Node) -> Result<(), StoreError> {
         let f = self
             .filling
             .as_mut()
             .ok_or_else(|| StoreError::Invalid("a node before its replacement began".into()))?;
-        let stmt = match &mut self.insert {
-            Some(s) => s,
-            None => self.insert.insert(self.writer.insert_statement()?),
-        };
-        self.writer.insert(stmt, f, node)
+        self.writer.check(f, &node)?;
+        self.pending.push(node);
+        if self.pending.len() == insert::BATCH {
+            self.flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -466,12 +488,11 @@ impl Tree for SqliteStore {
             let mut sink = Streaming {
                 writer,
                 filling: None,
-                insert: None,
+                inserts: insert::Inserts::default(),
+                pending: Vec::with_capacity(insert::BATCH),
             };
             fill(&mut sink)?;
-            if let Some(f) = sink.filling.take() {
-                writer.end(f)?;
-            }
+            sink.finish()?;
             drop(sink);
             then.iter().try_for_each(|op| writer.apply(op))
         })

@@ -947,7 +947,7 @@ fn streamed_replacements_are_one_transaction() {
         for (p, ns) in nodes {
             sink.begin(p)?;
             for n in ns {
-                sink.node(n)?;
+                sink.node(n.clone())?;
             }
         }
         Ok(())
@@ -1005,7 +1005,7 @@ fn streamed_replacements_are_one_transaction() {
         .apply_streamed(
             &mut |sink| {
                 sink.begin(&data)?;
-                sink.node(&interior("Data"))?;
+                sink.node(interior("Data"))?;
                 Err(StoreError::Cancelled)
             },
             &[],

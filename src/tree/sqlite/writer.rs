@@ -1,6 +1,7 @@
 //! The writer of one batch: a transaction that looks up instances, inserts and deletes
 //! nodes, bumps cache validators and writes the journal entries that travel with them.
 
+use super::insert::Inserts;
 use super::rows::{check_node, encode_value};
 use std::collections::HashSet;
 
@@ -114,12 +115,7 @@ impl Writer<'_> {
                         put.path
                     )));
                 }
-                insert_row(
-                    &mut *self.insert_statement()?,
-                    id,
-                    &node,
-                    parent_path(parent),
-                )?;
+                Inserts::default().rows(&self.tx, id, std::slice::from_ref(&node))?;
             }
             self.delete_subtree(id, &put.path)?;
             id
@@ -136,14 +132,9 @@ impl Writer<'_> {
         })
     }
 
-    /// Inserts the next node of a replacement: the top first (an interior root for an
-    /// instance), then nodes below it whose parent came before them.
-    pub(super) fn insert(
-        &self,
-        stmt: &mut Statement<'_>,
-        f: &mut Filling,
-        node: &Node,
-    ) -> Result<(), StoreError> {
+    /// Checks the next node of a replacement before it is inserted: the top first (an
+    /// interior root for an instance), then nodes below it whose parent came before them.
+    pub(super) fn check(&self, f: &mut Filling, node: &Node) -> Result<(), StoreError> {
         check_node(node)?;
         if f.count == 0 {
             if f.top.is_empty() && (!node.path.is_empty() || !node.is_interior()) {
@@ -195,45 +186,15 @@ impl Writer<'_> {
             f.last_interior = Some(node.path.clone());
         }
         f.count += 1;
-        insert_row(stmt, f.id, node, parent)
-    }
-
-    /// The statement [`Writer::insert`] runs, prepared once for a whole replacement.
-    pub(super) fn insert_statement(&self) -> Result<CachedStatement<'_>, StoreError> {
-        Ok(self.tx.prepare_cached(
-            "INSERT INTO node (instance_id, path, parent, format, mime, permanent, access, secret, value)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?)
+        Ok(())
     }
 }
 
-/// One node's row.
-fn insert_row(
-    stmt: &mut Statement<'_>,
-    id: i64,
-    node: &Node,
-    parent: Option<&str>,
-) -> Result<(), StoreError> {
-    stmt.execute(params![
-        id,
-        node.path,
-        parent,
-        node.props.format.as_str(),
-        node.props.mime,
-        node.props.scope == Scope::Permanent,
-        node.props.access.bits(),
-        node.props.secret,
-        encode_value(node.value.as_ref()),
-    ])
-    .map_err(|e| match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Invalid(format!("node {:?} listed twice", node.path))
-        }
-        e => e.into(),
-    })?;
-    Ok(())
+impl Filling {
+    /// The instance the replacement's rows go to.
+    pub(super) fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 impl Writer<'_> {
@@ -252,10 +213,10 @@ impl Writer<'_> {
     /// One whole replacement.
     fn put(&self, put: &Put, nodes: &[Node]) -> Result<(), StoreError> {
         let mut f = self.begin(put)?;
-        let mut stmt = self.insert_statement()?;
         for node in nodes {
-            self.insert(&mut stmt, &mut f, node)?;
+            self.check(&mut f, node)?;
         }
+        Inserts::default().rows(&self.tx, f.id, nodes)?;
         self.end(f)
     }
 
