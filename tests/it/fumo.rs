@@ -384,6 +384,29 @@ fn fwupd_version(bus: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// fwupd's daemon status (`FwupdStatus`: 5 writing to a device, 6 verifying it).
+fn fwupd_status(bus: &str) -> Option<u32> {
+    let out = Command::new("dbus-send")
+        .args([
+            "--system",
+            "--print-reply",
+            "--dest=org.freedesktop.fwupd",
+            "/",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.freedesktop.fwupd",
+            "string:Status",
+        ])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_once("uint32 ")?
+        .1
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[test]
 fn an_update_in_progress_is_reported_after_both_restart() {
     let end = json!({"packages": [{"CMD": [["END"]]}]});
@@ -412,6 +435,11 @@ fn an_update_in_progress_is_reported_after_both_restart() {
     w.handler.wait_for("package downloaded", 30);
     wait_until("State 60", 10, || {
         leaf(&bus, &node("State")) == Some(json!(60))
+    });
+    // State 60 comes just before the handler calls fwupd: wait until fwupd is writing,
+    // so that killing the handler cannot stop the update from ever starting.
+    wait_until("fwupd writing the device", 30, || {
+        matches!(fwupd_status(&bus), Some(5 | 6)) || fwupd_version(&bus).as_deref() == Some("1.2.4")
     });
     // The handler and the daemon die while fwupd writes; fwupd finishes on its own.
     let World {
