@@ -133,7 +133,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
 ];
 
 /// The non-test source of a module: its file, or every file under its directory, with
-/// `#[cfg(test)]` modules and `tests.rs` files left out.
+/// `#[cfg(test)]` modules, `tests.rs` files and `tests/` directories left out.
 fn module_source(name: &str) -> Vec<(std::path::PathBuf, String)> {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
@@ -146,7 +146,9 @@ fn module_source(name: &str) -> Vec<(std::path::PathBuf, String)> {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
-                dirs.push(p);
+                if p.file_name().is_some_and(|f| f != "tests") {
+                    dirs.push(p);
+                }
             } else if p.extension().is_some_and(|x| x == "rs")
                 && p.file_name().is_some_and(|f| f != "tests.rs")
             {
