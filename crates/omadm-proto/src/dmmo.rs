@@ -11,6 +11,7 @@ use crate::DecodeError;
 
 mod at;
 mod decode;
+mod items;
 
 /// Media type of MO data.
 pub const MEDIA_TYPE: &str = "application/dmmo+json";
@@ -164,11 +165,10 @@ impl Default for Limits {
 /// ```
 pub fn decode(bytes: &[u8], limits: Limits) -> Result<Vec<MoItem>, DecodeError> {
     limits.check_size(bytes)?;
-    let items =
-        decode::run(bytes, limits, decode::Items::default(), true).map_err(|e| match e {
-            StreamError::Decode(e) => e,
-            StreamError::Sink(never) => match never {},
-        })?;
+    let items = decode::run(bytes, limits, items::Items::default(), true).map_err(|e| match e {
+        StreamError::Decode(e) => e,
+        StreamError::Sink(never) => match never {},
+    })?;
     Ok(items.items)
 }
 

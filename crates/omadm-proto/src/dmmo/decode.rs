@@ -1,21 +1,19 @@
 //! Decoding a `dmmo+json` document as the JSON is read, with no tree of
 //! `serde_json::Value`s in between: each item's MO data goes node by node into a
-//! [`DataSink`] — the one that builds [`MoItem`]s for [`decode`](super::decode), or the
-//! caller's own for [`decode_into`](super::decode_into), which can store a 100,000-leaf MO
-//! without ever holding it. Errors name the JSON path (`$[0].MOData.a.b`); a document that
-//! is not JSON at all names the line and column.
+//! [`DataSink`]: the one that builds [`MoItem`](super::MoItem)s for
+//! [`decode`](super::decode), or the caller's own for [`decode_into`](super::decode_into),
+//! which can store a 100,000-leaf MO without ever holding it. Errors name the JSON path
+//! (`$[0].MOData.a.b`); a document that is not JSON at all names the line and column.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
-use std::hash::{BuildHasher as _, RandomState};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
 use super::at::{At, Key};
-use super::{DataNode, DataSink, ItemHead, ItemSink, Limits, MoItem, StreamError};
+use super::{DataSink, ItemHead, ItemSink, Limits, StreamError};
 use crate::DecodeError;
 
 /// What the seeds share: the sink, the node budget, and the first error, either the
@@ -26,8 +24,7 @@ struct State<S: ItemSink> {
     budget: Cell<usize>,
     error: RefCell<Option<DecodeError>>,
     sink_error: RefCell<Option<S::Error>>,
-    /// Whether the sink sees leaf values; without them, no string is copied out of the
-    /// document (the [`Heads`] pass) and every leaf arrives as `null`.
+    /// Whether the sink sees leaf values; without, every leaf is `null` (the [`Heads`] pass).
     values: bool,
 }
 
@@ -98,92 +95,6 @@ pub(super) fn run<S: ItemSink>(
                 },
             )))
         }
-    }
-}
-
-/// The sink behind [`decode`](super::decode): builds each item's data as a [`DataNode`]
-/// tree. A name given twice in one object keeps its first place and its last value, as a
-/// JSON object would.
-#[derive(Default)]
-pub(super) struct Items {
-    pub(super) items: Vec<MoItem>,
-    open: Vec<Frame>,
-    top: Option<(String, DataNode)>,
-}
-
-/// An interior node being built.
-struct Frame {
-    name: String,
-    children: Vec<(String, DataNode)>,
-    /// Names seen, by hash, to find a repeated one without a second copy of each name;
-    /// keyed afresh for each object, so a server cannot aim collisions at it.
-    keys: RandomState,
-    seen: HashMap<u64, usize>,
-}
-
-impl Items {
-    fn add(&mut self, name: String, node: DataNode) {
-        let Some(f) = self.open.last_mut() else {
-            self.top = Some((name, node));
-            return;
-        };
-        let h = f.keys.hash_one(name.as_str());
-        match f.seen.get(&h).copied() {
-            Some(i) if f.children[i].0 == name => f.children[i].1 = node,
-            Some(_) => {
-                // Two names with one hash: rare enough to look the slow way.
-                match f.children.iter_mut().find(|(n, _)| *n == name) {
-                    Some(slot) => slot.1 = node,
-                    None => f.children.push((name, node)),
-                }
-            }
-            None => {
-                f.seen.insert(h, f.children.len());
-                f.children.push((name, node));
-            }
-        }
-    }
-}
-
-impl DataSink for Items {
-    type Error = Infallible;
-
-    fn open(&mut self, name: &str) -> Result<(), Infallible> {
-        self.open.push(Frame {
-            name: name.to_owned(),
-            children: Vec::new(),
-            keys: RandomState::new(),
-            seen: HashMap::new(),
-        });
-        Ok(())
-    }
-
-    fn leaf(&mut self, name: &str, value: Json) -> Result<(), Infallible> {
-        self.add(name.to_owned(), DataNode::Leaf(value));
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), Infallible> {
-        if let Some(mut f) = self.open.pop() {
-            f.children.shrink_to_fit();
-            self.add(f.name, DataNode::Interior(f.children));
-        }
-        Ok(())
-    }
-}
-
-impl ItemSink for Items {
-    fn end_item(&mut self, head: ItemHead) -> Result<(), Infallible> {
-        if let Some((_, data)) = self.top.take() {
-            self.items.push(MoItem {
-                ddf: head.ddf,
-                client_uri: head.client_uri,
-                cv: head.cv,
-                name: head.name,
-                data,
-            });
-        }
-        Ok(())
     }
 }
 
@@ -581,6 +492,7 @@ impl<'de, S: ItemSink> Visitor<'de> for NodeSeed<'_, '_, S> {
         self.leaf(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        // Without values (the heads pass) no string is copied out of the document.
         let value = if self.state.values {
             Json::String(v.to_owned())
         } else {
