@@ -152,6 +152,14 @@ const STEPS: &[&str] = &[
        FROM instance i JOIN node n ON n.instance_id = i.id AND n.path = 'SrvID'
       WHERE i.moid = 'urn:oma:mo:oma-dm-dmacc:1.2' AND n.value IS NOT NULL
         AND CAST(n.value AS TEXT) NOT IN (SELECT server_id FROM account_source);",
+    // v10. What each instance's values hold in bytes, as `Value::size` counts them, kept by
+    // the writer: a quota check reads one row per instance, not every node (issue 27).
+    "ALTER TABLE instance ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+     UPDATE instance SET bytes = (
+       SELECT COALESCE(SUM(CASE WHEN n.value IS NULL THEN 0 WHEN n.format = 'bool' THEN 1
+                                WHEN typeof(n.value) IN ('integer', 'real') THEN 4
+                                ELSE length(CAST(n.value AS BLOB)) END), 0)
+         FROM node n WHERE n.instance_id = instance.id);",
 ];
 
 /// The schema version this build writes.

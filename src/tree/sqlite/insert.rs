@@ -6,7 +6,7 @@
 use rusqlite::{CachedStatement, Statement, Transaction};
 
 use super::rows::encode_value;
-use crate::tree::{Node, Scope, StoreError, parent_path};
+use crate::tree::{Node, Scope, StoreError, Value, parent_path};
 
 /// Rows per batch statement: 288 parameters, well under SQLite's limit.
 pub(super) const BATCH: usize = 32;
@@ -14,6 +14,8 @@ pub(super) const BATCH: usize = 32;
 const INSERT: &str = "INSERT INTO node (instance_id, path, parent, format, mime, permanent, access, secret, value) VALUES ";
 const ROW: &str = "(?,?,?,?,?,?,?,?,?)";
 const COLUMNS: usize = 9;
+/// What the rows add to their instance's byte count (migration v10).
+const COUNT: &str = "UPDATE instance SET bytes = bytes + ?1 WHERE id = ?2";
 
 fn sql(rows: usize) -> String {
     let mut sql = String::with_capacity(INSERT.len() + rows * (ROW.len() + 1));
@@ -32,35 +34,46 @@ fn sql(rows: usize) -> String {
 pub(super) struct Inserts<'t> {
     one: Option<CachedStatement<'t>>,
     batch: Option<CachedStatement<'t>>,
+    count: Option<CachedStatement<'t>>,
 }
 
-/// The statement for `rows` rows in `slot`, prepared on first use.
+/// The statement in `slot`, prepared from `sql()` on first use.
 fn prepared<'s, 't>(
     slot: &'s mut Option<CachedStatement<'t>>,
     tx: &'t Transaction<'_>,
-    rows: usize,
+    sql: impl FnOnce() -> String,
 ) -> Result<&'s mut CachedStatement<'t>, StoreError> {
     let stmt = match slot.take() {
         Some(s) => s,
-        None => tx.prepare_cached(&sql(rows))?,
+        None => tx.prepare_cached(&sql())?,
     };
     Ok(slot.insert(stmt))
 }
 
 impl<'t> Inserts<'t> {
-    /// Inserts `rows` into instance `id`: whole batches with the batch statement, the
-    /// remainder one by one. A batch refused by a constraint (a node listed twice, a schema
-    /// rule) is undone whole by SQLite and goes again row by row, so the error names the
-    /// node that caused it.
+    /// Inserts `rows` into instance `id`, and their bytes into its count (migration
+    /// v10): whole batches with the batch statement, the remainder one by one. A batch
+    /// refused by a constraint (a node listed twice, a schema rule) is undone whole by
+    /// SQLite and goes again row by row, so the error names the node that caused it.
     pub(super) fn rows(
         &mut self,
         tx: &'t Transaction<'_>,
         id: i64,
         rows: &[Node],
     ) -> Result<(), StoreError> {
+        let bytes: usize = rows
+            .iter()
+            .map(|n| n.value.as_ref().map_or(0, Value::size))
+            .sum();
+        if bytes > 0 {
+            prepared(&mut self.count, tx, || COUNT.to_owned())?.execute(rusqlite::params![
+                i64::try_from(bytes).unwrap_or(i64::MAX),
+                id
+            ])?;
+        }
         let mut chunks = rows.chunks_exact(BATCH);
         for chunk in chunks.by_ref() {
-            let batch = prepared(&mut self.batch, tx, BATCH)?;
+            let batch = prepared(&mut self.batch, tx, || sql(BATCH))?;
             let bound = chunk
                 .iter()
                 .enumerate()
@@ -69,14 +82,14 @@ impl<'t> Inserts<'t> {
                 Ok(_) => {}
                 Err(e) if is_constraint(&e) => {
                     for node in chunk {
-                        insert_one(prepared(&mut self.one, tx, 1)?, id, node)?;
+                        insert_one(prepared(&mut self.one, tx, || sql(1))?, id, node)?;
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         for node in chunks.remainder() {
-            insert_one(prepared(&mut self.one, tx, 1)?, id, node)?;
+            insert_one(prepared(&mut self.one, tx, || sql(1))?, id, node)?;
         }
         Ok(())
     }

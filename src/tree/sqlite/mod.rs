@@ -503,13 +503,9 @@ impl Tree for SqliteStore {
     }
 
     fn usage(&self, creator: &str) -> Result<Usage, StoreError> {
+        // The writer keeps each instance's bytes (migration v10): a row per instance.
         Ok(self.read()?.query_row(
-            &format!(
-                "SELECT COUNT(*),
-                        (SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n WHERE n.instance_id IN
-                            (SELECT id FROM instance WHERE creator = ?1))
-                 FROM instance WHERE creator = ?1"
-            ),
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM instance WHERE creator = ?1",
             [creator],
             |r| {
                 Ok(Usage {
@@ -521,14 +517,15 @@ impl Tree for SqliteStore {
     }
 
     fn instance_bytes(&self, key: &InstanceKey) -> Result<u64, StoreError> {
-        let bytes: i64 = self.read()?.query_row(
-            &format!(
-                "SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n
-                 WHERE n.instance_id = (SELECT id FROM instance WHERE moid = ?1 AND miid = ?2)"
-            ),
-            [&key.moid, &key.miid],
-            |r| r.get(0),
-        )?;
+        let bytes: i64 = self
+            .read()?
+            .query_row(
+                "SELECT bytes FROM instance WHERE moid = ?1 AND miid = ?2",
+                [&key.moid, &key.miid],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
         Ok(bytes.try_into().unwrap_or(0))
     }
 }

@@ -52,6 +52,16 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Moves instance `id`'s byte count (migration v10) by `delta`.
+    pub(super) fn add_bytes(&self, id: i64, delta: i64) -> Result<(), StoreError> {
+        if delta != 0 {
+            self.tx
+                .prepare_cached("UPDATE instance SET bytes = bytes + ?1 WHERE id = ?2")?
+                .execute(params![delta, id])?;
+        }
+        Ok(())
+    }
+
     fn node_format(&self, id: i64, path: &str) -> Result<Option<Format>, StoreError> {
         let f: Option<String> = self
             .tx
@@ -220,21 +230,30 @@ impl Writer<'_> {
         self.end(f)
     }
 
-    /// Deletes a node and its descendants; returns how many rows went.
+    /// Deletes a node and its descendants, and their bytes from the instance's count;
+    /// returns how many rows went.
     fn delete_subtree(&self, id: i64, path: &str) -> Result<usize, StoreError> {
         if path.is_empty() {
+            self.tx
+                .prepare_cached("UPDATE instance SET bytes = 0 WHERE id = ?1")?
+                .execute([id])?;
             return Ok(self
                 .tx
                 .prepare_cached("DELETE FROM node WHERE instance_id = ?1")?
                 .execute([id])?);
         }
         let (lo, hi) = descendant_range(path);
+        let range = "instance_id = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))";
+        let bytes: i64 = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n WHERE {range}"
+            ))?
+            .query_row(params![id, path, lo, hi], |r| r.get(0))?;
+        self.add_bytes(id, -bytes)?;
         Ok(self
             .tx
-            .prepare_cached(
-                "DELETE FROM node WHERE instance_id = ?1
-                 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
-            )?
+            .prepare_cached(&format!("DELETE FROM node WHERE {range}"))?
             .execute(params![id, path, lo, hi])?)
     }
 
@@ -289,11 +308,18 @@ impl Writer<'_> {
                         value.format()
                     )));
                 }
+                let old: i64 = self
+                    .tx
+                    .prepare_cached(&format!(
+                        "SELECT {VALUE_SIZE} FROM node n WHERE instance_id = ?1 AND path = ?2"
+                    ))?
+                    .query_row(params![id, path], |r| r.get(0))?;
                 self.tx
                     .prepare_cached(
                         "UPDATE node SET value = ?1 WHERE instance_id = ?2 AND path = ?3",
                     )?
                     .execute(params![encode_value(Some(value)), id, path])?;
+                self.add_bytes(id, i64::try_from(value.size()).unwrap_or(i64::MAX) - old)?;
                 self.touch(id)
             }
             TreeOp::DeleteSubtree { key, path } => {

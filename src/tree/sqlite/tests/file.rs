@@ -182,6 +182,9 @@ fn migrates_from_the_committed_v1_fixture_keeping_its_data() {
         Some(crate::tree::BEFORE_SOURCES)
     );
     assert_eq!(s.account_source("acc").unwrap(), None);
+    // v10 counted what each instance's values hold.
+    let counts = byte_counts_agree(&path);
+    assert!(counts.iter().all(|(_, b)| *b > 0), "{counts:?}");
     // v2's tables work, and the change serial goes on from where v1 left it.
     s.apply(&[TreeOp::RecordBootstrap {
         source: "x".into(),
@@ -198,4 +201,5 @@ fn migrates_from_the_committed_v1_fixture_keeping_its_data() {
         s.instance(&key().moid, &key().miid).unwrap().unwrap().cv,
         "a1b2c3d49"
     );
+    byte_counts_agree(&path);
 }

@@ -395,6 +395,30 @@ fn bookkeeping_lands_with_the_batch() {
     assert_eq!(s.bootstrap_digest("b.json").unwrap(), None);
 }
 
+/// Every instance's kept byte count (migration v10) against its nodes summed afresh, for
+/// the database at `path`; returns the counts by MIID.
+fn byte_counts_agree(path: &Path) -> Vec<(String, i64)> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let rows: Vec<(String, i64, i64)> = c
+        .prepare(&format!(
+            "SELECT i.miid, i.bytes,
+                    (SELECT COALESCE(SUM({VALUE_SIZE}), 0) FROM node n WHERE n.instance_id = i.id)
+               FROM instance i ORDER BY i.miid"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (miid, kept, summed) in &rows {
+        assert_eq!(
+            kept, summed,
+            "instance {miid}: kept {kept} bytes, holds {summed}"
+        );
+    }
+    rows.into_iter().map(|(m, kept, _)| (m, kept)).collect()
+}
+
 mod file;
 mod records;
 mod scale;

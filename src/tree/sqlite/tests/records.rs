@@ -226,3 +226,84 @@ fn srvid_is_unique_across_accounts() {
     .unwrap();
     assert!(s.generation() > generation);
 }
+
+/// The byte counts a quota reads (migration v10) follow every kind of write: a new
+/// instance, a replaced subtree, a new value of another size, a deleted subtree, a
+/// streamed replacement, a replaced instance and a deleted one; usage and instance_bytes
+/// read them.
+#[test]
+fn byte_counts_follow_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tree.db");
+    let s = SqliteStore::open(&path, OpenMode::ReadWrite).unwrap();
+    let other = InstanceKey::new("urn:oma:mo:moid:1.0", "right");
+    let bin = |p: &str, b: &[u8]| leaf(p, Value::Bin(b.to_vec()));
+    let steps: Vec<Vec<TreeOp>> = vec![
+        vec![put(key(), moroot1()), put(other.clone(), moroot1())],
+        vec![TreeOp::PutSubtree {
+            key: key(),
+            nodes: vec![
+                interior("Data"),
+                chr("Data/x", "twelve bytes"),
+                bin("Data/b", &[1, 2, 3]),
+            ],
+        }],
+        vec![TreeOp::SetValue {
+            key: key(),
+            path: "ID".into(),
+            value: Value::Chr("a longer identifier".into()),
+        }],
+        vec![TreeOp::SetValue {
+            key: key(),
+            path: "Setting".into(),
+            value: Value::Chr(String::new()),
+        }],
+        vec![TreeOp::DeleteSubtree {
+            key: other.clone(),
+            path: "Data/2".into(),
+        }],
+        vec![put(
+            other.clone(),
+            vec![
+                interior(""),
+                leaf("n", Value::Int(7)),
+                leaf("b", Value::Bool(true)),
+            ],
+        )],
+    ];
+    for (i, ops) in steps.iter().enumerate() {
+        s.apply(ops).unwrap_or_else(|e| panic!("step {i}: {e}"));
+        byte_counts_agree(&path);
+    }
+    // A streamed replacement of more than a batch's worth.
+    let many: Vec<Node> = std::iter::once(interior("Big"))
+        .chain((0..70).map(|i| chr(&format!("Big/n{i}"), "v")))
+        .collect();
+    s.apply_streamed(
+        &mut |sink| {
+            sink.begin(&Put {
+                key: key(),
+                path: "Big".into(),
+                ddf_url: None,
+                creator: String::new(),
+                parent: None,
+            })?;
+            many.iter().cloned().try_for_each(|n| sink.node(n))
+        },
+        &[],
+    )
+    .unwrap();
+    let counts = byte_counts_agree(&path);
+    let left = counts.iter().find(|(m, _)| m == "left").map(|c| c.1);
+    assert_eq!(s.instance_bytes(&key()).unwrap() as i64, left.unwrap());
+    let total: i64 = counts.iter().map(|c| c.1).sum();
+    let usage = s.usage("serverid:dms1").unwrap();
+    assert_eq!((usage.instances, usage.bytes as i64), (2, total));
+    s.apply(&[TreeOp::DeleteSubtree {
+        key: other.clone(),
+        path: String::new(),
+    }])
+    .unwrap();
+    assert_eq!(byte_counts_agree(&path).len(), 1);
+    assert_eq!(s.instance_bytes(&other).unwrap(), 0);
+}
