@@ -10,7 +10,7 @@ mod migrations;
 pub use migrations::BEFORE_SOURCES;
 mod path;
 mod sqlite;
-pub use path::{child_path, is_node_name, parent_path};
+pub use path::{child_path, is_node_name, parent_path, split_path};
 mod value;
 
 mod journal;

@@ -18,13 +18,18 @@ pub fn is_node_name(name: &str) -> bool {
         }
 }
 
+/// A node path's parent path and name (`None` for the root), in one split.
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    match path.rsplit_once('/') {
+        Some(split) => Some(split),
+        None if path.is_empty() => None,
+        None => Some(("", path)),
+    }
+}
+
 /// The parent path of a node path (`None` for the root).
 pub fn parent_path(path: &str) -> Option<&str> {
-    if path.is_empty() {
-        None
-    } else {
-        Some(path.rsplit_once('/').map_or("", |(p, _)| p))
-    }
+    split_path(path).map(|(parent, _)| parent)
 }
 
 /// Joins a parent path and a child name.
@@ -73,7 +78,9 @@ mod tests {
         for (parent, name, path) in cases {
             assert_eq!(child_path(parent, name), path);
             assert_eq!(parent_path(path), Some(parent));
+            assert_eq!(split_path(path), Some((parent, name)));
         }
         assert_eq!(parent_path(""), None);
+        assert_eq!(split_path(""), None);
     }
 }

@@ -14,8 +14,6 @@ pub(super) const BATCH: usize = 32;
 const INSERT: &str = "INSERT INTO node (instance_id, path, parent, format, mime, permanent, access, secret, value) VALUES ";
 const ROW: &str = "(?,?,?,?,?,?,?,?,?)";
 const COLUMNS: usize = 9;
-/// What the rows add to their instance's byte count (migration v10).
-const COUNT: &str = "UPDATE instance SET bytes = bytes + ?1 WHERE id = ?2";
 
 fn sql(rows: usize) -> String {
     let mut sql = String::with_capacity(INSERT.len() + rows * (ROW.len() + 1));
@@ -34,7 +32,6 @@ fn sql(rows: usize) -> String {
 pub(super) struct Inserts<'t> {
     one: Option<CachedStatement<'t>>,
     batch: Option<CachedStatement<'t>>,
-    count: Option<CachedStatement<'t>>,
 }
 
 /// The statement in `slot`, prepared from `sql()` on first use.
@@ -51,26 +48,21 @@ fn prepared<'s, 't>(
 }
 
 impl<'t> Inserts<'t> {
-    /// Inserts `rows` into instance `id`, and their bytes into its count (migration
-    /// v10): whole batches with the batch statement, the remainder one by one. A batch
-    /// refused by a constraint (a node listed twice, a schema rule) is undone whole by
-    /// SQLite and goes again row by row, so the error names the node that caused it.
+    /// Inserts `rows` into instance `id`: whole batches with the batch statement, the
+    /// remainder one by one. A batch refused by a constraint (a node listed twice, a schema
+    /// rule) is undone whole by SQLite and goes again row by row, so the error names the
+    /// node that caused it. Returns the bytes their values hold, for the instance's count
+    /// (migration v10, `Writer::add_bytes`).
     pub(super) fn rows(
         &mut self,
         tx: &'t Transaction<'_>,
         id: i64,
         rows: &[Node],
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let bytes: usize = rows
             .iter()
             .map(|n| n.value.as_ref().map_or(0, Value::size))
             .sum();
-        if bytes > 0 {
-            prepared(&mut self.count, tx, || COUNT.to_owned())?.execute(rusqlite::params![
-                i64::try_from(bytes).unwrap_or(i64::MAX),
-                id
-            ])?;
-        }
         let mut chunks = rows.chunks_exact(BATCH);
         for chunk in chunks.by_ref() {
             let batch = prepared(&mut self.batch, tx, || sql(BATCH))?;
@@ -91,7 +83,7 @@ impl<'t> Inserts<'t> {
         for node in chunks.remainder() {
             insert_one(prepared(&mut self.one, tx, || sql(1))?, id, node)?;
         }
-        Ok(())
+        Ok(i64::try_from(bytes).unwrap_or(i64::MAX))
     }
 }
 

@@ -26,7 +26,7 @@ use super::migrations::{self, APPLICATION_ID, LATEST};
 use super::{
     AccessType, Format, InstanceInfo, InstanceKey, Journal, Node, NodeProps, NodeSink, OutItem,
     Outgoing, OwedReason, OwedSession, PendingExec, Put, Queued, Scope, SessionRecord, StoreError,
-    Subscription, Tree, TreeOp, Usage, Value, is_node_name, parent_path,
+    Subscription, Tree, TreeOp, Usage, Value, is_node_name, parent_path, split_path,
 };
 
 use rows::{NODE_COLUMNS, VALUE_SIZE, cv_string, depth, descendant_range, row_to_node};
@@ -252,7 +252,8 @@ impl Streaming<'_, '_> {
         if let Some(f) = &self.filling
             && !self.pending.is_empty()
         {
-            self.inserts.rows(&self.writer.tx, f.id(), &self.pending)?;
+            let bytes = self.inserts.rows(&self.writer.tx, f.id(), &self.pending)?;
+            self.writer.add_bytes(f.id(), bytes)?;
             self.pending.clear();
         }
         Ok(())

@@ -125,6 +125,7 @@ impl Writer<'_> {
                         put.path
                     )));
                 }
+                // An interior node: no bytes to count.
                 Inserts::default().rows(&self.tx, id, std::slice::from_ref(&node))?;
             }
             self.delete_subtree(id, &put.path)?;
@@ -165,13 +166,7 @@ impl Writer<'_> {
                 node.path, f.top
             )));
         }
-        // One split gives both the parent path and the name (`parent_path`'s rule).
-        let (parent, name) = match node.path.rsplit_once('/') {
-            Some((parent, name)) => (Some(parent), name),
-            None if node.path.is_empty() => (None, ""),
-            None => (Some(""), node.path.as_str()),
-        };
-        if let Some(parent) = parent {
+        if let Some((parent, name)) = split_path(&node.path) {
             if !is_node_name(name) {
                 return Err(StoreError::Invalid(format!("bad node name {name:?}")));
             }
@@ -226,7 +221,8 @@ impl Writer<'_> {
         for node in nodes {
             self.check(&mut f, node)?;
         }
-        Inserts::default().rows(&self.tx, f.id, nodes)?;
+        let bytes = Inserts::default().rows(&self.tx, f.id, nodes)?;
+        self.add_bytes(f.id, bytes)?;
         self.end(f)
     }
 
@@ -301,19 +297,21 @@ impl Writer<'_> {
                     miid: key.miid.clone(),
                     path: path.clone(),
                 };
-                let format = self.node_format(id, path)?.ok_or_else(no_node)?;
-                if format != value.format() {
+                // The node's format, and what its value holds now (for the byte count).
+                let (format, old): (String, i64) = self
+                    .tx
+                    .prepare_cached(&format!(
+                        "SELECT format, {VALUE_SIZE} FROM node n WHERE instance_id = ?1 AND path = ?2"
+                    ))?
+                    .query_row(params![id, path], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .ok_or_else(no_node)?;
+                if Format::parse(&format) != Some(value.format()) {
                     return Err(StoreError::Invalid(format!(
                         "node {path:?} is {format}, value is {}",
                         value.format()
                     )));
                 }
-                let old: i64 = self
-                    .tx
-                    .prepare_cached(&format!(
-                        "SELECT {VALUE_SIZE} FROM node n WHERE instance_id = ?1 AND path = ?2"
-                    ))?
-                    .query_row(params![id, path], |r| r.get(0))?;
                 self.tx
                     .prepare_cached(
                         "UPDATE node SET value = ?1 WHERE instance_id = ?2 AND path = ?3",
