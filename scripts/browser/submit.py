@@ -71,7 +71,21 @@ def main():
         fail(f"the page names {named!r}, not the device {args.device!r}")
     title = driver.title
     driver.find_element(By.ID, "allow").click()
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Thank you"))
+    # The click navigates: until the answer page is in, the body found may belong to the
+    # document being left, which Chromium reports as an error, not as a stale element.
+    last = []
+
+    def thanked(d):
+        try:
+            return "Thank you" in d.find_element(By.TAG_NAME, "body").text
+        except WebDriverException as e:
+            last[:] = [e]
+            return False
+
+    try:
+        WebDriverWait(driver, max(1.0, deadline - time.monotonic())).until(thanked)
+    except TimeoutException:
+        fail(f"no thank-you page after Allow; last error: {last[0].msg if last else None}")
     print(json.dumps({"url": url, "title": title, "named": named, "answered": "yes"}))
 
 
