@@ -105,9 +105,7 @@ fn run(delay_us: u64, rounds: u16, commands: usize) -> Samples {
             .build()
             .await
             .expect("bus");
-        let manager = omadmd::dbus::client::ManagerProxy::new(&conn)
-            .await
-            .expect("proxy");
+        let manager = omadm_client::ManagerProxy::new(&conn).await.expect("proxy");
         let sender = UdpSocket::bind("127.0.0.1:0").expect("udp");
         for i in 0..rounds {
             let t = Instant::now();

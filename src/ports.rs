@@ -11,12 +11,7 @@ use crate::protocol::packages::Alert;
 use crate::transport::HttpClient;
 use crate::tree::{PendingExec, TreeOp, TreeStore};
 
-/// The D-Bus interface EXEC handlers implement.
-pub const EXEC_HANDLER_INTERFACE: &str = "org.omadm.Client1.ExecHandler";
-/// The D-Bus interface SHOW agents implement.
-pub const AGENT_INTERFACE: &str = "org.omadm.Client1.Agent";
-/// The error an agent returns when the user declines.
-pub const DECLINED: &str = "org.omadm.Client1.Agent.Error.Declined";
+use omadm_client::{AgentProxy, DECLINED, ExecHandlerProxy};
 
 /// Ports for one session.
 #[derive(Debug)]
@@ -39,6 +34,23 @@ fn peer_gone(error: &zbus::Error) -> bool {
     crate::dbus::no_owner(error)
         || crate::dbus::error_name(error).as_deref()
             == Some("org.freedesktop.DBus.Error.UnknownObject")
+}
+
+/// A proxy of the interface `P` a registered peer serves at the path it gave: no
+/// introspection and no property cache, only the call.
+async fn peer_proxy<'a, P>(
+    conn: &zbus::Connection,
+    peer: &'a crate::dbus::peers::Peer,
+) -> zbus::Result<P>
+where
+    P: From<zbus::Proxy<'a>> + zbus::proxy::Defaults,
+{
+    zbus::proxy::Builder::<P>::new(conn)
+        .destination(peer.bus_name.as_str())
+        .path(peer.path.as_str())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
 }
 
 /// An EXEC token: 128 bits from the OS, so no other peer can guess one and answer in the
@@ -100,15 +112,12 @@ impl Ports for DaemonPorts<'_> {
         let mut all_gone = true;
         let args = (url, name.as_str());
         for agent in agents {
-            let call = conn.call_method(
-                Some(agent.peer.bus_name.as_str()),
-                agent.peer.path.as_str(),
-                Some(AGENT_INTERFACE),
-                "Show",
-                &args,
-            );
+            let call = async {
+                let agent = peer_proxy::<AgentProxy<'_>>(conn, &agent.peer).await?;
+                agent.show(args.0, args.1).await
+            };
             match tokio::time::timeout(self.show_timeout, call).await {
-                Ok(Ok(_)) => {
+                Ok(Ok(())) => {
                     tracing::info!(server = %server_id, agent = %agent.peer.bus_name, uid = agent.uid, "SHOW handed to an agent");
                     return Shown::Launched;
                 }
@@ -183,13 +192,10 @@ impl Ports for DaemonPorts<'_> {
             request.client_uri.as_str(),
             request.server_id.as_str(),
         );
-        let call = conn.call_method(
-            Some(handler.bus_name.as_str()),
-            handler.path.as_str(),
-            Some(EXEC_HANDLER_INTERFACE),
-            "Exec",
-            &args,
-        );
+        let call = async {
+            let handler = peer_proxy::<ExecHandlerProxy<'_>>(conn, &handler).await?;
+            handler.exec(args.0, args.1, args.2).await
+        };
         let reply = match tokio::time::timeout(self.exec_timeout, call).await {
             Err(_) => {
                 forget();
@@ -207,14 +213,14 @@ impl Ports for DaemonPorts<'_> {
                 }
                 return Executed::Failed(format!("the handler failed: {text}"));
             }
-            Ok(Ok(msg)) => msg,
+            Ok(Ok(reply)) => reply,
         };
-        match reply.body().deserialize::<(u32, String)>() {
-            Ok((202, _)) => {
+        match reply {
+            (202, _) => {
                 tracing::info!(node = %request.client_uri, token = %pending.token, "EXEC accepted; the handler reports later");
                 Executed::Accepted
             }
-            Ok((status, alert_json)) => {
+            (status, alert_json) => {
                 forget();
                 let alert = (!alert_json.is_empty())
                     .then(|| serde_json::from_str::<Alert>(&alert_json).ok())
@@ -223,10 +229,6 @@ impl Ports for DaemonPorts<'_> {
                     status: u16::try_from(status).unwrap_or(500),
                     alert,
                 }
-            }
-            Err(e) => {
-                forget();
-                Executed::Failed(format!("the handler's answer is not (u, s): {e}"))
             }
         }
     }

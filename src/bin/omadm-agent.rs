@@ -11,8 +11,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use futures_util::StreamExt as _;
+use omadm_client::AgentManagerProxy;
+use omadm_client::agent::{AgentError, check_show};
 use omadmd::cli::agent::Cli;
-use omadmd::dbus::client::{AgentError, AgentManagerProxy, check_show};
 use zbus::Variant;
 
 const AGENT_PATH: &str = "/org/omadm/Client1/Agent";
@@ -71,7 +72,7 @@ impl DesktopAgent {
         }
         let url = url.to_owned();
         tokio::task::spawn_blocking(move || {
-            omadmd::dbus::client::launch(&url, omadmd::dbus::client::LAUNCH_GRACE)
+            omadmd::cli::agent::launch(&url, omadmd::cli::agent::LAUNCH_GRACE)
         })
         .await
         .map_err(|e| format!("the launch did not finish: {e}"))?

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_util::StreamExt as _;
+use omadm_client::{ManagerProxy, TreeProxy};
 use omadmd::cli::ctl::{AccountCmd, AlertCmd, Cli, Cmd, NotifyArgs, SessionCmd, TreeCmd};
-use omadmd::dbus::client::{ManagerProxy, TreeProxy};
 use serde_json::json;
 
 /// The terminal SHOW agent.
@@ -57,9 +57,9 @@ impl TerminalAgent {
         server_name: String,
         #[zbus(header)] header: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> Result<(), omadmd::dbus::client::AgentError> {
-        use omadmd::dbus::client::AgentError;
-        if let Err(e) = omadmd::dbus::client::check_show(conn, &header, &url).await {
+    ) -> Result<(), omadm_client::agent::AgentError> {
+        use omadm_client::agent::AgentError;
+        if let Err(e) = omadm_client::agent::check_show(conn, &header, &url).await {
             omadmd::errln!("omadmctl: Show refused: {e}");
             return Err(e);
         }
@@ -91,7 +91,7 @@ impl TerminalAgent {
         }
         let target = url.clone();
         let launched = tokio::task::spawn_blocking(move || {
-            omadmd::dbus::client::launch(&target, omadmd::dbus::client::LAUNCH_GRACE)
+            omadmd::cli::agent::launch(&target, omadmd::cli::agent::LAUNCH_GRACE)
         })
         .await
         .map_err(|e| e.to_string())
@@ -292,7 +292,7 @@ async fn start_session(
                 if owner.is_none() || m.header().sender().map(|s| s.to_string()) != owner {
                     continue;
                 }
-                use omadmd::dbus::client as c;
+                use omadm_client::proxies as c;
                 if let Some(s) = c::SessionStarted::from_message(m.clone()) {
                     let a = s.args()?;
                     if concerns(&a.server_id) {
@@ -616,7 +616,7 @@ async fn daemon_owner(conn: &zbus::Connection) -> Option<String> {
 
 /// Prints one of the daemon's signals as an event; others are ignored.
 fn signal_event(json_out: bool, m: zbus::Message) -> zbus::Result<()> {
-    use omadmd::dbus::client as c;
+    use omadm_client::proxies as c;
     if let Some(s) = c::SessionStarted::from_message(m.clone()) {
         let a = s.args()?;
         event(
@@ -778,7 +778,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             );
             let accounts = manager.accounts().await?.len();
             let refused = manager.bootstrap_refused().await?;
-            let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn)
+            let agents = omadm_client::AgentManagerProxy::new(&conn)
                 .await?
                 .agent_count()
                 .await?;
@@ -992,7 +992,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                     },
                 )
                 .await?;
-            let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn).await?;
+            let agents = omadm_client::AgentManagerProxy::new(&conn).await?;
             agents.register_agent(&path).await?;
             if cli.json {
                 omadmd::outln!(

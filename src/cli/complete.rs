@@ -49,7 +49,7 @@ where
 /// The DM accounts' server IDs, each with its display name.
 pub fn servers() -> Vec<CompletionCandidate> {
     ask(|conn| async move {
-        let manager = crate::dbus::client::ManagerProxy::new(&conn).await?;
+        let manager = omadm_client::ManagerProxy::new(&conn).await?;
         Ok(manager
             .accounts()
             .await?
@@ -62,7 +62,7 @@ pub fn servers() -> Vec<CompletionCandidate> {
 /// The history IDs of the sessions running now (what `session cancel` takes).
 pub fn running_sessions() -> Vec<CompletionCandidate> {
     ask(|conn| async move {
-        let manager = crate::dbus::client::ManagerProxy::new(&conn).await?;
+        let manager = omadm_client::ManagerProxy::new(&conn).await?;
         Ok(manager
             .history(crate::tree::HISTORY_KEEP)
             .await?
@@ -79,7 +79,7 @@ pub fn running_sessions() -> Vec<CompletionCandidate> {
 /// The MOIDs of the tree's instances, and the instances' ClientURIs (`MOID/MIID/`).
 pub fn client_uris() -> Vec<CompletionCandidate> {
     ask(|conn| async move {
-        let tree = crate::dbus::client::TreeProxy::new(&conn).await?;
+        let tree = omadm_client::TreeProxy::new(&conn).await?;
         let mut out: Vec<CompletionCandidate> = Vec::new();
         let mut moids: Vec<String> = Vec::new();
         for (moid, miid, _) in tree.list_instances().await? {
@@ -100,7 +100,7 @@ pub fn client_uris() -> Vec<CompletionCandidate> {
 /// The MOIDs the tree has instances of.
 pub fn moids() -> Vec<CompletionCandidate> {
     ask(|conn| async move {
-        let tree = crate::dbus::client::TreeProxy::new(&conn).await?;
+        let tree = omadm_client::TreeProxy::new(&conn).await?;
         let mut moids: Vec<String> = tree
             .list_instances()
             .await?

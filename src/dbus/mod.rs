@@ -4,7 +4,6 @@
 //! published contract and a test compares the live introspection with it.
 
 mod agents;
-pub mod client;
 mod handler_rules;
 pub mod logind;
 mod manager;
@@ -19,34 +18,16 @@ use zbus::message::Header;
 use crate::tree::Journal as _;
 
 pub use agents::AgentManager;
-pub use manager::{AccountChange, AccountRow, AccountState, HistoryRow, Manager, ReloadReport};
+pub use manager::Manager;
+pub use omadm_client::{
+    AccountChange, AccountRow, AccountState, BUS_NAME, Error, HistoryRow, PATH, ReloadReport,
+    error_name, no_owner,
+};
 pub use polkit::{Action, Caller, authorize, authorize_caller};
 pub use tree::{Configuration, ConfigureRequest, Configurer, Tree};
 
 use crate::scheduler;
 use crate::state::Prepared;
-
-/// The bus name.
-pub const BUS_NAME: &str = "org.omadm.Client1";
-/// The object path.
-pub const PATH: &str = "/org/omadm/Client1";
-
-/// D-Bus errors, `org.omadm.Client1.Error.*`.
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "org.omadm.Client1.Error")]
-pub enum Error {
-    /// A D-Bus failure.
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// An argument is malformed (a ClientURI, an alert, a package).
-    InvalidArgument(String),
-    /// What was asked for does not exist.
-    NotFound(String),
-    /// The caller may not do this.
-    AccessDenied(String),
-    /// The daemon could not do it.
-    Failed(String),
-}
 
 impl From<crate::tree::StoreError> for Error {
     fn from(e: crate::tree::StoreError) -> Self {
@@ -95,30 +76,6 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-}
-
-/// True when a call failed because nobody owns (or can be started for) the name it went
-/// to: the peer has left, or the service (polkit, logind) is not on this bus.
-pub fn no_owner(error: &zbus::Error) -> bool {
-    matches!(
-        error_name(error).as_deref(),
-        Some(
-            "org.freedesktop.DBus.Error.ServiceUnknown"
-                | "org.freedesktop.DBus.Error.NameHasNoOwner"
-        )
-    )
-}
-
-/// The D-Bus error name of a failed call (`org.freedesktop.DBus.Error.UnknownObject`, an
-/// agent's `org.omadm.Client1.Agent.Error.Declined`), by which failures are told apart;
-/// `None` for failures that are not D-Bus errors (I/O, timeouts, bad replies).
-pub fn error_name(error: &zbus::Error) -> Option<String> {
-    use zbus::DBusError as _;
-    match error {
-        zbus::Error::MethodError(name, _, _) => Some(name.to_string()),
-        zbus::Error::FDO(e) => Some(e.name().to_string()),
-        _ => None,
     }
 }
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::dbus::client::{AgentManagerProxy, ManagerProxy, TreeProxy};
 use crate::mo::Registry;
 use crate::mo::bootstrap::{BootstrapLimits, apply_document};
 use crate::tree::{OpenMode, SqliteStore};
+use omadm_client::{AgentManagerProxy, ManagerProxy, TreeProxy};
 
 struct Peer {
     _dir: tempfile::TempDir,
@@ -145,7 +145,7 @@ async fn manager_reads_map_errors_and_redact_what_servers_set() {
     let accounts = m.accounts().await.unwrap();
     assert_eq!(
         accounts,
-        [manager::AccountRow {
+        [crate::dbus::AccountRow {
             server_id: "dms1".into(),
             name: "DMS [31mOne".into(),
             url: "https://dms.example/dm".into()

@@ -486,7 +486,7 @@ impl ExecObject {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> (u32, String) {
         // Only omadmd asks for EXECs.
-        if !crate::dbus::client::from_daemon(conn, &header).await {
+        if !omadm_client::agent::from_daemon(conn, &header).await {
             return (u32::from(crate::protocol::sc::FORBIDDEN), String::new());
         }
         match self.0.accept(&client_uri).await {

@@ -64,9 +64,7 @@ async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
         .build()
         .await
         .unwrap();
-    let manager = omadmd::dbus::client::ManagerProxy::new(&conn)
-        .await
-        .unwrap();
+    let manager = omadm_client::ManagerProxy::new(&conn).await.unwrap();
     let path = zbus::ObjectPath::try_from("/test/handler").unwrap();
     manager
         .register_exec_handler("urn:test:mo:dev:1.0//Reboot", &path)
@@ -94,9 +92,7 @@ async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
         .build()
         .await
         .unwrap();
-    let other = omadmd::dbus::client::ManagerProxy::new(&stranger)
-        .await
-        .unwrap();
+    let other = omadm_client::ManagerProxy::new(&stranger).await.unwrap();
     let refused = other.exec_result(&token, 200, "").await;
     assert!(refused.unwrap_err().to_string().contains("AccessDenied"));
 
@@ -164,7 +160,7 @@ async fn an_accepted_exec() -> Accepted {
         .build()
         .await
         .unwrap();
-    omadmd::dbus::client::ManagerProxy::new(&handler)
+    omadm_client::ManagerProxy::new(&handler)
         .await
         .unwrap()
         .register_exec_handler(
@@ -284,19 +280,14 @@ pub(crate) async fn session_now(bus: &PrivateBus) {
 async fn durable_handler(
     bus: &str,
     tokens: tokio::sync::mpsc::UnboundedSender<(String, String)>,
-) -> (
-    zbus::Connection,
-    omadmd::dbus::client::ManagerProxy<'static>,
-) {
+) -> (zbus::Connection, omadm_client::ManagerProxy<'static>) {
     let conn = zbus::connection::Builder::address(bus)
         .name("org.omadm.Test.Updater")
         .serve_at("/test/handler", Handler { tokens })
         .build()
         .await
         .unwrap();
-    let manager = omadmd::dbus::client::ManagerProxy::new(&conn)
-        .await
-        .unwrap();
+    let manager = omadm_client::ManagerProxy::new(&conn).await.unwrap();
     manager
         .register_exec_handler_as(
             "urn:test:mo:dev:1.0",
@@ -359,7 +350,7 @@ async fn a_handler_keeps_its_mo_current_and_answers_after_both_restart() {
         .await
         .unwrap();
     let err = refused(
-        omadmd::dbus::client::ManagerProxy::new(&stranger)
+        omadm_client::ManagerProxy::new(&stranger)
             .await
             .unwrap()
             .handler_update(&doc.to_string(), &[])

@@ -123,9 +123,7 @@ fn a_compromised_handler_stays_in_its_mo() {
 #[ignore = "run as another user by a_compromised_handler_stays_in_its_mo"]
 async fn handler_moves() {
     let conn = zbus::Connection::system().await.unwrap();
-    let manager = omadmd::dbus::client::ManagerProxy::new(&conn)
-        .await
-        .unwrap();
+    let manager = omadm_client::ManagerProxy::new(&conn).await.unwrap();
     let path = zbus::ObjectPath::try_from("/handler").unwrap();
     let said = |r: zbus::Result<()>| match r {
         Ok(()) => "ok".to_owned(),

@@ -27,9 +27,7 @@ async fn exec_session(bus: &PrivateBus, daemon: &mut Daemon, reports: usize) -> 
         .build()
         .await
         .unwrap();
-    let manager = omadmd::dbus::client::ManagerProxy::new(&conn)
-        .await
-        .unwrap();
+    let manager = omadm_client::ManagerProxy::new(&conn).await.unwrap();
     manager
         .register_exec_handler(
             "urn:test:mo:dev:1.0",

@@ -208,9 +208,7 @@ async fn a_hanging_agent_cannot_stall_the_session() {
         .build()
         .await
         .unwrap();
-    let agents = omadmd::dbus::client::AgentManagerProxy::new(&conn)
-        .await
-        .unwrap();
+    let agents = omadm_client::AgentManagerProxy::new(&conn).await.unwrap();
     let props = zbus::fdo::PropertiesProxy::builder(&conn)
         .destination("org.omadm.Client1")
         .path("/org/omadm/Client1")
