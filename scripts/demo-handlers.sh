@@ -99,9 +99,9 @@ done
 target/debug/omadmd --config-root "$root" > "$root/daemon.log" 2>&1 &
 pids+=($!)
 wait_for "$root/daemon.log" "session ended\|session aborted" "the BootstrapComplete session"
-target/debug/omadm-fwupd --config-root "$root" --state-dir "$root/fwupd-state" > "$root/omadm-fwupd.log" 2>&1 &
+target/debug/omadm-fwupd --state-dir "$root/fwupd-state" > "$root/omadm-fwupd.log" 2>&1 &
 pids+=($!)
-target/debug/omadm-packagekit --config-root "$root" --state-dir "$root/packagekit-state" > "$root/omadm-packagekit.log" 2>&1 &
+target/debug/omadm-packagekit --state-dir "$root/packagekit-state" > "$root/omadm-packagekit.log" 2>&1 &
 pids+=($!)
 wait_for "$root/omadm-fwupd.log" "registered with omadmd" "omadm-fwupd"
 # The first inventory of a whole machine takes PackageKit a few seconds.

@@ -25,10 +25,6 @@ async fn meet_daemon(link: &Link, fumo: &Fumo) -> Result<(), HandlerError> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = omadmd::config::load(&omadmd::config::Sources {
-        root: cli.config_root.clone(),
-        ..Default::default()
-    })?;
     std::fs::create_dir_all(&cli.state_dir)?;
     let conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
@@ -39,7 +35,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let fumo = Arc::new(Fumo::new(
         link.clone(),
         fwupd.clone(),
-        settings,
         cli.state_dir.clone(),
         cli.max_download_bytes,
     ));

@@ -31,10 +31,6 @@ async fn sync(scomo: &Scomo) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = omadmd::config::load(&omadmd::config::Sources {
-        root: cli.config_root.clone(),
-        ..Default::default()
-    })?;
     std::fs::create_dir_all(&cli.state_dir)?;
     let conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
@@ -46,7 +42,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         link.clone(),
         packagekit.clone(),
         Downloads {
-            settings,
             dir: cli.state_dir.clone(),
             max_bytes: cli.max_download_bytes,
         },

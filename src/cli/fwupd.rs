@@ -10,7 +10,7 @@ use clap::Parser;
 /// omadmd's tree, named by fwupd's device ID, with the installed firmware's name and
 /// version, in step with fwupd's device signals. A server updates a component by setting
 /// Download/PkgURL or DownloadAndUpdate/PkgURL and EXECing Download, Update or
-/// DownloadAndUpdate: the handler answers 202, fetches the cabinet under omadmd's HTTP
+/// DownloadAndUpdate: the handler answers 202, has omadmd fetch the cabinet under its HTTP
 /// rules (https, the configured CAs, where URLs may lead), installs it with fwupd, drives
 /// State through the FUMO values, and reports the result code in a Generic Alert. It
 /// owns org.omadm.Fwupd1 and registers under it, again whenever omadmd restarts, so an
@@ -18,9 +18,6 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "omadm-fwupd", version, after_long_help = FWUPD_AFTER)]
 pub struct Cli {
-    /// Read omadmd's configuration (for its HTTP rules) below this directory instead of /.
-    #[arg(long, value_name = "DIR")]
-    pub config_root: Option<PathBuf>,
     /// Where downloaded packages wait for their update.
     #[arg(
         long,

@@ -11,8 +11,8 @@ use clap::Parser;
 /// Version, Description, State, Status), written whole in one transaction when it changed:
 /// at start, when omadmd returns, and after another program's PackageKit transaction.
 /// It owns org.omadm.PackageKit1 and registers under it, again whenever omadmd restarts. A
-/// server installs a package by adding Download/<x> with a PkgURL (a .deb or .rpm, fetched
-/// under omadmd's HTTP rules and installed with PackageKit's InstallFiles) or a Name (a
+/// server installs a package by adding Download/<x> with a PkgURL (a .deb or .rpm, which
+/// omadmd fetches under its HTTP rules, installed with PackageKit's InstallFiles) or a Name (a
 /// package of the device's repositories, InstallPackages) and EXECing its
 /// Operations/DownloadInstall; it removes one by EXECing Inventory/Deployed/<x>/Operations/
 /// Remove. Each EXEC is answered 202 and its outcome reported as the
@@ -20,9 +20,6 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "omadm-packagekit", version, after_long_help = PACKAGEKIT_AFTER)]
 pub struct Cli {
-    /// Read omadmd's configuration (for its HTTP rules) below this directory instead of /.
-    #[arg(long, value_name = "DIR")]
-    pub config_root: Option<PathBuf>,
     /// Where downloaded packages wait for their install.
     #[arg(
         long,

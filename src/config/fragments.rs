@@ -151,6 +151,8 @@ pub struct LimitsFragment {
     pub max_server_alerts: Option<u64>,
     /// Most distinct EXEC ServerURIs one server's waiting results may go to.
     pub max_server_result_urls: Option<u64>,
+    /// Largest package a handler may have the daemon fetch for an EXEC.
+    pub max_download_bytes: Option<u64>,
 }
 
 /// `[log]`.
@@ -207,6 +209,10 @@ impl Fragment {
                     .limits
                     .max_server_result_urls
                     .or(self.limits.max_server_result_urls),
+                max_download_bytes: later
+                    .limits
+                    .max_download_bytes
+                    .or(self.limits.max_download_bytes),
             },
             devinfo: self.devinfo.merged(later.devinfo),
             sessions: SessionsFragment {
@@ -359,6 +365,12 @@ impl Fragment {
                 self.limits.max_server_result_urls,
                 0,
                 1000,
+            ),
+            (
+                "limits.max-download-bytes",
+                self.limits.max_download_bytes,
+                0,
+                1 << 50,
             ),
             (
                 "notifications.min-interval-secs",

@@ -99,6 +99,8 @@ pub struct Limits {
     pub max_server_alerts: u64,
     /// Most distinct EXEC ServerURIs one server's waiting results may go to.
     pub max_server_result_urls: u64,
+    /// Largest package a handler may have the daemon fetch for an EXEC (FetchPackage).
+    pub max_download_bytes: u64,
 }
 
 impl Default for Limits {
@@ -113,6 +115,7 @@ impl Default for Limits {
             max_server_registrations: 100,
             max_server_alerts: 100,
             max_server_result_urls: 4,
+            max_download_bytes: 4 << 30,
         }
     }
 }
@@ -492,6 +495,10 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
                 .limits
                 .max_server_result_urls
                 .unwrap_or(defaults.max_server_result_urls),
+            max_download_bytes: merged
+                .limits
+                .max_download_bytes
+                .unwrap_or(defaults.max_download_bytes),
         },
         devinfo: merged.devinfo,
         log: Log {

@@ -4,6 +4,7 @@
 //! `events.rs` telling bus peers) until told to stop.
 
 mod events;
+mod fetch;
 mod reload;
 mod schedule;
 mod sessions;
@@ -96,6 +97,7 @@ pub async fn run_with(
     let peers = dbus::peers::Peers::default();
     let (configurer, configure_requests) = dbus::Configurer::channel();
     let (reloads, reload_requests) = tokio::sync::mpsc::unbounded_channel();
+    let (fetches, fetch_requests) = tokio::sync::mpsc::unbounded_channel();
     // READY comes after the bus name is owned: serve first.
     let bus = if settings.dbus.enabled {
         let shared = dbus::Shared {
@@ -109,6 +111,7 @@ pub async fn run_with(
             bootstrap_limits: settings.bootstrap_limits(),
             exec_result_max: std::time::Duration::from_secs(settings.sessions.exec_result_max_secs),
             reloads,
+            fetches,
             outlook: outlook.clone(),
             running: running.clone(),
         };
@@ -259,6 +262,9 @@ pub async fn run_with(
         }
         () = configure_on_request(&runner, configure_requests) => {
             anyhow::bail!("the configuration requests stopped; exiting so that it restarts");
+        }
+        () = fetch::fetch_on_request(&runner, fetch_requests) => {
+            anyhow::bail!("the package fetches stopped; exiting so that it restarts");
         }
     }
     notifications.abort();

@@ -171,25 +171,7 @@ impl<'a> Runner<'a> {
         account: &crate::mo::account::Account,
     ) -> anyhow::Result<(EnginePorts<'a>, ServerUriValues)> {
         let (p, settings, events) = (self.p, self.settings, self.events);
-        let dev_id = dev_id(&p.store)?;
-        let http_settings = settings
-            .http_settings(&account.srv_uri, account.client_identity_pem.clone())
-            .map_err(anyhow::Error::msg)?;
-        let origin = url::Url::parse(&account.srv_uri)
-            .with_context(|| format!("SrvURI of {} is not a URL", account.server_id))?
-            .origin();
-        let credentials = account
-            .http_auth
-            .clone()
-            .map(|(user, password)| Credentials {
-                user,
-                password,
-                origin,
-            });
-        let http = self
-            .clients
-            .get(&account.server_id, &http_settings, &dev_id)?
-            .with_credentials(credentials);
+        let (http, dev_id) = self.http_for(account)?;
         let limits = engine_limits(&settings.limits);
         let local = events.bus.as_ref().map(|c| (c, &events.peers));
         Ok((
@@ -208,6 +190,36 @@ impl<'a> Runner<'a> {
                 ..Default::default()
             },
         ))
+    }
+
+    /// The HTTP client for work on `account`'s behalf (its sessions, the packages its EXECs
+    /// name): the daemon's TLS settings and target rules, the account's client certificate,
+    /// and its credentials for its own origin only; with the DevID it presents.
+    pub(super) fn http_for(
+        &self,
+        account: &crate::mo::account::Account,
+    ) -> anyhow::Result<(HttpClient, String)> {
+        let dev_id = dev_id(&self.p.store)?;
+        let http_settings = self
+            .settings
+            .http_settings(&account.srv_uri, account.client_identity_pem.clone())
+            .map_err(anyhow::Error::msg)?;
+        let origin = url::Url::parse(&account.srv_uri)
+            .with_context(|| format!("SrvURI of {} is not a URL", account.server_id))?
+            .origin();
+        let credentials = account
+            .http_auth
+            .clone()
+            .map(|(user, password)| Credentials {
+                user,
+                password,
+                origin,
+            });
+        let http = self
+            .clients
+            .get(&account.server_id, &http_settings, &dev_id)?
+            .with_credentials(credentials);
+        Ok((http, dev_id))
     }
 
     /// Answers a local application's request for `moid`'s configuration (TS §5.3.10): the

@@ -632,6 +632,48 @@ impl Manager {
         Ok(())
     }
 
+    /// An EXEC handler has the daemon fetch the package `url` for the EXEC `token` it
+    /// accepted and has not answered: under the daemon's HTTP rules for that EXEC's server
+    /// (https, its CAs, where a URL may lead, the account's credentials for its own origin),
+    /// at most `max_bytes` and `limits.max-download-bytes`. Returns a read-only descriptor
+    /// of the package and its size; why it failed as `BadUrl`, `DownloadAuth`,
+    /// `ServerUnavailable`, `ServerError`, `TooLarge`, `Timeout` or `Network`. The handler
+    /// itself needs no network.
+    async fn fetch_package(
+        &self,
+        token: &str,
+        url: &str,
+        max_bytes: u64,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(zbus::OwnedFd, u64), Error> {
+        let pending = self
+            .shared
+            .prepared
+            .store
+            .pending_exec(token)?
+            .ok_or_else(|| Error::NotFound(format!("no pending EXEC {token:?}")))?;
+        let sender = header.sender().map(ToString::to_string).unwrap_or_default();
+        if !answers_for(conn, &sender, &pending.handler).await {
+            return Err(Error::AccessDenied(
+                "only the handler that accepted the EXEC may fetch for it".into(),
+            ));
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopping = || Error::Failed("the daemon is stopping".into());
+        self.shared
+            .fetches
+            .send(super::FetchRequest {
+                server_id: pending.server_id,
+                url: url.to_owned(),
+                max_bytes,
+                reply,
+            })
+            .map_err(|_| stopping())?;
+        let (file, size) = answer.await.map_err(|_| stopping())??;
+        Ok((std::os::fd::OwnedFd::from(file).into(), size))
+    }
+
     /// The daemon's version.
     #[zbus(property)]
     fn version(&self) -> String {

@@ -63,6 +63,22 @@ pub struct Shared {
     pub outlook: scheduler::Outlook,
     /// Where reload requests go (the daemon reloads and answers).
     pub reloads: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
+    /// Where handlers' package fetches go (the daemon downloads and answers).
+    pub fetches: tokio::sync::mpsc::UnboundedSender<FetchRequest>,
+}
+
+/// A handler's request for a package (`FetchPackage`), for an EXEC of `server_id`: the
+/// answer is a read-only file of it and its size.
+#[derive(Debug)]
+pub struct FetchRequest {
+    /// The server whose EXEC names the package: its rules and credentials apply.
+    pub server_id: String,
+    /// Where the package is.
+    pub url: String,
+    /// The most the handler takes.
+    pub max_bytes: u64,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<(std::fs::File, u64), Error>>,
 }
 
 /// A reload request: where the answer goes (the report, or why the configuration was

@@ -68,6 +68,7 @@ async fn peer() -> Peer {
         bootstrap_limits: limits,
         exec_result_max: std::time::Duration::from_secs(3600),
         reloads: tokio::sync::mpsc::unbounded_channel().0,
+        fetches: tokio::sync::mpsc::unbounded_channel().0,
         outlook: Default::default(),
         running: Default::default(),
     };

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
 
-use super::fetch::fetch;
 use super::fwupd::{Device, FwupdProxy, UpdateState, install_result_code};
 use super::{HandlerError, Link};
 use crate::protocol::dmmo::DataNode;
@@ -68,7 +67,6 @@ fn usable_miid(id: &str) -> bool {
 pub struct Fumo {
     link: Link,
     fwupd: FwupdProxy<'static>,
-    settings: crate::config::Settings,
     state_dir: PathBuf,
     max_download: u64,
     running: Mutex<HashSet<String>>,
@@ -79,19 +77,17 @@ pub struct Fumo {
 }
 
 impl Fumo {
-    /// A handler over the daemon link, fwupd, the daemon's settings (for its HTTP rules),
-    /// a directory for downloaded packages, and the largest package it fetches.
+    /// A handler over the daemon link and fwupd, with a directory for the packages the
+    /// daemon fetches for it, and the largest package it takes.
     pub fn new(
         link: Link,
         fwupd: FwupdProxy<'static>,
-        settings: crate::config::Settings,
         state_dir: PathBuf,
         max_download: u64,
     ) -> Fumo {
         Fumo {
             link,
             fwupd,
-            settings,
             state_dir,
             max_download,
             running: Mutex::new(HashSet::new()),
@@ -250,11 +246,11 @@ impl Fumo {
 
     /// Runs an accepted operation to its end and reports it; the component is free again
     /// afterwards.
-    pub async fn run(self: Arc<Self>, token: String, client_uri: String, server_id: String) {
+    pub async fn run(self: Arc<Self>, token: String, client_uri: String) {
         let Some((miid, op)) = parse_target(&client_uri) else {
             return;
         };
-        let code = match self.operate(&miid, op, &server_id).await {
+        let code = match self.operate(&miid, op, &token).await {
             Ok(Some(code)) => Some(code),
             Ok(None) => None,
             Err(e) => {
@@ -285,12 +281,7 @@ impl Fumo {
 
     /// The operation itself: the result code, or `None` when fwupd finishes it at the
     /// next boot.
-    async fn operate(
-        &self,
-        miid: &str,
-        op: Op,
-        server_id: &str,
-    ) -> Result<Option<u16>, HandlerError> {
+    async fn operate(&self, miid: &str, op: Op, token: &str) -> Result<Option<u16>, HandlerError> {
         if matches!(op, Op::Download | Op::DownloadAndUpdate) {
             let url_node = if op == Op::Download {
                 "Download/PkgURL"
@@ -304,7 +295,7 @@ impl Fumo {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             self.set_state(miid, state::DOWNLOAD_PROGRESSING).await?;
-            if let Err(code) = self.download(miid, &url, server_id).await {
+            if let Err(code) = self.download(miid, &url, token).await {
                 self.set_state(miid, state::DOWNLOAD_FAILED).await?;
                 return Ok(Some(code));
             }
@@ -317,18 +308,13 @@ impl Fumo {
         self.install(miid).await
     }
 
-    async fn download(&self, miid: &str, url: &str, server_id: &str) -> Result<(), u16> {
-        fetch(
-            &self.link,
-            &self.settings,
-            server_id,
-            url,
-            &self.package_path(miid),
-            self.max_download,
-        )
-        .await
-        .map(|_| ())
-        .map_err(download_result_code)
+    /// Has the daemon fetch the package for the EXEC `token` (`Manager.FetchPackage`).
+    async fn download(&self, miid: &str, url: &str, token: &str) -> Result<(), u16> {
+        self.link
+            .fetch_package(token, url, &self.package_path(miid), self.max_download)
+            .await
+            .map(|_| ())
+            .map_err(download_result_code)
     }
 
     async fn install(&self, miid: &str) -> Result<Option<u16>, HandlerError> {
@@ -492,7 +478,7 @@ impl ExecObject {
         match self.0.accept(&client_uri).await {
             Ok(_) => {
                 tracing::info!(node = %client_uri, server = %server_id, "FUMO operation accepted");
-                tokio::spawn(self.0.clone().run(token, client_uri, server_id));
+                tokio::spawn(self.0.clone().run(token, client_uri));
                 (u32::from(crate::protocol::sc::ACCEPTED), String::new())
             }
             Err(Refusal { status, result }) => (

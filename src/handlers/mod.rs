@@ -1,10 +1,10 @@
 //! Out-of-process EXEC handlers that manage real things through omadmd's public D-Bus API
 //! (issue 14): what they share is the link to the daemon, which registers them under
 //! their well-known bus name (again whenever the daemon restarts), reads the tree, and
-//! writes the MO they handle; and fetching packages under the daemon's HTTP rules (`fetch`).
+//! writes the MO they handle, and has the daemon fetch their packages
+//! (`omadm_client::handler`).
 //! `fumo` carries out FUMO through fwupd, `scomo` SCOMO through PackageKit.
 
-pub mod fetch;
 pub mod fumo;
 pub mod fwupd;
 pub mod packagekit;

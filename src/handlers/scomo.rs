@@ -16,10 +16,10 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use super::fetch::{Failure, fetch};
 use super::packagekit::{self, PackageInfo as Package, PackageKitProxy, TransactionError};
 use super::{HandlerError, Link, item};
 use crate::protocol::dmmo::DataNode;
+use omadm_client::FetchFailure as Failure;
 
 /// The SCOMO MOID.
 pub const SCOMO: &str = "urn:oma:mo:oma-scomo:1.0";
@@ -46,12 +46,10 @@ pub use codes::{
 pub use install::{archive_intact, package_kind};
 pub use inventory::{deployed_data, inventory_changes, inventory_item, node_names};
 
-/// What the handler needs to fetch packages: omadmd's settings (for its HTTP rules), where
-/// fetched packages wait for their install, and the largest it fetches.
+/// Where the packages the daemon fetches for the handler wait for their install, and the
+/// largest it takes.
 #[derive(Debug, Clone)]
 pub struct Downloads {
-    /// omadmd's settings.
-    pub settings: crate::config::Settings,
     /// The state directory.
     pub dir: PathBuf,
     /// The largest package fetched, in bytes.
@@ -161,7 +159,7 @@ impl Scomo {
     }
 
     /// Runs an accepted operation to its end and reports it with `token`.
-    pub async fn run(&self, token: String, client_uri: String, server_id: String, op: Operation) {
+    pub async fn run(&self, token: String, client_uri: String, op: Operation) {
         let (component, outcome) = match op {
             Operation::Remove(x) => {
                 let node = format!("{SCOMO}/{MIID}/Inventory/Deployed/{x}");
@@ -170,7 +168,7 @@ impl Scomo {
             }
             Operation::DownloadInstall(x) => {
                 let node = format!("{SCOMO}/{MIID}/Download/{x}");
-                let outcome = self.download_install(&node, &x, &server_id).await;
+                let outcome = self.download_install(&node, &x, &token).await;
                 (node, outcome)
             }
             Operation::NotImplemented(_) => return,
@@ -224,9 +222,9 @@ impl ExecObject {
                 );
             }
         };
-        tracing::info!(node = %client_uri, "SCOMO operation accepted");
+        tracing::info!(node = %client_uri, server = %server_id, "SCOMO operation accepted");
         let scomo = self.0.clone();
-        tokio::spawn(async move { scomo.run(token, client_uri, server_id, op).await });
+        tokio::spawn(async move { scomo.run(token, client_uri, op).await });
         (u32::from(crate::protocol::sc::ACCEPTED), String::new())
     }
 }

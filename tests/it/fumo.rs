@@ -42,12 +42,10 @@ fn fwupd(bus: &str, dir: &Path, extra_config: &str) -> Daemon {
     p
 }
 
-/// omadm-fwupd on `bus`, reading the daemon's configuration below `root`.
-fn handler(bus: &str, root: &Path, state: &Path) -> Daemon {
+/// omadm-fwupd on `bus`, its packages kept in `state`.
+fn handler(bus: &str, state: &Path) -> Daemon {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_omadm-fwupd"));
-    cmd.arg("--config-root")
-        .arg(root)
-        .arg("--state-dir")
+    cmd.arg("--state-dir")
         .arg(state)
         .arg("-v")
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
@@ -118,11 +116,7 @@ fn world_with(script: &serde_json::Value, fwupd_config: &str) -> World {
     root.with_shipped_handler("omadm-fwupd");
     let mut daemon = root.start_on_bus(&bus.address);
     daemon.wait_for("session ended", 30);
-    let mut handler = handler(
-        &bus.address,
-        &root.path(""),
-        &scratch.path().join("packages"),
-    );
+    let mut handler = handler(&bus.address, &scratch.path().join("packages"));
     handler.wait_for("registered with omadmd as the FUMO handler", 30);
     World {
         server,
@@ -432,7 +426,7 @@ fn an_update_in_progress_is_reported_after_both_restart() {
     let bus = w.bus.address.clone();
     let (code, out, err) = omadmctl(&bus, &["session", "start", "--wait"]);
     assert_eq!(code, 0, "{out}{err}");
-    w.handler.wait_for("package downloaded", 30);
+    w.handler.wait_for("package fetched", 30);
     wait_until("State 60", 10, || {
         leaf(&bus, &node("State")) == Some(json!(60))
     });
@@ -461,7 +455,7 @@ fn an_update_in_progress_is_reported_after_both_restart() {
     // update succeeded, and the server gets the result it was owed.
     let mut daemon = root.start_on_bus(&bus);
     daemon.wait_for("ready", 30);
-    let mut handler = handler(&bus, &root.path(""), &scratch.path().join("packages"));
+    let mut handler = handler(&bus, &scratch.path().join("packages"));
     handler.wait_for("reporting an operation from before the restart", 30);
     wait_until("the result alert", 60, || !fumo_alerts(&server).is_empty());
     assert_eq!(

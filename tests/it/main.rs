@@ -12,6 +12,7 @@ mod dbus;
 mod delegation;
 mod exec;
 mod faults;
+mod fetch;
 mod fumo;
 mod generated;
 mod handler_trust;

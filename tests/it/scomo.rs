@@ -127,7 +127,7 @@ fn pkcon(bus: &str, args: &[&str]) {
 const DOWNLOAD: &str = "urn:oma:mo:oma-scomo:1.0/SCOMO/Download";
 
 /// The handler, its packages kept in `state`; under `strace` when `wrap` says how.
-fn start_handler(bus: &str, root: &Path, state: &Path, wrap: &[&str]) -> Daemon {
+fn start_handler(bus: &str, state: &Path, wrap: &[&str]) -> Daemon {
     let exe = env!("CARGO_BIN_EXE_omadm-packagekit");
     let mut cmd = match wrap.split_first() {
         Some((first, rest)) => {
@@ -137,9 +137,7 @@ fn start_handler(bus: &str, root: &Path, state: &Path, wrap: &[&str]) -> Daemon 
         }
         None => Command::new(exe),
     };
-    cmd.arg("--config-root")
-        .arg(root)
-        .arg("--state-dir")
+    cmd.arg("--state-dir")
         .arg(state)
         .arg("-v")
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
@@ -283,7 +281,7 @@ fn a_server_manages_software_through_packagekit() {
     let mut daemon = root.start_on_bus(&bus.address);
     daemon.wait_for("session ended", 30);
     let state = scratch.path().join("state");
-    let mut handler = start_handler(&bus.address, &root.path(""), &state, &[]);
+    let mut handler = start_handler(&bus.address, &state, &[]);
     handler.wait_for("registered with omadmd as the SCOMO handler", 120);
 
     // Every installed package, one node each, with what dpkg says of it.
@@ -423,7 +421,7 @@ fn a_server_manages_software_through_packagekit() {
         "-e",
         "inject=unlink,unlinkat:signal=SIGKILL",
     ];
-    let mut doomed = start_handler(&bus.address, &root.path(""), &state, &strace);
+    let mut doomed = start_handler(&bus.address, &state, &strace);
     doomed.wait_for("registered with omadmd as the SCOMO handler", 120);
     session();
     doomed.wait_for("installing", 120);
@@ -434,7 +432,7 @@ fn a_server_manages_software_through_packagekit() {
         6,
         "nothing reported by the killed handler"
     );
-    let mut again = start_handler(&bus.address, &root.path(""), &state, &[]);
+    let mut again = start_handler(&bus.address, &state, &[]);
     again.wait_for("registered with omadmd as the SCOMO handler", 120);
     session();
     wait_until("the result from before the restart", 120, || {

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::FUMO;
-use crate::handlers::fetch::Failure;
+use omadm_client::FetchFailure as Failure;
 
 /// FUMO `State` values (§5.1.10).
 pub mod state {

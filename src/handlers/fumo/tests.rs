@@ -2,7 +2,7 @@
 //! targets and alerts of EXECs, and the result codes.
 
 use super::*;
-use crate::handlers::fetch::Failure;
+use omadm_client::FetchFailure as Failure;
 
 /// The DDF shipped with the handler parses, and defines what the handler writes and
 /// what servers EXEC.

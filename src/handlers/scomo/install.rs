@@ -93,12 +93,12 @@ impl Scomo {
     /// Fetches and installs what the Download entry at `node` (named `x`) names: its
     /// `PkgURL`, else the package called `Name` in the device's repositories. `Status`
     /// follows (30, 40, 50; 10 again when installed; 20 or 70 when it failed).
-    pub(super) async fn download_install(&self, node: &str, x: &str, server_id: &str) -> Outcome {
+    pub(super) async fn download_install(&self, node: &str, x: &str, token: &str) -> Outcome {
         let url = self.text(&format!("{node}/PkgURL")).await;
         let name = self.text(&format!("{node}/Name")).await;
         let pkg_id = self.text(&format!("{node}/PkgID")).await;
         let installed = if !url.is_empty() {
-            self.install_from(node, x, &url, server_id).await
+            self.install_from(node, x, &url, token).await
         } else if !name.is_empty() {
             self.install_named(node, &name).await
         } else {
@@ -162,21 +162,15 @@ impl Scomo {
         node: &str,
         x: &str,
         url: &str,
-        server_id: &str,
+        token: &str,
     ) -> Result<Package, (i64, u16)> {
         use download_status as st;
         self.set_status(node, st::DOWNLOAD_PROGRESSING).await;
         let fetched = self.downloads.dir.join(format!("{}.pkg", file_stem(x)));
-        fetch(
-            &self.link,
-            &self.downloads.settings,
-            server_id,
-            url,
-            &fetched,
-            self.downloads.max_bytes,
-        )
-        .await
-        .map_err(|f| (st::DOWNLOAD_FAILED, download_result_code(f)))?;
+        self.link
+            .fetch_package(token, url, &fetched, self.downloads.max_bytes)
+            .await
+            .map_err(|f| (st::DOWNLOAD_FAILED, download_result_code(f)))?;
         self.set_status(node, st::DOWNLOAD_COMPLETE).await;
         let failed = |code| (st::INSTALL_FAILED_NO_DATA, code);
         let mut head = [0u8; 24];
