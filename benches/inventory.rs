@@ -13,9 +13,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use omadmd::handlers::Link;
-use omadmd::handlers::packagekit::PackageInfo;
-use omadmd::handlers::scomo::{BUS_NAME, OBJECT_PATH, SCOMO, inventory_changes, inventory_item};
+use omadm_tools::handlers::Link;
+use omadm_tools::handlers::packagekit::PackageInfo;
+use omadm_tools::handlers::scomo::{
+    BUS_NAME, OBJECT_PATH, SCOMO, inventory_changes, inventory_item,
+};
 use omadmd::protocol::dmmo;
 
 /// `n` packages shaped like Debian's: names, versions, architectures and summaries of the

@@ -81,7 +81,7 @@ pub fn history(settings: &Settings, limit: u32, json: bool) -> anyhow::Result<St
         return Ok("(no sessions yet)\n".into());
     }
     let mut out = String::new();
-    let now = crate::cli::now_secs();
+    let now = omadm_console::now_secs();
     let _ = writeln!(
         out,
         "{:>4}  {:<10} {:<16} {:<16} {:<11} {:>8} {:>8}  detail",
@@ -92,7 +92,7 @@ pub fn history(settings: &Settings, limit: u32, json: bool) -> anyhow::Result<St
             out,
             "{:>4}  {:<10} {:<16} {:<16} {:<11} {:>8} {:>8}  {}",
             s.id,
-            crate::cli::ago(s.started_at, now),
+            omadm_console::ago(s.started_at, now),
             s.server_id,
             s.trigger,
             s.outcome,

@@ -3,18 +3,16 @@
 //! Dependency rule (see docs/ARCHITECTURE.md): `protocol` and `tree` depend on nothing
 //! else of ours; `host` reads the machine and depends on nothing of ours; `mo` uses
 //! `protocol`, `tree` and `host`; `config` uses `mo` for its types; `daemon` wires
-//! everything; the binaries use `cli`, `config`, `logging` and `daemon`.
+//! everything; the binary uses `args`, `config` and `daemon`.
 
-pub mod cli;
+pub mod args;
 pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod diag;
 pub mod engine;
-pub mod handlers;
 pub mod heartbeat;
 pub mod host;
-pub mod logging;
 pub mod memory;
 pub mod mo;
 pub mod notify;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use omadmd::cli::{Cli, Command};
-use omadmd::logging::{self, Target};
+use omadm_console::logging::{self, Target};
+use omadmd::args::{Cli, Command};
 use omadmd::{config, daemon, diag};
 
 /// Exit status for a failure systemd should not retry (`RestartPreventExitStatus=` in the
@@ -102,10 +102,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "settings": settings,
                     "bootstrap": checks,
                 });
-                omadmd::outln!("{doc}");
+                omadm_console::outln!("{doc}");
             } else {
-                omadmd::out!("{}", settings.to_toml());
-                omadmd::out!("{}", diag::bootstrap_lines(&checks));
+                omadm_console::out!("{}", settings.to_toml());
+                omadm_console::out!("{}", diag::bootstrap_lines(&checks));
             }
             match refused {
                 Some(e) => Err(e.into()),
@@ -113,12 +113,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Some(Command::History { limit, json }) => {
-            omadmd::out!("{}", diag::history(&settings, limit, json)?);
+            omadm_console::out!("{}", diag::history(&settings, limit, json)?);
             Ok(())
         }
         Some(Command::DumpTree { json }) => {
             let out = diag::dump_tree(&settings, json)?;
-            omadmd::out!("{out}");
+            omadm_console::out!("{out}");
             Ok(())
         }
     }

@@ -240,7 +240,7 @@ fn outlook_of(
     poll: Option<Duration>,
 ) -> scheduler::OutlookData {
     let now = tokio::time::Instant::now();
-    let epoch = crate::cli::now_secs();
+    let epoch = omadm_console::now_secs();
     let wall = |at: tokio::time::Instant| {
         epoch + i64::try_from(at.saturating_duration_since(now).as_secs()).unwrap_or(i64::MAX / 2)
     };

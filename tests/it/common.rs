@@ -12,24 +12,26 @@ use nix::unistd::Pid;
 
 /// Path of the daemon binary cargo built for these tests.
 pub const OMADMD: &str = env!("CARGO_BIN_EXE_omadmd");
-/// Path of the test server binary: another package of the workspace
-/// (`crates/omadm-testserver`), built beside this test's own binaries by `cargo test
-/// --workspace` (scripts/test.sh), whose integration tests make cargo build it.
-pub fn testserver() -> std::path::PathBuf {
+/// Path of a binary of another package of the workspace (the test server,
+/// `crates/omadm-testserver`; the tools and handlers, `crates/omadm-tools`), built beside
+/// this test's own binaries by `cargo test --workspace` (scripts/test.sh), whose
+/// integration tests make cargo build them.
+pub fn tool(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/it-<hash> → target/<profile>/omadm-testserver
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("omadm-testserver");
+    // target/<profile>/deps/it-<hash> → target/<profile>/<name>
+    let bin = exe.parent().and_then(Path::parent).unwrap().join(name);
     assert!(
         bin.exists(),
         "{} is not built: run the tests with `cargo test --workspace` (scripts/test.sh), \
-         or `cargo build -p omadm-testserver` first",
+         or `cargo build --workspace --bins` first",
         bin.display()
     );
     bin
+}
+
+/// Path of the test server binary.
+pub fn testserver() -> PathBuf {
+    tool("omadm-testserver")
 }
 
 /// A private `dbus-daemon` (system-style, everything allowed); killed when dropped.
@@ -73,15 +75,9 @@ impl Drop for PrivateBus {
     }
 }
 
-/// Path of the desktop agent.
-pub const OMADM_AGENT: &str = env!("CARGO_BIN_EXE_omadm-agent");
-
-/// Path of the CLI binary.
-pub const OMADMCTL: &str = env!("CARGO_BIN_EXE_omadmctl");
-
 /// Runs omadmctl against a bus: (exit code, stdout, stderr).
 pub fn omadmctl(bus: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(OMADMCTL)
+    let out = Command::new(tool("omadmctl"))
         .args(args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .output()
@@ -460,7 +456,7 @@ pub fn ctl_lines_with(
 ) -> (Reaped, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead as _;
     use std::os::unix::process::CommandExt as _;
-    let mut cmd = std::process::Command::new(OMADMCTL);
+    let mut cmd = std::process::Command::new(tool("omadmctl"));
     cmd.args(args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .envs(env.iter().copied())

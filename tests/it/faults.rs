@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Daemon, OMADMCTL, OMADMD, PrivateBus, Reaped, Root, TestServer};
+use crate::common::{Daemon, OMADMD, PrivateBus, Reaped, Root, TestServer, tool};
 
 /// strace attached to a running daemon, injecting `inject` into every thread's matching
 /// calls (`fsync:error=EIO`); detached when dropped. `None`, with the reason printed, where
@@ -450,7 +450,7 @@ fn a_slow_disk_stalls_neither_dbus_nor_notifications() {
     let stuck_since = Instant::now();
     // D-Bus: omadmctl status answers while the commit is stuck.
     let mut status = Reaped(
-        Command::new(OMADMCTL)
+        Command::new(tool("omadmctl"))
             .arg("status")
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .stdout(Stdio::null())
@@ -515,7 +515,7 @@ fn killed_fifty_times_it_loses_no_acknowledged_alert() {
         let mut d = root.start_on_bus(&bus.address);
         d.wait_for("D-Bus name owned", 30);
         let data = json!({"round": round}).to_string();
-        let out = Command::new(OMADMCTL)
+        let out = Command::new(tool("omadmctl"))
             .args(["alert", "send", "--server", "demo-server"])
             .args(["--type", "urn:x:kill-loop", "--data", &data])
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)

@@ -44,7 +44,7 @@ fn fwupd(bus: &str, dir: &Path, extra_config: &str) -> Daemon {
 
 /// omadm-fwupd on `bus`, its packages kept in `state`.
 fn handler(bus: &str, state: &Path) -> Daemon {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_omadm-fwupd"));
+    let mut cmd = Command::new(crate::common::tool("omadm-fwupd"));
     cmd.arg("--state-dir")
         .arg(state)
         .arg("-v")

@@ -106,11 +106,11 @@ fn sections(after: &str) -> String {
 
 fn expected() -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
-    man_pages(omadmd::cli::Cli::command(), "8", &mut out);
-    man_pages(omadmd::cli::ctl::Cli::command(), "1", &mut out);
-    man_pages(omadmd::cli::agent::Cli::command(), "1", &mut out);
-    man_pages(omadmd::cli::fwupd::Cli::command(), "8", &mut out);
-    man_pages(omadmd::cli::packagekit::Cli::command(), "8", &mut out);
+    man_pages(omadmd::args::Cli::command(), "8", &mut out);
+    man_pages(omadm_tools::cli::ctl::Cli::command(), "1", &mut out);
+    man_pages(omadm_tools::cli::agent::Cli::command(), "1", &mut out);
+    man_pages(omadm_tools::cli::fwupd::Cli::command(), "8", &mut out);
+    man_pages(omadm_tools::cli::packagekit::Cli::command(), "8", &mut out);
     man_pages(omadm_testserver::cli::Cli::command(), "1", &mut out);
     // Registration scripts: the shell asks omadmctl itself (COMPLETE=<shell>), which
     // completes server IDs, session IDs and ClientURIs from the running daemon.

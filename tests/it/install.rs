@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::common::{OMADMCTL, OMADMD, PrivateBus, Root, TestServer, omadmctl};
+use crate::common::{OMADMD, PrivateBus, Root, TestServer, omadmctl, tool};
 
 fn repo(p: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -19,21 +19,21 @@ fn units_in(dir: &Path) {
     let service = std::fs::read_to_string(repo("systemd/omadmd.service"))
         .unwrap()
         .replace("/usr/sbin/omadmd", OMADMD)
-        .replace("/usr/bin/omadmctl", OMADMCTL);
+        .replace("/usr/bin/omadmctl", &tool("omadmctl").to_string_lossy());
     std::fs::write(dir.join("omadmd.service"), service).unwrap();
     std::fs::copy(repo("systemd/omadmd.socket"), dir.join("omadmd.socket")).unwrap();
     let handler = std::fs::read_to_string(repo("systemd/omadm-fwupd.service"))
         .unwrap()
         .replace(
             "/usr/libexec/omadm-fwupd",
-            env!("CARGO_BIN_EXE_omadm-fwupd"),
+            &tool("omadm-fwupd").to_string_lossy(),
         );
     std::fs::write(dir.join("omadm-fwupd.service"), handler).unwrap();
     let scomo = std::fs::read_to_string(repo("systemd/omadm-packagekit.service"))
         .unwrap()
         .replace(
             "/usr/libexec/omadm-packagekit",
-            env!("CARGO_BIN_EXE_omadm-packagekit"),
+            &tool("omadm-packagekit").to_string_lossy(),
         );
     std::fs::write(dir.join("omadm-packagekit.service"), scomo).unwrap();
 }
@@ -146,7 +146,7 @@ fn the_bus_policy_lets_only_its_user_own_the_name() {
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("ready", 30);
     let as_nobody = |args: &[&str]| {
-        Command::new(OMADMCTL)
+        Command::new(tool("omadmctl"))
             .args(args)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .uid(65534)

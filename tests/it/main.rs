@@ -15,6 +15,7 @@ mod faults;
 mod fetch;
 mod fumo;
 mod generated;
+mod handler_ddf;
 mod handler_trust;
 mod install;
 mod notify;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{OMADMCTL, PrivateBus, Reaped, Root, TestServer};
+use crate::common::{PrivateBus, Reaped, Root, TestServer, tool};
 
 const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
 pub const NOBODY: u32 = 65534;
@@ -77,7 +77,7 @@ impl Drop for Polkitd {
 }
 
 fn as_nobody(bus: &str, args: &[&str]) -> Output {
-    Command::new(OMADMCTL)
+    Command::new(tool("omadmctl"))
         .args(args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .uid(NOBODY)
@@ -205,7 +205,7 @@ fn without_polkit_only_root_may_change_things_and_agents_may_register() {
     );
     // A terminal agent registers and is told it is in place.
     let agent = Reaped(
-        Command::new(OMADMCTL)
+        Command::new(tool("omadmctl"))
             .arg("agent")
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .uid(NOBODY)

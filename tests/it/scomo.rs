@@ -128,7 +128,7 @@ const DOWNLOAD: &str = "urn:oma:mo:oma-scomo:1.0/SCOMO/Download";
 
 /// The handler, its packages kept in `state`; under `strace` when `wrap` says how.
 fn start_handler(bus: &str, state: &Path, wrap: &[&str]) -> Daemon {
-    let exe = env!("CARGO_BIN_EXE_omadm-packagekit");
+    let exe = crate::common::tool("omadm-packagekit");
     let mut cmd = match wrap.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);

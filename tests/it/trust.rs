@@ -260,7 +260,7 @@ fn a_replayed_notification_without_id_forces_at_most_one_session_per_interval_a_
         &omadmd::protocol::package0::Notification {
             server_id: Some("demo-server".into()),
             notification_id: Some(4711),
-            timestamp: Some(omadmd::cli::now_secs().unsigned_abs()),
+            timestamp: Some(omadm_console::now_secs().unsigned_abs()),
             ..Default::default()
         },
         b"demo-notification-secret",

@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::common::{
-    Daemon, OMADMCTL, PrivateBus, Root, TestServer, ctl_agent, ctl_lines, dmacc, omadmctl,
+    Daemon, PrivateBus, Root, TestServer, ctl_agent, ctl_lines, dmacc, omadmctl, tool,
 };
 
 /// The demo server's account against a test server with `sessions` sessions that each
@@ -302,7 +302,7 @@ fn errors_say_what_to_do() {
     );
     // Another user may read but not change anything.
     if nix::unistd::Uid::effective().is_root() {
-        let out = Command::new(OMADMCTL)
+        let out = Command::new(tool("omadmctl"))
             .args(["session", "start"])
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .uid(65534)
@@ -316,7 +316,7 @@ fn errors_say_what_to_do() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
-        let out = Command::new(OMADMCTL)
+        let out = Command::new(tool("omadmctl"))
             .arg("status")
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .uid(65534)

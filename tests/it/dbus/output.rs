@@ -122,7 +122,7 @@ fn every_json_output_has_the_documented_keys() {
 fn completion_offers_what_the_daemon_has() {
     let (_server, bus, _root, d) = demo_up(1);
     let complete = |bus: &str, words: &[&str]| -> Vec<String> {
-        let out = Command::new(OMADMCTL)
+        let out = Command::new(tool("omadmctl"))
             .env("COMPLETE", "bash")
             .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
             .env("_CLAP_COMPLETE_COMP_TYPE", "9")

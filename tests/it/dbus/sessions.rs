@@ -171,7 +171,7 @@ fn the_next_attempt_is_shown_and_an_administrator_skips_the_backoff() {
         serde_json::from_str(&out).unwrap()
     };
     let a = show();
-    let now = omadmd::cli::now_secs();
+    let now = omadm_console::now_secs();
     assert_eq!(
         a["next_reason"], "retry 1 after failed attempts (backoff)",
         "{a}"

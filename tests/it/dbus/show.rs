@@ -89,7 +89,7 @@ fn the_desktop_agent_opens_pages_and_registers_again_after_a_restart() {
 
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("session ended", 30);
-    let mut agent = Command::new(crate::common::OMADM_AGENT)
+    let mut agent = Command::new(crate::common::tool("omadm-agent"))
         .arg("--no-notify")
         .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
         .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)

@@ -64,7 +64,8 @@ pub fn running_sessions() -> Vec<CompletionCandidate> {
     ask(|conn| async move {
         let manager = omadm_client::ManagerProxy::new(&conn).await?;
         Ok(manager
-            .history(crate::tree::HISTORY_KEEP)
+            // The daemon answers with as many as it keeps.
+            .history(u32::MAX)
             .await?
             .into_iter()
             .filter(|r| r.outcome == "running")

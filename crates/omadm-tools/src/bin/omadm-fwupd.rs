@@ -1,6 +1,6 @@
 //! `omadm-fwupd`: the FUMO handler. It owns `org.omadm.Fwupd1` on the system bus, keeps a
 //! FUMO instance per updatable fwupd device in omadmd's tree, and carries out the FUMO
-//! EXECs through fwupd (omadmd::handlers::fumo). It registers with omadmd under its name
+//! EXECs through fwupd (omadm_tools::handlers::fumo). It registers with omadmd under its name
 //! whenever omadmd appears, and follows fwupd's device signals.
 
 use std::process::ExitCode;
@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use futures_util::StreamExt as _;
-use omadmd::cli::fwupd::Cli;
-use omadmd::handlers::fumo::{BUS_NAME, ExecObject, FUMO, Fumo, OBJECT_PATH};
-use omadmd::handlers::fwupd::FwupdProxy;
-use omadmd::handlers::{HandlerError, Link};
+use omadm_tools::cli::fwupd::Cli;
+use omadm_tools::handlers::fumo::{BUS_NAME, ExecObject, FUMO, Fumo, OBJECT_PATH};
+use omadm_tools::handlers::fwupd::FwupdProxy;
+use omadm_tools::handlers::{HandlerError, Link};
 
 /// When omadmd (re)appears: register, bring the instances in step, finish what a restart
 /// cut short.
@@ -44,7 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
     // Watch first, then look: a daemon or fwupd that starts in between is not missed.
     let mut daemon_owner = dbus
-        .receive_name_owner_changed_with_args(&[(0, omadmd::dbus::BUS_NAME)])
+        .receive_name_owner_changed_with_args(&[(0, omadm_client::BUS_NAME)])
         .await?;
     let mut fwupd_owner = dbus
         .receive_name_owner_changed_with_args(&[(0, "org.freedesktop.fwupd")])
@@ -91,5 +91,5 @@ async fn sync(fumo: &Fumo) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
-    omadmd::cli::handler_main("omadm-fwupd", verbose, run(cli))
+    omadm_tools::handler_main("omadm-fwupd", verbose, run(cli))
 }

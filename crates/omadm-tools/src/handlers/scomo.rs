@@ -18,8 +18,8 @@ use serde_json::json;
 
 use super::packagekit::{self, PackageInfo as Package, PackageKitProxy, TransactionError};
 use super::{HandlerError, Link, item};
-use crate::protocol::dmmo::DataNode;
 use omadm_client::FetchFailure as Failure;
+use omadm_proto::dmmo::DataNode;
 
 /// The SCOMO MOID.
 pub const SCOMO: &str = "urn:oma:mo:oma-scomo:1.0";
@@ -137,7 +137,7 @@ impl Scomo {
     /// the device does not carry out, the OperationComplete alert saying so (1411) that the
     /// daemon sends to the EXEC's ServerURI.
     pub fn accept(&self, client_uri: &str) -> Result<Operation, (u16, Option<serde_json::Value>)> {
-        let op = parse_target(client_uri).ok_or((crate::protocol::sc::NOT_ALLOWED, None))?;
+        let op = parse_target(client_uri).ok_or((omadm_proto::sc::NOT_ALLOWED, None))?;
         let component = match &op {
             Operation::Remove(x) => format!("{SCOMO}/{MIID}/Inventory/Deployed/{x}"),
             Operation::DownloadInstall(x) => format!("{SCOMO}/{MIID}/Download/{x}"),
@@ -148,12 +148,12 @@ impl Scomo {
                     result::NOT_IMPLEMENTED,
                     x,
                 );
-                return Err((crate::protocol::sc::NOT_IMPLEMENTED, Some(alert)));
+                return Err((omadm_proto::sc::NOT_IMPLEMENTED, Some(alert)));
             }
         };
         if !self.running().insert(component) {
             tracing::info!(node = %client_uri, "refused: another operation on this component runs");
-            return Err((crate::protocol::sc::SERVICE_UNAVAILABLE, None));
+            return Err((omadm_proto::sc::SERVICE_UNAVAILABLE, None));
         }
         Ok(op)
     }
@@ -210,7 +210,7 @@ impl ExecObject {
     ) -> (u32, String) {
         // Only omadmd asks for EXECs.
         if !omadm_client::agent::from_daemon(conn, &header).await {
-            return (u32::from(crate::protocol::sc::FORBIDDEN), String::new());
+            return (u32::from(omadm_proto::sc::FORBIDDEN), String::new());
         }
         let op = match self.0.accept(&client_uri) {
             Ok(op) => op,
@@ -225,7 +225,7 @@ impl ExecObject {
         tracing::info!(node = %client_uri, server = %server_id, "SCOMO operation accepted");
         let scomo = self.0.clone();
         tokio::spawn(async move { scomo.run(token, client_uri, op).await });
-        (u32::from(crate::protocol::sc::ACCEPTED), String::new())
+        (u32::from(omadm_proto::sc::ACCEPTED), String::new())
     }
 }
 

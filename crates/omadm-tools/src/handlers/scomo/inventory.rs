@@ -74,7 +74,7 @@ pub fn deployed_data(packages: &[Package]) -> DataNode {
 pub fn inventory_changes(
     before: &[Package],
     after: &[Package],
-) -> (Vec<crate::protocol::dmmo::MoItem>, Vec<String>) {
+) -> (Vec<omadm_proto::dmmo::MoItem>, Vec<String>) {
     let deployed = format!("{SCOMO}/{MIID}/Inventory/Deployed");
     let was: std::collections::HashMap<String, &Package> =
         node_names(before).into_iter().zip(before).collect();
@@ -97,7 +97,7 @@ pub fn inventory_changes(
 
 /// What the handler writes for `packages`, in one `HandlerUpdate`: `Inventory/Deployed`
 /// whole, or the whole instance when it is not `present` yet.
-pub fn inventory_item(present: bool, packages: &[Package]) -> crate::protocol::dmmo::MoItem {
+pub fn inventory_item(present: bool, packages: &[Package]) -> omadm_proto::dmmo::MoItem {
     if present {
         item(
             &format!("{SCOMO}/{MIID}/Inventory/Deployed"),

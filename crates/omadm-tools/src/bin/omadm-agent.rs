@@ -13,7 +13,7 @@ use clap::Parser;
 use futures_util::StreamExt as _;
 use omadm_client::AgentManagerProxy;
 use omadm_client::agent::{AgentError, check_show};
-use omadmd::cli::agent::Cli;
+use omadm_tools::cli::agent::Cli;
 use zbus::Variant;
 
 const AGENT_PATH: &str = "/org/omadm/Client1/Agent";
@@ -72,7 +72,7 @@ impl DesktopAgent {
         }
         let url = url.to_owned();
         tokio::task::spawn_blocking(move || {
-            omadmd::cli::agent::launch(&url, omadmd::cli::agent::LAUNCH_GRACE)
+            omadm_tools::launch::launch(&url, omadm_tools::launch::LAUNCH_GRACE)
         })
         .await
         .map_err(|e| format!("the launch did not finish: {e}"))?
@@ -139,7 +139,7 @@ async fn run(cli: Cli) -> zbus::Result<()> {
         // not active and local, or a rule says no): said as such; it tries again whenever
         // omadmd restarts, as a change of rules takes effect then.
         Err(e)
-            if omadmd::dbus::error_name(&e).as_deref()
+            if omadm_client::error_name(&e).as_deref()
                 == Some("org.omadm.Client1.Error.AccessDenied") =>
         {
             eprintln!(

@@ -1,43 +1,8 @@
-//! Tests of the FUMO handler: the shipped DDF against what the handler writes, the
-//! targets and alerts of EXECs, and the result codes.
+//! Tests of the FUMO handler: the targets and alerts of EXECs, and the result codes (the
+//! shipped DDF against what it writes: the daemon's tests/it/handler_ddf.rs).
 
 use super::*;
 use omadm_client::FetchFailure as Failure;
-
-/// The DDF shipped with the handler parses, and defines what the handler writes and
-/// what servers EXEC.
-#[test]
-fn the_shipped_definition_holds_what_the_handler_writes() {
-    let def =
-        crate::mo::ddf::parse(include_str!("../../../data/ddf/fumo/oma-fumo-1.0.ddf.xml")).unwrap();
-    assert_eq!(def.moid, FUMO);
-    let device = Device {
-        id: "08d4".into(),
-        name: "Webcam".into(),
-        version: "1.2.2".into(),
-        ..Device::default()
-    };
-    let nodes =
-        crate::mo::build_nodes(FUMO, Some(&def.root), "", &instance_data(&device), 1024).unwrap();
-    let paths: Vec<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
-    for p in [
-        "PkgVersion",
-        "Download/PkgURL",
-        "Update",
-        "DownloadAndUpdate/PkgURL",
-        "State",
-        "Ext/Vendor",
-    ] {
-        assert!(paths.contains(&p), "{p} in {paths:?}");
-    }
-    for op in ["Download", "Update", "DownloadAndUpdate"] {
-        let exec = nodes.iter().find(|n| n.path == op).unwrap();
-        assert!(
-            exec.props.access.contains(crate::tree::AccessType::EXEC),
-            "{op}"
-        );
-    }
-}
 
 #[test]
 fn targets_name_an_instance_and_an_operation() {
@@ -87,7 +52,7 @@ fn results_are_alerts_of_the_operations_type() {
         "org.openmobilealliance.dm.firmwareupdate.update"
     );
     // It is a Generic Alert the daemon takes.
-    let parsed: crate::protocol::packages::Alert = serde_json::from_value(ok).unwrap();
+    let parsed: omadm_proto::packages::Alert = serde_json::from_value(ok).unwrap();
     assert_eq!(parsed.data_type.as_deref(), Some("application/json"));
 }
 

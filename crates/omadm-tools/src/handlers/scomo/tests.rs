@@ -1,5 +1,5 @@
-//! Tests of the SCOMO handler: EXEC targets, outcomes and result codes, package kinds,
-//! download entries, and the inventory against the shipped definition.
+//! Tests of the SCOMO handler: EXEC targets, outcomes and result codes, package kinds (the
+//! shipped DDF against what it writes: the daemon's tests/it/handler_ddf.rs).
 
 use super::install::file_stem;
 use super::*;
@@ -51,7 +51,7 @@ fn outcomes_are_reported_as_the_ts_shows() {
     assert_eq!(a["Data"]["Identifier"], "bash");
     assert_eq!(a["TargetURI"], "t");
     assert_eq!(a["Mark"], "informational");
-    let parsed: crate::protocol::packages::Alert = serde_json::from_value(a).unwrap();
+    let parsed: omadm_proto::packages::Alert = serde_json::from_value(a).unwrap();
     assert_eq!(parsed.data_type.as_deref(), Some("application/json"));
     let failed = operation_complete("s", "t", result::INSTALL_FAILED, "p1");
     assert_eq!(failed["Mark"], "critical");
@@ -144,61 +144,5 @@ fn every_package_gets_a_node_name_of_its_own() {
         pkg("libc6"),
     ]);
     assert_eq!(names, ["bash", "g__", "g__~2", "g__~3", "libc6"]);
-    assert!(names.iter().all(|n| crate::protocol::uri::is_real_name(n)));
-}
-
-/// The shipped DDF takes the inventory the handler writes.
-#[test]
-fn the_shipped_definition_holds_the_inventory() {
-    let def = crate::mo::ddf::parse(include_str!(
-        "../../../data/ddf/scomo/oma-scomo-1.0.ddf.xml"
-    ))
-    .unwrap();
-    assert_eq!(def.moid, SCOMO);
-    let deployed = crate::mo::def_at(&def.root, "Inventory/Deployed").unwrap();
-    let nodes = crate::mo::build_nodes(
-        SCOMO,
-        Some(deployed),
-        "Inventory/Deployed",
-        &deployed_data(&[pkg("bash"), pkg("g++")]),
-        1024,
-    )
-    .unwrap();
-    let paths: Vec<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
-    for p in [
-        "Inventory/Deployed/bash/Version",
-        "Inventory/Deployed/g__/ID",
-        "Inventory/Deployed/g__/State",
-        "Inventory/Deployed/bash/Operations/Remove",
-    ] {
-        assert!(paths.contains(&p), "{p} in {paths:?}");
-    }
-}
-
-/// A server adds a Download entry with its own leaves; the device's Status (10) and
-/// the DownloadInstall operation come from the definition.
-#[test]
-fn a_download_entry_gets_its_status_and_operation() {
-    let def = crate::mo::ddf::parse(include_str!(
-        "../../../data/ddf/scomo/oma-scomo-1.0.ddf.xml"
-    ))
-    .unwrap();
-    let entry = crate::mo::def_at(&def.root, "Download/p1").unwrap();
-    let data = DataNode::Interior(vec![
-        ("PkgID".into(), DataNode::Leaf(json!("hello-1.0"))),
-        (
-            "PkgURL".into(),
-            DataNode::Leaf(json!("https://repo.example.com/hello.deb")),
-        ),
-    ]);
-    let nodes = crate::mo::build_nodes(SCOMO, Some(entry), "Download/p1", &data, 1024).unwrap();
-    let get = |p: &str| nodes.iter().find(|n| n.path == p);
-    assert_eq!(
-        get("Download/p1/Status").and_then(|n| n.value.clone()),
-        Some(crate::tree::Value::Int(10))
-    );
-    let op = get("Download/p1/Operations/DownloadInstall").expect("the operation");
-    assert!(op.props.access.contains(crate::tree::AccessType::EXEC));
-    // The operations not carried out are not offered.
-    assert!(get("Download/p1/Operations/DownloadInstallInactive").is_none());
+    assert!(names.iter().all(|n| omadm_proto::uri::is_real_name(n)));
 }

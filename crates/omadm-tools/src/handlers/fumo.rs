@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 
 use super::fwupd::{Device, FwupdProxy, UpdateState, install_result_code};
 use super::{HandlerError, Link};
-use crate::protocol::dmmo::DataNode;
+use omadm_proto::dmmo::DataNode;
 
 /// The FUMO MOID.
 pub const FUMO: &str = "urn:oma:mo:oma-fumo:1.0";
@@ -29,7 +29,7 @@ pub use codes::{Op, download_result_code, parse_target, result, result_alert, st
 
 /// The MO data of a new instance for `device` (§5.1: the nodes the DDF requires, and
 /// what fwupd says of the device under `Ext`).
-fn instance_data(device: &Device) -> DataNode {
+pub fn instance_data(device: &Device) -> DataNode {
     let leaf = |v: Json| DataNode::Leaf(v);
     let node = |children: Vec<(&str, DataNode)>| {
         DataNode::Interior(
@@ -59,7 +59,7 @@ fn instance_data(device: &Device) -> DataNode {
 
 /// True for a name FUMO can use as the instance's MIID (fwupd's IDs are hex digits).
 fn usable_miid(id: &str) -> bool {
-    crate::protocol::uri::is_real_name(id)
+    omadm_proto::uri::is_real_name(id)
 }
 
 /// The FUMO handler: fwupd, the daemon, and the operations running.
@@ -203,7 +203,7 @@ impl Fumo {
     pub async fn accept(&self, client_uri: &str) -> Result<(String, Op), Refusal> {
         let Some((miid, op)) = parse_target(client_uri) else {
             return Err(Refusal {
-                status: crate::protocol::sc::NOT_ALLOWED,
+                status: omadm_proto::sc::NOT_ALLOWED,
                 result: None,
             });
         };
@@ -213,11 +213,11 @@ impl Fumo {
         };
         let current = match self.current_state(&miid).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Err(refuse(crate::protocol::sc::NOT_FOUND, result::CLIENT_ERROR)),
+            Ok(None) => return Err(refuse(omadm_proto::sc::NOT_FOUND, result::CLIENT_ERROR)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the FUMO state");
                 return Err(refuse(
-                    crate::protocol::sc::INTERNAL_ERROR,
+                    omadm_proto::sc::INTERNAL_ERROR,
                     result::CLIENT_ERROR,
                 ));
             }
@@ -228,16 +228,13 @@ impl Fumo {
                 && self.package_path(&miid).exists())
         {
             tracing::info!(node = %client_uri, state = current, "Update refused: no package was downloaded");
-            return Err(refuse(
-                crate::protocol::sc::NOT_ALLOWED,
-                result::CLIENT_ERROR,
-            ));
+            return Err(refuse(omadm_proto::sc::NOT_ALLOWED, result::CLIENT_ERROR));
         }
         if !self.running().insert(miid.clone()) {
             // One operation per component at a time.
             tracing::info!(node = %client_uri, "refused: another operation on this component runs");
             return Err(refuse(
-                crate::protocol::sc::SERVICE_UNAVAILABLE,
+                omadm_proto::sc::SERVICE_UNAVAILABLE,
                 result::CLIENT_ERROR,
             ));
         }
@@ -473,13 +470,13 @@ impl ExecObject {
     ) -> (u32, String) {
         // Only omadmd asks for EXECs.
         if !omadm_client::agent::from_daemon(conn, &header).await {
-            return (u32::from(crate::protocol::sc::FORBIDDEN), String::new());
+            return (u32::from(omadm_proto::sc::FORBIDDEN), String::new());
         }
         match self.0.accept(&client_uri).await {
             Ok(_) => {
                 tracing::info!(node = %client_uri, server = %server_id, "FUMO operation accepted");
                 tokio::spawn(self.0.clone().run(token, client_uri));
-                (u32::from(crate::protocol::sc::ACCEPTED), String::new())
+                (u32::from(omadm_proto::sc::ACCEPTED), String::new())
             }
             Err(Refusal { status, result }) => (
                 u32::from(status),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures_util::StreamExt as _;
 use omadm_client::{ManagerProxy, TreeProxy};
-use omadmd::cli::ctl::{AccountCmd, AlertCmd, Cli, Cmd, NotifyArgs, SessionCmd, TreeCmd};
+use omadm_tools::cli::ctl::{AccountCmd, AlertCmd, Cli, Cmd, NotifyArgs, SessionCmd, TreeCmd};
 use serde_json::json;
 
 /// The terminal SHOW agent.
@@ -23,14 +23,14 @@ impl TerminalAgent {
     fn tell(&self, url: &str, server_name: &str, outcome: &str, detail: Option<&str>) {
         use std::io::Write as _;
         if self.json {
-            omadmd::outln!(
+            omadm_console::outln!(
                 "{}",
-                json!({"time": omadmd::cli::now_secs(), "event": "show", "server_name": server_name,
+                json!({"time": omadm_console::now_secs(), "event": "show", "server_name": server_name,
                     "url": url, "outcome": outcome, "detail": detail})
             );
         } else {
             let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
-            omadmd::outln!("  {outcome}{detail}");
+            omadm_console::outln!("  {outcome}{detail}");
         }
         let _ = std::io::stdout().flush();
     }
@@ -39,7 +39,7 @@ impl TerminalAgent {
 /// Asks the person at the terminal; true only for an explicit yes.
 fn ask_yes(question: &str) -> bool {
     use std::io::{BufRead as _, Write as _};
-    omadmd::cli::emit_err(format_args!("{question} [y/N] "));
+    omadm_console::emit_err(format_args!("{question} [y/N] "));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
@@ -60,11 +60,11 @@ impl TerminalAgent {
     ) -> Result<(), omadm_client::agent::AgentError> {
         use omadm_client::agent::AgentError;
         if let Err(e) = omadm_client::agent::check_show(conn, &header, &url).await {
-            omadmd::errln!("omadmctl: Show refused: {e}");
+            omadm_console::errln!("omadmctl: Show refused: {e}");
             return Err(e);
         }
         if !self.json {
-            omadmd::outln!("{server_name} asks you to open: {url}");
+            omadm_console::outln!("{server_name} asks you to open: {url}");
         }
         if self.decline {
             self.tell(
@@ -91,7 +91,7 @@ impl TerminalAgent {
         }
         let target = url.clone();
         let launched = tokio::task::spawn_blocking(move || {
-            omadmd::cli::agent::launch(&target, omadmd::cli::agent::LAUNCH_GRACE)
+            omadm_tools::launch::launch(&target, omadm_tools::launch::LAUNCH_GRACE)
         })
         .await
         .map_err(|e| e.to_string())
@@ -102,7 +102,7 @@ impl TerminalAgent {
                 Ok(())
             }
             Err(why) => {
-                omadmd::errln!("omadmctl: cannot open the page: {why}");
+                omadm_console::errln!("omadmctl: cannot open the page: {why}");
                 self.tell(&url, &server_name, "failed", Some(&why));
                 // A failure, not a decline: the daemon tries another agent, or tells the
                 // server the page could not be shown.
@@ -132,10 +132,10 @@ fn explain(e: &zbus::Error) -> (String, u8) {
         ),
         other => other.to_string(),
     };
-    if omadmd::dbus::no_owner(e) {
+    if omadm_client::no_owner(e) {
         return ("omadmd is not running (org.omadm.Client1 is not on the bus); start it with 'systemctl start omadmd'".into(), 3);
     }
-    match omadmd::dbus::error_name(e).as_deref() {
+    match omadm_client::error_name(e).as_deref() {
         Some(
             "org.omadm.Client1.Error.AccessDenied" | "org.freedesktop.DBus.Error.AccessDenied",
         ) => (
@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            omadmd::errln!("omadmctl: {e}");
+            omadm_console::errln!("omadmctl: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -175,7 +175,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let (msg, code) = explain(&e);
-            omadmd::errln!("omadmctl: {msg}");
+            omadm_console::errln!("omadmctl: {msg}");
             ExitCode::from(code)
         }
     }
@@ -192,27 +192,31 @@ fn notification(args: &NotifyArgs) -> Result<Vec<u8>, String> {
         (None, Some(f)) => {
             let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
             Some(
-                omadmd::cli::base64_arg(&text)
+                omadm_tools::cli::base64_arg(&text)
                     .map_err(|e| format!("{}: {e}", f.display()))?
                     .0,
             )
         }
         (None, None) => None,
     };
-    omadmd::notify::compose(&omadmd::notify::Compose {
-        server_id: server.clone(),
-        notification_id: args.notification_id,
-        req_mos: args.req_mos,
-        secret,
-        auth_data: args.auth_data.clone().map(|b| b.0).unwrap_or_default(),
-        wap: args.wap,
-        start_within_secs: None,
-    })
+    omadm_proto::package0::compose(
+        &omadm_proto::package0::Compose {
+            server_id: server.clone(),
+            notification_id: args.notification_id,
+            req_mos: args.req_mos,
+            secret,
+            auth_data: args.auth_data.clone().map(|b| b.0).unwrap_or_default(),
+            wap: args.wap,
+            start_within_secs: None,
+        },
+        // Timestamped now (TS §5.2.1.2): the daemon checks it against its window.
+        u64::try_from(omadm_console::now_secs()).unwrap_or(0),
+    )
     .map_err(|e| format!("cannot encode the notification: {e}"))
 }
 
 /// "last session #4 ended 3m ago (client); 2 queued; owes a session (BootstrapComplete)".
-fn account_line(a: &omadmd::dbus::AccountState) -> String {
+fn account_line(a: &omadm_client::AccountState) -> String {
     let mut parts = vec![match (&a.last_session, &a.last_outcome) {
         (Some(id), Some(outcome)) => {
             let detail = a
@@ -238,7 +242,7 @@ fn account_line(a: &omadmd::dbus::AccountState) -> String {
     if let (Some(at), Some(why)) = (a.next_attempt, &a.next_reason) {
         parts.push(format!(
             "next {}: {why}",
-            omadmd::cli::until(at, omadmd::cli::now_secs())
+            omadm_console::until(at, omadm_console::now_secs())
         ));
     }
     parts.join("; ")
@@ -268,23 +272,23 @@ async fn start_session(
     };
     if !wait && timeout.is_none() {
         if json_out {
-            omadmd::outln!(
+            omadm_console::outln!(
                 "{}",
                 json!({"requested": true, "server_id": text_or_null(&target)})
             );
         } else {
-            omadmd::outln!("session requested with {shown}");
+            omadm_console::outln!("session requested with {shown}");
         }
         return Ok(0);
     }
     let limit = timeout.unwrap_or(900);
-    omadmd::errln!("session requested with {shown}; waiting (at most {limit} s)");
+    omadm_console::errln!("session requested with {shown}; waiting (at most {limit} s)");
     let deadline = tokio::time::sleep(Duration::from_secs(limit));
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             () = &mut deadline => {
-                omadmd::errln!("omadmctl: no session finished within {limit} s; it goes on in the daemon ('omadmctl session cancel' ends it, 'omadmctl history' shows it)");
+                omadm_console::errln!("omadmctl: no session finished within {limit} s; it goes on in the daemon ('omadmctl session cancel' ends it, 'omadmctl history' shows it)");
                 return Ok(1);
             }
             Some(m) = signals.next() => {
@@ -296,16 +300,16 @@ async fn start_session(
                 if let Some(s) = c::SessionStarted::from_message(m.clone()) {
                     let a = s.args()?;
                     if concerns(&a.server_id) {
-                        omadmd::errln!("session with {} started ({})", a.server_id, a.trigger);
+                        omadm_console::errln!("session with {} started ({})", a.server_id, a.trigger);
                     }
                 } else if let Some(s) = c::SessionProgress::from_message(m.clone()) {
                     let a = s.args()?;
                     if concerns(&a.server_id) {
-                        omadmd::errln!(
+                        omadm_console::errln!(
                             "  package {} from {}: {} ({} command(s) so far)",
                             a.packages,
                             a.server_id,
-                            omadmd::cli::printable(&a.current),
+                            omadm_console::printable(&a.current),
                             a.commands
                         );
                     }
@@ -315,10 +319,10 @@ async fn start_session(
                         continue;
                     }
                     if json_out {
-                        omadmd::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": text_or_null(&args.detail)}));
+                        omadm_console::outln!("{}", json!({"id": args.id, "server_id": args.server_id, "outcome": args.outcome, "detail": text_or_null(&args.detail)}));
                     } else {
-                        let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", omadmd::cli::printable(&args.detail)) };
-                        omadmd::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
+                        let detail = if args.detail.is_empty() { String::new() } else { format!(": {}", omadm_console::printable(&args.detail)) };
+                        omadm_console::outln!("session #{} with {} {}{detail}", args.id, args.server_id, args.outcome);
                     }
                     return Ok(if args.outcome == "ended" { 0 } else { 1 });
                 }
@@ -348,7 +352,7 @@ async fn cancel_session(
                 Some(id) => match running.iter().find(|r| r.id == id) {
                     Some(r) => r.server_id.clone(),
                     None => {
-                        omadmd::errln!(
+                        omadm_console::errln!(
                             "omadmctl: session #{id} is not running (omadmctl history shows how it went)"
                         );
                         return Ok(1);
@@ -356,7 +360,7 @@ async fn cancel_session(
                 },
                 None => match running.as_slice() {
                     [] => {
-                        omadmd::errln!("omadmctl: no session is running");
+                        omadm_console::errln!("omadmctl: no session is running");
                         return Ok(1);
                     }
                     [one] => one.server_id.clone(),
@@ -365,7 +369,7 @@ async fn cancel_session(
                             .iter()
                             .map(|r| format!("#{} with {}", r.id, r.server_id))
                             .collect();
-                        omadmd::errln!(
+                        omadm_console::errln!(
                             "omadmctl: several sessions are running ({}); say which: an ID or --server",
                             list.join(", ")
                         );
@@ -377,9 +381,9 @@ async fn cancel_session(
     };
     manager.cancel_session(&server).await?;
     if json_out {
-        omadmd::outln!("{}", json!({"cancelling": true, "server_id": server}));
+        omadm_console::outln!("{}", json!({"cancelling": true, "server_id": server}));
     } else {
-        omadmd::outln!("cancelling the session with {server}");
+        omadm_console::outln!("cancelling the session with {server}");
     }
     Ok(0)
 }
@@ -395,7 +399,7 @@ fn text_or_null(s: &str) -> serde_json::Value {
 }
 
 /// One account as `account list --json` and `account show --json` print it.
-fn account_json(a: &omadmd::dbus::AccountState) -> serde_json::Value {
+fn account_json(a: &omadm_client::AccountState) -> serde_json::Value {
     json!({"server_id": a.server_id, "name": a.name, "url": a.url,
         "queued": a.queued, "owed": a.owed, "last_session": a.last_session,
         "last_trigger": a.last_trigger, "last_outcome": a.last_outcome,
@@ -415,7 +419,7 @@ async fn add_account(
     let document = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) => {
-            omadmd::errln!("omadmctl: cannot read {}: {e}", file.display());
+            omadm_console::errln!("omadmctl: cannot read {}: {e}", file.display());
             return Ok(2);
         }
     };
@@ -427,7 +431,7 @@ async fn add_account(
         .add_account(&name, &document, dry_run, replace)
         .await?;
     if json_out {
-        omadmd::outln!(
+        omadm_console::outln!(
             "{}",
             json!({"outcome": c.outcome, "servers": c.servers, "replaced": c.replaced, "instances": c.instances})
         );
@@ -441,26 +445,28 @@ async fn add_account(
         }
     };
     match c.outcome.as_str() {
-        "unchanged" => omadmd::outln!("{name} was added before with this content; nothing to do"),
+        "unchanged" => {
+            omadm_console::outln!("{name} was added before with this content; nothing to do")
+        }
         outcome => {
             let verb = if outcome == "would-apply" {
                 "would provision"
             } else {
                 "provisioned"
             };
-            omadmd::outln!(
+            omadm_console::outln!(
                 "{name} {verb} account(s) for: {}; instances: {}",
                 servers(&c.servers),
                 c.instances.join(", ")
             );
             if !c.replaced.is_empty() {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "  replacing the existing account(s) of: {}",
                     c.replaced.join(", ")
                 );
             }
             if outcome == "applied" && !c.servers.is_empty() {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "  a session with BootstrapComplete starts now (omadmctl monitor follows it)"
                 );
             }
@@ -470,7 +476,7 @@ async fn add_account(
 }
 
 fn when(secs: i64) -> String {
-    omadmd::cli::ago(secs, omadmd::cli::now_secs())
+    omadm_console::ago(secs, omadm_console::now_secs())
 }
 
 /// Checks a `--server` against the daemon's accounts: `None` when known, else the message
@@ -500,21 +506,21 @@ fn write_notification(args: &NotifyArgs, out: &std::path::Path, json_out: bool) 
     let bytes = match notification(args) {
         Ok(b) => b,
         Err(e) => {
-            omadmd::errln!("omadmctl: {e}");
+            omadm_console::errln!("omadmctl: {e}");
             return 2;
         }
     };
     if let Err(e) = std::fs::write(out, &bytes) {
-        omadmd::errln!("omadmctl: {}: {e}", out.display());
+        omadm_console::errln!("omadmctl: {}: {e}", out.display());
         return 2;
     }
     if json_out {
-        omadmd::outln!(
+        omadm_console::outln!(
             "{}",
             json!({"file": out.display().to_string(), "bytes": bytes.len()})
         );
     } else {
-        omadmd::outln!(
+        omadm_console::outln!(
             "wrote a {}-byte notification to {}",
             bytes.len(),
             out.display()
@@ -532,18 +538,18 @@ fn clock(now: u64) -> String {
 /// One event: a JSON line (`time` in seconds since the epoch, `event`, and the event's
 /// fields), or a line for people.
 fn event(json_out: bool, kind: &str, fields: serde_json::Value, line: String) {
-    let now = omadmd::cli::now_secs();
+    let now = omadm_console::now_secs();
     if json_out {
         let mut v = json!({"time": now, "event": kind});
         if let (Some(v), serde_json::Value::Object(f)) = (v.as_object_mut(), fields) {
             v.extend(f);
         }
-        omadmd::outln!("{v}");
+        omadm_console::outln!("{v}");
     } else {
-        omadmd::outln!(
+        omadm_console::outln!(
             "{} {}",
             clock(now.max(0) as u64),
-            omadmd::cli::printable(&line)
+            omadm_console::printable(&line)
         );
     }
 }
@@ -557,7 +563,7 @@ fn event(json_out: bool, kind: &str, fields: serde_json::Value, line: String) {
 async fn monitor(conn: &zbus::Connection, json_out: bool) -> zbus::Result<u8> {
     let bus = zbus::fdo::DBusProxy::new(conn).await?;
     let mut owner_changes = bus
-        .receive_name_owner_changed_with_args(&[(0, omadmd::dbus::BUS_NAME)])
+        .receive_name_owner_changed_with_args(&[(0, omadm_client::BUS_NAME)])
         .await?;
     let mut signals = daemon_signals(conn).await?;
     // Subscribed first, asked second: an owner that changes in between is seen twice,
@@ -602,7 +608,7 @@ async fn monitor(conn: &zbus::Connection, json_out: bool) -> zbus::Result<u8> {
 async fn daemon_signals(conn: &zbus::Connection) -> zbus::Result<zbus::MessageStream> {
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
-        .path(omadmd::dbus::PATH)
+        .path(omadm_client::PATH)
         .build()?;
     zbus::MessageStream::for_match_rule(rule, conn, None).await
 }
@@ -610,7 +616,7 @@ async fn daemon_signals(conn: &zbus::Connection) -> zbus::Result<zbus::MessageSt
 /// The unique bus name of the daemon now, if it runs.
 async fn daemon_owner(conn: &zbus::Connection) -> Option<String> {
     let bus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
-    let name: zbus::names::BusName<'_> = omadmd::dbus::BUS_NAME.try_into().ok()?;
+    let name: zbus::names::BusName<'_> = omadm_client::BUS_NAME.try_into().ok()?;
     bus.get_name_owner(name).await.ok().map(|o| o.to_string())
 }
 
@@ -723,7 +729,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
         _ => vec![],
     } {
         if let Some(why) = unknown_server(&manager, server).await? {
-            omadmd::errln!("omadmctl: {why}");
+            omadm_console::errln!("omadmctl: {why}");
             return Ok(2);
         }
     }
@@ -732,7 +738,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
         Cmd::Reload => {
             let r = manager.reload().await?;
             if cli.json {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "{}",
                     json!({"files": r.files, "applied": r.applied, "servers": r.servers,
                         "refused": r.refused.iter().map(|(f, why)| json!({"file": f, "error": why})).collect::<Vec<_>>(),
@@ -740,30 +746,35 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                         "mos_added": r.mos_added, "mos_removed": r.mos_removed})
                 );
             } else {
-                omadmd::outln!("configuration reloaded from {} file(s)", r.files.len());
+                omadm_console::outln!("configuration reloaded from {} file(s)", r.files.len());
                 if !r.mos_added.is_empty() {
-                    omadmd::outln!("management objects now defined: {}", r.mos_added.join(", "));
+                    omadm_console::outln!(
+                        "management objects now defined: {}",
+                        r.mos_added.join(", ")
+                    );
                 }
                 if !r.mos_removed.is_empty() {
-                    omadmd::outln!(
+                    omadm_console::outln!(
                         "management objects no longer defined (their data stays): {}",
                         r.mos_removed.join(", ")
                     );
                 }
                 if r.applied.is_empty() {
-                    omadmd::outln!("bootstrap: nothing new");
+                    omadm_console::outln!("bootstrap: nothing new");
                 } else {
-                    omadmd::outln!(
+                    omadm_console::outln!(
                         "bootstrap: applied {}; a session with BootstrapComplete follows for: {}",
                         r.applied.join(", "),
                         r.servers.join(", ")
                     );
                 }
                 for (file, why) in &r.refused {
-                    omadmd::outln!("bootstrap file {file} refused (nothing of it applied): {why}");
+                    omadm_console::outln!(
+                        "bootstrap file {file} refused (nothing of it applied): {why}"
+                    );
                 }
                 if !r.restart_needed.is_empty() {
-                    omadmd::outln!(
+                    omadm_console::outln!(
                         "changed, and taking effect after 'systemctl restart omadmd': {}",
                         r.restart_needed.join(", ")
                     );
@@ -783,7 +794,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 .agent_count()
                 .await?;
             if cli.json {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "{}",
                     json!({"version": version, "state": state, "active_server": text_or_null(&active), "accounts": accounts, "agents": agents,
                         "bootstrap_refused": refused.iter().map(|(f, why)| json!({"file": f, "error": why})).collect::<Vec<_>>()})
@@ -794,21 +805,23 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 } else {
                     format!("{state} with {active}")
                 };
-                omadmd::outln!(
+                omadm_console::outln!(
                     "omadmd {version}: {doing}; {accounts} account(s); {agents} SHOW agent(s)"
                 );
                 for (file, why) in &refused {
-                    omadmd::outln!("bootstrap file {file} refused (nothing of it applied): {why}");
+                    omadm_console::outln!(
+                        "bootstrap file {file} refused (nothing of it applied): {why}"
+                    );
                 }
             }
         }
         Cmd::Account(AccountCmd::Show { server }) => {
             let a = manager.account_state(&server).await?;
             if cli.json {
-                omadmd::outln!("{}", account_json(&a));
+                omadm_console::outln!("{}", account_json(&a));
             } else {
-                omadmd::outln!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
-                omadmd::outln!("{:<20} {}", "", account_line(&a));
+                omadm_console::outln!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
+                omadm_console::outln!("{:<20} {}", "", account_line(&a));
             }
         }
         Cmd::Account(AccountCmd::Add {
@@ -819,9 +832,9 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
         Cmd::Account(AccountCmd::Remove { server }) => {
             let gone = manager.remove_account(&server).await?;
             if cli.json {
-                omadmd::outln!("{}", json!({"server_id": server, "removed": gone}));
+                omadm_console::outln!("{}", json!({"server_id": server, "removed": gone}));
             } else {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "removed the account of {server} and {} instance(s): {}",
                     gone.len(),
                     gone.join(", ")
@@ -835,13 +848,13 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             }
             if cli.json {
                 let list: Vec<_> = states.iter().map(account_json).collect();
-                omadmd::outln!("{}", json!(list));
+                omadm_console::outln!("{}", json!(list));
             } else if states.is_empty() {
-                omadmd::outln!("no DM accounts (provision one in /etc/omadmd/bootstrap.d)");
+                omadm_console::outln!("no DM accounts (provision one in /etc/omadmd/bootstrap.d)");
             } else {
                 for a in states {
-                    omadmd::outln!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
-                    omadmd::outln!("{:<20} {}", "", account_line(&a));
+                    omadm_console::outln!("{:<20} {:<30} {}", a.server_id, a.name, a.url);
+                    omadm_console::outln!("{:<20} {}", "", account_line(&a));
                 }
             }
         }
@@ -857,11 +870,11 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                             "packages": r.packages, "commands": r.commands})
                     })
                     .collect();
-                omadmd::outln!("{}", json!(rows));
+                omadm_console::outln!("{}", json!(rows));
             } else if rows.is_empty() {
-                omadmd::outln!("no sessions yet");
+                omadm_console::outln!("no sessions yet");
             } else {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "{:<5} {:<10} {:<16} {:<20} what",
                     "id",
                     "started",
@@ -874,7 +887,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                     } else {
                         format!(": {}", r.detail)
                     };
-                    omadmd::outln!(
+                    omadm_console::outln!(
                         "#{:<4} {:<10} {:<16} {:<20} {} package(s), {} command(s){detail}",
                         r.id,
                         when(r.started_at),
@@ -904,10 +917,10 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                             .iter()
                             .map(|(m, i, cv)| json!({"moid": m, "miid": i, "cv": cv}))
                             .collect();
-                        omadmd::outln!("{}", json!(l));
+                        omadm_console::outln!("{}", json!(l));
                     } else {
                         for (moid, miid, _) in list {
-                            omadmd::outln!("{moid}/{miid}/");
+                            omadm_console::outln!("{moid}/{miid}/");
                         }
                     }
                 }
@@ -917,28 +930,28 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                         .ok()
                         .and_then(|v| serde_json::to_string_pretty(&v).ok())
                         .unwrap_or(data);
-                    omadmd::outln!("{pretty}");
+                    omadm_console::outln!("{pretty}");
                 }
                 TreeCmd::Configure { moid } => {
                     let (outcome, server, from, uris) = tree.request_configuration(&moid).await?;
                     if cli.json {
                         let source = (outcome == "fetched")
                             .then(|| json!({"server_id": server, "url": from}));
-                        omadmd::outln!(
+                        omadm_console::outln!(
                             "{}",
                             json!({"moid": moid, "outcome": outcome, "source": source, "client_uris": uris})
                         );
                     } else if outcome == "fetched" {
-                        omadmd::outln!(
+                        omadm_console::outln!(
                             "{moid}: fetched from {from} (the DEFAULT of server {server}), stored at:"
                         );
                         for u in uris {
-                            omadmd::outln!("  {u}");
+                            omadm_console::outln!("  {u}");
                         }
                     } else {
-                        omadmd::outln!("{moid}: present already, nothing fetched:");
+                        omadm_console::outln!("{moid}: present already, nothing fetched:");
                         for u in uris {
-                            omadmd::outln!("  {u}");
+                            omadm_console::outln!("  {u}");
                         }
                     }
                 }
@@ -962,7 +975,7 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
                 let parsed: serde_json::Value = match serde_json::from_str(&d) {
                     Ok(v @ serde_json::Value::Object(_)) => v,
                     _ => {
-                        omadmd::errln!("omadmctl: --data must be a JSON object");
+                        omadm_console::errln!("omadmctl: --data must be a JSON object");
                         return Ok(2);
                     }
                 };
@@ -971,12 +984,12 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             }
             manager.queue_alert(&server, &alert.to_string()).await?;
             if cli.json {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "{}",
                     json!({"queued": true, "server_id": server, "alert": alert})
                 );
             } else {
-                omadmd::outln!("alert queued for {server}; it goes out in the next session");
+                omadm_console::outln!("alert queued for {server}; it goes out in the next session");
             }
         }
         Cmd::Agent { open, ask, decline } => {
@@ -995,12 +1008,14 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             let agents = omadm_client::AgentManagerProxy::new(&conn).await?;
             agents.register_agent(&path).await?;
             if cli.json {
-                omadmd::outln!(
+                omadm_console::outln!(
                     "{}",
-                    json!({"time": omadmd::cli::now_secs(), "event": "registered"})
+                    json!({"time": omadm_console::now_secs(), "event": "registered"})
                 );
             } else {
-                omadmd::outln!("agent registered; waiting for SHOW requests (Ctrl-C to stop)");
+                omadm_console::outln!(
+                    "agent registered; waiting for SHOW requests (Ctrl-C to stop)"
+                );
             }
             use std::io::Write as _;
             let _ = std::io::stdout().flush();
@@ -1011,15 +1026,15 @@ async fn run(cli: Cli) -> zbus::Result<u8> {
             let bytes = match notification(&args) {
                 Ok(b) => b,
                 Err(e) => {
-                    omadmd::errln!("omadmctl: {e}");
+                    omadm_console::errln!("omadmctl: {e}");
                     return Ok(2);
                 }
             };
             let server = manager.inject_notification(&bytes).await?;
             if cli.json {
-                omadmd::outln!("{}", json!({"accepted": true, "server_id": server}));
+                omadm_console::outln!("{}", json!({"accepted": true, "server_id": server}));
             } else {
-                omadmd::outln!("notification accepted; a session with {server} follows");
+                omadm_console::outln!("notification accepted; a session with {server} follows");
             }
         }
     }

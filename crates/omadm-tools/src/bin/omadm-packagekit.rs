@@ -1,6 +1,6 @@
 //! `omadm-packagekit`: the SCOMO handler. It owns `org.omadm.PackageKit1` on the system
 //! bus and keeps the SCOMO inventory in omadmd's tree as PackageKit reports the installed
-//! packages and carries out the SCOMO EXECs through PackageKit (omadmd::handlers::scomo),
+//! packages and carries out the SCOMO EXECs through PackageKit (omadm_tools::handlers::scomo),
 //! registering with omadmd under its name whenever omadmd appears.
 
 use std::process::ExitCode;
@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use futures_util::StreamExt as _;
-use omadmd::cli::packagekit::Cli;
-use omadmd::handlers::packagekit::PackageKitProxy;
-use omadmd::handlers::scomo::{BUS_NAME, Downloads, ExecObject, OBJECT_PATH, SCOMO, Scomo};
-use omadmd::handlers::{HandlerError, Link};
+use omadm_tools::cli::packagekit::Cli;
+use omadm_tools::handlers::packagekit::PackageKitProxy;
+use omadm_tools::handlers::scomo::{BUS_NAME, Downloads, ExecObject, OBJECT_PATH, SCOMO, Scomo};
+use omadm_tools::handlers::{HandlerError, Link};
 
 /// When omadmd (re)appears: register, write the inventory, report what a restart cut
 /// short.
@@ -51,7 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
     let mut daemon_owner = dbus
-        .receive_name_owner_changed_with_args(&[(0, omadmd::dbus::BUS_NAME)])
+        .receive_name_owner_changed_with_args(&[(0, omadm_client::BUS_NAME)])
         .await?;
     let mut updates = packagekit.receive_updates_changed().await?;
     let mut transactions = packagekit.receive_transaction_list_changed().await?;
@@ -91,5 +91,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
-    omadmd::cli::handler_main("omadm-packagekit", verbose, run(cli))
+    omadm_tools::handler_main("omadm-packagekit", verbose, run(cli))
 }
