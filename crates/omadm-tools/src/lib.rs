@@ -6,6 +6,7 @@
 //! binary links only what it uses.
 
 pub mod cli;
+pub mod ctl;
 pub mod handlers;
 pub mod launch;
 
