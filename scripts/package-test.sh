@@ -82,6 +82,22 @@ dpkg-deb -f "$agent_deb" Depends | grep -q 'omadmd' || { echo "omadm-agent does 
 dpkg-deb -f "$agent_deb" Depends | grep -q 'xdg-utils' || { echo "omadm-agent does not depend on xdg-utils" >&2; exit 1; }
 dpkg-deb -f "$agent_deb" Recommends | grep -q 'xdg-desktop-portal' || { echo "omadm-agent does not recommend the portal" >&2; exit 1; }
 
+# Each package's whole file list, against the one committed in packaging/contents/: a
+# file gained or lost (a crate moved, an asset renamed) fails here, with the difference.
+# OMADM_BLESS=1 rewrites the lists after an intended change.
+for pair in "omadmd:$main_files" "omadm-agent:$agent_files" "omadm-fwupd:$fwupd_files" \
+    "omadm-packagekit:$packagekit_files" "omadm-testserver:$server_files"; do
+    name=${pair%%:*}
+    list=packaging/contents/$name.list
+    if [ -n "${OMADM_BLESS:-}" ]; then
+        mkdir -p packaging/contents
+        sort <<<"${pair#*:}" >"$list"
+    elif ! diff -u "$list" <(sort <<<"${pair#*:}"); then
+        echo "package-test: $name's files changed (above; OMADM_BLESS=1 after an intended change)" >&2
+        exit 1
+    fi
+done
+
 echo "== install omadmd alone (a headless device)"
 # Missing dependencies (dbus, systemd) are pulled in the way apt would.
 install_debs() {
