@@ -20,24 +20,62 @@ use crate::transport::error::HttpError;
 /// size: the tree's own writes come first.
 const RESERVE_MIN: u64 = 64 << 20;
 
-/// Runs the handlers' fetch requests, several at a time; never ends (without a bus there
-/// are none).
+/// The most downloads at once, for all handlers together: each holds a socket, a file and
+/// its share of the disk until it ends.
+const MAX_AT_ONCE: usize = 4;
+
+/// The downloads running: their EXECs' tokens and the bytes promised to them.
+#[derive(Debug, Default)]
+struct Running {
+    tokens: std::collections::HashSet<String>,
+    promised: u64,
+}
+
+impl Running {
+    /// Whether a download for the EXEC `token` may start now, and why not.
+    fn admit(&self, token: &str) -> Result<(), &'static str> {
+        if self.tokens.contains(token) {
+            Err("a download for this EXEC is running already")
+        } else if self.tokens.len() >= MAX_AT_ONCE {
+            Err("the daemon is fetching as many packages as it does at once")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Runs the handlers' fetch requests, up to [`MAX_AT_ONCE`] at a time and one per EXEC; a
+/// request over that is refused at once, not queued. Never ends (without a bus there are
+/// none).
 pub(super) async fn fetch_on_request(
     runner: &Runner<'_>,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<FetchRequest>,
 ) {
     use futures_util::StreamExt as _;
-    let mut running = futures_util::stream::FuturesUnordered::new();
+    let running = std::sync::Mutex::new(Running::default());
+    let running = &running;
+    let mut downloads = futures_util::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
-            Some(request) = requests.recv() => running.push(async move {
-                let answer = runner
-                    .fetch_package(&request.server_id, &request.url, request.max_bytes)
-                    .await;
-                // The handler may have given up; the file goes with the answer then.
-                let _ = request.reply.send(answer);
-            }),
-            Some(()) = running.next(), if !running.is_empty() => {}
+            Some(request) = requests.recv() => {
+                let busy = running.lock().unwrap_or_else(|p| p.into_inner()).admit(&request.token);
+                if let Err(why) = busy {
+                    tracing::warn!(server = %request.server_id, "a handler's fetch refused: {why}");
+                    let _ = request.reply.send(Err(Error::Failed(format!("{why}; ask again later"))));
+                    continue;
+                }
+                downloads.push(async move {
+                    let answer = runner.fetch_package(&request, running).await;
+                    running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .tokens
+                        .remove(&request.token);
+                    // The handler may have given up; the file goes with the answer then.
+                    let _ = request.reply.send(answer);
+                });
+            }
+            Some(()) = downloads.next(), if !downloads.is_empty() => {}
             else => break,
         }
     }
@@ -45,43 +83,105 @@ pub(super) async fn fetch_on_request(
 }
 
 impl Runner<'_> {
-    /// Fetches `url` for an EXEC of `server_id`: at most `max` bytes, the daemon's
-    /// `limits.max-download-bytes`, and what leaves the state directory's filesystem its
-    /// reserve. A read-only file of it and its size.
+    /// Fetches `request.url` for an EXEC of `request.server_id`: at most the handler's
+    /// bound, the daemon's `limits.max-download-bytes`, and half the room the state
+    /// directory's filesystem has past its reserve and what running downloads were promised
+    /// (the other half is for the handler's copy). A read-only file of it and its size.
     async fn fetch_package(
         &self,
-        server_id: &str,
-        url: &str,
-        max: u64,
+        request: &FetchRequest,
+        running: &std::sync::Mutex<Running>,
     ) -> Result<(File, u64), Error> {
+        let (server_id, url) = (&request.server_id, &request.url);
         let shown = crate::protocol::uri::redact(url);
+        // The caller learns that set-up failed; what failed (paths, the store) goes to the
+        // log only.
         let setup = |what: &str, e: &dyn std::fmt::Display| {
             tracing::error!(server = %server_id, url = %shown, error = %e, "cannot fetch a handler's package: {what}");
-            Error::Failed(format!("{what}: {e}"))
+            Error::Failed(format!(
+                "the daemon could not set the download up ({what}; its log says why)"
+            ))
         };
         let account = crate::mo::account::load(&self.p.store, server_id)
             .map_err(|e| setup("the account cannot be read", &e))?
             .ok_or_else(|| Error::NotFound(format!("no DM account for server {server_id:?}")))?;
+        if !https_or_as_the_server(url, &account.srv_uri) {
+            return Err(Error::BadUrl(format!(
+                "{shown}: packages come over https (the server's own URL is https)"
+            )));
+        }
         let (http, _) = self
-            .http_for(&account)
+            .http_for(&account, false)
             .map_err(|e| setup("no HTTP client", &format!("{e:#}")))?;
         let dir = &self.settings.paths.state_dir;
-        let room = room_for_downloads(dir).map_err(|e| setup("no room", &e))?;
-        let max = max.min(self.settings.limits.max_download_bytes).min(room);
-        let mut file = unnamed_file(dir).map_err(|e| setup("no file for it", &e))?;
-        match http.download(url, &mut file, max).await {
-            Ok(bytes) => {
-                let read_only = reopen_read_only(&file).map_err(|e| setup("no descriptor", &e))?;
+        let free = room_for_downloads(dir).map_err(|e| setup("no room", &e))?;
+        let max = {
+            let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+            let max = request
+                .max_bytes
+                .min(self.settings.limits.max_download_bytes)
+                .min(free.saturating_sub(r.promised) / 2);
+            r.promised += max;
+            r.tokens.insert(request.token.clone());
+            max
+        };
+        let result = download_into(&http, dir, url, max).await;
+        {
+            let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+            r.promised = r.promised.saturating_sub(max);
+        }
+        match result {
+            Ok((file, bytes)) => {
                 tracing::info!(server = %server_id, url = %shown, bytes, "package fetched for a handler");
-                Ok((read_only, bytes))
+                Ok((file, bytes))
             }
-            Err(e) => {
+            Err(Fetch::Setup(what, e)) => Err(setup(what, &e)),
+            Err(Fetch::Download(e)) => {
                 let error = classify(&e, max);
                 tracing::warn!(server = %server_id, url = %shown, error = %e, answer = %error,
                     "package download for a handler failed");
                 Err(error)
             }
         }
+    }
+}
+
+/// Why a download failed: on our side (what, and the detail for the log), or the
+/// download's own failure.
+enum Fetch {
+    Setup(&'static str, String),
+    Download(PortError),
+}
+
+/// Downloads `url` with `http` into an unnamed file in `dir`, at most `max` bytes: a
+/// read-only descriptor of it and its size.
+async fn download_into(
+    http: &crate::transport::HttpClient,
+    dir: &Path,
+    url: &str,
+    max: u64,
+) -> Result<(File, u64), Fetch> {
+    let mut file = unnamed_file(dir).map_err(|e| Fetch::Setup("no file for it", e.to_string()))?;
+    let bytes = http
+        .download(url, &mut file, max)
+        .await
+        .map_err(Fetch::Download)?;
+    let read_only =
+        reopen_read_only(&file).map_err(|e| Fetch::Setup("no descriptor", e.to_string()))?;
+    Ok((read_only, bytes))
+}
+
+/// Whether a package may come from `url` for a server at `srv_uri`: over https, or over
+/// http when the server itself is reached over http (the device then trusts the network
+/// anyway). A server on https cannot have a package come in the clear, where anyone on
+/// the way could change it.
+fn https_or_as_the_server(url: &str, srv_uri: &str) -> bool {
+    let scheme = |u: &str| url::Url::parse(u).ok().map(|u| u.scheme().to_owned());
+    match scheme(url).as_deref() {
+        Some("https") => true,
+        Some("http") => scheme(srv_uri).as_deref() == Some("http"),
+        // Anything else (file:, ftp:) the HTTP client refuses with BadUrl.
+        _ => true,
     }
 }
 
@@ -102,7 +202,8 @@ fn unnamed_file(dir: &Path) -> std::io::Result<File> {
         .read(true)
         .write(true)
         .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
+        // O_EXCL: the file can never be given a name (linkat through /proc).
+        .custom_flags(libc::O_TMPFILE | libc::O_EXCL)
         .open(dir)
 }
 
@@ -120,7 +221,13 @@ fn classify(error: &PortError, max: u64) -> Error {
     while let Some(c) = cause {
         if let Some(h) = c.downcast_ref::<HttpError>() {
             match h {
-                HttpError::Refused(_) => return Error::BadUrl(text),
+                // Not where the name resolved to: a handler learns no addresses this way.
+                HttpError::Refused(_) => {
+                    return Error::BadUrl(
+                        "the URL leads where the server's URLs may not (the daemon's log says where)"
+                            .into(),
+                    );
+                }
                 HttpError::Status(401 | 403 | 407) => return Error::DownloadAuth(text),
                 // Nothing at that URL.
                 HttpError::Status(404 | 410) => return Error::BadUrl(text),
@@ -128,7 +235,9 @@ fn classify(error: &PortError, max: u64) -> Error {
                 HttpError::Status(500..=599) => return Error::ServerError(text),
                 HttpError::Status(_) => return Error::Network(text),
                 HttpError::TooLarge(_) => {
-                    return Error::TooLarge(format!("the package is larger than {max} bytes"));
+                    return Error::TooLarge(format!(
+                        "the package is larger than the {max} bytes the daemon takes now"
+                    ));
                 }
                 HttpError::Setup(_) => return Error::Failed(text),
                 // A request or body failure: reqwest's error below says which.
@@ -196,6 +305,39 @@ mod tests {
             |k| FetchFailure::from(&classify(&PortError(Box::new(std::io::Error::from(k))), 1));
         assert_eq!(io(std::io::ErrorKind::StorageFull), FetchFailure::NoSpace);
         assert_eq!(io(std::io::ErrorKind::TimedOut), FetchFailure::Timeout);
+    }
+
+    #[test]
+    fn downloads_run_one_per_exec_and_a_few_at_once() {
+        let mut r = Running::default();
+        for n in 0..MAX_AT_ONCE {
+            assert_eq!(r.admit(&format!("t{n}")), Ok(()));
+            r.tokens.insert(format!("t{n}"));
+            assert!(r.admit(&format!("t{n}")).unwrap_err().contains("this EXEC"));
+        }
+        assert!(r.admit("another").unwrap_err().contains("at once"));
+        r.tokens.remove("t0");
+        assert_eq!(r.admit("another"), Ok(()));
+    }
+
+    #[test]
+    fn packages_come_over_https_unless_the_server_itself_is_http() {
+        let table = [
+            ("https://repo.example/p.deb", "https://dm.example/dm", true),
+            ("http://repo.example/p.deb", "https://dm.example/dm", false),
+            ("HTTP://repo.example/p.deb", "https://dm.example/dm", false),
+            (
+                "http://127.0.0.1:8080/p.deb",
+                "http://127.0.0.1:8080/dm",
+                true,
+            ),
+            ("https://repo.example/p.deb", "http://127.0.0.1/dm", true),
+            // Refused by the HTTP client itself, with BadUrl.
+            ("file:///etc/shadow", "https://dm.example/dm", true),
+        ];
+        for (url, srv, ok) in table {
+            assert_eq!(https_or_as_the_server(url, srv), ok, "{url} for {srv}");
+        }
     }
 
     /// The handler's descriptor reads the whole package from its start and cannot write

@@ -171,7 +171,7 @@ impl<'a> Runner<'a> {
         account: &crate::mo::account::Account,
     ) -> anyhow::Result<(EnginePorts<'a>, ServerUriValues)> {
         let (p, settings, events) = (self.p, self.settings, self.events);
-        let (http, dev_id) = self.http_for(account)?;
+        let (http, dev_id) = self.http_for(account, true)?;
         let limits = engine_limits(&settings.limits);
         let local = events.bus.as_ref().map(|c| (c, &events.peers));
         Ok((
@@ -194,10 +194,13 @@ impl<'a> Runner<'a> {
 
     /// The HTTP client for work on `account`'s behalf (its sessions, the packages its EXECs
     /// name): the daemon's TLS settings and target rules, the account's client certificate,
-    /// and its credentials for its own origin only; with the DevID it presents.
+    /// and its credentials for its own origin only; with the DevID it presents. A session
+    /// takes the client kept for the server (its cookies start empty); anything else
+    /// (`kept` false) a client of its own, so it never touches a running session's cookies.
     pub(super) fn http_for(
         &self,
         account: &crate::mo::account::Account,
+        kept: bool,
     ) -> anyhow::Result<(HttpClient, String)> {
         let dev_id = dev_id(&self.p.store)?;
         let http_settings = self
@@ -215,11 +218,13 @@ impl<'a> Runner<'a> {
                 password,
                 origin,
             });
-        let http = self
-            .clients
-            .get(&account.server_id, &http_settings, &dev_id)?
-            .with_credentials(credentials);
-        Ok((http, dev_id))
+        let http = if kept {
+            self.clients
+                .get(&account.server_id, &http_settings, &dev_id)?
+        } else {
+            HttpClient::new(&http_settings, &dev_id)?
+        };
+        Ok((http.with_credentials(credentials), dev_id))
     }
 
     /// Answers a local application's request for `moid`'s configuration (TS §5.3.10): the

@@ -71,6 +71,8 @@ pub struct Shared {
 /// answer is a read-only file of it and its size.
 #[derive(Debug)]
 pub struct FetchRequest {
+    /// The pending EXEC's token: one fetch at a time each.
+    pub token: String,
     /// The server whose EXEC names the package: its rules and credentials apply.
     pub server_id: String,
     /// Where the package is.

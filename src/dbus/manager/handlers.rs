@@ -281,6 +281,7 @@ pub(super) async fn fetch_package(
     m.shared
         .fetches
         .send(crate::dbus::FetchRequest {
+            token: pending.token,
             server_id: pending.server_id,
             url: url.to_owned(),
             max_bytes,
