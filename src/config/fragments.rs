@@ -524,7 +524,12 @@ fn check_log_level(level: &str) -> Result<(), String> {
         "{level:?} is not a log level: use one of {} or a filter such as \"info,omadmd::session=debug\"",
         LEVELS.join(", ")
     );
-    if tracing_subscriber::EnvFilter::try_new(level).is_err() {
+    // Levels per target only: no span or field filters (`[span]`, `{field}`).
+    if level
+        .parse::<tracing_subscriber::filter::Targets>()
+        .is_err()
+        || level.contains(['[', ']', '{', '}'])
+    {
         return Err(valid);
     }
     for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {

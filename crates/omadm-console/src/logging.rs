@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -22,14 +22,22 @@ pub enum Target {
 
 const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
-/// The filter for `verbose` `-v` flags over the configured default level.
-pub fn filter(verbose: u8, default_level: &str) -> EnvFilter {
+/// The filter for `verbose` `-v` flags over `RUST_LOG`, over the configured default level:
+/// a level, or levels per target (`info,omadmd::session=debug`). tracing's `Targets`, not
+/// its `EnvFilter`: the same syntax but for span and field filters, without a regular
+/// expression engine in every program (docs/performance.md: the idle daemon's memory is
+/// mostly its code's pages).
+pub fn filter(verbose: u8, default_level: &str) -> Targets {
+    let parse = |s: &str| s.parse::<Targets>().ok();
+    let level = |l| Targets::new().with_default(l);
     match verbose {
-        0 => EnvFilter::try_from_default_env()
-            .or_else(|_| EnvFilter::try_new(default_level))
-            .unwrap_or_else(|_| EnvFilter::new("info")),
-        1 => EnvFilter::new("debug"),
-        _ => EnvFilter::new("trace"),
+        0 => std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|v| parse(&v))
+            .or_else(|| parse(default_level))
+            .unwrap_or_else(|| level(tracing::Level::INFO)),
+        1 => level(tracing::Level::DEBUG),
+        _ => level(tracing::Level::TRACE),
     }
 }
 
@@ -56,7 +64,7 @@ fn stderr_id() -> Option<(u64, u64)> {
 /// `SYSLOG_IDENTIFIER` (the program's own name, so `journalctl -t omadm-fwupd` shows the
 /// handler's lines and `-t omadmd` the daemon's alone). Returns where log lines go and,
 /// when the journal was wanted but could not be used, why (for a start-up line).
-pub fn init(target: Target, filter: EnvFilter, identifier: &str) -> (&'static str, Option<String>) {
+pub fn init(target: Target, filter: Targets, identifier: &str) -> (&'static str, Option<String>) {
     let registry = tracing_subscriber::registry().with(filter);
     let journal_stream = std::env::var("JOURNAL_STREAM").ok();
     let to_journal =

@@ -429,6 +429,7 @@ fn documented_keys() -> std::collections::BTreeMap<String, Vec<String>> {
 }
 
 mod accounts;
+mod contract;
 mod output;
 mod sessions;
 mod show;
