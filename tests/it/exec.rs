@@ -18,9 +18,20 @@ pub(crate) const DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
 /// test MO (mo::handlers), under any bus name.
 pub(crate) const HANDLER_DEF: &str = "user = \"root\"\nmoids = [\"urn:test:mo:dev:1.0\"]\n";
 
+/// The test MO for `root`: its DDF, a definition letting the test's user (root) handle it,
+/// and an instance `d1` with an EXEC node `Reboot`, bootstrapped.
+pub(crate) fn with_test_mo(root: &Root) {
+    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
+    root.write("etc/omadmd/ddf/dev.xml", DDF);
+    root.write(
+        "etc/omadmd/bootstrap.d/20-dev.json",
+        &json!([{"ClientURI": "urn:test:mo:dev:1.0/d1/", "MOData": {"d1": {"Name": "box", "Reboot": null}}}]).to_string(),
+    );
+}
+
 /// A handler that accepts every EXEC for later and hands the tokens to the test.
-struct Handler {
-    tokens: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+pub(crate) struct Handler {
+    pub(crate) tokens: tokio::sync::mpsc::UnboundedSender<(String, String)>,
 }
 
 #[interface(name = "org.omadm.Client1.ExecHandler")]
@@ -44,12 +55,7 @@ async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
     let server = TestServer::start(&script, false);
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
-    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
-    root.write("etc/omadmd/ddf/dev.xml", DDF);
-    root.write(
-        "etc/omadmd/bootstrap.d/20-dev.json",
-        &json!([{"ClientURI": "urn:test:mo:dev:1.0/d1/", "MOData": {"d1": {"Name": "box", "Reboot": null}}}]).to_string(),
-    );
+    with_test_mo(&root);
     root.write(
         "etc/omadmd/config.d/50-retry.toml",
         "[sessions]\nretry-base-secs = 3600\n",
@@ -146,12 +152,7 @@ async fn an_accepted_exec() -> Accepted {
     let server = TestServer::start(&script, false);
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
-    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
-    root.write("etc/omadmd/ddf/dev.xml", DDF);
-    root.write(
-        "etc/omadmd/bootstrap.d/20-dev.json",
-        &json!([{"ClientURI": "urn:test:mo:dev:1.0/d1/", "MOData": {"d1": {"Name": "box", "Reboot": null}}}]).to_string(),
-    );
+    with_test_mo(&root);
     let mut daemon = root.start_on_bus(&bus.address);
     daemon.wait_for("session ended", 30);
     let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();

@@ -9,20 +9,7 @@ use omadm_client::{Error, FetchFailure};
 use serde_json::json;
 
 use crate::common::{PrivateBus, Root, TestServer, omadmctl};
-use crate::exec::{DDF, HANDLER_DEF};
-
-/// A handler that accepts every EXEC for later and hands the tokens to the test.
-struct Handler {
-    tokens: tokio::sync::mpsc::UnboundedSender<String>,
-}
-
-#[zbus::interface(name = "org.omadm.Client1.ExecHandler")]
-impl Handler {
-    fn exec(&self, token: String, _client_uri: String, _server_id: String) -> (u32, String) {
-        let _ = self.tokens.send(token);
-        (202, String::new())
-    }
-}
+use crate::exec::{Handler, with_test_mo};
 
 const PACKAGE: &str = "a package of 27 bytes here.";
 
@@ -43,12 +30,7 @@ async fn only_the_accepting_handler_gets_a_package_and_only_under_the_servers_ru
     let server = TestServer::start(&script, false);
     let bus = PrivateBus::start();
     let root = Root::new().with_bootstrap_for(&server.base);
-    root.write("etc/omadmd/handlers/test.toml", HANDLER_DEF);
-    root.write("etc/omadmd/ddf/dev.xml", DDF);
-    root.write(
-        "etc/omadmd/bootstrap.d/20-dev.json",
-        &json!([{"ClientURI": "urn:test:mo:dev:1.0/d1/", "MOData": {"d1": {"Name": "box", "Reboot": null}}}]).to_string(),
-    );
+    with_test_mo(&root);
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("session ended", 30);
 
@@ -70,7 +52,7 @@ async fn only_the_accepting_handler_gets_a_package_and_only_under_the_servers_ru
             .await
             .unwrap();
     assert_eq!(code, 0, "{out}{err}");
-    let token = tokens.recv().await.unwrap();
+    let (token, _) = tokens.recv().await.unwrap();
     let base = &server.base;
     let url = format!("{base}/repo/pkg");
 
