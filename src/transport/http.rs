@@ -17,6 +17,9 @@ use crate::transport::error::HttpError;
 use crate::transport::resolver::{GuardedResolver, Unreachable, allowed_addrs};
 use crate::transport::target::TargetPolicy;
 
+mod auth;
+pub use auth::{Challenge, Credentials, challenge};
+
 /// The `OMADM-DevID` header (TS §5.2.2).
 pub const DEVID_HEADER: &str = "OMADM-DevID";
 /// The `OMADM-Accept` header (TS §5.5).
@@ -61,55 +64,6 @@ impl Default for HttpSettings {
             targets: TargetPolicy::default(),
             allow_insecure_auth: false,
         }
-    }
-}
-
-/// HTTP credentials of an account (docs/decisions.md, "HTTP authentication").
-#[derive(Clone)]
-pub struct Credentials {
-    /// User name.
-    pub user: String,
-    /// Password.
-    pub password: String,
-    /// Only URLs of this origin (the account's SrvURI) ever get them.
-    pub origin: url::Origin,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, ***)", self.user)
-    }
-}
-
-/// How the server asked to be answered, remembered for the rest of the session.
-#[derive(Debug, Clone)]
-pub enum Challenge {
-    /// HTTP Basic (RFC 7617).
-    Basic,
-    /// HTTP Digest (RFC 7616), with the server's parameters.
-    Digest(Box<digest_auth::WwwAuthenticateHeader>),
-}
-
-/// The challenge to answer among a 401's `WWW-Authenticate` values: Digest preferred, then
-/// Basic; `None` when there is none we can answer.
-///
-/// Only values that are visible ASCII are looked at (`HeaderValue::to_str`). This guard
-/// is load-bearing: `digest_auth` 0.3.1 counts characters but slices by bytes, and panics on
-/// a non-ASCII challenge such as `Digest\xc3\xa9=`; such a value is skipped here, and the
-/// server gets no credentials (a clean authentication failure).
-pub fn challenge<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Option<Challenge> {
-    let challenges: Vec<&str> = values.into_iter().filter_map(|v| v.to_str().ok()).collect();
-    let digest = challenges
-        .iter()
-        .find(|c| c.trim_start().to_ascii_lowercase().starts_with("digest"))
-        .and_then(|c| digest_auth::parse(c).ok());
-    let basic = challenges
-        .iter()
-        .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
-    match (digest, basic) {
-        (Some(d), _) => Some(Challenge::Digest(Box::new(d))),
-        (None, true) => Some(Challenge::Basic),
-        (None, false) => None,
     }
 }
 
@@ -164,6 +118,20 @@ pub struct HttpClient {
     jar: std::sync::Arc<SessionJar>,
     /// Origins that answered 503 or 429 with `Retry-After`, kept across sessions.
     deferrals: Deferrals,
+    /// How long a request may take as a whole (`http.request-timeout-secs`).
+    request_timeout: Duration,
+}
+
+/// The slowest a package download may be and still finish: its whole-request time limit
+/// grows with the bound on its size at this rate. Stalls are caught sooner, by the read
+/// timeout between two reads.
+const MIN_DOWNLOAD_BYTES_PER_SEC: u64 = 64 << 10;
+
+/// How long a download of at most `max` bytes may take as a whole: the configured
+/// request timeout, or longer for a package that could not arrive within it at
+/// [`MIN_DOWNLOAD_BYTES_PER_SEC`].
+fn download_timeout(request_timeout: Duration, max: u64) -> Duration {
+    request_timeout.max(Duration::from_secs(max / MIN_DOWNLOAD_BYTES_PER_SEC))
 }
 
 /// A redirect is followed only to the same scheme, at most five times: a session never
@@ -240,6 +208,7 @@ impl HttpClient {
             scheme: std::sync::Arc::default(),
             jar,
             deferrals: Deferrals::new(settings.retry_after_cap),
+            request_timeout: settings.request_timeout,
         })
     }
 
@@ -317,6 +286,7 @@ impl HttpClient {
         url: &str,
         headers: HeaderMap,
         body: Option<Vec<u8>>,
+        whole: Option<Duration>,
     ) -> Result<reqwest::Response, HttpError> {
         // No URL carries user information past here (a bootstrap file cannot put it in a
         // SrvURI; a server's HGET, HPUT, SUB, EXEC or CONT URL loses it).
@@ -344,6 +314,9 @@ impl HttpClient {
             }
             if let Some(b) = &body {
                 req = req.body(b.clone());
+            }
+            if let Some(t) = whole {
+                req = req.timeout(t);
             }
             req
         };
@@ -458,7 +431,7 @@ impl Transport for HttpClient {
             headers.insert(DEVID_HEADER, d);
         }
         let resp = self
-            .send_authed(reqwest::Method::POST, url, headers, Some(body))
+            .send_authed(reqwest::Method::POST, url, headers, Some(body), None)
             .await
             .map_err(TransportError::from)?;
         let status = resp.status().as_u16();
@@ -504,6 +477,7 @@ impl HttpClient {
                 url,
                 self.headers(None, &accept.join(", ")),
                 None,
+                None,
             )
             .await
             .map_err(PortError::from)?;
@@ -527,7 +501,13 @@ impl HttpClient {
     ) -> Result<u64, PortError> {
         self.check_deferred(url)?;
         let mut resp = self
-            .send_authed(reqwest::Method::GET, url, self.headers(None, "*/*"), None)
+            .send_authed(
+                reqwest::Method::GET,
+                url,
+                self.headers(None, "*/*"),
+                None,
+                Some(download_timeout(self.request_timeout, max)),
+            )
             .await
             .map_err(PortError::from)?;
         if !resp.status().is_success() {
@@ -571,7 +551,13 @@ impl HttpClient {
             Method::Post => reqwest::Method::POST,
         };
         let resp = self
-            .send_authed(m, url, self.headers(Some(content_type), "*/*"), Some(body))
+            .send_authed(
+                m,
+                url,
+                self.headers(Some(content_type), "*/*"),
+                Some(body),
+                None,
+            )
             .await
             .map_err(PortError::from)?;
         let status = resp.status().as_u16();

@@ -76,3 +76,22 @@ fn challenges_answered_and_skipped() {
         assert_eq!(kind(&[raw, b"Basic realm=\"r\""]), "basic");
     }
 }
+
+/// A package's download may take as long as its bound needs at 64 KiB/s, and never less
+/// than any other request: a 1 GiB firmware over a slow link is not cut at 300 s.
+#[test]
+fn downloads_get_time_for_their_size() {
+    let base = Duration::from_secs(300);
+    for (max, want) in [
+        (0, 300),
+        (1 << 20, 300),
+        (64 << 20, 1024),
+        (1 << 30, 16_384),
+    ] {
+        assert_eq!(
+            super::download_timeout(base, max),
+            Duration::from_secs(want),
+            "{max}"
+        );
+    }
+}
