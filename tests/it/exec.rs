@@ -42,6 +42,30 @@ impl Handler {
     }
 }
 
+/// A [`Handler`] on `bus`, registered for the test MO's `Reboot`: its connection (it
+/// serves while that lives), the Manager as it sees it, and where its tokens arrive.
+pub(crate) async fn later_handler(
+    bus: &str,
+) -> (
+    zbus::Connection,
+    omadm_client::ManagerProxy<'static>,
+    tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+) {
+    let (tx, tokens) = tokio::sync::mpsc::unbounded_channel();
+    let conn = zbus::connection::Builder::address(bus)
+        .serve_at("/test/handler", Handler { tokens: tx })
+        .build()
+        .await
+        .unwrap();
+    let manager = omadm_client::ManagerProxy::new(&conn).await.unwrap();
+    let path = zbus::ObjectPath::try_from("/test/handler").unwrap();
+    manager
+        .register_exec_handler("urn:test:mo:dev:1.0//Reboot", &path)
+        .await
+        .unwrap();
+    (conn, manager, tokens)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
     let end = json!({"packages": [{"CMD": [["END"]]}]});
@@ -64,18 +88,7 @@ async fn an_async_exec_result_survives_kill_dash_9_before_delivery() {
     d.wait_for("session ended", 30);
 
     // The handler registers on the bus.
-    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
-    let conn = zbus::connection::Builder::address(bus.address.as_str())
-        .serve_at("/test/handler", Handler { tokens: tx })
-        .build()
-        .await
-        .unwrap();
-    let manager = omadm_client::ManagerProxy::new(&conn).await.unwrap();
-    let path = zbus::ObjectPath::try_from("/test/handler").unwrap();
-    manager
-        .register_exec_handler("urn:test:mo:dev:1.0//Reboot", &path)
-        .await
-        .unwrap();
+    let (conn, manager, mut tokens) = later_handler(&bus.address).await;
 
     // The server EXECs: the handler accepts for later, the server gets 202.
     let addr = bus.address.clone();

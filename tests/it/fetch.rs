@@ -9,7 +9,7 @@ use omadm_client::{Error, FetchFailure};
 use serde_json::json;
 
 use crate::common::{PrivateBus, Root, TestServer, omadmctl};
-use crate::exec::{Handler, with_test_mo};
+use crate::exec::{later_handler, with_test_mo};
 
 const PACKAGE: &str = "a package of 27 bytes here.";
 
@@ -34,18 +34,7 @@ async fn only_the_accepting_handler_gets_a_package_and_only_under_the_servers_ru
     let mut d = root.start_on_bus(&bus.address);
     d.wait_for("session ended", 30);
 
-    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
-    let conn = zbus::connection::Builder::address(bus.address.as_str())
-        .serve_at("/test/handler", Handler { tokens: tx })
-        .build()
-        .await
-        .unwrap();
-    let manager = omadm_client::ManagerProxy::new(&conn).await.unwrap();
-    let path = zbus::ObjectPath::try_from("/test/handler").unwrap();
-    manager
-        .register_exec_handler("urn:test:mo:dev:1.0//Reboot", &path)
-        .await
-        .unwrap();
+    let (_conn, manager, mut tokens) = later_handler(&bus.address).await;
     let addr = bus.address.clone();
     let (code, out, err) =
         tokio::task::spawn_blocking(move || omadmctl(&addr, &["session", "start", "--wait"]))
