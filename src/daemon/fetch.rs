@@ -32,13 +32,16 @@ struct Running {
 }
 
 impl Running {
-    /// Whether a download for the EXEC `token` may start now, and why not.
-    fn admit(&self, token: &str) -> Result<(), &'static str> {
+    /// Counts a download for the EXEC `token` as running, if it may start now; else why
+    /// not. Counted when admitted, before its future first runs: a burst of requests
+    /// cannot slip past the bounds.
+    fn admit(&mut self, token: &str) -> Result<(), &'static str> {
         if self.tokens.contains(token) {
             Err("a download for this EXEC is running already")
         } else if self.tokens.len() >= MAX_AT_ONCE {
             Err("the daemon is fetching as many packages as it does at once")
         } else {
+            self.tokens.insert(token.to_owned());
             Ok(())
         }
     }
@@ -122,7 +125,6 @@ impl Runner<'_> {
                 .min(self.settings.limits.max_download_bytes)
                 .min(free.saturating_sub(r.promised) / 2);
             r.promised += max;
-            r.tokens.insert(request.token.clone());
             max
         };
         let result = download_into(&http, dir, url, max).await;
@@ -310,9 +312,9 @@ mod tests {
     #[test]
     fn downloads_run_one_per_exec_and_a_few_at_once() {
         let mut r = Running::default();
+        // Admitted one after another, before any has run: each counts at once.
         for n in 0..MAX_AT_ONCE {
             assert_eq!(r.admit(&format!("t{n}")), Ok(()));
-            r.tokens.insert(format!("t{n}"));
             assert!(r.admit(&format!("t{n}")).unwrap_err().contains("this EXEC"));
         }
         assert!(r.admit("another").unwrap_err().contains("at once"));
