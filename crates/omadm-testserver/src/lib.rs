@@ -494,6 +494,7 @@ pub fn router(
         record,
         verbose,
     };
+    let shared = Arc::new(Mutex::new(live));
     Router::new()
         .route("/dm", post(dm))
         .route("/dm/{*rest}", post(dm))
@@ -507,65 +508,31 @@ pub fn router(
         // Packages and repository bodies as large as a client may send (axum's default is
         // 2 MB; a GET of a large MO is more).
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(Mutex::new(live)))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            answered,
+        ))
+        .with_state(shared)
 }
 
-/// Binds, prints `listening on <base URL>` on stdout, and serves until the process ends.
-pub async fn serve(script: Script, opts: Options) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let listener = std::net::TcpListener::bind(opts.listen)
-        .with_context(|| format!("cannot bind {}", opts.listen))?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let scheme = if opts.tls { "https" } else { "http" };
-    let host = if addr.ip().is_loopback() && addr.is_ipv4() {
-        "127.0.0.1".to_owned()
-    } else {
-        addr.ip().to_string()
-    };
-    let base = format!("{scheme}://{host}:{}", addr.port());
-    let record = match &opts.record {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("cannot open {}", p.display()))?,
-        ),
-        None => None,
-    };
-    let app = router(script, base.clone(), record, opts.verbose);
-    if opts.tls {
-        let certs = make_certificates().context("cannot make a certificate")?;
-        if let Some(p) = &opts.ca_out {
-            std::fs::write(p, &certs.ca)
-                .with_context(|| format!("cannot write {}", p.display()))?;
-        }
-        let config = match &opts.client_cert_out {
-            Some(p) => {
-                std::fs::write(p, &certs.client)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
-                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(mutual_tls(&certs)?))
-            }
-            None => {
-                axum_server::tls_rustls::RustlsConfig::from_pem(
-                    certs.server_cert.into_bytes(),
-                    certs.server_key.into_bytes(),
-                )
-                .await?
-            }
-        };
-        println!("listening on {base}");
-        std::io::stdout().flush()?;
-        axum_server::from_tcp_rustls(listener, config)?
-            .serve(app.into_make_service())
-            .await?;
-    } else {
-        println!("listening on {base}");
-        std::io::stdout().flush()?;
-        axum::serve(tokio::net::TcpListener::from_std(listener)?, app).await?;
+/// Records when each request was answered, as the server saw it (`"kind": "answered"`,
+/// Unix seconds): what a load generator's own per-second counts are checked against.
+async fn answered(
+    State(st): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut live = lock(&st);
+    if let Some(f) = &mut live.record {
+        let line = json!({"kind": "answered", "path": path, "status": resp.status().as_u16(), "unix": unix});
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
-    Ok(())
+    resp
 }
 
 /// A random number for nonces: the standard library's per-process random hash keys.
@@ -579,6 +546,9 @@ fn random_u64() -> u64 {
     );
     h.finish()
 }
+
+mod serve;
+pub use serve::serve;
 
 #[cfg(test)]
 mod tests;
