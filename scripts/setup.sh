@@ -12,6 +12,8 @@ command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 # Fault injection into the real binary (fsync delays and errors, lock failures).
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# omadm-fleetsim's tests run scripts/fleet-figures.py.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # The authorization tests run the real polkitd on the private bus.
 [ -x /usr/lib/polkit-1/polkitd ] || need_apt+=(polkitd)
 # FUMO's tests run the real fwupd on the private bus with its test devices and cabinets.

@@ -326,8 +326,13 @@ impl HttpClient {
         // One event per request a server answered, a challenge included: what
         // omadm-fleetsim counts as the server's load (and `-v -v` shows). The bytes are
         // the bodies': what the server sends is as its Content-Length says.
+        // The connection's two ends, so that the answer can be timed by when it reached the
+        // host (omadm-fleetsim asks the kernel), not by when this task got to it.
         let answered = |resp: &reqwest::Response| {
-            tracing::debug!(method = %method, status = resp.status().as_u16(), sent_bytes = body.as_ref().map_or(0, |b| b.len()), received_bytes = resp.content_length().unwrap_or(0), "HTTP request answered");
+            let ends = resp
+                .extensions()
+                .get::<hyper_util::client::legacy::connect::HttpInfo>();
+            tracing::debug!(method = %method, status = resp.status().as_u16(), sent_bytes = body.as_ref().map_or(0, |b| b.len()), received_bytes = resp.content_length().unwrap_or(0), local_addr = ends.map(|e| tracing::field::display(e.local_addr())), remote_addr = ends.map(|e| tracing::field::display(e.remote_addr())), "HTTP request answered");
         };
         let first = build(self.authorization(method.as_str(), url, body.as_deref()))
             .send()

@@ -210,7 +210,8 @@ pub async fn run(
         Arc::new(shard.devices(n).map(|_| Mutex::new(None)).collect());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let failed = Arc::new(Mutex::new(Vec::new()));
-    let start = tokio::time::Instant::now();
+    // Scenario time 0, and the report's: the files above took their time before it.
+    let start = tokio::time::Instant::from_std(recorder.begin());
     // The daemon's futures are not `Send` (a session keeps per-session caches across its
     // awaits): each device lives on one thread, as in omadmd, and the fleet is spread over
     // one thread per core, each a current-thread runtime.
@@ -230,14 +231,17 @@ pub async fn run(
         );
     }
     for d in shard.devices(n) {
+        let due = scenario.start_spread_secs * d as f64 / n as f64;
         let job = Job {
             d,
             slot: shard.slot(d),
             root: opts.scratch.join(format!("dev-{d}")),
-            at: start + Duration::from_secs_f64(scenario.start_spread_secs * d as f64 / n as f64),
+            due,
+            at: start + Duration::from_secs_f64(due),
             ready: ready.clone(),
             failed: failed.clone(),
             stop: stop_rx.clone(),
+            recorder: recorder.clone(),
         };
         // A worker that is gone has panicked and said so; its devices are missing.
         let _ = queues[shard.slot(d) % threads].send(job);
@@ -353,10 +357,14 @@ struct Job {
     /// Its place in `ready`.
     slot: usize,
     root: PathBuf,
+    /// When it is due to start: seconds of scenario time, and the moment.
+    due: f64,
     at: tokio::time::Instant,
     ready: Arc<Vec<Mutex<Option<Ready>>>>,
     failed: Arc<Mutex<Vec<(usize, String)>>>,
     stop: tokio::sync::watch::Receiver<bool>,
+    /// Told when the device is ready, against when it was due.
+    recorder: Arc<Recorder>,
 }
 
 /// A fleet thread: runs the devices it is given, each from its start time until the stop,
@@ -384,16 +392,19 @@ fn worker(mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>, dispatch: &tracin
                         d,
                         slot,
                         root,
+                        due,
                         at,
                         ready,
                         failed,
                         mut stop,
+                        recorder,
                     } = job;
                     tokio::time::sleep_until(at).await;
                     if *stop.borrow() {
                         return;
                     }
-                    if let Err(e) = device(&ready[slot], root, &mut stop).await {
+                    let on_ready = || recorder.ready(d, due);
+                    if let Err(e) = device(&ready[slot], root, &mut stop, on_ready).await {
                         failed
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -441,6 +452,7 @@ async fn device(
     ready: &Mutex<Option<Ready>>,
     root: PathBuf,
     stop: &mut tokio::sync::watch::Receiver<bool>,
+    on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let sources = omadmd::config::Sources {
         root: Some(root),
@@ -460,6 +472,7 @@ async fn device(
     let note = async {
         if let Ok(embedded) = rx.await {
             *ready.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ready { embedded, policy });
+            on_ready();
         }
     };
     let (result, ()) = tokio::join!(daemon, note);

@@ -4,13 +4,17 @@
 //! scenario queues alerts and sends notifications; the devices' own log events are counted
 //! into a report (docs/fleetsim.md).
 
+pub mod arrival;
+pub mod counting;
 pub mod fleet;
 pub mod metrics;
 pub mod plot;
+pub mod record;
 pub mod report;
 pub mod scenario;
+mod summary;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +35,9 @@ pub struct Counted {
     pub duration_secs: f64,
     /// The scenario's `time_scale`.
     pub time_scale: f64,
+    /// The devices' poll interval, in seconds.
+    #[serde(default)]
+    pub poll_interval_secs: u64,
     /// What the run did besides counting.
     pub ran: fleet::Ran,
     /// Per second.
@@ -44,7 +51,7 @@ pub struct Counted {
 impl Counted {
     /// The report, with lost and duplicated alerts counted against `record` (the server's
     /// record, [`report::alerts_in_record`]) when given.
-    pub fn report(&self, record: Option<&HashMap<u64, u32>>) -> Report {
+    pub fn report(&self, record: Option<&record::ServerRecord>) -> Report {
         let mut r = report::build(
             self.devices,
             self.duration_secs,
@@ -52,9 +59,13 @@ impl Counted {
             self.seconds.clone(),
             &self.logs,
             self.costs.clone(),
-            record,
+            record.map(|r| &r.alerts),
         );
         r.time_scale = self.time_scale;
+        r.poll_interval_secs = self.poll_interval_secs;
+        r.against_server = record
+            .filter(|rec| !rec.answered.is_empty())
+            .map(|rec| record::against_server(&r.seconds, &rec.answered, self.started_unix));
         r
     }
 
@@ -77,6 +88,7 @@ impl Counted {
                 devices: p.devices,
                 duration_secs: 0.0,
                 time_scale: p.time_scale,
+                poll_interval_secs: p.poll_interval_secs,
                 ran: fleet::Ran::default(),
                 seconds: Vec::new(),
                 logs: Vec::new(),
@@ -133,9 +145,10 @@ impl Counted {
     }
 }
 
-/// The alert numbers in a server's record file (omadm-testserver `--record`).
-pub fn read_record(path: &std::path::Path) -> anyhow::Result<HashMap<u64, u32>> {
-    Ok(report::alerts_in_record(
+/// A server's record file (omadm-testserver `--record`): the alerts it accepted and when
+/// it answered.
+pub fn read_record(path: &std::path::Path) -> anyhow::Result<record::ServerRecord> {
+    Ok(record::ServerRecord::parse(
         &std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!("cannot read the server's record {}: {e}", path.display())
         })?,
@@ -152,10 +165,9 @@ pub fn count(scenario: &Scenario, opts: &Options, log: Option<&str>) -> anyhow::
     // Many daemons share this heap: trimming it after each session costs, and gives
     // nothing back that another device does not take again.
     omadmd::memory::keep_freed_memory();
+    // Its clock starts where scenario time does, once the devices' files are written
+    // (fleet::run).
     let recorder = metrics::Recorder::new(scenario.devices);
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
     let human = log.map(|level| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -163,7 +175,7 @@ pub fn count(scenario: &Scenario, opts: &Options, log: Option<&str>) -> anyhow::
             .with_filter(tracing_subscriber::EnvFilter::new(level))
     });
     let subscriber = tracing_subscriber::registry()
-        .with(metrics::Counting(recorder.clone()).with_filter(metrics::filter()))
+        .with(counting::Counting(recorder.clone()).with_filter(counting::filter()))
         .with(human);
     // The run's subscriber on this thread and on every thread of its runtime, not the
     // process's global one: a program (a test) may run several fleets in turn.
@@ -188,10 +200,11 @@ pub fn count(scenario: &Scenario, opts: &Options, log: Option<&str>) -> anyhow::
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let shard = opts.shard;
     Ok(Counted {
-        started_unix: started,
+        started_unix: recorder.started_unix(),
         devices: scenario.devices,
         duration_secs: scenario.duration_secs,
         time_scale: scenario.time_scale,
+        poll_interval_secs: scenario.sessions.poll_interval_secs,
         ran,
         seconds: recorder.seconds(),
         logs: recorder
@@ -214,6 +227,7 @@ mod tests {
             devices: 4,
             duration_secs: requests.len() as f64,
             time_scale: 10.0,
+            poll_interval_secs: 20,
             ran: fleet::Ran {
                 all_ready_secs: ready,
                 alerts_queued: 1,

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     omadmd::memory::tune_allocator();
+    open_files_up_to_the_hard_limit();
     let scenario = omadm_fleetsim::Scenario::load(&cli.scenario)?;
     let counted = match &cli.server {
         Some(server) => run_part(cli, &scenario, server)?,
@@ -152,4 +153,16 @@ fn run_part(
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     Ok(counted)
+}
+
+/// Raises this process's limit on open files to the hard limit: each device keeps about
+/// six open, and the soft limit is often 1,024 (systemd's default), enough for about 150.
+fn open_files_up_to_the_hard_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        eprintln!("omadm-fleetsim: cannot raise the open-file limit from {soft} to {hard}: {e}");
+    }
 }

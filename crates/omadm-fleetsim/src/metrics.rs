@@ -1,27 +1,28 @@
-//! What the fleet did, as the devices' own log events tell it: a `tracing` layer that
-//! counts, per second of the run, the HTTP requests servers answered (by status), the
-//! sessions started, ended and aborted, and the `Retry-After`s obeyed; and per device, when
-//! it was last in contact and which of its queued alerts a server took. The devices run
-//! omadmd's code unchanged: nothing here reaches into them.
+//! What the fleet did, as the devices' own log events tell it ([`crate::counting`] feeds
+//! them in): per second of the run, the HTTP requests servers answered (by status, each in
+//! the second it arrived), the sessions started, ended and aborted, and the `Retry-After`s
+//! obeyed; per device, when it was ready, when it was last in contact and which of its
+//! queued alerts a server took; and how far behind the devices ran.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+
+use crate::arrival::Kernel;
 
 /// The name of the span each device runs in; its field `n` is the device's number.
 pub const DEVICE_SPAN: &str = "device";
 
 /// One second of the run, fleet-wide.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Second {
-    /// HTTP requests a server answered (DM packages and repository requests).
+    /// HTTP requests a server answered (DM packages and repository requests), counted in
+    /// the second the answer arrived.
     pub requests: u32,
     /// ... with a 2xx status.
     pub ok: u32,
@@ -44,6 +45,13 @@ pub struct Second {
     /// The most sessions in flight at once during the second (summed, the most in any
     /// second).
     pub in_flight: u32,
+    /// Answers that waited more than [`LATE_ANSWER`] for their device to get to them.
+    pub late: u32,
+    /// The longest an answer arriving in the second waited, in milliseconds (summed, the
+    /// longest in any second).
+    pub waited_ms_max: u32,
+    /// Answers the kernel could not time, counted in the second a device got to them.
+    pub untimed: u32,
 }
 
 impl DeviceLog {
@@ -58,6 +66,10 @@ impl DeviceLog {
         }
         for c in self.contacts.iter_mut().chain(&mut self.notified) {
             *c += secs;
+        }
+        self.scheduled_secs += secs;
+        if let Some(r) = &mut self.ready_secs {
+            *r += secs;
         }
         self
     }
@@ -76,6 +88,9 @@ impl std::ops::AddAssign for Second {
         self.sessions_ended += s.sessions_ended;
         self.sessions_aborted += s.sessions_aborted;
         self.retry_after += s.retry_after;
+        self.late += s.late;
+        self.waited_ms_max = self.waited_ms_max.max(s.waited_ms_max);
+        self.untimed += s.untimed;
     }
 }
 
@@ -96,6 +111,12 @@ pub struct DeviceLog {
     pub notified: Vec<f64>,
     /// Notified to the end of the session that answered, in seconds.
     pub answered: Vec<f64>,
+    /// When it was due to start, in seconds.
+    #[serde(default)]
+    pub scheduled_secs: f64,
+    /// When its daemon was ready, in seconds (none: never).
+    #[serde(default)]
+    pub ready_secs: Option<f64>,
     /// The session running now: its kind and what it has cost so far.
     #[serde(skip)]
     pub running: Option<(String, Cost)>,
@@ -125,18 +146,51 @@ struct Inner {
     costs: std::collections::BTreeMap<String, Cost>,
 }
 
+/// An answer a device got to more than this long after it arrived was late: its device
+/// was waiting for the CPU.
+pub const LATE_ANSWER: Duration = Duration::from_millis(100);
+
+/// Where the run's clock starts: the moment scenario time 0 is (after the devices'
+/// files are written, before the first starts).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: Instant,
+    unix: f64,
+}
+
 /// The counts, shared by the layer (which writes them) and the run (which reads them).
 #[derive(Debug)]
 pub struct Recorder {
-    start: Instant,
+    clock: OnceLock<Clock>,
     inner: Mutex<Inner>,
 }
 
+/// The fields of a device's event the recorder reads (filled by [`crate::counting`]).
+#[derive(Debug, Default)]
+pub struct Fields {
+    /// The event's message.
+    pub message: String,
+    /// An answer's HTTP status.
+    pub status: Option<u64>,
+    /// Alerts a session delivered.
+    pub alerts_delivered: u64,
+    /// A request's body, bytes.
+    pub sent_bytes: u64,
+    /// An answer's body, bytes.
+    pub received_bytes: u64,
+    /// What started a session (`client`, `notification:42`, ...).
+    pub trigger: String,
+    /// The connection an answer came over: this end, and the server's.
+    pub local_addr: String,
+    /// The server's end.
+    pub remote_addr: String,
+}
+
 impl Recorder {
-    /// A recorder for `devices` devices whose clock starts now.
+    /// A recorder for `devices` devices; its clock starts at [`Recorder::begin`].
     pub fn new(devices: usize) -> Arc<Recorder> {
         Arc::new(Recorder {
-            start: Instant::now(),
+            clock: OnceLock::new(),
             inner: Mutex::new(Inner {
                 seconds: Vec::new(),
                 devices: (0..devices)
@@ -150,9 +204,29 @@ impl Recorder {
         })
     }
 
-    /// Seconds since the start.
+    /// Starts the clock (once: later calls return the first start), at the moment the
+    /// scenario's time 0 is; returns it.
+    pub fn begin(&self) -> Instant {
+        self.clock
+            .get_or_init(|| Clock {
+                start: Instant::now(),
+                unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            })
+            .start
+    }
+
+    /// When the clock started, in seconds since the Unix epoch (0 before it has).
+    pub fn started_unix(&self) -> f64 {
+        self.clock.get().map_or(0.0, |c| c.unix)
+    }
+
+    /// Seconds since the start (0 before it).
     pub fn now(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
+        self.clock
+            .get()
+            .map_or(0.0, |c| c.start.elapsed().as_secs_f64())
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -187,6 +261,17 @@ impl Recorder {
         });
     }
 
+    /// Notes that `device`, due to start at `scheduled` (seconds), is ready now.
+    pub fn ready(&self, device: usize, scheduled: f64) {
+        let at = self.now();
+        self.with(|i| {
+            if let Some(d) = i.devices.get_mut(device) {
+                d.scheduled_secs = scheduled;
+                d.ready_secs = Some(at);
+            }
+        });
+    }
+
     /// The per-second counts so far, through the current second.
     pub fn seconds(&self) -> Vec<Second> {
         self.with(|i| i.seconds.clone())
@@ -202,8 +287,14 @@ impl Recorder {
         self.with(|i| i.costs.clone())
     }
 
-    fn event(&self, device: Option<usize>, e: &Fields) {
-        let at = self.now();
+    /// Counts one of a device's events (`device`: its number, when it came from one).
+    pub fn event(&self, device: Option<usize>, e: &Fields) {
+        let answered = e.message == "HTTP request answered";
+        // Asked before the lock: the kernel's answer takes a system call.
+        let waited = if answered { waited(e) } else { None };
+        let noticed = self.now();
+        // An answer counts in the second it arrived; the rest when it was logged.
+        let at = waited.map_or(noticed, |w| (noticed - w.as_secs_f64()).max(0.0));
         self.with(|inner| {
             match e.message.as_str() {
                 "session starts" => inner.in_flight += 1,
@@ -213,8 +304,9 @@ impl Recorder {
                 _ => {}
             }
             let in_flight = inner.in_flight;
+            let now = Self::second(inner, noticed);
+            now.in_flight = now.in_flight.max(in_flight);
             let s = Self::second(inner, at);
-            s.in_flight = s.in_flight.max(in_flight);
             match e.message.as_str() {
                 "HTTP request answered" => {
                     s.requests += 1;
@@ -224,6 +316,14 @@ impl Recorder {
                         Some(200..=299) => s.ok += 1,
                         Some(503 | 429) => s.busy += 1,
                         _ => s.other += 1,
+                    }
+                    match waited {
+                        Some(w) => {
+                            s.late += u32::from(w > LATE_ANSWER);
+                            let ms = u32::try_from(w.as_millis()).unwrap_or(u32::MAX);
+                            s.waited_ms_max = s.waited_ms_max.max(ms);
+                        }
+                        None => s.untimed += 1,
                     }
                 }
                 "session starts" => s.sessions_started += 1,
@@ -235,237 +335,81 @@ impl Recorder {
             let Some(d) = device.and_then(|n| inner.devices.get_mut(n)) else {
                 return;
             };
-            match e.message.as_str() {
-                "session starts" => {
-                    // "notification:42" is a notification like any other.
-                    let kind = e.trigger.split(':').next().unwrap_or_default().to_owned();
-                    d.running = Some((kind, Cost::default()));
-                }
-                "HTTP request answered" => {
-                    if let Some((_, c)) = &mut d.running {
-                        c.requests += 1;
-                        c.bytes_sent += e.sent_bytes;
-                        c.bytes_received += e.received_bytes;
-                    }
-                }
-                "session ended" => {
-                    d.contacts.push(at);
-                    // One session answers every notification that came before it started
-                    // (the scheduler merges them); the oldest waited longest.
-                    if d.running.as_ref().is_some_and(|(k, _)| k == "notification")
-                        && let Some(first) = d.notified.first()
-                    {
-                        d.answered.push(at - first);
-                        d.notified.clear();
-                    }
-                    if let Some((kind, c)) = d.running.take() {
-                        let total = inner.costs.entry(kind).or_default();
-                        total.sessions += 1;
-                        total.requests += c.requests;
-                        total.bytes_sent += c.bytes_sent;
-                        total.bytes_received += c.bytes_received;
-                    }
-                }
-                "session aborted" => {
-                    d.aborted += 1;
-                    d.running = None;
-                }
-                _ => {}
-            }
-            // Alerts go out in the order they were queued (the outbox is read in order).
-            for _ in 0..e.alerts_delivered {
-                if let Some((number, queued)) = d.queued.pop_front() {
-                    d.taken.push((number, queued, at));
-                }
+            if let Some((kind, c)) = d.event(e, at) {
+                let total = inner.costs.entry(kind).or_default();
+                total.sessions += 1;
+                total.requests += c.requests;
+                total.bytes_sent += c.bytes_sent;
+                total.bytes_received += c.bytes_received;
             }
         });
     }
 }
 
-/// The fields of an event the recorder reads.
-#[derive(Debug, Default)]
-struct Fields {
-    message: String,
-    status: Option<u64>,
-    alerts_delivered: u64,
-    sent_bytes: u64,
-    received_bytes: u64,
-    trigger: String,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        match field.name() {
-            "message" => self.message = format!("{value:?}"),
-            // `trigger = %name` arrives as Display, through here.
-            "trigger" => self.trigger = format!("{value:?}"),
-            _ => {}
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "message" => self.message = value.to_owned(),
-            "trigger" => self.trigger = value.to_owned(),
-            _ => {}
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        match field.name() {
-            "status" => self.status = Some(value),
-            "alerts_delivered" => self.alerts_delivered = value,
-            "sent_bytes" => self.sent_bytes = value,
-            "received_bytes" => self.received_bytes = value,
-            _ => {}
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record_u64(field, u64::try_from(value).unwrap_or(0));
-    }
-}
-
-/// A device span's number, kept in the span's extensions.
-#[derive(Debug, Clone, Copy)]
-struct DeviceNumber(usize);
-
-#[derive(Default)]
-struct NumberVisitor(Option<usize>);
-
-impl Visit for NumberVisitor {
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "n" {
-            self.0 = usize::try_from(value).ok();
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == "n" {
-            self.0 = usize::try_from(value).ok();
-        }
-    }
-}
-
-/// The layer that feeds a [`Recorder`].
-#[derive(Debug, Clone)]
-pub struct Counting(pub Arc<Recorder>);
-
-impl<S> tracing_subscriber::Layer<S> for Counting
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().name() != DEVICE_SPAN {
-            return;
-        }
-        let mut v = NumberVisitor::default();
-        attrs.record(&mut v);
-        if let (Some(n), Some(span)) = (v.0, ctx.span(id)) {
-            span.extensions_mut().insert(DeviceNumber(n));
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let device = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .from_root()
-                .find_map(|span| span.extensions().get::<DeviceNumber>().map(|d| d.0))
-        });
-        self.0.event(device, &fields);
-    }
-}
-
-/// The filter the layer needs: the per-request event is at debug level.
-pub fn filter() -> tracing_subscriber::filter::Targets {
-    tracing_subscriber::filter::Targets::new()
-        .with_target("omadmd::transport::http", tracing::Level::DEBUG)
-        .with_target("omadmd::session", tracing::Level::INFO)
-        // The device spans: a per-layer filter decides for spans too, and without them
-        // events could not be credited to their device.
-        .with_target("omadm_fleetsim", tracing::Level::INFO)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    #[test]
-    fn events_in_a_device_span_count_for_the_second_and_the_device() {
-        let recorder = Recorder::new(3);
-        let subscriber = tracing_subscriber::registry().with(Counting(recorder.clone()));
-        tracing::subscriber::with_default(subscriber, || {
-            recorder.queued(2, 7);
-            recorder.queued(2, 8);
-            let span = tracing::info_span!("device", n = 2_u64);
-            let _in = span.enter();
-            let session = tracing::info_span!("session", id = 1);
-            let _s = session.enter();
-            tracing::info!(trigger = %"notification:9", "session starts");
-            tracing::debug!(
-                status = 200_u16,
-                sent_bytes = 300_usize,
-                received_bytes = 120_u64,
-                "HTTP request answered"
-            );
-            tracing::debug!(
-                status = 503_u16,
-                sent_bytes = 40_usize,
-                received_bytes = 0_u64,
-                "HTTP request answered"
-            );
-            tracing::info!(alerts_delivered = 1_u32, "session ended");
-        });
-        tracing::subscriber::with_default(
-            tracing_subscriber::registry().with(Counting(recorder.clone())),
-            || tracing::warn!(alerts_delivered = 0_u32, "session aborted"),
-        );
-        let mut total = Second::default();
-        for s in recorder.seconds() {
-            total += s;
-        }
-        assert_eq!(
-            (
-                total.requests,
-                total.ok,
-                total.busy,
-                total.sessions_started,
-                total.sessions_ended,
-                total.sessions_aborted
-            ),
-            (2, 1, 1, 1, 1, 1)
-        );
-        assert_eq!(
-            (total.bytes_sent, total.bytes_received, total.in_flight),
-            (340, 120, 1)
-        );
-        // The session's cost, under its kind.
-        assert_eq!(
-            recorder.costs().into_iter().collect::<Vec<_>>(),
-            [(
-                "notification".to_owned(),
-                Cost {
-                    sessions: 1,
-                    requests: 2,
-                    bytes_sent: 340,
-                    bytes_received: 120
+impl DeviceLog {
+    /// Tells one of the device's events, at `at` (seconds); returns the session that has
+    /// just ended normally (its kind and cost), for the fleet's costs.
+    fn event(&mut self, e: &Fields, at: f64) -> Option<(String, Cost)> {
+        let mut finished = None;
+        match e.message.as_str() {
+            "session starts" => {
+                // "notification:42" is a notification like any other.
+                let kind = e.trigger.split(':').next().unwrap_or_default().to_owned();
+                self.running = Some((kind, Cost::default()));
+            }
+            "HTTP request answered" => {
+                if let Some((_, c)) = &mut self.running {
+                    c.requests += 1;
+                    c.bytes_sent += e.sent_bytes;
+                    c.bytes_received += e.received_bytes;
                 }
-            )]
-        );
-        let devices = recorder.devices();
-        assert_eq!(devices[2].contacts.len(), 1);
-        // The oldest queued alert went; the other waits.
-        assert_eq!(
-            devices[2].taken.iter().map(|t| t.0).collect::<Vec<_>>(),
-            [7]
-        );
-        assert_eq!(devices[2].queued.len(), 1);
-        // The aborted session outside any device span counts for the fleet only.
-        assert!(devices.iter().all(|d| d.aborted == 0));
+            }
+            "session ended" => {
+                self.contacts.push(at);
+                // One session answers every notification that came before it started (the
+                // scheduler merges them); the oldest waited longest.
+                if self
+                    .running
+                    .as_ref()
+                    .is_some_and(|(k, _)| k == "notification")
+                    && let Some(first) = self.notified.first()
+                {
+                    self.answered.push(at - first);
+                    self.notified.clear();
+                }
+                finished = self.running.take();
+            }
+            "session aborted" => {
+                self.aborted += 1;
+                self.running = None;
+            }
+            _ => {}
+        }
+        // Alerts go out in the order they were queued (the outbox is read in order).
+        for _ in 0..e.alerts_delivered {
+            if let Some((number, queued)) = self.queued.pop_front() {
+                self.taken.push((number, queued, at));
+            }
+        }
+        finished
     }
+}
+
+thread_local! {
+    /// Each fleet thread's own question line to the kernel (none when it cannot be opened:
+    /// then answers are counted when a device gets to them).
+    static KERNEL: RefCell<Option<Option<Kernel>>> = const { RefCell::new(None) };
+}
+
+/// How long the answer an event tells of had been waiting for its device, by the
+/// kernel's record of its connection (none when the event names no connection or the
+/// kernel cannot say).
+fn waited(e: &Fields) -> Option<Duration> {
+    let local: SocketAddr = e.local_addr.parse().ok()?;
+    let remote: SocketAddr = e.remote_addr.parse().ok()?;
+    KERNEL.with(|k| {
+        let mut k = k.borrow_mut();
+        let kernel = k.get_or_insert_with(|| Kernel::open().ok()).as_mut()?;
+        kernel.since_last_data(local, remote).ok()
+    })
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::fleet::Ran;
 use crate::metrics::{Cost, DeviceLog, Second};
+use crate::record::AgainstServer;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -25,8 +26,19 @@ pub struct Report {
     pub failed_devices: usize,
     /// Up to five of those errors.
     pub failures: Vec<String>,
+    /// The devices' poll interval (the scenario's), in seconds (0: no polling).
+    pub poll_interval_secs: u64,
     /// Totals over the run.
     pub totals: Second,
+    /// Sessions still running when the run stopped: started, neither ended nor aborted
+    /// (the stop cut them, as a stop of the daemon does).
+    pub sessions_cut: u64,
+    /// How far behind their schedule the devices ran, and whether the fleet was short of
+    /// CPU.
+    pub pace: Pace,
+    /// Per second, against the server's own record of when it answered (none without a
+    /// record that has the times).
+    pub against_server: Option<AgainstServer>,
     /// The same, per second of the run.
     pub seconds: Vec<Second>,
     /// Alerts: queued, taken by a server, still waiting, and latencies.
@@ -47,6 +59,48 @@ pub struct Report {
     /// What a server spent on each kind of session (by trigger: `bootstrap`, `client`,
     /// `notification`), per session that ended normally.
     pub per_session: std::collections::BTreeMap<String, PerSession>,
+}
+
+/// A device ready more than this many seconds after it was due to start started late.
+pub const LATE_START_SECS: f64 = 1.0;
+
+/// How far behind their schedule the devices ran. Answers are counted in the second they
+/// arrived whatever the pace; but a fleet short of CPU also sends later and more slowly
+/// than real devices would, so its load is not that of the fleet it stands for.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Pace {
+    /// Devices ready more than [`LATE_START_SECS`] after they were due to start.
+    pub late_starts: usize,
+    /// The latest of them, in seconds after it was due.
+    pub start_late_max_secs: f64,
+    /// Answers that waited more than 0.1 s for their device to get to them.
+    pub late_answers: u64,
+    /// The longest an answer waited, in seconds.
+    pub answer_wait_max_secs: f64,
+    /// Answers the kernel could not time (counted in the second a device got to them).
+    pub untimed_answers: u64,
+    /// The fleet was short of CPU: a device started late, or more than 1% of the answers
+    /// were late.
+    pub cpu_bound: bool,
+}
+
+impl Pace {
+    fn of(totals: &Second, logs: &[DeviceLog]) -> Pace {
+        let late: Vec<f64> = logs
+            .iter()
+            .filter_map(|d| d.ready_secs.map(|r| r - d.scheduled_secs))
+            .filter(|late| *late > LATE_START_SECS)
+            .collect();
+        let late_answers = u64::from(totals.late);
+        Pace {
+            late_starts: late.len(),
+            start_late_max_secs: late.iter().copied().fold(0.0, f64::max),
+            late_answers,
+            answer_wait_max_secs: f64::from(totals.waited_ms_max) / 1000.0,
+            untimed_answers: u64::from(totals.untimed),
+            cpu_bound: !late.is_empty() || late_answers * 100 > u64::from(totals.requests),
+        }
+    }
 }
 
 /// The cost of one session of a kind, on average.
@@ -178,26 +232,6 @@ pub struct Memory {
     pub per_device_kib: f64,
 }
 
-/// The alert numbers a server's record (omadm-testserver `--record`, JSON lines) shows it
-/// received in Package#1s, with how many times each.
-pub fn alerts_in_record(text: &str) -> HashMap<u64, u32> {
-    let mut seen = HashMap::new();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["kind"] != "package1" {
-            continue;
-        }
-        for a in v["body"]["Alert"].as_array().into_iter().flatten() {
-            if let Some(n) = a["Data"]["fleet_alert"].as_u64() {
-                *seen.entry(n).or_default() += 1;
-            }
-        }
-    }
-    seen
-}
-
 /// Puts the report together.
 pub fn build(
     devices: usize,
@@ -208,6 +242,14 @@ pub fn build(
     costs: std::collections::BTreeMap<String, Cost>,
     record: Option<&HashMap<u64, u32>>,
 ) -> Report {
+    let sessions_cut = {
+        let t = seconds.iter().fold(Second::default(), |mut t, s| {
+            t += *s;
+            t
+        });
+        u64::from(t.sessions_started)
+            .saturating_sub(u64::from(t.sessions_ended) + u64::from(t.sessions_aborted))
+    };
     // Every second of the run, the quiet ones at its end too (nothing was counted there).
     let mut seconds = seconds;
     let whole = duration_secs.ceil() as usize;
@@ -234,6 +276,10 @@ pub fn build(
         devices,
         duration_secs,
         time_scale: 1.0,
+        poll_interval_secs: 0,
+        sessions_cut,
+        pace: Pace::of(&totals, logs),
+        against_server: None,
         all_ready_secs: ran.all_ready_secs,
         failed_devices: ran.failed.len(),
         failures: ran
@@ -313,91 +359,6 @@ impl Report {
         }
         f64::from(window.iter().sum::<u32>()) / window.len() as f64
     }
-
-    /// A few lines for a person.
-    pub fn summary(&self) -> String {
-        let t = &self.totals;
-        let a = &self.alerts;
-        let l = &a.latency_secs;
-        let scale = if (self.time_scale - 1.0).abs() < f64::EPSILON {
-            String::new()
-        } else {
-            format!(
-                " (time scale {}: each second stands for {} s)",
-                self.time_scale, self.time_scale
-            )
-        };
-        let mut out = format!(
-            "{} devices, {:.0} s{scale}{}\n\
-             requests answered: {} ({} 2xx, {} busy 503/429, {} other); peak {} in one second\n\
-             sessions: {} started, {} ended, {} aborted; {} Retry-After obeyed\n\
-             alerts: {} queued, {} acknowledged, {} waiting; latency min {:.1} s, p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s\n\
-             notifications: {} accepted, {} dropped, {} before the device was ready\n\
-             devices never in contact: {}; failed: {}; longest silence p50 {:.1} s, max {:.1} s\n\
-             memory: {:.1} MiB before, {:.1} MiB with all ready, {:.0} KiB per device\n",
-            self.devices,
-            self.duration_secs,
-            self.all_ready_secs.map_or_else(
-                || "; not every device got ready".to_owned(),
-                |s| format!("; all ready after {s:.1} s")
-            ),
-            t.requests,
-            t.ok,
-            t.busy,
-            t.other,
-            self.peak_requests(0, self.seconds.len()),
-            t.sessions_started,
-            t.sessions_ended,
-            t.sessions_aborted,
-            t.retry_after,
-            a.queued,
-            a.acknowledged,
-            a.waiting,
-            l.min,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.max,
-            self.notifications.accepted,
-            self.notifications.dropped.values().sum::<u64>(),
-            self.notifications.not_ready,
-            self.devices_never_in_contact,
-            self.failed_devices,
-            self.longest_silence_secs.p50,
-            self.longest_silence_secs.max,
-            self.memory.before_kib as f64 / 1024.0,
-            self.memory.ready_kib as f64 / 1024.0,
-            self.memory.per_device_kib,
-        );
-        if let Some(r) = &self.recovery {
-            out.push_str(&format!(
-                "after the last busy answer (at {:.0} s): devices back in contact within p50 {:.1} s, p99 {:.1} s, max {:.1} s; {} not back\n",
-                r.busy_until_secs, r.back_secs.p50, r.back_secs.p99, r.back_secs.max, r.not_back
-            ));
-        }
-        let n = &self.notifications.answered_secs;
-        if n.count > 0 {
-            out.push_str(&format!(
-                "notifications answered by a session ended within p50 {:.1} s, p99 {:.1} s, max {:.1} s; at most {} sessions in flight\n",
-                n.p50, n.p99, n.max, t.in_flight
-            ));
-        }
-        for (kind, c) in &self.per_session {
-            out.push_str(&format!(
-                "{kind} sessions: {} ended; per session {:.2} requests, {:.0} bytes sent, {:.0} bytes received\n",
-                c.sessions, c.requests, c.bytes_sent, c.bytes_received
-            ));
-        }
-        if let (Some(lost), Some(dup)) = (a.lost, a.duplicated) {
-            out.push_str(&format!(
-                "server's record: {lost} acknowledged alerts lost, {dup} received more than once\n"
-            ));
-        }
-        for f in &self.failures {
-            out.push_str(&format!("  {f}\n"));
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -427,19 +388,73 @@ pub(crate) mod tests {
         assert_eq!(Percentiles::of(Vec::new()), Percentiles::default());
     }
 
+    /// Started, neither ended nor aborted: cut by the stop. Devices ready late, or answers
+    /// that waited, make the run CPU-bound; the summary says so.
     #[test]
-    fn the_record_shows_each_alert_with_its_count() {
-        let record = [
-            r#"{"kind":"package1","body":{"Alert":[{"AlertType":"x"},{"Data":{"fleet_alert":3}}]}}"#,
-            r#"{"kind":"package1","body":{"Alert":[{"Data":{"fleet_alert":3}},{"Data":{"fleet_alert":4}}]}}"#,
-            r#"{"kind":"package3","body":{"Alert":[{"Data":{"fleet_alert":5}}]}}"#,
-            "not json",
-        ]
-        .join("\n");
-        let seen = alerts_in_record(&record);
-        assert_eq!(seen.get(&3), Some(&2));
-        assert_eq!(seen.get(&4), Some(&1));
-        assert_eq!(seen.get(&5), None);
+    fn cut_sessions_and_a_fleet_short_of_cpu_are_reported() {
+        let seconds = vec![
+            Second {
+                sessions_started: 5,
+                sessions_ended: 2,
+                requests: 100,
+                late: 1,
+                waited_ms_max: 300,
+                ..Second::default()
+            },
+            Second {
+                sessions_aborted: 1,
+                ..Second::default()
+            },
+        ];
+        let r = report_of(seconds.clone());
+        assert_eq!(r.sessions_cut, 2);
+        assert!(
+            r.summary().contains("2 cut by the end of the run"),
+            "{}",
+            r.summary()
+        );
+        assert!(!r.pace.cpu_bound, "1 late answer in 100 is not CPU-bound");
+        assert!(!r.summary().contains("SHORT OF CPU"));
+
+        let mut busy = seconds.clone();
+        busy[0].late = 2;
+        let r = report_of(busy);
+        assert!(r.pace.cpu_bound);
+        assert_eq!((r.pace.late_answers, r.pace.answer_wait_max_secs), (2, 0.3));
+        assert!(
+            r.summary().contains("THE FLEET WAS SHORT OF CPU"),
+            "{}",
+            r.summary()
+        );
+
+        let device = |scheduled_secs, ready_secs| DeviceLog {
+            scheduled_secs,
+            ready_secs,
+            ..DeviceLog::default()
+        };
+        let logs = [
+            device(0.0, Some(0.4)),
+            device(2.0, Some(4.5)),
+            device(1.0, Some(2.5)),
+            device(0.0, None),
+        ];
+        let r = build(
+            4,
+            2.0,
+            &Ran::default(),
+            seconds,
+            &logs,
+            Default::default(),
+            None,
+        );
+        assert_eq!((r.pace.late_starts, r.pace.start_late_max_secs), (2, 2.5));
+        assert!(r.pace.cpu_bound);
+        assert!(
+            r.summary()
+                .contains("2 devices were ready more than 1 s after they were due (up to 2.5 s)"),
+            "{}",
+            r.summary()
+        );
     }
 
     #[test]

@@ -109,14 +109,29 @@ fn default_auth_data() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Sessions {
     /// Seconds between polls (0: no polling).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_secs")]
     pub poll_interval_secs: u64,
     /// The first retry of queued work after a failure.
-    #[serde(default = "default_retry_base")]
+    #[serde(default = "default_retry_base", deserialize_with = "whole_secs")]
     pub retry_base_secs: u64,
     /// The longest wait between retries.
-    #[serde(default = "default_retry_max")]
+    #[serde(default = "default_retry_max", deserialize_with = "whole_secs")]
     pub retry_max_secs: u64,
+}
+
+/// A `sessions` time: omadmd's configuration takes whole seconds, so a scaled scenario
+/// whose division leaves a fraction is refused with what to do, not rounded silently
+/// (the other times of a scenario are the simulator's own and may be fractional).
+fn whole_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let secs = f64::deserialize(d)?;
+    if secs >= 0.0 && secs.fract() == 0.0 && secs <= u32::MAX as f64 {
+        Ok(secs as u64)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{secs} s: the devices' session times are omadmd's [sessions] settings, in whole \
+             seconds; pick a time_scale that leaves them whole (docs/fleetsim.md, \"Scaled time\")"
+        )))
+    }
 }
 
 impl Default for Sessions {
@@ -286,6 +301,18 @@ mod tests {
             serde_json::from_str::<Scenario>(r#"{"devices": 1, "duration_secs": 1, "polls": 3}"#)
                 .is_err()
         );
+        // Session times are omadmd's, whole seconds: 2.0 is 2, 1.5 is refused with why.
+        let s: Scenario = serde_json::from_str(
+            r#"{"devices": 1, "duration_secs": 1.5, "sessions": {"poll_interval_secs": 2.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.sessions.poll_interval_secs, 2);
+        let err = serde_json::from_str::<Scenario>(
+            r#"{"devices": 1, "duration_secs": 1, "sessions": {"retry_base_secs": 1.5}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("1.5 s") && err.contains("whole"), "{err}");
     }
 
     #[test]
