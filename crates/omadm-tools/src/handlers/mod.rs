@@ -3,8 +3,10 @@
 //! their well-known bus name (again whenever the daemon restarts), reads the tree, and
 //! writes the MO they handle, and has the daemon fetch their packages
 //! (`omadm_client::handler`).
-//! `fumo` carries out FUMO through fwupd, `scomo` SCOMO through PackageKit.
+//! `fumo` carries out FUMO through fwupd, `scomo` SCOMO through PackageKit, `dcmo` DCMO
+//! through usbguard and rfkill.
 
+pub mod dcmo;
 pub mod fumo;
 pub mod fwupd;
 pub mod packagekit;
