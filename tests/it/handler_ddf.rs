@@ -99,3 +99,48 @@ fn a_download_entry_gets_its_status_and_operation() {
     // The operations not carried out are not offered.
     assert!(get("Download/p1/Operations/DownloadInstallInactive").is_none());
 }
+
+/// DCMO: the definition written from the TS's node table (OMA publishes none) takes each
+/// capability's instance as the handler writes it; the primitives are EXEC targets, a
+/// server may write DCMOConfig's leaves, and `Enabled` and `Attached` are the handler's.
+#[test]
+fn the_dcmo_definition_holds_each_capability() {
+    use omadm_tools::handlers::dcmo::capability::{Capability, Seen, instance_data};
+    use omadm_tools::handlers::dcmo::codes::DCMO;
+    use omadmd::tree::AccessType;
+    let def =
+        omadmd::mo::ddf::parse(include_str!("../../data/ddf/dcmo/oma-dcmo-1.0.ddf.xml")).unwrap();
+    assert_eq!(def.moid, DCMO);
+    for cap in Capability::ALL {
+        let seen = Seen {
+            enabled: true,
+            attached: cap.removable().then_some(false),
+        };
+        let nodes =
+            omadmd::mo::build_nodes(DCMO, Some(&def.root), "", &instance_data(cap, seen), 1024)
+                .unwrap();
+        let get = |p: &str| nodes.iter().find(|n| n.path == p);
+        for op in ["Operations/Enable", "Operations/Disable"] {
+            let n = get(op).unwrap_or_else(|| panic!("{cap:?}: {op}"));
+            assert!(n.props.access.contains(AccessType::EXEC), "{op}");
+        }
+        for leaf in ["DCMOConfig/DenyUserEnable", "DCMOConfig/NotifyUser"] {
+            assert!(
+                get(leaf)
+                    .unwrap()
+                    .props
+                    .access
+                    .contains(AccessType::REPLACE)
+            );
+        }
+        assert!(
+            !get("Enabled")
+                .unwrap()
+                .props
+                .access
+                .contains(AccessType::REPLACE)
+        );
+        assert_eq!(get("Attached").is_some(), cap.removable(), "{cap:?}");
+        assert!(get("Property").is_some() && get("Group").is_some());
+    }
+}
