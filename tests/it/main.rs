@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod daemon;
 mod dbus;
+mod dcmo;
 mod delegation;
 mod exec;
 mod faults;

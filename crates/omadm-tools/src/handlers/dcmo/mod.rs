@@ -7,4 +7,5 @@
 pub mod capability;
 pub mod codes;
 pub mod rfkill;
+pub mod usbguard;
 pub mod usbguard_rules;

@@ -1,0 +1,394 @@
+//! DCMO through the real usbguard: `usbguard-daemon` with fake USB devices (umockdev,
+//! tests/data/usbguard) and `usbguard-dbus` on the private bus with polkitd deciding, in
+//! a network namespace of their own (usbguard's IPC socket is abstract: one per
+//! namespace, and none shared with a usbguard the machine may run). usbguard is run from
+//! its Debian package unpacked by scripts/setup.sh, not installed.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use omadm_tools::handlers::dcmo::usbguard::{Read, Usbguard};
+use omadm_tools::handlers::dcmo::usbguard_rules::{Ours, Wanted};
+
+use crate::common::{PrivateBus, Reaped};
+use crate::polkit::Polkitd;
+
+/// Where scripts/setup.sh unpacked usbguard.
+fn usbguard_root() -> PathBuf {
+    if let Some(r) = std::env::var_os("OMADM_USBGUARD_ROOT") {
+        return r.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    cache.join("omadmd-tests/usbguard")
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/usbguard/{name}.umockdev")),
+    )
+    .unwrap()
+}
+
+/// usbguard with fake devices, on a private bus with polkitd; everything stopped when
+/// dropped.
+pub struct UsbWorld {
+    /// usbguard-dbus and the daemon, stopped first (fields drop in order).
+    usbguard: Vec<Reaped>,
+    /// The process holding usbguard's network namespace.
+    netns: Reaped,
+    _polkitd: Polkitd,
+    /// The bus (path-based: usbguard-dbus reaches it from its namespace).
+    pub bus: PrivateBus,
+    /// Where usbguard was unpacked.
+    root: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl UsbWorld {
+    /// None when not root (namespaces and polkitd need it).
+    pub fn start(machine_rules: &str) -> Option<UsbWorld> {
+        if !crate::polkit::can_run() {
+            return None;
+        }
+        let root = usbguard_root();
+        let daemon = root.join("usr/sbin/usbguard-daemon");
+        assert!(
+            daemon.exists(),
+            "{} is missing (scripts/setup.sh unpacks usbguard there)",
+            daemon.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // polkitd runs as its own user and must reach the bus socket.
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["devices", "staging", "tb", "polkit/actions"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let conf = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/private-bus.conf"),
+        )
+        .unwrap()
+        .replace("unix:tmpdir=/tmp", &format!("unix:dir={}", d.display()));
+        std::fs::write(d.join("bus.conf"), conf).unwrap();
+        let bus = PrivateBus::start_with(&d.join("bus.conf"));
+        std::fs::copy(
+            root.join("usr/share/polkit-1/actions/org.usbguard1.policy"),
+            d.join("polkit/actions/org.usbguard1.policy"),
+        )
+        .unwrap();
+        let polkitd = Polkitd::start(&bus.address, &d.join("polkit"), "");
+        std::fs::write(
+            d.join("daemon.conf"),
+            format!(
+                "RuleFile={rules}\nImplicitPolicyTarget=block\nPresentDevicePolicy=keep\n\
+                 PresentControllerPolicy=allow\nInsertedDevicePolicy=apply-policy\n\
+                 AuthorizedDefault=none\nRestoreControllerDeviceState=false\n\
+                 DeviceManagerBackend=umockdev\nIPCAllowedUsers=root\nDeviceRulesWithPort=false\n\
+                 AuditBackend=FileAudit\nAuditFilePath={audit}\n",
+                rules = d.join("rules.conf").display(),
+                audit = d.join("audit.log").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(d.join("rules.conf"), machine_rules).unwrap();
+        for f in ["daemon.conf", "rules.conf"] {
+            std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        std::fs::write(d.join("staging/controller.umockdev"), fixture("controller")).unwrap();
+        std::fs::hard_link(
+            d.join("staging/controller.umockdev"),
+            d.join("devices/controller.umockdev"),
+        )
+        .unwrap();
+        let netns = Reaped(
+            Command::new("unshare")
+                .args(["-n", "sleep", "infinity"])
+                .spawn()
+                .unwrap(),
+        );
+        // nsenter must not join before unshare has made the namespace: it would join ours.
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_link(format!("/proc/{}/ns/net", netns.id())).ok() == Some(ours.clone())
+        {
+            assert!(Instant::now() < deadline, "unshare -n made no namespace");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut world = UsbWorld {
+            usbguard: Vec::new(),
+            netns,
+            _polkitd: polkitd,
+            bus,
+            root,
+            dir,
+        };
+        world.start_usbguard();
+        Some(world)
+    }
+
+    /// A program run in usbguard's network namespace, its stderr to `<name>.log`.
+    fn inside(&self, program: &Path) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.netns.id().to_string())
+            .arg("-n")
+            .arg("--")
+            .arg(program)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(d.join(format!(
+                        "{}.log",
+                        program.file_name().unwrap().to_string_lossy()
+                    )))
+                    .unwrap(),
+            );
+        c
+    }
+
+    /// Starts usbguard-daemon, and usbguard-dbus once the daemon answers (usbguard-dbus
+    /// gives up on a daemon that was not there when it started); waits until usbguard
+    /// answers on the bus.
+    fn start_usbguard(&mut self) {
+        let d = self.dir.path().to_owned();
+        let mut daemon = self.inside(Path::new("umockdev-wrapper"));
+        daemon
+            .arg(self.root.join("usr/sbin/usbguard-daemon"))
+            .args(["-k", "-P", "-c"])
+            .arg(d.join("daemon.conf"))
+            .env("TMPDIR", d.join("tb"))
+            .env("USBGUARD_UMOCKDEV_DEVICEDIR", d.join("devices"));
+        let daemon = Reaped(daemon.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .inside(&self.root.join("usr/bin/usbguard"))
+            .args(["get-parameter", "InsertedDevicePolicy"])
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "usbguard-daemon did not come up\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let dbus = Reaped(
+            self.inside(&self.root.join("usr/sbin/usbguard-dbus"))
+                .arg("--system")
+                .spawn()
+                .unwrap(),
+        );
+        self.usbguard = vec![dbus, daemon];
+        // usbguard-dbus owns its name at once and reaches the daemon within a second or
+        // two; until then every call fails.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = self.block_on(async |u| u.read().await) {
+            assert!(
+                Instant::now() < deadline,
+                "usbguard did not come up: {e}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops usbguard and starts it again, as a reboot does: what it keeps is what its
+    /// rule file holds.
+    pub fn restart_usbguard(&mut self) {
+        self.usbguard.clear();
+        // umockdev makes a new sysfs for the new daemon: the old one must not be read.
+        let tb = self.dir.path().join("tb");
+        std::fs::remove_dir_all(&tb).unwrap();
+        std::fs::create_dir(&tb).unwrap();
+        self.start_usbguard();
+    }
+
+    /// Runs `f` with a client of usbguard on the bus.
+    pub fn block_on<T>(
+        &self,
+        f: impl AsyncFnOnce(&Usbguard) -> zbus::Result<T>,
+    ) -> zbus::Result<T> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let conn = zbus::connection::Builder::address(self.bus.address.as_str())
+                    .build()
+                    .await?;
+                f(&Usbguard::new(&conn).await?).await
+            })
+    }
+
+    /// The daemons' own words, for a failure.
+    pub fn logs(&self) -> String {
+        ["usbguard.log", "umockdev-wrapper.log", "usbguard-dbus.log"]
+            .iter()
+            .map(|f| {
+                format!(
+                    "--- {f}\n{}",
+                    std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Plugs device `name` (a fixture) in on `port` (`1-N`, a new one each time) and waits
+    /// for usbguard's decision: whether the device is allowed, as the kernel was told.
+    pub fn plug(&self, name: &str, port: &str) -> bool {
+        let text = fixture(name);
+        let at = text.find("/usb1/1-").unwrap() + "/usb1/".len();
+        let end = at + text[at..].find('\n').unwrap();
+        let text = format!("{}{port}{}", &text[..at], &text[end..]);
+        let staged = self
+            .dir
+            .path()
+            .join(format!("staging/{name}-{port}.umockdev"));
+        std::fs::write(&staged, text).unwrap();
+        // A hard link: the file appears whole (umockdev reads it on creation).
+        std::fs::hard_link(
+            &staged,
+            self.dir
+                .path()
+                .join(format!("devices/{name}-{port}.umockdev")),
+        )
+        .unwrap();
+        let query = format!("match via-port \"{port}\"");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = self
+                .block_on(async |u| u.devices.list_devices(&query).await)
+                .unwrap_or_default();
+            if let Some((_, rule)) = seen.first() {
+                let allowed = rule.starts_with("allow");
+                assert_eq!(self.authorized(port, allowed), allowed, "{rule}");
+                return allowed;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} on {port} never seen\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the (fake) kernel has the device on `port` authorized, waiting a moment
+    /// for it to become `expected` (usbguard writes it after it decides).
+    pub fn authorized(&self, port: &str, expected: bool) -> bool {
+        let tb = self.dir.path().join("tb");
+        let umockdev = std::fs::read_dir(&tb)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().starts_with("umockdev."))
+            .expect("umockdev's sysfs");
+        let file = umockdev.path().join(format!(
+            "sys/devices/pci0000:00/0000:00:14.0/usb1/{port}/authorized"
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = std::fs::read_to_string(&file).unwrap_or_default().trim() == "1";
+            if now == expected || Instant::now() > deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The rules DCMO writes for each state do what docs/dcmo.md says, in the real usbguard:
+/// USB disabled blocks a disk plugged in and keeps a keyboard; Camera disabled blocks the
+/// webcam present (over the machine's own rule allowing it); enabled again, a disk is
+/// allowed and the webcam too. The state is read back from usbguard's rules.
+#[test]
+fn usbguard_follows_the_capability_states() {
+    // The machine's own rules: hubs, and this webcam by its id (as a policy generated at
+    // install allows the devices present then).
+    let Some(mut w) =
+        UsbWorld::start("allow with-interface equals { 09:00:00 }\nallow id 046d:0825\n")
+    else {
+        return;
+    };
+    assert!(
+        w.plug("webcam", "1-3"),
+        "the machine's rule allows the webcam\n{}",
+        w.logs()
+    );
+    let read = w.block_on(async |u| u.read().await).unwrap();
+    assert_eq!(
+        read,
+        Read {
+            usb_enabled: false,
+            camera_enabled: true,
+            camera_attached: true
+        },
+        "never switched: USB as usbguard's implicit policy (block) has it"
+    );
+
+    let off = Wanted {
+        usb: Some(false),
+        camera: false,
+    };
+    w.block_on(async |u| u.apply(off).await).unwrap();
+    assert!(
+        !w.authorized("1-3", false),
+        "the webcam present is blocked\n{}",
+        w.logs()
+    );
+    assert!(!w.plug("storage", "1-4"), "USB disabled: a disk is blocked");
+    assert!(
+        w.plug("keyboard", "1-5"),
+        "USB disabled: a keyboard still works"
+    );
+    let ours = w.block_on(async |u| u.ours().await).unwrap();
+    assert_eq!(ours.labels, off.labels(), "our rules, in their order");
+    assert_eq!(ours.state(), off);
+    assert_eq!(
+        w.block_on(async |u| u.read().await).unwrap(),
+        Read {
+            usb_enabled: false,
+            camera_enabled: false,
+            camera_attached: true
+        }
+    );
+    // usbguard keeps our rules in its rule file: after a restart (a reboot) the state
+    // reads back the same, and a disk plugged in is still blocked.
+    let file = std::fs::read_to_string(w.dir.path().join("rules.conf")).unwrap();
+    assert!(file.contains("omadm-dcmo USB disabled"), "{file}");
+    w.restart_usbguard();
+    let ours = w.block_on(async |u| u.ours().await).unwrap();
+    assert_eq!(ours.state(), off);
+    assert!(!w.plug("storage", "1-7"), "after the restart too");
+    // Applying the same state again changes nothing.
+    w.block_on(async |u| u.apply(off).await).unwrap();
+    assert_eq!(w.block_on(async |u| u.ours().await).unwrap().ids, ours.ids);
+
+    let on = Wanted {
+        usb: Some(true),
+        camera: true,
+    };
+    w.block_on(async |u| u.apply(on).await).unwrap();
+    assert!(w.authorized("1-3", true), "the webcam is allowed again");
+    assert!(w.plug("storage", "1-6"), "USB enabled: a disk is allowed");
+    let ours: Ours = w.block_on(async |u| u.ours().await).unwrap();
+    assert_eq!(ours.state(), on);
+    assert_eq!(
+        w.block_on(async |u| u.read().await).unwrap(),
+        Read {
+            usb_enabled: true,
+            camera_enabled: true,
+            camera_attached: true
+        }
+    );
+}
