@@ -516,3 +516,13 @@ pub fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The value of a leaf, read through `omadmctl tree get`.
+pub fn leaf(bus: &str, uri: &str) -> Option<serde_json::Value> {
+    let (code, out, _) = omadmctl(bus, &["tree", "get", uri]);
+    if code != 0 {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_str(&out).ok()?;
+    doc[0]["MOData"].as_object()?.values().next().cloned()
+}

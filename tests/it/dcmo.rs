@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use omadm_tools::handlers::dcmo::codes::{DCMO, OPERATION_COMPLETE};
 use omadm_tools::handlers::dcmo::usbguard::{Read, Usbguard};
 use omadm_tools::handlers::dcmo::usbguard_rules::{Ours, Wanted};
+use serde_json::json;
 
-use crate::common::{PrivateBus, Reaped};
+use crate::common::{
+    Daemon, PrivateBus, Reaped, Root, TestServer, leaf, omadmctl, tool, wait_until,
+};
 use crate::polkit::Polkitd;
 
 /// Where scripts/setup.sh unpacked usbguard.
@@ -391,4 +395,130 @@ fn usbguard_follows_the_capability_states() {
             camera_attached: true
         }
     );
+}
+
+/// The DCMO alerts the server received: (SourceURI, ResultCode), in order.
+fn dcmo_alerts(server: &TestServer) -> Vec<(String, i64)> {
+    server
+        .of_kind("package1")
+        .iter()
+        .flat_map(|p| p["body"]["Alert"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["AlertType"] == OPERATION_COMPLETE)
+        .map(|a| {
+            (
+                a["SourceURI"].as_str().unwrap_or_default().to_owned(),
+                a["Data"]["ResultCode"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+fn dcmo(path: &str) -> String {
+    format!("{DCMO}/{path}")
+}
+
+/// A server switches USB and the camera off and on through omadm-dcmo, end to end: the
+/// EXECs are answered 202, usbguard's policy changes (a disk is blocked, then allowed;
+/// the webcam too), the results come as DCMO alerts with the TS's codes, and the tree's
+/// `Enabled` says what usbguard does.
+#[test]
+fn a_server_switches_usb_and_the_camera_off_and_on() {
+    let Some(w) = UsbWorld::start("allow with-interface equals { 09:00:00 }\nallow id 046d:0825\n")
+    else {
+        return;
+    };
+    assert!(w.plug("webcam", "1-3"));
+    let end = json!({"packages": [{"CMD": [["END"]]}]});
+    let switch = |op: &str| {
+        json!({"packages": [
+            {"CMD": [
+                ["EXEC", dcmo(&format!("USB/Operations/{op}")), "{base}/dm/dcmo"],
+                ["EXEC", dcmo(&format!("Camera/Operations/{op}")), "{base}/dm/dcmo"],
+                // Only the primitives take an EXEC (§9.1).
+                ["EXEC", dcmo("USB/Enabled"), "{base}/dm/dcmo"]
+            ]},
+            {"expect": [202, 202, 405], "CMD": [["END"]]}
+        ]})
+    };
+    let script = json!({
+        // The results' sessions go to /dm/dcmo: recorded and answered END.
+        "played_at": "/dm",
+        "sessions": [end.clone(), switch("Disable"), switch("Enable"), end]
+    });
+    let server = TestServer::start(&script, false);
+    let root = Root::new().with_bootstrap_for(&server.base);
+    root.write(
+        "etc/omadmd/ddf/oma-dcmo-1.0.ddf.xml",
+        include_str!("../../data/ddf/dcmo/oma-dcmo-1.0.ddf.xml"),
+    );
+    root.with_shipped_handler("omadm-dcmo");
+    let bus = w.bus.address.clone();
+    let mut daemon = root.start_on_bus(&bus);
+    daemon.wait_for("session ended", 30);
+    let mut cmd = Command::new(tool("omadm-dcmo"));
+    cmd.arg("-v")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
+        .env_remove("JOURNAL_STREAM");
+    let mut handler = Daemon::spawn_cmd(cmd);
+    handler.wait_for("registered with omadmd as the DCMO handler", 30);
+    assert_eq!(
+        leaf(&bus, &dcmo("USB/Enabled")),
+        Some(json!(false)),
+        "usbguard blocks new devices by default"
+    );
+    assert_eq!(leaf(&bus, &dcmo("Camera/Enabled")), Some(json!(true)));
+    assert_eq!(leaf(&bus, &dcmo("Camera/Attached")), Some(json!(true)));
+    assert_eq!(leaf(&bus, &dcmo("USB/Property")), Some(json!("USB")));
+
+    let session = |alerts: usize| {
+        let (code, out, err) = omadmctl(&bus, &["session", "start", "--wait"]);
+        assert_eq!(code, 0, "{out}{err}");
+        wait_until("the DCMO results", 60, || {
+            dcmo_alerts(&server).len() >= alerts
+        });
+        assert!(
+            server.of_kind("expect").iter().all(|e| e["ok"] == true),
+            "{:#?}",
+            server.of_kind("expect")
+        );
+    };
+    session(2);
+    let mut got = dcmo_alerts(&server);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (dcmo("Camera/Operations/Disable"), 1204),
+            (dcmo("USB/Operations/Disable"), 1204)
+        ],
+        "disabled, and the user may enable them (DenyUserEnable unset)"
+    );
+    assert!(!w.authorized("1-3", false), "the webcam is blocked");
+    assert!(!w.plug("storage", "1-4"), "a disk is blocked");
+    assert!(w.plug("keyboard", "1-5"), "a keyboard still works");
+    wait_until("Enabled false", 10, || {
+        leaf(&bus, &dcmo("USB/Enabled")) == Some(json!(false))
+            && leaf(&bus, &dcmo("Camera/Enabled")) == Some(json!(false))
+    });
+
+    session(4);
+    let mut got = dcmo_alerts(&server)[2..].to_vec();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (dcmo("Camera/Operations/Enable"), 1201),
+            (dcmo("USB/Operations/Enable"), 1200)
+        ],
+        "the camera is enabled and attached; USB, not removable, plain success\n{}\n{}",
+        handler.log_so_far(),
+        w.logs()
+    );
+    assert!(w.authorized("1-3", true), "the webcam is allowed again");
+    assert!(w.plug("storage", "1-6"), "a disk is allowed");
+    wait_until("Enabled true", 10, || {
+        leaf(&bus, &dcmo("USB/Enabled")) == Some(json!(true))
+            && leaf(&bus, &dcmo("Camera/Enabled")) == Some(json!(true))
+    });
+    drop(handler);
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{Daemon, PrivateBus, Root, TestServer, omadmctl, wait_until};
+use crate::common::{Daemon, PrivateBus, Root, TestServer, leaf, omadmctl, wait_until};
 
 /// fwupd's fake webcam (its test plugin): 1.2.2 until `fakedevice124.cab` makes it 1.2.4.
 const WEBCAM: &str = "08d460be0f1f9f128413f816022a6439e0078018";
@@ -51,16 +51,6 @@ fn handler(bus: &str, state: &Path) -> Daemon {
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .env_remove("JOURNAL_STREAM");
     Daemon::spawn_cmd(cmd)
-}
-
-/// The value of a leaf, read through `omadmctl tree get`.
-fn leaf(bus: &str, uri: &str) -> Option<serde_json::Value> {
-    let (code, out, _) = omadmctl(bus, &["tree", "get", uri]);
-    if code != 0 {
-        return None;
-    }
-    let doc: serde_json::Value = serde_json::from_str(&out).ok()?;
-    doc[0]["MOData"].as_object()?.values().next().cloned()
 }
 
 /// The FUMO alerts the server received: (AlertType, SourceURI, ResultCode).

@@ -5,10 +5,11 @@
 
 use std::process::Command;
 
-const PROGRAMS: [(&str, &str); 4] = [
+const PROGRAMS: [(&str, &str); 5] = [
     ("omadmctl", env!("CARGO_BIN_EXE_omadmctl")),
     ("omadm-agent", env!("CARGO_BIN_EXE_omadm-agent")),
     ("omadm-fwupd", env!("CARGO_BIN_EXE_omadm-fwupd")),
+    ("omadm-dcmo", env!("CARGO_BIN_EXE_omadm-dcmo")),
     ("omadm-packagekit", env!("CARGO_BIN_EXE_omadm-packagekit")),
 ];
 

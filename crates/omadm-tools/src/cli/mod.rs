@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod complete;
 pub mod ctl;
+pub mod dcmo;
 pub mod fwupd;
 pub mod packagekit;
 

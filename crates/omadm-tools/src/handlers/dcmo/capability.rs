@@ -6,7 +6,7 @@ use serde_json::{Value as Json, json};
 use omadm_proto::dmmo::DataNode;
 
 /// A capability, and the part of the machine that switches it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
     /// New USB devices, through usbguard (Group `I/O`).
     Usb,

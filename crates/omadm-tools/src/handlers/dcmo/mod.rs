@@ -6,6 +6,7 @@
 
 pub mod capability;
 pub mod codes;
+pub mod handler;
 pub mod rfkill;
 pub mod usbguard;
 pub mod usbguard_rules;

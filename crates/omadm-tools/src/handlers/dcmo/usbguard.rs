@@ -153,6 +153,7 @@ impl Usbguard {
         let ours = self.ours().await?;
         let was = ours.state();
         let rewrite = ours.labels != want.labels();
+        tracing::debug!(ids = ?ours.ids, labels = ?ours.labels, ?want, rewrite, "usbguard: our rules");
         if rewrite {
             for id in &ours.ids {
                 self.policy.remove_rule(*id).await?;
