@@ -253,6 +253,14 @@ impl<P: Ports> Ctx<'_, '_, P> {
                 if !self.acl.may_create(&moid) {
                     return Err(Fail(sc::FORBIDDEN));
                 }
+                // As with a ClientURI naming the instance: a MO whose definition gives its
+                // root no Add (DevInfo, a handler's MO) gets no instance from a server.
+                if self
+                    .def(&moid)
+                    .is_some_and(|d| !d.access.contains(AccessType::ADD))
+                {
+                    return Err(Fail(sc::FORBIDDEN));
+                }
                 let miid = self.free_miid(&moid, &item.name, &taken)?;
                 Target::new(InstanceKey::new(moid, miid), String::new())
             } else {

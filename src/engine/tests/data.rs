@@ -33,6 +33,13 @@ async fn hget_statuses() {
         br#"[{"ClientURI":"x","MOData":{"Data":{"7":{"Date":"1.1","Value":"v"}}}}]"#,
     );
     w.serve("https://r/blob", "application/octet-stream", &[0, 159, 255]);
+    // An instance of a MO whose definition lets only the device make them (no Add on its
+    // root, as a handler's MO): valid data, which the server may not add.
+    w.serve(
+        "https://r/device-only",
+        dmmo::MEDIA_TYPE,
+        br#"[{"ClientURI":"urn:test:mo:device-only:1.0//","MOData":{"x":{"Name":"n"}}}]"#,
+    );
     // Refusals met only as the data is stored, after nodes of it were written: a name
     // given twice, a value over the limit in the last leaf.
     w.serve(
@@ -97,6 +104,18 @@ async fn hget_statuses() {
             "dms2",
             json!(["HGET", "https://r/name", "urn:test:mo:dev:1.0/mine/a%2Fb"]),
             400,
+        ),
+        // No Add on the MO's root: no instance, whether the ClientURI names it or the
+        // data does.
+        ("dms2", json!(["HGET", "https://r/device-only"]), 403),
+        (
+            "dms2",
+            json!([
+                "HGET",
+                "https://r/device-only",
+                "urn:test:mo:device-only:1.0/x/"
+            ]),
+            403,
         ),
         // DevInfo has no Replace; Fixed neither.
         (

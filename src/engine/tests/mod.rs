@@ -21,6 +21,8 @@ use crate::tree::{Journal as _, Tree as _};
 
 const FIG5: &str = "urn:oma:mo:moid:1.0";
 const TESTMO: &str = "urn:test:mo:dev:1.0";
+/// A MO whose instances only the device makes (its root has no Add), as a handler's.
+const DEVICE_ONLY: &str = "urn:test:mo:device-only:1.0";
 const DEV_ID: &str = "IMEI:493005100592800";
 
 /// One HPUT/HPOST as the repository saw it: method, URL, media type, body.
@@ -112,6 +114,12 @@ const TEST_DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
       <DFType><MIME>application/octet-stream</MIME></DFType></DFProperties></Node>
   </Node></MgmtTree>"#;
 
+const DEVICE_ONLY_DDF: &str = r#"<MgmtTree><VerDTD>1.2</VerDTD>
+  <Node><NodeName/><DFProperties><AccessType><Get/></AccessType><DFFormat><node/></DFFormat>
+    <Occurrence><ZeroOrMore/></Occurrence><DFType><DDFName>urn:test:mo:device-only:1.0</DDFName></DFType></DFProperties>
+    <Node><NodeName>Name</NodeName><DFProperties><AccessType><Get/></AccessType><DFFormat><chr/></DFFormat></DFProperties></Node>
+  </Node></MgmtTree>"#;
+
 const LIMITS: Limits = Limits {
     max_value_bytes: 4096,
     max_document_bytes: 1 << 16,
@@ -154,6 +162,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("ddf")).unwrap();
         std::fs::write(dir.path().join("ddf/test.xml"), TEST_DDF).unwrap();
+        std::fs::write(dir.path().join("ddf/device-only.xml"), DEVICE_ONLY_DDF).unwrap();
         let mut reg = Registry::builtin();
         assert!(reg.load_dir(&dir.path().join("ddf")).is_empty());
         let store = SqliteStore::open(&dir.path().join("tree.db"), OpenMode::ReadWrite).unwrap();
@@ -164,7 +173,7 @@ impl World {
         };
         for (srv, perms) in [
             ("dms1", vec!["*"]),
-            ("dms2", vec![DEVINFO, TESTMO, FIG5]),
+            ("dms2", vec![DEVINFO, TESTMO, FIG5, DEVICE_ONLY]),
             ("dms3", vec![DEVINFO]),
         ] {
             let perm: serde_json::Map<String, Json> = perms
