@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use omadm_tools::handlers::dcmo::codes::{DCMO, OPERATION_COMPLETE};
 use omadm_tools::handlers::dcmo::usbguard::{Read, Usbguard};
-use omadm_tools::handlers::dcmo::usbguard_rules::{Ours, Wanted};
+use omadm_tools::handlers::dcmo::usbguard_rules::{CAMERA_QUERY, Ours, Wanted};
 use serde_json::json;
 
 use crate::common::{
@@ -88,7 +88,7 @@ impl UsbWorld {
         std::fs::write(
             d.join("daemon.conf"),
             format!(
-                "RuleFile={rules}\nImplicitPolicyTarget=block\nPresentDevicePolicy=keep\n\
+                "RuleFile={rules}\nImplicitPolicyTarget=block\nPresentDevicePolicy=apply-policy\n\
                  PresentControllerPolicy=allow\nInsertedDevicePolicy=apply-policy\n\
                  AuthorizedDefault=none\nRestoreControllerDeviceState=false\n\
                  DeviceManagerBackend=umockdev\nIPCAllowedUsers=root\nDeviceRulesWithPort=false\n\
@@ -268,20 +268,25 @@ impl UsbWorld {
                 .join(format!("devices/{name}-{port}.umockdev")),
         )
         .unwrap();
-        let query = format!("match via-port \"{port}\"");
+        // usbguard lists a device as soon as it sees it, with the target the (fake) kernel
+        // gave it; its decision is the audit record of the policy it applied.
+        let device = format!("usb1/{port}'");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let seen = self
-                .block_on(async |u| u.devices.list_devices(&query).await)
-                .unwrap_or_default();
-            if let Some((_, rule)) = seen.first() {
-                let allowed = rule.starts_with("allow");
-                assert_eq!(self.authorized(port, allowed), allowed, "{rule}");
+            let audit =
+                std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+            let decided = audit
+                .lines()
+                .rev()
+                .find(|l| l.contains(&device) && l.contains("type='Policy.Device.Update'"));
+            if let Some(line) = decided {
+                let allowed = line.contains("target.new='allow'");
+                assert_eq!(self.authorized(port, allowed), allowed, "{line}");
                 return allowed;
             }
             assert!(
                 Instant::now() < deadline,
-                "{name} on {port} never seen\n{}",
+                "{name} on {port}: no decision\n{}",
                 self.logs()
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -350,7 +355,11 @@ fn usbguard_follows_the_capability_states() {
         "the webcam present is blocked\n{}",
         w.logs()
     );
-    assert!(!w.plug("storage", "1-4"), "USB disabled: a disk is blocked");
+    assert!(
+        !w.plug("storage", "1-4"),
+        "USB disabled: a disk is blocked\n{}",
+        std::fs::read_to_string(w.dir.path().join("audit.log")).unwrap_or_default()
+    );
     assert!(
         w.plug("keyboard", "1-5"),
         "USB disabled: a keyboard still works"
@@ -461,6 +470,9 @@ fn a_server_switches_usb_and_the_camera_off_and_on() {
         .env_remove("JOURNAL_STREAM");
     let mut handler = Daemon::spawn_cmd(cmd);
     handler.wait_for("registered with omadmd as the DCMO handler", 30);
+    wait_until("the DCMO instances", 30, || {
+        leaf(&bus, &dcmo("Camera/Attached")).is_some()
+    });
     assert_eq!(
         leaf(&bus, &dcmo("USB/Enabled")),
         Some(json!(false)),
@@ -494,6 +506,21 @@ fn a_server_switches_usb_and_the_camera_off_and_on() {
         "disabled, and the user may enable them (DenyUserEnable unset)"
     );
     assert!(!w.authorized("1-3", false), "the webcam is blocked");
+    // Someone allows the webcam by hand while the camera is disabled: omadm-dcmo, which
+    // follows usbguard's signals, blocks it again.
+    w.block_on(async |u| {
+        let (id, _) = u.devices.list_devices(CAMERA_QUERY).await?[0].clone();
+        u.devices.apply_device_policy(id, 0, false).await
+    })
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.authorized("1-3", false) {
+        assert!(
+            Instant::now() < deadline,
+            "the webcam stayed allowed\n{}",
+            handler.log_so_far()
+        );
+    }
     assert!(!w.plug("storage", "1-4"), "a disk is blocked");
     assert!(w.plug("keyboard", "1-5"), "a keyboard still works");
     wait_until("Enabled false", 10, || {

@@ -101,8 +101,8 @@ fn a_download_entry_gets_its_status_and_operation() {
 }
 
 /// DCMO: the definition written from the TS's node table (OMA publishes none) takes each
-/// capability's instance as the handler writes it; the primitives are EXEC targets, a
-/// server may write DCMOConfig's leaves, and `Enabled` and `Attached` are the handler's.
+/// capability's instance as the handler writes it; the primitives are EXEC targets, and
+/// `Enabled` and `Attached` are the handler's.
 #[test]
 fn the_dcmo_definition_holds_each_capability() {
     use omadm_tools::handlers::dcmo::capability::{Capability, Seen, instance_data};
@@ -124,9 +124,10 @@ fn the_dcmo_definition_holds_each_capability() {
             let n = get(op).unwrap_or_else(|| panic!("{cap:?}: {op}"));
             assert!(n.props.access.contains(AccessType::EXEC), "{op}");
         }
+        // Not writable until the handler enforces them (docs/dcmo.md).
         for leaf in ["DCMOConfig/DenyUserEnable", "DCMOConfig/NotifyUser"] {
             assert!(
-                get(leaf)
+                !get(leaf)
                     .unwrap()
                     .props
                     .access

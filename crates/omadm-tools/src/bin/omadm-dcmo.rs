@@ -14,11 +14,15 @@ use omadm_tools::handlers::dcmo::handler::{BUS_NAME, Dcmo, ExecObject, OBJECT_PA
 use omadm_tools::handlers::dcmo::usbguard::Usbguard;
 use omadm_tools::handlers::{HandlerError, Link};
 
-/// When omadmd (re)appears: register, and bring the instances in step.
-async fn meet_daemon(link: &Link, dcmo: &Dcmo) -> Result<(), HandlerError> {
+/// When omadmd (re)appears: register, and have the instances brought in step.
+async fn meet_daemon(
+    link: &Link,
+    dcmo: &Dcmo,
+    wake: &tokio::sync::Notify,
+) -> Result<(), HandlerError> {
     link.register(DCMO, OBJECT_PATH, BUS_NAME).await?;
     dcmo.forget_written();
-    dcmo.sync().await?;
+    wake.notify_one();
     tracing::info!("registered with omadmd as the DCMO handler");
     Ok(())
 }
@@ -44,35 +48,49 @@ async fn run(_cli: Cli) -> anyhow::Result<()> {
         .await?;
     let mut presence = usbguard.devices.receive_device_presence_changed().await?;
     let mut policy = usbguard.devices.receive_device_policy_changed().await?;
-    if let Err(e) = meet_daemon(&link, &dcmo).await {
-        tracing::warn!(error = %e, "omadmd or usbguard is not ready yet; waiting for them");
+    // Syncs run in a task of their own, woken by the signals: the loop below keeps reading
+    // every stream (a stream left unread while a sync waits for usbguard's answer would
+    // stop the connection reading at all), and wake-ups during a sync make one more.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(syncer(dcmo.clone(), wake.clone()));
+    if let Err(e) = meet_daemon(&link, &dcmo, &wake).await {
+        tracing::warn!(error = %e, "omadmd is not ready yet; waiting for it");
     }
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             Some(change) = daemon_owner.next() => {
                 if change.args().is_ok_and(|a| a.new_owner().is_some())
-                    && let Err(e) = meet_daemon(&link, &dcmo).await
+                    && let Err(e) = meet_daemon(&link, &dcmo, &wake).await
                 {
                     tracing::error!(error = %e, "cannot register with omadmd");
                 }
             }
             Some(change) = usbguard_owner.next() => {
                 if change.args().is_ok_and(|a| a.new_owner().is_some()) {
-                    sync(&dcmo).await;
+                    wake.notify_one();
                 }
             }
-            Some(_) = presence.next() => sync(&dcmo).await,
-            Some(_) = policy.next() => sync(&dcmo).await,
+            Some(_) = presence.next() => wake.notify_one(),
+            Some(_) = policy.next() => wake.notify_one(),
             _ = sigterm.recv() => return Ok(()),
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
 }
 
-async fn sync(dcmo: &Dcmo) {
-    if let Err(e) = dcmo.sync().await {
-        tracing::warn!(error = %e, "cannot bring the DCMO instances in step with usbguard");
+/// Brings the instances in step whenever woken. A sync that fails (usbguard-dbus owns its
+/// name a moment before it can answer; omadmd may be restarting) is tried again after 1,
+/// 2, 4 ... up to 30 seconds until one succeeds.
+async fn syncer(dcmo: Arc<Dcmo>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        wake.notified().await;
+        let mut wait = std::time::Duration::from_secs(1);
+        while let Err(e) = dcmo.sync().await {
+            tracing::warn!(error = %e, retry_secs = wait.as_secs(), "cannot bring the DCMO instances in step with usbguard");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+        }
     }
 }
 

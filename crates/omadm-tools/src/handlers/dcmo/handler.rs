@@ -85,6 +85,12 @@ impl Dcmo {
     /// written where they changed. One transaction, none when nothing changed.
     pub async fn sync(&self) -> Result<(), HandlerError> {
         let _one_at_a_time = self.syncing.lock().await;
+        {
+            // What the rules say holds for the devices present too (a camera allowed by
+            // hand, or at boot by a machine rule, while the camera is disabled).
+            let _policy = self.policy.lock().await;
+            self.usbguard.enforce().await?;
+        }
         let seen = self.seen().await?;
         let present: Vec<String> = self
             .link
@@ -198,7 +204,6 @@ impl Dcmo {
             self.usbguard.apply(want).await?;
         }
         self.sync().await?;
-        let deny = self.deny_user_enable(cap).await?;
         let attached = self
             .seen()
             .await?
@@ -210,16 +215,9 @@ impl Dcmo {
             enabled = on,
             "DCMO capability switched"
         );
-        Ok(op.success_code(attached, deny))
-    }
-
-    /// `DCMOConfig/DenyUserEnable` (§7.2: absent or false, the user may re-enable).
-    async fn deny_user_enable(&self, cap: Capability) -> Result<bool, HandlerError> {
-        let v = self
-            .link
-            .read_leaf(&Self::uri(cap, "DCMOConfig/DenyUserEnable"))
-            .await?;
-        Ok(v.is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")))
+        // DenyUserEnable is not enforced yet, so it stays false (read-only in the
+        // definition): a Disable says the user may switch the capability back on (1204).
+        Ok(op.success_code(attached, false))
     }
 }
 

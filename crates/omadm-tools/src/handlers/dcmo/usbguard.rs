@@ -142,57 +142,57 @@ impl Usbguard {
     }
 
     /// Brings usbguard to `want`: our rules rewritten in their order when they are not
-    /// those `want` has, and the video devices present blocked (or allowed again) as the
-    /// camera's state says.
+    /// those `want` has, and the video devices present blocked while the camera is
+    /// disabled (allowed again when it was, and is no longer).
     ///
-    /// A camera present is switched while none of our rules is there, and permanently:
-    /// usbguard then rewrites the one machine rule that names the device (or adds one), so
-    /// a reboot keeps it so. With several machine rules naming it, usbguard cannot tell
-    /// which to rewrite: the device is switched until it is unplugged, and the rules stay.
+    /// The new rules go in before the old ones go: a failure in between leaves more of our
+    /// rules, never none (read back, a USB disabled by either set stays disabled; the next
+    /// apply tidies up). Cameras present are switched for as long as they stay plugged in,
+    /// never by a rule made of the device: such a rule would outlive the capability's state
+    /// (and usbguard rewrites whatever machine rule names the device to make it).
     pub async fn apply(&self, want: Wanted) -> zbus::Result<()> {
         let ours = self.ours().await?;
         let was = ours.state();
         let rewrite = ours.labels != want.labels();
         tracing::debug!(ids = ?ours.ids, labels = ?ours.labels, ?want, rewrite, "usbguard: our rules");
         if rewrite {
+            for rule in want.rules() {
+                self.policy.append_rule(&rule, APPEND, false).await?;
+            }
             for id in &ours.ids {
                 self.policy.remove_rule(*id).await?;
             }
         }
-        if rewrite || !want.camera {
-            // Unchanged rules and a camera disabled: a video device someone allowed since
-            // is blocked again, for now (our rule blocks it when it comes back).
-            let permanent = rewrite && want.camera != was.camera;
-            self.switch_cameras(want.camera, permanent).await?;
-        }
-        if rewrite {
-            for rule in want.rules() {
-                self.policy.append_rule(&rule, APPEND, false).await?;
-            }
+        if !want.camera {
+            self.switch_cameras(false).await?;
+        } else if !was.camera {
+            self.switch_cameras(true).await?;
         }
         Ok(())
     }
 
-    /// Allows (or blocks) every video device present that is not so already.
-    async fn switch_cameras(&self, allow: bool, permanent: bool) -> zbus::Result<()> {
+    /// Holds the state our rules stand for on the devices present: while the camera is
+    /// disabled, a video device someone allowed (or one a machine rule allowed at boot) is
+    /// blocked again.
+    pub async fn enforce(&self) -> zbus::Result<()> {
+        if self.ours().await?.state().camera {
+            return Ok(());
+        }
+        self.switch_cameras(false).await
+    }
+
+    /// Allows (or blocks) every video device present that is not so already, for as long
+    /// as it stays plugged in.
+    async fn switch_cameras(&self, allow: bool) -> zbus::Result<()> {
         let (wanted, target) = if allow {
             ("allow", target::ALLOW)
         } else {
             ("block", target::BLOCK)
         };
         for (id, rule) in self.devices.list_devices(CAMERA_QUERY).await? {
-            if rule.starts_with(wanted) {
-                continue;
+            if !rule.starts_with(wanted) {
+                self.devices.apply_device_policy(id, target, false).await?;
             }
-            if permanent {
-                match self.devices.apply_device_policy(id, target, true).await {
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::warn!(device = id, error = %e, "usbguard cannot make a rule of this camera's state; switching it until it is unplugged")
-                    }
-                }
-            }
-            self.devices.apply_device_policy(id, target, false).await?;
         }
         Ok(())
     }
