@@ -460,7 +460,12 @@ fn a_server_switches_usb_and_the_camera_off_and_on() {
         "etc/omadmd/ddf/oma-dcmo-1.0.ddf.xml",
         include_str!("../../data/ddf/dcmo/oma-dcmo-1.0.ddf.xml"),
     );
-    root.with_shipped_handler("omadm-dcmo");
+    // The handler's definition, as its package will ship it (with the package), made
+    // root's: the test runs the handler as root.
+    root.write(
+        "etc/omadmd/handlers/omadm-dcmo.toml",
+        "user = \"root\"\nbus-name = \"org.omadm.Dcmo1\"\nmoids = [\"urn:oma:mo:oma-dcmo:1.0\"]\n",
+    );
     let bus = w.bus.address.clone();
     let mut daemon = root.start_on_bus(&bus);
     daemon.wait_for("session ended", 30);
