@@ -242,14 +242,6 @@ pub fn build(
     costs: std::collections::BTreeMap<String, Cost>,
     record: Option<&HashMap<u64, u32>>,
 ) -> Report {
-    let sessions_cut = {
-        let t = seconds.iter().fold(Second::default(), |mut t, s| {
-            t += *s;
-            t
-        });
-        u64::from(t.sessions_started)
-            .saturating_sub(u64::from(t.sessions_ended) + u64::from(t.sessions_aborted))
-    };
     // Every second of the run, the quiet ones at its end too (nothing was counted there).
     let mut seconds = seconds;
     let whole = duration_secs.ceil() as usize;
@@ -260,6 +252,8 @@ pub fn build(
     for s in &seconds {
         totals += *s;
     }
+    let sessions_cut = u64::from(totals.sessions_started)
+        .saturating_sub(u64::from(totals.sessions_ended) + u64::from(totals.sessions_aborted));
     let taken: Vec<&(u64, f64, f64)> = logs.iter().flat_map(|d| d.taken.iter()).collect();
     let latencies = taken.iter().map(|(_, q, t)| t - q).collect();
     let (lost, duplicated) = match record {

@@ -31,14 +31,7 @@ pub use codes::{Op, download_result_code, parse_target, result, result_alert, st
 /// what fwupd says of the device under `Ext`).
 pub fn instance_data(device: &Device) -> DataNode {
     let leaf = |v: Json| DataNode::Leaf(v);
-    let node = |children: Vec<(&str, DataNode)>| {
-        DataNode::Interior(
-            children
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        )
-    };
+    let node = super::interior;
     node(vec![
         ("PkgName", leaf(json!(device.name))),
         ("PkgVersion", leaf(json!(device.version))),

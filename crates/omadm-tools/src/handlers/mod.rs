@@ -13,3 +13,14 @@ pub mod packagekit;
 pub mod scomo;
 
 pub use omadm_client::handler::{HandlerError, Link, item};
+
+/// An interior node of MO data with these children, in order: how a handler writes the
+/// instances it keeps.
+pub fn interior(children: Vec<(&str, omadm_proto::dmmo::DataNode)>) -> omadm_proto::dmmo::DataNode {
+    omadm_proto::dmmo::DataNode::Interior(
+        children
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}

@@ -83,14 +83,7 @@ pub struct Seen {
 /// requires, and `DCMOConfig` with the user-facing settings off until a server sets them.
 pub fn instance_data(cap: Capability, seen: Seen) -> DataNode {
     let leaf = |v: Json| DataNode::Leaf(v);
-    let node = |children: Vec<(&str, DataNode)>| {
-        DataNode::Interior(
-            children
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        )
-    };
+    let node = crate::handlers::interior;
     let mut nodes = vec![
         ("Property", leaf(json!(cap.property()))),
         ("Group", leaf(json!(cap.group()))),
